@@ -1,0 +1,100 @@
+"""Building BERT checkpoints in Google's exact layout, with random weights.
+
+Used by the tests (tiny configs) and by the benchmark (BERT-Base shape). The
+variable names and shapes come from `checkpoint.google_variable_shapes`, the
+same table the loader uses; the file also carries the extra tensors Google's
+released zips hold (`cls/*`, `global_step`), so the loader's ignore list is
+exercised too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from bert_tf.config import BertConfig
+from bert_tf.tf1_format import CHECKPOINT_PREFIX, save_tf1_checkpoint
+
+#: A small vocabulary that is enough to tokenize ordinary English into pieces.
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def tiny_vocab(size: int) -> list[str]:
+    """A deterministic vocabulary of `size` entries: specials, ASCII characters, `##` suffixes, words."""
+    chars = [chr(c) for c in range(33, 127)]
+    lower = [c for c in chars if not c.isupper()]
+    words = ["the", "a", "is", "mouse", "rat", "animal", "computer", "device", "keyboard",
+             "bank", "river", "money", "lean", "steak", "tower", "cat"]
+    vocab = SPECIAL_TOKENS + lower + ["##" + c for c in lower if c.isalnum()] + words
+    i = 0
+    while len(vocab) < size:
+        vocab.append(f"[unused{i}]")
+        i += 1
+    return vocab[:size]
+
+
+def random_weights(config: BertConfig, *, seed: int = 0, std: float | None = None) -> dict[str, np.ndarray]:
+    """Random float32 weights for every variable Google's BERT checkpoints hold.
+
+    LayerNorm gammas are drawn around 1 so the network stays well-conditioned.
+    """
+    from bert_tf.checkpoint import google_variable_shapes
+
+    rng = np.random.default_rng(seed)
+    std = config.initializer_range if std is None else std
+    out = {}
+    for name, shape in google_variable_shapes(config).items():
+        if name.endswith("/gamma"):
+            value = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif name.endswith(("/bias", "/beta")):
+            value = 0.1 * rng.standard_normal(shape)
+        else:
+            value = std * rng.standard_normal(shape)
+        out[name] = value.astype(np.float32)
+    return out
+
+
+def write_random_checkpoint(directory: str | os.PathLike, config: BertConfig, *, seed: int = 0,
+                            vocab: Sequence[str] | None = None, std: float | None = None,
+                            extras: bool = True) -> dict[str, np.ndarray]:
+    """Writes a complete Google-layout checkpoint directory with random weights.
+
+    Args:
+        directory: created if missing; receives `bert_config.json`, `vocab.txt`,
+            `bert_model.ckpt.index` and `bert_model.ckpt.data-00000-of-00001`.
+        config: the model shape.
+        seed: for the weights.
+        vocab: the vocabulary; default `tiny_vocab(config.vocab_size)`.
+        std: weight scale; default `config.initializer_range`.
+        extras: also write `cls/predictions/*`, `cls/seq_relationship/*` and
+            `global_step`, as Google's released checkpoints do.
+
+    Returns:
+        The BERT weights written, by TF1 name (without the extras).
+    """
+    os.makedirs(directory, exist_ok=True)
+    vocab = list(vocab) if vocab is not None else tiny_vocab(config.vocab_size)
+    if len(vocab) != config.vocab_size:
+        raise ValueError(f"vocab has {len(vocab)} entries but config.vocab_size is {config.vocab_size}")
+    weights = random_weights(config, seed=seed, std=std)
+    tensors = dict(weights)
+    if extras:
+        h, v = config.hidden_size, config.vocab_size
+        rng = np.random.default_rng(seed + 1)
+        tensors.update({
+            "cls/predictions/output_bias": np.zeros([v], np.float32),
+            "cls/predictions/transform/dense/kernel": rng.standard_normal([h, h]).astype(np.float32),
+            "cls/predictions/transform/dense/bias": np.zeros([h], np.float32),
+            "cls/predictions/transform/LayerNorm/gamma": np.ones([h], np.float32),
+            "cls/predictions/transform/LayerNorm/beta": np.zeros([h], np.float32),
+            "cls/seq_relationship/output_weights": rng.standard_normal([2, h]).astype(np.float32),
+            "cls/seq_relationship/output_bias": np.zeros([2], np.float32),
+            "global_step": np.array(1000, np.int64),
+        })
+    config.to_json_file(os.path.join(directory, "bert_config.json"))
+    with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    save_tf1_checkpoint(os.path.join(directory, CHECKPOINT_PREFIX), tensors)
+    return weights
