@@ -6,6 +6,14 @@ shape, or one `CheckpointError` lists all that is wrong at once.
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
+import logging
+import os
+import time
+
+import numpy as np
+
 from bert_tf.config import BertConfig
 
 
@@ -40,3 +48,230 @@ def google_variable_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
     shapes["bert/pooler/dense/kernel"] = (h, h)
     shapes["bert/pooler/dense/bias"] = (h,)
     return shapes
+
+
+logger = logging.getLogger("bert_tf")
+
+#: Tensors Google's released checkpoints carry that the encoder does not use:
+#: the pre-training heads, the step counter and Adam's slots.
+IGNORED_VARIABLES = ("cls/*", "global_step", "*/adam_m", "*/adam_v", "bad_steps", "good_steps",
+                     "loss_scale")
+
+DOWNLOAD_HINT = ("download one with `python scripts/download_checkpoint.py` "
+                 "(or `bert-tf download --list` for the choices)")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be restored; the message lists every problem at once."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TableRow:
+    """One TF1 variable: where it goes in the Keras encoder and how it is transformed."""
+
+    tf1_name: str
+    keras_path: str
+    shape: tuple[int, ...]
+    transform: str = "identity"
+
+
+#: Named transforms from a TF1 tensor to the Keras variable's value. Google's
+#: kernels are already `[in, out]`, like Keras Dense kernels.
+TRANSFORMS = {"identity": lambda a: a}
+
+
+def _keras_path(tf1_name: str) -> str:
+    """Maps one Google name to the encoder's variable path (see modeling.py)."""
+    parts = tf1_name.split("/")
+    if parts[1] == "embeddings":
+        if parts[2] == "LayerNorm":
+            return f"embeddings/layer_norm/{parts[3]}"
+        return f"embeddings/{parts[2]}"
+    if parts[1] == "pooler":
+        return f"pooler/{parts[3]}"
+    layer, rest = parts[2], "/".join(parts[3:])
+    local = {
+        "attention/self/query": "query",
+        "attention/self/key": "key",
+        "attention/self/value": "value",
+        "attention/output/dense": "attention_output",
+        "attention/output/LayerNorm": "attention_layer_norm",
+        "intermediate/dense": "intermediate",
+        "output/dense": "output",
+        "output/LayerNorm": "output_layer_norm",
+    }
+    scope, leaf = rest.rsplit("/", 1)
+    return f"{layer}/{local[scope]}/{leaf}"
+
+
+def checkpoint_table(config: BertConfig) -> list[TableRow]:
+    """The complete table for `config`: one row per Google variable, in model order."""
+    return [TableRow(name, _keras_path(name), shape)
+            for name, shape in google_variable_shapes(config).items()]
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What a restore did: for `bert-tf info` and logs."""
+
+    checkpoint: str
+    restored: int
+    parameters: int
+    ignored: list[str]
+    seconds: float
+
+    def __str__(self) -> str:
+        return (f"restored {self.restored} tensors ({self.parameters:,} parameters) from "
+                f"{self.checkpoint} in {self.seconds:.2f} s; ignored {len(self.ignored)} "
+                f"non-encoder tensors ({', '.join(_summarise(self.ignored))})")
+
+
+def _summarise(names: list[str]) -> list[str]:
+    groups: dict[str, int] = {}
+    for name in names:
+        key = name.split("/")[0] if "/" in name else name
+        groups[key] = groups.get(key, 0) + 1
+    return [f"{k}/* x{n}" if n > 1 else k for k, n in sorted(groups.items())] or ["none"]
+
+
+def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
+    """Finds `(directory, checkpoint prefix)` for a checkpoint directory or prefix.
+
+    Accepts `checkpoints/NAME`, `checkpoints/NAME/bert_model.ckpt`, or a path to one
+    of the checkpoint files.
+
+    Raises:
+        CheckpointError: naming what is missing and how to get a checkpoint.
+    """
+    from bert_tf.tf1_format import CHECKPOINT_PREFIX
+
+    path = os.fspath(path)
+    for suffix in (".index", ".data-00000-of-00001"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    if os.path.isdir(path):
+        directory = path
+        prefix = os.path.join(path, CHECKPOINT_PREFIX)
+        if not os.path.exists(prefix + ".index"):
+            indexes = sorted(f for f in os.listdir(path) if f.endswith(".index"))
+            if len(indexes) == 1:
+                prefix = os.path.join(path, indexes[0][: -len(".index")])
+    else:
+        directory, prefix = os.path.dirname(path) or ".", path
+        if not os.path.isdir(directory):
+            raise CheckpointError(f"no checkpoint at {path}: the directory does not exist; {DOWNLOAD_HINT}")
+    missing = [n for n in ("bert_config.json", "vocab.txt") if not os.path.isfile(os.path.join(directory, n))]
+    if not os.path.isfile(prefix + ".index"):
+        missing.append(os.path.basename(prefix) + ".index")
+    elif not any(f.startswith(os.path.basename(prefix) + ".data-") for f in os.listdir(directory)):
+        missing.append(os.path.basename(prefix) + ".data-00000-of-00001")
+    if missing:
+        raise CheckpointError(f"no complete BERT checkpoint in {directory}: missing {', '.join(missing)}; "
+                              f"{DOWNLOAD_HINT}")
+    return directory, prefix
+
+
+def restore_encoder_weights(encoder, prefix: str, *, strict: bool = True) -> LoadReport:
+    """Restores a Google TF1 checkpoint into `encoder`, strictly.
+
+    Every variable in the table must be in the checkpoint with the right shape; the
+    checkpoint may hold nothing else but `IGNORED_VARIABLES`. All problems are
+    collected and raised together before any weight is touched. Tensors are then
+    read and assigned one at a time, so peak memory stays near one model's worth.
+
+    Args:
+        encoder: a `BertEncoder` built from the checkpoint's config.
+        prefix: the checkpoint prefix (`.../bert_model.ckpt`).
+        strict: when False, unexpected extra tensors are logged instead of raised.
+
+    Raises:
+        CheckpointError: listing every missing, unexpected and mis-shaped variable,
+            or naming the file when the data cannot be read (truncated, corrupt).
+    """
+    from bert_tf._tf import tf
+    from bert_tf.tf1_format import checkpoint_shapes
+
+    start = time.perf_counter()
+    try:
+        found = checkpoint_shapes(prefix)
+    except (tf.errors.OpError, ValueError, IndexError, OSError) as e:
+        raise CheckpointError(f"cannot read checkpoint index {prefix}.index: {_first_line(e)}") from None
+    table = checkpoint_table(encoder.config)
+    variables = {v.path: v for v in encoder.weights}
+    expected = {row.tf1_name for row in table}
+    ignored = sorted(n for n in found if n not in expected and _is_ignored(n))
+    unexpected = sorted(n for n in found if n not in expected and not _is_ignored(n))
+    missing = [row.tf1_name for row in table if row.tf1_name not in found]
+    mismatched = [f"{row.tf1_name}: expected {list(row.shape)}, found {list(found[row.tf1_name])}"
+                  for row in table if row.tf1_name in found and tuple(found[row.tf1_name]) != row.shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing: " + ", ".join(missing))
+    if mismatched:
+        problems.append(f"{len(mismatched)} with the wrong shape: " + "; ".join(mismatched)
+                        + " (does bert_config.json belong to this checkpoint?)")
+    if unexpected:
+        message = f"{len(unexpected)} unexpected: " + ", ".join(unexpected)
+        if strict:
+            problems.append(message)
+        else:
+            logger.warning("checkpoint %s: %s", prefix, message)
+    if problems:
+        raise CheckpointError(f"cannot restore {prefix}: " + "; ".join(problems))
+
+    reader = tf.train.load_checkpoint(prefix)
+    parameters = 0
+    for row in table:
+        try:
+            value = reader.get_tensor(row.tf1_name)
+        except (tf.errors.OpError, ValueError, IndexError, OSError) as e:  # IndexError: short read
+            raise CheckpointError(
+                f"cannot read {row.tf1_name} from {prefix}: {_first_line(e)} "
+                f"(is the .data file truncated or corrupt? re-download it)") from None
+        if not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{row.tf1_name} in {prefix} holds NaN or infinite values")
+        variables[row.keras_path].assign(TRANSFORMS[row.transform](value))
+        parameters += value.size
+        del value
+    return LoadReport(prefix, len(table), parameters, ignored, time.perf_counter() - start)
+
+
+def _is_ignored(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in IGNORED_VARIABLES)
+
+
+def _first_line(error: Exception) -> str:
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report: bool = False):
+    """Builds the Keras encoder from a Google checkpoint and restores its weights.
+
+    Args:
+        path: a checkpoint directory (with `bert_config.json`, `vocab.txt`,
+            `bert_model.ckpt.*`) or its `bert_model.ckpt` prefix.
+        strict: see `restore_encoder_weights`.
+        return_report: also return the `LoadReport`.
+
+    Returns:
+        `(config, encoder)`, or `(config, encoder, report)` with `return_report`.
+
+    Raises:
+        CheckpointError: a missing, incomplete or mismatched checkpoint (all problems at once).
+        ValueError: an invalid `bert_config.json` (names the file and the field).
+
+    Example:
+        >>> config, encoder = load_encoder("checkpoints/uncased_L-12_H-768_A-12")
+        >>> config.num_hidden_layers
+        12
+    """
+    from bert_tf.config import load_config
+    from bert_tf.modeling import BertEncoder
+
+    directory, prefix = resolve_checkpoint_prefix(path)
+    config = load_config(os.path.join(directory, "bert_config.json"))
+    encoder = BertEncoder(config)
+    report = restore_encoder_weights(encoder, prefix, strict=strict)
+    logger.info("%s", report)
+    return (config, encoder, report) if return_report else (config, encoder)

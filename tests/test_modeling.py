@@ -1,0 +1,129 @@
+"""The Keras encoder against Hugging Face `transformers.BertModel`, an independent implementation."""
+
+import numpy as np
+import pytest
+
+from bert_tf._tf import tf
+from bert_tf.checkpoint import load_encoder
+from bert_tf.modeling import hidden_states
+from tests.conftest import hf_model_from_google, random_batch, tiny_config
+
+torch = pytest.importorskip("torch")
+
+
+def hf_hidden_states(model, batch):
+    with torch.inference_mode():
+        out = model(input_ids=torch.from_numpy(batch["input_word_ids"]).long(),
+                    attention_mask=torch.from_numpy(batch["input_mask"]).long(),
+                    token_type_ids=torch.from_numpy(batch["input_type_ids"]).long(),
+                    output_hidden_states=True)
+    return np.stack([h.numpy() for h in out.hidden_states]), out.pooler_output.numpy()
+
+
+def max_diff_on_real_tokens(ours, theirs, mask):
+    real = mask.astype(bool)
+    return max(float(np.abs(o[real] - t[real]).max()) for o, t in zip(ours, theirs))
+
+
+def write_checkpoint_tf1_style(directory, config, seed):
+    """Writes a checkpoint the way Google's TF1 code does: variables created with
+    `tf.compat.v1.get_variable` under their scopes, saved by `tf.compat.v1.train.Saver`.
+    Independent of bert_tf's own writer and converter."""
+    from bert_tf.checkpoint import google_variable_shapes
+
+    rng = np.random.default_rng(seed)
+    weights = {}
+    graph = tf.Graph()
+    with graph.as_default():
+        variables = []
+        for name, shape in google_variable_shapes(config).items():
+            scale = 1.0 if name.endswith("gamma") else 0.0
+            value = (scale + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+            weights[name] = value
+            variables.append(tf.compat.v1.get_variable(name, initializer=value))
+        tf.compat.v1.train.get_or_create_global_step()
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            saver.save(sess, str(directory / "bert_model.ckpt"), write_meta_graph=False)
+    config.to_json_file(directory / "bert_config.json")
+    (directory / "vocab.txt").write_text("\n".join(f"t{i}" for i in range(config.vocab_size)) + "\n")
+    return weights
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(),
+    dict(hidden_size=48, num_attention_heads=3, num_hidden_layers=1, intermediate_size=96),
+    dict(hidden_size=64, num_attention_heads=8, num_hidden_layers=3, type_vocab_size=4),
+    dict(hidden_size=16, num_attention_heads=1, num_hidden_layers=4, intermediate_size=20,
+         type_vocab_size=1),
+    dict(hidden_act="gelu_new"),
+])
+def test_google_format_checkpoint_matches_hugging_face(tmp_path, overrides):
+    config = tiny_config(**overrides)
+    weights = write_checkpoint_tf1_style(tmp_path, config, seed=len(overrides))
+    _, encoder = load_encoder(tmp_path)
+    batch = random_batch(config, [7, 12, 3, 1], seed=1)
+    ours = encoder(batch)
+    theirs, pooled = hf_hidden_states(hf_model_from_google(config, weights), batch)
+    assert max_diff_on_real_tokens(hidden_states(ours).numpy(), theirs, batch["input_mask"]) < 1e-5
+    np.testing.assert_allclose(ours["pooled_output"].numpy(), pooled, atol=1e-5)
+    assert len(ours["encoder_outputs"]) == config.num_hidden_layers
+
+
+def test_real_weights_match_hugging_face(minilm_checkpoint, hf_minilm, minilm_hf_dir):
+    """all-MiniLM-L6-v2: HF on the original safetensors vs. us on the converted Google checkpoint."""
+    from transformers import BertTokenizer
+
+    tokenizer = BertTokenizer(str(minilm_hf_dir / "vocab.txt"))
+    sentences = ["A mouse is a rodent animal.",
+                 "The man went fishing by the bank of the river, where it was quiet for hours.",
+                 "Hi", "Naïve café owners in Zürich don't serve crème brûlée on Mondays!"]
+    enc = tokenizer(sentences, padding=True, return_tensors="np")
+    batch = {"input_word_ids": enc["input_ids"].astype(np.int32),
+             "input_mask": enc["attention_mask"].astype(np.int32),
+             "input_type_ids": enc["token_type_ids"].astype(np.int32)}
+    _, encoder = load_encoder(minilm_checkpoint)
+    ours = encoder(batch)
+    theirs, pooled = hf_hidden_states(hf_minilm, batch)
+    diff = max_diff_on_real_tokens(hidden_states(ours).numpy(), theirs, batch["input_mask"])
+    print(f"all-MiniLM-L6-v2 hidden states, max abs diff vs transformers: {diff:.2e}")
+    assert diff < 1e-4  # measured about 3e-6
+    assert np.abs(ours["pooled_output"].numpy() - pooled).max() < 1e-4
+
+
+def test_erf_gelu_is_the_right_default_for_real_weights(minilm_checkpoint, hf_minilm):
+    """The released configs say "gelu"; only the exact erf form reproduces the reference."""
+    from bert_tf import modeling
+
+    config, encoder = load_encoder(minilm_checkpoint)
+    batch = random_batch(config, [20, 9], seed=3)
+    theirs, _ = hf_hidden_states(hf_minilm, batch)
+    erf = max_diff_on_real_tokens(hidden_states(encoder(batch)).numpy(), theirs, batch["input_mask"])
+    for block in encoder.blocks:
+        block.activation = modeling.gelu_tanh
+    tanh = max_diff_on_real_tokens(hidden_states(encoder(batch)).numpy(), theirs, batch["input_mask"])
+    assert erf < 1e-4 < tanh, (erf, tanh)
+
+
+def test_one_traced_graph_serves_every_batch_and_length(make_checkpoint):
+    directory, _ = make_checkpoint()
+    config, encoder = load_encoder(directory)
+    spec = {k: tf.TensorSpec([None, None], tf.int32)
+            for k in ("input_word_ids", "input_mask", "input_type_ids")}
+    run = tf.function(lambda inputs: encoder(inputs), input_signature=[spec])
+    for lengths in ([3], [5, 9, 2], [64] * 4, [1, 1]):
+        batch = random_batch(config, lengths)
+        np.testing.assert_allclose(run(batch)["sequence_output"].numpy(),
+                                   encoder(batch)["sequence_output"].numpy(), atol=1e-5)
+    assert run.experimental_get_tracing_count() == 1
+
+
+def test_padding_does_not_change_real_positions(make_checkpoint):
+    directory, _ = make_checkpoint()
+    config, encoder = load_encoder(directory)
+    alone = random_batch(config, [6], seed=4)
+    padded = {k: np.pad(v, [(0, 0), (0, 20)]) for k, v in alone.items()}
+    a = hidden_states(encoder(alone)).numpy()
+    b = hidden_states(encoder(padded)).numpy()[:, :, :6]
+    np.testing.assert_allclose(a, b, atol=1e-5)
