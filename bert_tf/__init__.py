@@ -19,6 +19,16 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "BertConfig": "bert_tf.config",
     "load_config": "bert_tf.config",
+    "BertEncoder": "bert_tf.modeling",
+    "load_encoder": "bert_tf.checkpoint",
+    "CheckpointError": "bert_tf.checkpoint",
+    "BertTokenizer": "bert_tf.tokenization",
+    "BertEmbedder": "bert_tf.embeddings",
+    "WordVector": "bert_tf.embeddings",
+    "get_bert_embeddings": "bert_tf.embeddings",
+    "convert_hf_checkpoint": "bert_tf.convert",
+    "download_checkpoint": "bert_tf.download",
+    "resolve_checkpoint": "bert_tf.resolve",
 }
 
 __all__ = sorted(_EXPORTS)

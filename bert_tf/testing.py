@@ -27,7 +27,7 @@ def tiny_vocab(size: int) -> list[str]:
     lower = [c for c in chars if not c.isupper()]
     words = ["the", "a", "is", "mouse", "rat", "animal", "computer", "device", "keyboard",
              "bank", "river", "money", "lean", "steak", "tower", "cat"]
-    vocab = SPECIAL_TOKENS + lower + ["##" + c for c in lower if c.isalnum()] + words
+    vocab = list(dict.fromkeys(SPECIAL_TOKENS + lower + ["##" + c for c in lower if c.isalnum()] + words))
     i = 0
     while len(vocab) < size:
         vocab.append(f"[unused{i}]")

