@@ -28,6 +28,7 @@ _EXPORTS = {
     "get_bert_embeddings": "bert_tf.embeddings",
     "convert_hf_checkpoint": "bert_tf.convert",
     "download_checkpoint": "bert_tf.download",
+    "export_saved_model": "bert_tf.export",
     "resolve_checkpoint": "bert_tf.resolve",
 }
 

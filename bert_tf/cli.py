@@ -11,6 +11,8 @@ import argparse
 import logging
 import sys
 
+from bert_tf.options import add_embedding_arguments
+
 EPILOG_EXAMPLES = {
     "embed": "examples:\n  bert-tf embed \"A mouse is a rodent animal.\" \"A mouse is a computer device.\"\n"
              "  bert-tf embed --input sentences.txt --output vectors.jsonl\n"
@@ -23,6 +25,8 @@ EPILOG_EXAMPLES = {
     "info": "example: bert-tf info checkpoints/uncased_L-12_H-768_A-12",
     "convert": "example: bert-tf convert path/to/hf_model checkpoints/my-model",
     "download": "example: bert-tf download uncased_L-12_H-768_A-12",
+    "export": "example: bert-tf export --checkpoint checkpoints/uncased_L-12_H-768_A-12 --out exports/bert "
+              "--version 1",
 }
 
 
@@ -79,38 +83,6 @@ def _cmd_convert(args) -> int:
     _, _, report = load_encoder(out, return_report=True)
     print(f"wrote {out} ({report.restored} tensors, {report.parameters:,} parameters); it loads cleanly")
     return 0
-
-
-def _parse_layers(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--layers takes comma-separated integers like -4,-3,-2,-1; "
-                                         f"got {text!r}") from None
-
-
-def _add_model_options(p, *, words: bool = True) -> None:
-    from bert_tf.options import COMBINE_CHOICES, SENTENCE_STRATEGIES, SUBWORD_POOLING_CHOICES
-
-    p.add_argument("--checkpoint", help="checkpoint directory (default: BERT_TF_CHECKPOINT, then "
-                                        "checkpoints/uncased_L-12_H-768_A-12, then the offline model)")
-    if words:
-        p.add_argument("--layers", type=_parse_layers, default=(-4, -3, -2, -1),
-                       help="hidden layers to combine, comma-separated; write it with = as in --layers=-4,-3,-2,-1 (the default)")
-        p.add_argument("--combine", choices=COMBINE_CHOICES, default="sum", help="how to combine layers")
-        p.add_argument("--subword-pooling", choices=SUBWORD_POOLING_CHOICES, default="mean",
-                       help="how to pool a word's pieces")
-        p.add_argument("--dim", type=int, default=None, help="keep the first DIM components of word vectors")
-    p.add_argument("--sentence-strategy", choices=SENTENCE_STRATEGIES, default="mean",
-                   help="sentence vector: mean/max over tokens of --sentence-layer, its [CLS], or the pooler")
-    p.add_argument("--sentence-layer", type=int, default=-2, help="layer for the sentence vector (default -2)")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per model call (default 32)")
-    p.add_argument("--max-seq-length", type=int, default=None,
-                   help="longest model input in word pieces (default: the checkpoint's limit, 512); "
-                        "longer texts use overlapping windows")
-    p.add_argument("--lower-case", dest="lower_case", action="store_true", default=None,
-                   help="force lower-casing (default: from the checkpoint)")
-    p.add_argument("--no-lower-case", dest="lower_case", action="store_false", help="force cased tokenization")
 
 
 def _input_lines(args):
@@ -269,6 +241,18 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from bert_tf.export import export_saved_model
+
+    path = export_saved_model(args.checkpoint, args.out, version=args.version, layers=args.layers,
+                              combine=args.combine, subword_pooling=args.subword_pooling, dim=args.dim,
+                              max_seq_length=args.max_seq_length, lower_case=args.lower_case,
+                              sentence_strategy=args.sentence_strategy, sentence_layer=args.sentence_layer,
+                              force=args.force)
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bert-tf",
@@ -295,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first line that cannot be embedded")
     p.add_argument("--progress", action="store_true", help="always show the progress bar (default: on a terminal)")
     p.add_argument("--no-progress", action="store_true", help="never show the progress bar")
-    _add_model_options(p)
+    add_embedding_arguments(p)
     p.set_defaults(func=_cmd_embed)
 
     p = add("similarity", "cosine similarity of words across sentences (the notebook's experiment)")
@@ -303,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--words", "-w", required=True, help="comma-separated target words, e.g. mouse,rat,keyboard")
     p.add_argument("--input", "-i", help="text file, one sentence per line")
     p.add_argument("--plot", help="also save an annotated heatmap PNG here")
-    _add_model_options(p)
+    add_embedding_arguments(p)
     p.set_defaults(func=_cmd_similarity)
 
     p = add("plot", "2-D PCA of one word's vectors across sentences, saved as PNG (senses show as clusters)")
@@ -311,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sentences", nargs="*", help="sentences (or --input FILE)")
     p.add_argument("--input", "-i", help="text file, one sentence per line")
     p.add_argument("--out", "-o", required=True, help="PNG file to write")
-    _add_model_options(p)
+    add_embedding_arguments(p)
     p.set_defaults(func=_cmd_plot)
 
     p = add("info", "print a checkpoint's config, parameter count, casing and load report")
@@ -329,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("download", "fetch, verify and unpack one of Google's BERT checkpoints into checkpoints/")
     download.add_arguments(p)
     p.set_defaults(func=download.run)
+
+    p = add("export", "export a SavedModel for TensorFlow Serving / TF Hub (tokenizer in the graph)")
+    p.add_argument("--out", default="exports/bert", metavar="DIR",
+                   help="model base directory; the SavedModel goes to DIR/VERSION/ (default: exports/bert)")
+    p.add_argument("--version", type=int, default=1, help="model version directory (default: 1)")
+    p.add_argument("--force", action="store_true", help="replace DIR/VERSION/ if it exists")
+    add_embedding_arguments(p, batching=False)
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

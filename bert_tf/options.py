@@ -14,3 +14,46 @@ def check_choice(name: str, value, choices: Sequence[str]) -> None:
     """Raises `ValueError("combine must be one of sum, mean, concat; got 'avg'")` style errors."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+# ---------------------------------------------------------------------- command-line flags
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    """`--layers=-4,-3,-2,-1` -> (-4, -3, -2, -1); an argparse type."""
+    import argparse
+
+    try:
+        layers = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        layers = ()
+    if not layers:
+        raise argparse.ArgumentTypeError(f"--layers takes comma-separated integers like -4,-3,-2,-1; got {text!r}")
+    return layers
+
+
+def add_embedding_arguments(parser, *, batching: bool = True) -> None:
+    """The flags shared by `bert-tf embed`, `similarity`, `plot` and `export`, with the API's names and defaults."""
+    parser.add_argument("--checkpoint", help="checkpoint directory (default: BERT_TF_CHECKPOINT, then "
+                                             "checkpoints/uncased_L-12_H-768_A-12, then the offline model)")
+    parser.add_argument("--layers", type=parse_layers, default=DEFAULT_LAYERS, metavar="I,J,...",
+                        help="hidden layers combined into word vectors; write it with '=' because the value "
+                             "starts with a minus: --layers=-4,-3,-2,-1 (the default)")
+    parser.add_argument("--combine", choices=COMBINE_CHOICES, default="sum", help="how to combine the layers")
+    parser.add_argument("--subword-pooling", choices=SUBWORD_POOLING_CHOICES, default="mean",
+                        help="how to pool a word's pieces")
+    parser.add_argument("--dim", type=int, default=None, help="keep the first DIM components of word vectors")
+    parser.add_argument("--sentence-strategy", choices=SENTENCE_STRATEGIES, default="mean",
+                        help="sentence vector: mean/max over the tokens of --sentence-layer, its [CLS], "
+                             "or the pooler output")
+    parser.add_argument("--sentence-layer", type=int, default=-2,
+                        help="hidden layer for the sentence vector (default -2)")
+    if batching:
+        parser.add_argument("--batch-size", type=int, default=32, help="texts per model call (default 32)")
+    parser.add_argument("--max-seq-length", type=int, default=None,
+                        help="longest model input in word pieces (default: the checkpoint's limit, 512); "
+                             "longer texts are embedded in overlapping windows")
+    casing = parser.add_mutually_exclusive_group()
+    casing.add_argument("--lower-case", dest="lower_case", action="store_true", default=None,
+                        help="force lower-casing (default: from the checkpoint)")
+    casing.add_argument("--cased", dest="lower_case", action="store_false", help="force cased tokenization")

@@ -34,7 +34,7 @@ def embedder(minilm_checkpoint):
 
 def test_help_lists_every_command_with_an_example():
     out = run("--help").stdout.decode()
-    for command in ("embed", "similarity", "plot", "info", "download", "convert", "demo"):
+    for command in ("embed", "similarity", "plot", "info", "download", "convert", "export", "demo"):
         assert command in out
         sub = run(command, "--help").stdout.decode()
         assert "example" in sub
