@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +115,7 @@ def convert_hf_checkpoint(hf_dir: str | os.PathLike, out_dir: str | os.PathLike,
     """
     from safetensors.numpy import load_file
 
+    from bert_tf.atomic import staged_directory
     from bert_tf.tf1_format import CHECKPOINT_PREFIX, save_tf1_checkpoint
 
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
@@ -128,24 +128,9 @@ def convert_hf_checkpoint(hf_dir: str | os.PathLike, out_dir: str | os.PathLike,
         config = hf_config_to_google(json.load(f), source=str(hf_dir / "config.json"))
     tensors = hf_to_google_tensors(load_file(str(hf_dir / "model.safetensors")), config)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        _chmod_like_mkdir(tmp)
+    with staged_directory(out_dir, replace=force) as tmp:
         config.to_json_file(tmp / "bert_config.json")
         shutil.copyfile(hf_dir / "vocab.txt", tmp / "vocab.txt")
         save_tf1_checkpoint(tmp / CHECKPOINT_PREFIX, tensors)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
-
-def _chmod_like_mkdir(path: Path) -> None:
-    """`mkdtemp` creates 0700; give the final directory the mode a plain mkdir would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)

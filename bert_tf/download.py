@@ -40,7 +40,6 @@ import re
 import shutil
 import stat
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -50,6 +49,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from bert_tf.atomic import staged_directory
 from bert_tf.config import BertConfig, load_config
 
 __all__ = [
@@ -667,9 +667,7 @@ def _sha256_file(path: Path) -> str:
 
 def _unpack(zip_path: Path, plan: _ZipPlan, target: Path, manifest: dict[str, Any]) -> None:
     """Unpacks into a temporary folder beside `target`, then renames it into place."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        _chmod_like_mkdir(staging)
+    with staged_directory(target, replace=True) as staging:
         inside = staging.resolve()
         with zipfile.ZipFile(zip_path) as archive:
             for info, rel in plan.members:
@@ -680,36 +678,6 @@ def _unpack(zip_path: Path, plan: _ZipPlan, target: Path, manifest: dict[str, An
                 with archive.open(info) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
         _write_manifest(staging, manifest)
-        _replace_dir(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Renames `new` to `target`; an existing (incomplete or --force'd) target is moved aside first."""
-    if not target.exists() and not target.is_symlink():
-        os.rename(new, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    os.rmdir(old)
-    os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink()
-
-
-def _chmod_like_mkdir(path: Path) -> None:
-    """`mkdtemp` creates 0700; give the final folder the mode a plain mkdir would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
 
 
 def _write_manifest(directory: Path, fields: dict[str, Any]) -> None:

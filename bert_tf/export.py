@@ -45,12 +45,12 @@ import logging
 import math
 import numbers
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from bert_tf._tf import tf, tf_text
+from bert_tf.atomic import staged_directory
 
 logger = logging.getLogger("bert_tf")
 
@@ -108,38 +108,20 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
     options = _check_options(embedder, layers, combine, subword_pooling, dim, sentence_strategy, sentence_layer)
     metadata = _metadata(embedder, options, version)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     # Built beside the target under a name TF Serving ignores (not an integer),
     # then renamed: the server never sees a half-written version.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=target.parent))
-    try:
-        staging = tmp / "staging"
-        staging.mkdir()
-        (staging / METADATA_ASSET).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n",
-                                              encoding="utf-8")
+    with staged_directory(target, replace=force) as model_dir, tempfile.TemporaryDirectory() as assets:
+        metadata_path = Path(assets) / METADATA_ASSET
+        metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         # from_checkpoint read this very file, so the exported asset is the tokenizer's vocabulary.
         vocab_path = Path(embedder.checkpoint) / "vocab.txt"
-        root = _build(embedder, options, json.dumps(metadata, sort_keys=True),
-                      vocab_path, staging / METADATA_ASSET)
-        model_dir = tmp / "model"
+        root = _build(embedder, options, json.dumps(metadata, sort_keys=True), vocab_path, metadata_path)
         tf.saved_model.save(root, str(model_dir), signatures={
             "serving_default": root.embed,
             "encode": root.encode,
             "preprocess": root.preprocess,
             "metadata": root.metadata,
         })
-        replaced = None
-        if target.exists():  # force: move the old version aside, then swap
-            replaced = tmp / "replaced"
-            os.rename(target, replaced)
-        try:
-            os.rename(model_dir, target)
-        except OSError:
-            if replaced is not None:
-                os.rename(replaced, target)
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("exported %s to %s", embedder.checkpoint, target)
     return target
 
