@@ -487,23 +487,22 @@ def _make_forward(encoder, specs: tuple):
 
     @tf.function(input_signature=[spec, spec])
     def forward(ids, mask):
-        out = encoder({"input_word_ids": ids, "input_mask": mask, "input_type_ids": tf.zeros_like(ids)})
-        states = [out["embedding_output"], *out["encoder_outputs"]]
-        real = tf.cast(mask, tf.bool)
+        # Hidden states of the real tokens only, [tokens, hidden] each, in row-major order:
+        # the dense layers never see padding (see BertEncoder.token_states).
+        states, pooled = encoder.token_states(ids, mask)
         results = []
         for layers, combine in specs:
             picked = [states[i] for i in layers]
-            if combine == "stack":  # [batch, seq, layers, hidden]
-                x = tf.stack(picked, axis=2)
+            if combine == "stack":  # [tokens, layers, hidden]
+                x = tf.stack(picked, axis=1)
             elif combine == "concat":
                 x = tf.concat(picked, axis=-1)
             else:
                 x = tf.add_n(picked) if len(picked) > 1 else picked[0]
                 if combine == "mean":
                     x = x / float(len(picked))
-            # Only real tokens leave the graph: [n_real_tokens, ...] in row-major order.
-            results.append(tf.boolean_mask(x, real))
-        return (*results, out["pooled_output"])
+            results.append(x)
+        return (*results, pooled)
 
     return forward
 

@@ -123,23 +123,61 @@ class TransformerBlock(keras.layers.Layer):
         self.built = True
 
     def _split_heads(self, x, batch, seq):
-        # [batch, seq, hidden] -> [batch, heads, seq, head_size]
+        # [batch * seq or batch, seq, hidden] -> [batch, heads, seq, head_size]
         x = tf.reshape(x, [batch, seq, self.num_heads, self.head_size])
         return tf.transpose(x, [0, 2, 1, 3])
 
-    def call(self, x, attention_adder):
-        # x: [batch, seq, hidden]; attention_adder: [batch, 1, seq or 1, seq], 0 or -10000
-        batch, seq = tf.shape(x)[0], tf.shape(x)[1]
-        q = self._split_heads(self.query(x), batch, seq)
-        k = self._split_heads(self.key(x), batch, seq)
-        v = self._split_heads(self.value(x), batch, seq)
+    def call(self, x, attention_adder, packing=None):
+        """One layer.
+
+        Args:
+            x: `[batch, seq, hidden]`; or, with `packing`, only the real tokens, `[tokens, hidden]`.
+            attention_adder: `[batch, 1, 1 or seq, seq]`, 0 where attention is allowed, -10000 elsewhere.
+            packing: None, or a `Packing`: the dense layers (97% of the FLOPs) then run on real
+                tokens only, and just the attention scores are computed in the padded layout.
+        """
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        if packing is None:
+            batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+        else:
+            batch, seq = packing.batch, packing.seq
+            q, k, v = packing.to_padded(q), packing.to_padded(k), packing.to_padded(v)
+        q, k, v = (self._split_heads(t, batch, seq) for t in (q, k, v))
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
         probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
         context = tf.matmul(probs, v)  # [batch, heads, seq, head_size]
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, self._hidden])
+        if packing is not None:
+            context = packing.to_tokens(context)
         x = self.attention_layer_norm(x + self.attention_output(context))
         y = self.output_dense(self.activation(self.intermediate(x)))
         return self.output_layer_norm(x + y)
+
+
+class Packing:
+    """Moves per-token tensors between the padded `[batch, seq, ...]` layout and `[tokens, ...]`.
+
+    `tokens` are the real (mask = 1) positions in row-major order, the order
+    `tf.boolean_mask(x, mask)` gives.
+    """
+
+    def __init__(self, mask):
+        # mask: [batch, seq], 1 for real tokens
+        self.batch, self.seq = tf.shape(mask)[0], tf.shape(mask)[1]
+        flat = tf.reshape(tf.cast(mask, tf.bool), [-1])  # [batch * seq]
+        self.token_slots = tf.cast(tf.where(flat)[:, 0], tf.int32)  # [tokens] slot of each real token
+        self.num_tokens = tf.size(self.token_slots)
+        # [batch * seq]: the token at each slot, or num_tokens (a zero row) for padding.
+        self.slot_tokens = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32)) - 1, self.num_tokens)
+
+    def to_padded(self, x):
+        """`[tokens, d]` -> `[batch, seq, d]`, zeros at padding."""
+        padded = tf.gather(tf.concat([x, tf.zeros_like(x[:1])], axis=0), self.slot_tokens)
+        return tf.reshape(padded, [self.batch, self.seq, -1])
+
+    def to_tokens(self, x):
+        """`[batch, seq, d]` -> `[tokens, d]`."""
+        return tf.gather(tf.reshape(x, [self.batch * self.seq, -1]), self.token_slots)
 
 
 class BertEncoder(keras.Model):
@@ -202,7 +240,35 @@ class BertEncoder(keras.Model):
             "embedding_output": embedding_output,
         }
 
+    def token_states(self, word_ids, mask):
+        """Every hidden state of the real tokens only, computed without padding in the dense layers.
+
+        The same numbers as `call` (up to float rounding) at a cost proportional to the
+        real tokens: only attention scores see the padded layout.
+
+        Args:
+            word_ids, mask: int32 `[batch, seq]`; token type ids are taken as 0.
+
+        Returns:
+            `(states, pooled)`: `states` is a list of `num_hidden_layers + 1` tensors
+            `[tokens, hidden]` (embedding output first; tokens in the row-major order of
+            `tf.boolean_mask(x, mask)`), `pooled` is `[batch, hidden]`.
+        """
+        packing = Packing(mask)
+        ids = tf.gather(tf.reshape(tf.cast(word_ids, tf.int32), [-1]), packing.token_slots)
+        positions = packing.token_slots % packing.seq
+        x = self.embeddings(ids[tf.newaxis], tf.zeros_like(ids)[tf.newaxis], positions[tf.newaxis])[0]
+        adder = (1.0 - tf.cast(mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]) * ATTENTION_MASK_ADDER
+        states = [x]
+        for block in self.blocks:
+            x = block(x, adder, packing=packing)
+            states.append(x)
+        # [CLS] is the first real token of each row.
+        first = tf.gather(packing.slot_tokens, tf.range(packing.batch) * packing.seq)
+        return states, self.pooler(tf.gather(x, first))
+
 
 def hidden_states(outputs) -> tf.Tensor:
     """`[num_hidden_layers + 1, batch, seq, hidden]`: the embedding output, then every layer."""
     return tf.stack([outputs["embedding_output"], *outputs["encoder_outputs"]], axis=0)
+

@@ -127,3 +127,20 @@ def test_padding_does_not_change_real_positions(make_checkpoint):
     a = hidden_states(encoder(alone)).numpy()
     b = hidden_states(encoder(padded)).numpy()[:, :, :6]
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_packed_token_states_equal_the_padded_model(make_checkpoint):
+    """`token_states` skips padding in the dense layers; the numbers must not change."""
+    directory, _ = make_checkpoint(num_hidden_layers=3)
+    config, encoder = load_encoder(directory)
+    batch = random_batch(config, [9, 1, 30, 4], seed=5)
+    batch["input_type_ids"][:] = 0  # token_states takes type 0, as the embedder feeds it
+    padded = encoder(batch)
+    states, pooled = encoder.token_states(tf.constant(batch["input_word_ids"]), tf.constant(batch["input_mask"]))
+    real = batch["input_mask"].astype(bool)
+    expected = [padded["embedding_output"], *padded["encoder_outputs"]]
+    assert len(states) == config.num_hidden_layers + 1
+    for ours, reference in zip(states, expected):
+        assert ours.shape == (real.sum(), config.hidden_size)
+        np.testing.assert_allclose(ours.numpy(), reference.numpy()[real], atol=1e-5)
+    np.testing.assert_allclose(pooled.numpy(), padded["pooled_output"].numpy(), atol=1e-5)
