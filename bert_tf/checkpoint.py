@@ -172,12 +172,13 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
 
 
 def restore_encoder_weights(encoder, prefix: str, *, strict: bool = True) -> LoadReport:
-    """Restores a Google TF1 checkpoint into `encoder`, strictly.
+    """Restores a Google TF1 checkpoint into an existing `encoder`, strictly.
 
     Every variable in the table must be in the checkpoint with the right shape; the
     checkpoint may hold nothing else but `IGNORED_VARIABLES`. All problems are
     collected and raised together before any weight is touched. Tensors are then
-    read and assigned one at a time, so peak memory stays near one model's worth.
+    read and assigned one at a time. (`load_encoder` does better on memory: it
+    creates the variables from the checkpoint's values instead of assigning.)
 
     Args:
         encoder: a `BertEncoder` built from the checkpoint's config.
@@ -188,16 +189,29 @@ def restore_encoder_weights(encoder, prefix: str, *, strict: bool = True) -> Loa
         CheckpointError: listing every missing, unexpected and mis-shaped variable,
             or naming the file when the data cannot be read (truncated, corrupt).
     """
+    start = time.perf_counter()
+    table = checkpoint_table(encoder.config)
+    ignored = _check_index(prefix, table, strict)
+    values = _CheckpointValues(prefix, table)
+    variables = {v.path: v for v in encoder.weights}
+    for row in table:
+        variables[row.keras_path].assign(values(row.keras_path))
+    return LoadReport(prefix, len(table), values.parameters, ignored, time.perf_counter() - start)
+
+
+def _check_index(prefix: str, table: list[TableRow], strict: bool) -> list[str]:
+    """Checks the checkpoint's index against `table`; returns the ignored tensors' names.
+
+    Raises:
+        CheckpointError: every missing, unexpected and mis-shaped variable at once.
+    """
     from bert_tf._tf import tf
     from bert_tf.tf1_format import checkpoint_shapes
 
-    start = time.perf_counter()
     try:
         found = checkpoint_shapes(prefix)
     except (tf.errors.OpError, ValueError, IndexError, OSError) as e:
         raise CheckpointError(f"cannot read checkpoint index {prefix}.index: {_first_line(e)}") from None
-    table = checkpoint_table(encoder.config)
-    variables = {v.path: v for v in encoder.weights}
     expected = {row.tf1_name for row in table}
     ignored = sorted(n for n in found if n not in expected and _is_ignored(n))
     unexpected = sorted(n for n in found if n not in expected and not _is_ignored(n))
@@ -218,22 +232,36 @@ def restore_encoder_weights(encoder, prefix: str, *, strict: bool = True) -> Loa
             logger.warning("checkpoint %s: %s", prefix, message)
     if problems:
         raise CheckpointError(f"cannot restore {prefix}: " + "; ".join(problems))
+    return ignored
 
-    reader = tf.train.load_checkpoint(prefix)
-    parameters = 0
-    for row in table:
+
+class _CheckpointValues:
+    """The checkpoint's tensors by the encoder's variable path, read one at a time on demand."""
+
+    def __init__(self, prefix: str, table: list[TableRow]):
+        from bert_tf._tf import tf
+
+        self.prefix = prefix
+        self.rows = {row.keras_path: row for row in table}
+        self.reader = tf.train.load_checkpoint(prefix)
+        self.read: set[str] = set()
+        self.parameters = 0
+
+    def __call__(self, keras_path: str) -> np.ndarray:
+        from bert_tf._tf import tf
+
+        row = self.rows[keras_path]
         try:
-            value = reader.get_tensor(row.tf1_name)
+            value = self.reader.get_tensor(row.tf1_name)
         except (tf.errors.OpError, ValueError, IndexError, OSError) as e:  # IndexError: short read
             raise CheckpointError(
-                f"cannot read {row.tf1_name} from {prefix}: {_first_line(e)} "
+                f"cannot read {row.tf1_name} from {self.prefix}: {_first_line(e)} "
                 f"(is the .data file truncated or corrupt? re-download it)") from None
         if not np.all(np.isfinite(value)):
-            raise CheckpointError(f"{row.tf1_name} in {prefix} holds NaN or infinite values")
-        variables[row.keras_path].assign(TRANSFORMS[row.transform](value))
-        parameters += value.size
-        del value
-    return LoadReport(prefix, len(table), parameters, ignored, time.perf_counter() - start)
+            raise CheckpointError(f"{row.tf1_name} in {self.prefix} holds NaN or infinite values")
+        self.read.add(keras_path)
+        self.parameters += value.size
+        return TRANSFORMS[row.transform](value)
 
 
 def _is_ignored(name: str) -> bool:
@@ -269,9 +297,18 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
     from bert_tf.config import load_config
     from bert_tf.modeling import BertEncoder
 
+    start = time.perf_counter()
     directory, prefix = resolve_checkpoint_prefix(path)
     config = load_config(os.path.join(directory, "bert_config.json"))
-    encoder = BertEncoder(config)
-    report = restore_encoder_weights(encoder, prefix, strict=strict)
+    table = checkpoint_table(config)
+    ignored = _check_index(prefix, table, strict)
+    # The variables are created from the checkpoint's tensors: no second copy of the weights.
+    values = _CheckpointValues(prefix, table)
+    encoder = BertEncoder(config, initial_values=values)
+    paths = sorted(v.path for v in encoder.weights)
+    if paths != sorted(values.rows) or values.read != set(values.rows):  # the table and the model disagree
+        raise AssertionError(f"checkpoint table and encoder variables differ: "
+                             f"{sorted(set(paths) ^ set(values.rows)) or sorted(set(values.rows) - values.read)}")
+    report = LoadReport(prefix, len(table), values.parameters, ignored, time.perf_counter() - start)
     logger.info("%s", report)
     return (config, encoder, report) if return_report else (config, encoder)

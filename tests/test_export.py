@@ -210,8 +210,11 @@ def test_texts_longer_than_max_seq_length_are_windowed_not_truncated(fresh, embe
 
 
 def _run_encoder(embedder, inputs):
-    """The encoder in a tf.function, as the Python API runs it. (Eager mode rounds differently:
-    about 2e-6 at real tokens, and up to 4e-5 at padding positions, whose values mean nothing.)"""
+    """The encoder in a tf.function, as the Python API runs it.
+
+    The loaded graph and this one are optimised separately (grappler's op fusions), so they
+    round differently: measured up to 1.9e-6 at real tokens on MiniLM, and up to 2e-5 at
+    padding positions, whose values mean nothing and are not compared."""
     return tf.function(embedder.encoder)({k: tf.constant(v, tf.int32) for k, v in inputs.items()})
 
 
@@ -227,7 +230,12 @@ def test_encode_reproduces_the_encoder(fresh, embedder):
     pairs += [(f"encoder_outputs_{i}", layer) for i, layer in enumerate(layers)]
     for name, value in pairs:
         assert out[name].shape == tuple(value.shape), name
-        assert np.abs(out[name] - value.numpy()).max() < TOLERANCE, name
+        served, ours = out[name], value.numpy()
+        assert np.all(np.isfinite(served)), name
+        if served.ndim == 3:  # per-token outputs: compare the real tokens; padding rows mean nothing
+            real = np.asarray(inputs["input_mask"]).astype(bool)
+            served, ours = served[real], ours[real]
+        assert np.abs(served - ours).max() < TOLERANCE, name
     # ...and the Python API's hidden states of every real token.
     states = embedder.token_states(SEED + ["", "Short."])
     for row, text in enumerate(states):

@@ -144,3 +144,23 @@ def test_packed_token_states_equal_the_padded_model(make_checkpoint):
         assert ours.shape == (real.sum(), config.hidden_size)
         np.testing.assert_allclose(ours.numpy(), reference.numpy()[real], atol=1e-5)
     np.testing.assert_allclose(pooled.numpy(), padded["pooled_output"].numpy(), atol=1e-5)
+
+
+def test_an_empty_batch_gives_empty_outputs_in_the_traced_graph(make_checkpoint):
+    """Zero rows (a serving request with no sentences, the tail of a chunked stream) must give
+    empty outputs of the right shapes, not a shape error from inside the graph."""
+    directory, _ = make_checkpoint(num_hidden_layers=2)
+    config, encoder = load_encoder(directory)
+    spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ("input_word_ids", "input_mask", "input_type_ids")}
+    run = tf.function(lambda inputs: encoder(inputs), input_signature=[spec])
+    states = tf.function(encoder.token_states, input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
+    h = config.hidden_size
+    for seq in (8, 1):
+        empty = {k: np.zeros([0, seq], np.int32) for k in spec}
+        out = run(empty)
+        assert out["sequence_output"].shape == (0, seq, h)
+        assert all(layer.shape == (0, seq, h) for layer in out["encoder_outputs"])
+        assert out["pooled_output"].shape == (0, h)
+        token_states, pooled = states(empty["input_word_ids"], empty["input_mask"])
+        assert [s.shape for s in token_states] == [(0, h)] * (config.num_hidden_layers + 1)
+        assert pooled.shape == (0, h)
