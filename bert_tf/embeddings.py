@@ -38,6 +38,39 @@ logger = logging.getLogger("bert_tf")
 PAD_MULTIPLE = 8
 #: How many texts are tokenized and scheduled together; bounds memory on huge inputs.
 CHUNK_SIZE = 4096
+#: At most this many padded positions (rows x padded length) per model call. Short texts
+#: still go `batch_size` at a time; long ones go fewer per call, so a batch's activations
+#: (attention scores grow with rows x length^2) stay small whatever the texts: 32 windows of
+#: 512 pieces would need about 1 GB, 4 of them under 150 MB. 2048 rows is plenty for the
+#: dense layers to run at full speed.
+MAX_BATCH_POSITIONS = 2048
+
+
+def _padded_length(n: int, limit: int) -> int:
+    return min(-(-n // PAD_MULTIPLE) * PAD_MULTIPLE, limit)
+
+
+def _plan_batches(lengths: Sequence[int], batch_size: int, max_seq_length: int,
+                  max_positions: int | None = None) -> list[list[int]]:
+    """Groups segment indices, shortest first, into model calls.
+
+    Each call has at most `batch_size` rows and, unless a single segment is longer, at
+    most `max_positions` padded positions; rows are padded to the longest of their
+    call, rounded up to `PAD_MULTIPLE`. `max_positions` defaults to `MAX_BATCH_POSITIONS`.
+    """
+    max_positions = MAX_BATCH_POSITIONS if max_positions is None else max_positions
+    order = sorted(range(len(lengths)), key=lambda k: lengths[k])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for k in order:
+        seq = _padded_length(lengths[k], max_seq_length)  # the longest so far: sorted
+        if current and (len(current) == batch_size or (len(current) + 1) * seq > max_positions):
+            batches.append(current)
+            current = []
+        current.append(k)
+    if current:
+        batches.append(current)
+    return batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -427,13 +460,11 @@ class BertEmbedder:
                           else self._check_max_seq_length(max_seq_length))
         forward = self._forward(specs)
         segments = self._segments(tokenized, max_seq_length)
-        order = sorted(range(len(segments)), key=lambda k: len(segments[k].ids))
         outputs: list[list] = [[None] * len(segments) for _ in specs]
         pooled: list = [None] * len(segments)
-        batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+        batches = _plan_batches([len(s.ids) for s in segments], batch_size, max_seq_length)
         for batch in _progress(batches, progress, total_texts=len(tokenized)):
-            longest = len(segments[batch[-1]].ids)
-            seq = min(-(-longest // PAD_MULTIPLE) * PAD_MULTIPLE, max_seq_length)
+            seq = _padded_length(len(segments[batch[-1]].ids), max_seq_length)
             ids = np.zeros((len(batch), seq), np.int32)
             mask = np.zeros((len(batch), seq), np.int32)
             for row, k in enumerate(batch):

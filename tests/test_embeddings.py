@@ -154,6 +154,34 @@ def test_result_does_not_depend_on_the_rest_of_the_batch(embedder):
     np.testing.assert_allclose(s_alone, s_mixed, atol=1e-5)
 
 
+def test_batches_are_bounded_by_rows_and_padded_positions():
+    from bert_tf.embeddings import PAD_MULTIPLE, _padded_length, _plan_batches
+
+    rng = np.random.default_rng(3)
+    lengths = list(rng.integers(3, 513, size=300)) + [512] * 5 + [3] * 40
+    batches = _plan_batches(lengths, batch_size=32, max_seq_length=512, max_positions=2048)
+    assert sorted(k for b in batches for k in b) == list(range(len(lengths)))  # each segment once
+    for batch in batches:
+        seq = _padded_length(max(lengths[k] for k in batch), 512)
+        assert seq % PAD_MULTIPLE == 0 and len(batch) <= 32
+        assert len(batch) * seq <= 2048
+        assert [lengths[k] for k in batch] == sorted(lengths[k] for k in batch)
+    assert max(len(b) for b in batches) == 32  # short texts still fill whole batches
+    # One segment longer than the budget still runs, alone.
+    assert _plan_batches([600, 10], 32, 1024, max_positions=256) == [[1], [0]]
+
+
+def test_result_does_not_depend_on_how_texts_are_batched(embedder, monkeypatch):
+    from bert_tf import embeddings
+
+    texts = ["A short one.", " ".join(["Rivers, banks and money."] * 12), "x", "The cat sat on the mat."]
+    default = embedder.embed_words(texts)
+    monkeypatch.setattr(embeddings, "MAX_BATCH_POSITIONS", 16)  # one text per call
+    for a, b in zip(default, embedder.embed_words(texts), strict=True):
+        assert [w.text for w in a] == [w.text for w in b]
+        np.testing.assert_allclose(np.stack([w.vector for w in a]), np.stack([w.vector for w in b]), atol=1e-5)
+
+
 def test_long_text_is_windowed_not_truncated(embedder):
     """Every piece of a long text takes its vector from the window where it has most context."""
     text = " ".join(f"word{i % 50} is number {i}." for i in range(60))  # ~360 pieces
