@@ -53,6 +53,9 @@ class Request:
     if_range: str | None
     status: int | None = None
     sent: int = 0  # body bytes handed to the socket
+    # Set once the handler has written all it will write: the client can finish reading
+    # before the server thread has counted the last piece.
+    written: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False, compare=False)
 
 
 class LoopbackServer:
@@ -96,8 +99,13 @@ class LoopbackServer:
 
     @property
     def bytes_served(self) -> int:
+        """Body bytes sent over all requests, once every handler has finished writing."""
         with self._lock:
-            return sum(r.sent for r in self.requests)
+            requests = list(self.requests)
+        for r in requests:
+            if not r.written.wait(timeout=10):
+                raise TimeoutError(f"the handler of {r} is still writing")
+        return sum(r.sent for r in requests)
 
     def close(self) -> None:
         self._closed.set()  # ends any stall at once
@@ -141,9 +149,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         owner = self.server.owner
         record, behaviour, data = owner._begin(self.path, self.headers)
+        try:
+            self._respond(owner, record, behaviour, data)
+        finally:
+            record.written.set()
+
+    def _respond(self, owner, record, behaviour, data):
         if behaviour is None:
             return self._error(record, 503, "request limit of the test server reached")
         if behaviour.stall_before_headers:
+            record.written.set()  # nothing will be written
             owner._closed.wait(owner.stall_seconds)
             return
         if data is None:
@@ -185,6 +200,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:
             return
+        record.written.set()
         if behaviour.stall_after is not None:
             owner._closed.wait(owner.stall_seconds)
 
