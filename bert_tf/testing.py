@@ -98,3 +98,36 @@ def write_random_checkpoint(directory: str | os.PathLike, config: BertConfig, *,
         f.write("\n".join(vocab) + "\n")
     save_tf1_checkpoint(os.path.join(directory, CHECKPOINT_PREFIX), tensors)
     return weights
+
+
+def google_to_hf_weights(weights: dict[str, np.ndarray], num_layers: int) -> dict[str, np.ndarray]:
+    """Google TF1 names to Hugging Face `BertModel` parameter names, as contiguous numpy arrays.
+
+    The reference side of the parity tests and the benchmark's peers. It is written
+    out independently of `bert_tf.convert` (which maps the other way, HF to Google)
+    so that the two cannot share a mistake. Dense kernels are transposed: Google
+    stores `[in, out]`, `torch.nn.Linear` holds `[out, in]`.
+    """
+    sd = {
+        "embeddings.word_embeddings.weight": weights["bert/embeddings/word_embeddings"],
+        "embeddings.position_embeddings.weight": weights["bert/embeddings/position_embeddings"],
+        "embeddings.token_type_embeddings.weight": weights["bert/embeddings/token_type_embeddings"],
+        "embeddings.LayerNorm.weight": weights["bert/embeddings/LayerNorm/gamma"],
+        "embeddings.LayerNorm.bias": weights["bert/embeddings/LayerNorm/beta"],
+        "pooler.dense.weight": weights["bert/pooler/dense/kernel"].T,
+        "pooler.dense.bias": weights["bert/pooler/dense/bias"],
+    }
+    dense = [("attention.self.query", "attention/self/query"), ("attention.self.key", "attention/self/key"),
+             ("attention.self.value", "attention/self/value"),
+             ("attention.output.dense", "attention/output/dense"),
+             ("intermediate.dense", "intermediate/dense"), ("output.dense", "output/dense")]
+    norms = [("attention.output.LayerNorm", "attention/output/LayerNorm"), ("output.LayerNorm", "output/LayerNorm")]
+    for n in range(num_layers):
+        g = f"bert/encoder/layer_{n}/"
+        for hf_scope, g_scope in dense:
+            sd[f"encoder.layer.{n}.{hf_scope}.weight"] = weights[g + g_scope + "/kernel"].T
+            sd[f"encoder.layer.{n}.{hf_scope}.bias"] = weights[g + g_scope + "/bias"]
+        for hf_scope, g_scope in norms:
+            sd[f"encoder.layer.{n}.{hf_scope}.weight"] = weights[g + g_scope + "/gamma"]
+            sd[f"encoder.layer.{n}.{hf_scope}.bias"] = weights[g + g_scope + "/beta"]
+    return {k: np.ascontiguousarray(v) for k, v in sd.items()}

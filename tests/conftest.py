@@ -11,6 +11,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bert_tf.config import BertConfig  # noqa: E402
+from bert_tf.testing import google_to_hf_weights  # noqa: E402
 
 TINY = dict(vocab_size=200, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
             intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
@@ -57,38 +58,9 @@ def hf_minilm(minilm_hf_dir):
     return model.eval()
 
 
-def google_to_hf_state_dict(weights: dict[str, np.ndarray], num_layers: int):
-    """Test-side mapping from Google names to HF `BertModel` parameters, written out independently
-    of `bert_tf.convert` so that the two cannot share a mistake."""
-    import torch
-
-    sd = {
-        "embeddings.word_embeddings.weight": weights["bert/embeddings/word_embeddings"],
-        "embeddings.position_embeddings.weight": weights["bert/embeddings/position_embeddings"],
-        "embeddings.token_type_embeddings.weight": weights["bert/embeddings/token_type_embeddings"],
-        "embeddings.LayerNorm.weight": weights["bert/embeddings/LayerNorm/gamma"],
-        "embeddings.LayerNorm.bias": weights["bert/embeddings/LayerNorm/beta"],
-        "pooler.dense.weight": weights["bert/pooler/dense/kernel"].T,
-        "pooler.dense.bias": weights["bert/pooler/dense/bias"],
-    }
-    pairs = [("attention.self.query", "attention/self/query"), ("attention.self.key", "attention/self/key"),
-             ("attention.self.value", "attention/self/value"),
-             ("attention.output.dense", "attention/output/dense"),
-             ("intermediate.dense", "intermediate/dense"), ("output.dense", "output/dense")]
-    for n in range(num_layers):
-        g = f"bert/encoder/layer_{n}/"
-        for hf_scope, g_scope in pairs:
-            sd[f"encoder.layer.{n}.{hf_scope}.weight"] = weights[g + g_scope + "/kernel"].T
-            sd[f"encoder.layer.{n}.{hf_scope}.bias"] = weights[g + g_scope + "/bias"]
-        for hf_scope, g_scope in [("attention.output.LayerNorm", "attention/output/LayerNorm"),
-                                  ("output.LayerNorm", "output/LayerNorm")]:
-            sd[f"encoder.layer.{n}.{hf_scope}.weight"] = weights[g + g_scope + "/gamma"]
-            sd[f"encoder.layer.{n}.{hf_scope}.bias"] = weights[g + g_scope + "/beta"]
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
-
-
 def hf_model_from_google(config: BertConfig, weights: dict[str, np.ndarray]):
     """A Hugging Face `BertModel` holding `weights` (Google names)."""
+    import torch
     import transformers
 
     hf_config = transformers.BertConfig(
@@ -98,8 +70,8 @@ def hf_model_from_google(config: BertConfig, weights: dict[str, np.ndarray]):
         max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
         layer_norm_eps=1e-12, attn_implementation="eager")
     model = transformers.BertModel(hf_config, add_pooling_layer=True).eval()
-    missing, unexpected = model.load_state_dict(google_to_hf_state_dict(weights, config.num_hidden_layers),
-                                                strict=False)
+    state = {k: torch.from_numpy(v) for k, v in google_to_hf_weights(weights, config.num_hidden_layers).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all("position_ids" in m for m in missing), (missing, unexpected)
     return model
 
