@@ -313,7 +313,7 @@ def _instrument_bert_tf(embedder, timer: ModelTimer) -> bool:
     """Wraps the embedder's per-(layers, combine) forward to time it and record the shapes it runs.
 
     `BertEmbedder._forward` is private; if it goes away the bench falls back to
-    modelling the padding (sorted, `batch_size` rows, lengths rounded up to PAD_MULTIPLE).
+    modelling the shapes from bert_tf's batch plan (`embeddings._plan_batches`).
     """
     original = getattr(embedder, "_forward", None)
     if original is None:
@@ -337,15 +337,12 @@ def _instrument_bert_tf(embedder, timer: ModelTimer) -> bool:
 
 
 def _modelled_bert_tf_shapes(lengths, batch_size) -> list[tuple[int, int, int]]:
-    from bert_tf import embeddings
+    """(rows, padded length, real tokens) of each model call, from bert_tf's own batch plan."""
+    from bert_tf.embeddings import _padded_length, _plan_batches
 
-    multiple = getattr(embeddings, "PAD_MULTIPLE", 8)
-    ordered = sorted(lengths)
-    shapes = []
-    for k in range(0, len(ordered), batch_size):
-        batch = ordered[k:k + batch_size]
-        shapes.append((len(batch), -(-batch[-1] // multiple) * multiple, sum(batch)))
-    return shapes
+    limit = BERT_BASE["max_position_embeddings"]  # the embedder's default max_seq_length
+    return [(len(batch), _padded_length(lengths[batch[-1]], limit), sum(lengths[k] for k in batch))
+            for batch in _plan_batches(lengths, batch_size, limit)]
 
 
 def _bert_tf_flop_model() -> str:
