@@ -218,18 +218,32 @@ class Packing:
         flat = tf.reshape(tf.cast(mask, tf.bool), [-1])  # [batch * seq]
         self.token_slots = tf.cast(tf.where(flat)[:, 0], tf.int32)  # [tokens] slot of each real token
         self.num_tokens = tf.size(self.token_slots)
-        # [batch * seq]: the token at each slot, or num_tokens (a zero row) for padding.
+        # [batch * seq]: the token at each slot, or num_tokens for padding.
         self.slot_tokens = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32)) - 1, self.num_tokens)
 
     # The reshapes name every dimension: with an empty batch a -1 cannot be inferred
     # (TensorFlow then guesses from the input's shape and the next MatMul fails).
 
+    def gather_tokens(self, x, token_index):
+        """`x[token_index]` for `x` `[tokens, d]`; an index past the last token gives some real token's row.
+
+        Laying tokens out padded this way is one gather: padding slots borrow a real
+        token instead of a zero row appended to `x`, a copy of `x` that cost 2.4% of
+        BERT-Base's time. What padding holds never reaches a real token: keys there get
+        -10000 added to their scores, whose softmax weight is then exactly 0 in float32,
+        and query rows there are dropped by `to_tokens`.
+        """
+        width = tf.shape(x)[-1]
+        # With no real token at all there is nothing to borrow: read one row of zeros.
+        source = tf.cond(self.num_tokens > 0, lambda: x, lambda: tf.zeros([1, width], x.dtype))
+        return tf.gather(source, tf.minimum(token_index, tf.maximum(self.num_tokens - 1, 0)))
+
     def to_padded(self, x):
-        """`[tokens, d]` -> `[batch, seq, d]`, zeros at padding."""
+        """`[tokens, d]` -> `[batch, seq, d]`; padding positions hold finite values of no meaning."""
         shape = [self.batch, self.seq, tf.shape(x)[-1]]
         if self.token_slots is None:
             return tf.reshape(x, shape)
-        return tf.reshape(tf.gather(tf.concat([x, tf.zeros_like(x[:1])], axis=0), self.slot_tokens), shape)
+        return tf.reshape(self.gather_tokens(x, self.slot_tokens), shape)
 
     def to_tokens(self, x):
         """`[batch, seq, d]` -> `[tokens, d]`."""
@@ -316,7 +330,8 @@ class BertEncoder(keras.Model):
         Returns:
             `(states, pooled)`: `states` is a list of `num_hidden_layers + 1` tensors
             `[tokens, hidden]` (embedding output first; tokens in the row-major order of
-            `tf.boolean_mask(x, mask)`), `pooled` is `[batch, hidden]`.
+            `tf.boolean_mask(x, mask)`), `pooled` is `[batch, hidden]` (zeros for a row
+            whose first position is padding: it has no [CLS]).
         """
         packing = Packing(mask)
         ids = tf.gather(tf.reshape(tf.cast(word_ids, tf.int32), [-1]), packing.token_slots)
@@ -327,9 +342,10 @@ class BertEncoder(keras.Model):
         for block in self.blocks:
             x = block(x, adder, packing=packing)
             states.append(x)
-        # [CLS] is the first real token of each row.
-        first = tf.gather(packing.slot_tokens, tf.range(packing.batch) * packing.seq)
-        return states, self.pooler(tf.gather(x, first))
+        # [CLS] is each row's first position; a row with no real token there pools to zeros.
+        first = tf.gather(packing.slot_tokens, tf.range(packing.batch) * packing.seq)  # [batch]
+        pooled = self.pooler(packing.gather_tokens(x, first))
+        return states, tf.where((first < packing.num_tokens)[:, tf.newaxis], pooled, tf.zeros_like(pooled))
 
 
 def hidden_states(outputs) -> tf.Tensor:

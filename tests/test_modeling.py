@@ -146,6 +146,25 @@ def test_packed_token_states_equal_the_padded_model(make_checkpoint):
     np.testing.assert_allclose(pooled.numpy(), padded["pooled_output"].numpy(), atol=1e-5)
 
 
+def test_rows_without_tokens_neither_crash_nor_change_the_others(make_checkpoint):
+    """An all-padding row has no [CLS]: its pooled output is zeros, and the other rows are
+    exactly what they are alone (padding slots borrow real tokens but never reach them)."""
+    directory, _ = make_checkpoint(num_hidden_layers=2)
+    config, encoder = load_encoder(directory)
+    states = tf.function(encoder.token_states, input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
+    batch = random_batch(config, [7, 3], seed=6)
+    ids, mask = batch["input_word_ids"], batch["input_mask"]
+    alone, alone_pooled = states(ids, mask)
+    with_empty_row, pooled = states(np.insert(ids, 1, 0, axis=0), np.insert(mask, 1, 0, axis=0))
+    for a, b in zip(alone, with_empty_row, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(pooled.numpy()[1], 0.0)
+    np.testing.assert_allclose(pooled.numpy()[[0, 2]], alone_pooled.numpy(), atol=1e-6)
+    nothing, pooled = states(np.zeros((3, 8), np.int32), np.zeros((3, 8), np.int32))
+    assert [s.shape for s in nothing] == [(0, config.hidden_size)] * (config.num_hidden_layers + 1)
+    np.testing.assert_array_equal(pooled.numpy(), np.zeros((3, config.hidden_size)))
+
+
 def test_an_empty_batch_gives_empty_outputs_in_the_traced_graph(make_checkpoint):
     """Zero rows (a serving request with no sentences, the tail of a chunked stream) must give
     empty outputs of the right shapes, not a shape error from inside the graph."""
