@@ -135,7 +135,8 @@ def _cmd_embed(args) -> int:
     bar = _progress_bar(total, args)
     start = time.perf_counter()
     try:
-        for chunk in _chunked(lines, max(args.batch_size * 16, 256)):
+        # Lines are read and length-sorted this many at a time: enough to batch short with short.
+        for chunk in _chunked(lines, max((args.batch_size or 64) * 16, 256)):
             good = []
             for line in chunk:
                 if line.problem is None:

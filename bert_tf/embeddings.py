@@ -8,12 +8,17 @@ How a batch of text becomes vectors:
    `max_seq_length` becomes overlapping windows, and every piece takes its
    vector from the window where it has the most context on both sides (the
    rule of Google's `run_squad.py`), so nothing is truncated.
-3. Inputs are sorted by length and batched; each batch is padded only to its
-   own longest member (rounded up to a multiple of 8). One traced graph,
+3. Inputs are sorted by length and batched by a budget of padded positions
+   (rows x length): many short texts share one call, long ones go a few at a
+   time, so every call is big enough for the matrix multiplications to run at
+   full speed and small enough to bound memory. Each batch is padded only to
+   its own longest member (rounded up to a multiple of 8). One traced graph,
    with `[None, None]` shapes, serves every batch.
 4. The graph combines the requested hidden layers and returns only the real
-   (unpadded) token vectors; word pieces are pooled into words with one
-   vectorised segment reduction per batch, and results come back in input order.
+   (unpadded) token vectors. Each text is reduced (word pieces pooled into
+   words, the sentence vector) as soon as its batch, or the last of its
+   windows, comes back, so only one batch of token vectors is held at a time;
+   results come back in input order.
 """
 
 from __future__ import annotations
@@ -38,25 +43,28 @@ logger = logging.getLogger("bert_tf")
 PAD_MULTIPLE = 8
 #: How many texts are tokenized and scheduled together; bounds memory on huge inputs.
 CHUNK_SIZE = 4096
-#: At most this many padded positions (rows x padded length) per model call. Short texts
-#: still go `batch_size` at a time; long ones go fewer per call, so a batch's activations
-#: (attention scores grow with rows x length^2) stay small whatever the texts: 32 windows of
-#: 512 pieces would need about 1 GB, 4 of them under 150 MB. 2048 rows is plenty for the
-#: dense layers to run at full speed.
-MAX_BATCH_POSITIONS = 2048
+#: The padded positions (rows x padded length) one model call may hold. Short texts go many
+#: to a call (128 texts of 8 pieces), long ones few (2 windows of 512), so the dense layers
+#: always multiply matrices of about a thousand rows, where TensorFlow's CPU matmul runs near
+#: its peak (at 256 rows it runs at half speed), and a call's activations stay bounded
+#: whatever the texts: attention scores grow with rows x length^2, and 32 windows of 512
+#: pieces would need about 1 GB. 1024 measured as fast as 2048 on BERT-Base and holds about
+#: 60 MB less (bench/README.md).
+MAX_BATCH_POSITIONS = 1024
 
 
 def _padded_length(n: int, limit: int) -> int:
     return min(-(-n // PAD_MULTIPLE) * PAD_MULTIPLE, limit)
 
 
-def _plan_batches(lengths: Sequence[int], batch_size: int, max_seq_length: int,
+def _plan_batches(lengths: Sequence[int], batch_size: int | None, max_seq_length: int,
                   max_positions: int | None = None) -> list[list[int]]:
     """Groups segment indices, shortest first, into model calls.
 
-    Each call has at most `batch_size` rows and, unless a single segment is longer, at
-    most `max_positions` padded positions; rows are padded to the longest of their
-    call, rounded up to `PAD_MULTIPLE`. `max_positions` defaults to `MAX_BATCH_POSITIONS`.
+    Rows are padded to the longest of their call, rounded up to `PAD_MULTIPLE`. A call
+    holds at most `max_positions` padded positions (default `MAX_BATCH_POSITIONS`; a
+    single segment longer than that runs alone) and, when `batch_size` is given, at
+    most `batch_size` rows.
     """
     max_positions = MAX_BATCH_POSITIONS if max_positions is None else max_positions
     order = sorted(range(len(lengths)), key=lambda k: lengths[k])
@@ -64,7 +72,8 @@ def _plan_batches(lengths: Sequence[int], batch_size: int, max_seq_length: int,
     current: list[int] = []
     for k in order:
         seq = _padded_length(lengths[k], max_seq_length)  # the longest so far: sorted
-        if current and (len(current) == batch_size or (len(current) + 1) * seq > max_positions):
+        full = batch_size is not None and len(current) == batch_size
+        if current and (full or (len(current) + 1) * seq > max_positions):
             batches.append(current)
             current = []
         current.append(k)
@@ -157,7 +166,7 @@ class BertEmbedder:
     """
 
     def __init__(self, config, encoder, tokenizer, *, checkpoint: str | None = None,
-                 max_seq_length: int | None = None, batch_size: int = 32):
+                 max_seq_length: int | None = None, batch_size: int | None = None):
         self.config = config
         self.encoder = encoder
         self.tokenizer = tokenizer
@@ -172,7 +181,7 @@ class BertEmbedder:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, *, lower_case: bool | None = None,
-                        max_seq_length: int | None = None, batch_size: int = 32) -> "BertEmbedder":
+                        max_seq_length: int | None = None, batch_size: int | None = None) -> "BertEmbedder":
         """Builds an embedder from a Google-layout checkpoint directory.
 
         Args:
@@ -183,7 +192,8 @@ class BertEmbedder:
             max_seq_length: the longest model input in word pieces, including [CLS] and [SEP];
                 longer texts are embedded in overlapping windows. None (default) means the
                 checkpoint's `max_position_embeddings` (512 for every Google checkpoint).
-            batch_size: texts per model call.
+            batch_size: the most texts per model call; None (default) fills each call up to
+                `MAX_BATCH_POSITIONS` padded positions, which is what runs fastest.
 
         Raises:
             CheckpointNotFoundError, CheckpointError: no usable checkpoint (the message says why).
@@ -213,9 +223,11 @@ class BertEmbedder:
         return value
 
     @staticmethod
-    def _check_batch_size(value) -> int:
+    def _check_batch_size(value) -> int | None:
+        if value is None:  # sized by padded positions only
+            return None
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {value!r}")
+            raise ValueError(f"batch_size must be a positive integer or None; got {value!r}")
         return value
 
     @property
@@ -244,7 +256,8 @@ class BertEmbedder:
             combine: "sum", "mean" or "concat" over `layers`.
             subword_pooling: "mean", "first" or "last" piece of each word.
             dim: keep only the first `dim` components (None keeps all).
-            batch_size, max_seq_length: override the embedder's defaults for this call.
+            batch_size, max_seq_length: override the embedder's defaults for this call
+                (`batch_size`: the most texts per model call).
             progress: show a progress bar on stderr; None shows one for more than a few batches.
 
         Returns:
@@ -297,9 +310,10 @@ class BertEmbedder:
         if sentence_strategy in ("mean", "max", "cls"):
             specs += (((sentence_layer,), "sum"),)
         for texts, tokenized in self._chunks(sentences, chunk_size):
-            features, pooled = self._run(tokenized, specs, batch_size, max_seq_length, progress)
-            for i, tok in enumerate(tokenized):
-                word_vecs = _pool_words(features[0][i][1:-1], tok.pieces_per_word, subword_pooling)
+
+            def reduce(t, features, pooled):
+                tok = tokenized[t]
+                word_vecs = _pool_words(features[0][1:-1], tok.pieces_per_word, subword_pooling)
                 if dim is not None:
                     word_vecs = np.ascontiguousarray(word_vecs[:, :dim])
                 pieces = self._vocab[tok.ids]
@@ -307,8 +321,10 @@ class BertEmbedder:
                 words = [WordVector(text, int(s), int(e), tuple(pieces[bounds[k]:bounds[k + 1]]), word_vecs[k])
                          for k, (text, s, e) in enumerate(zip(tok.words, tok.starts, tok.ends))]
                 sentence = (None if sentence_strategy is None else
-                            _sentence_vector(sentence_strategy, features[-1][i], pooled[i]))
-                yield words, sentence
+                            _sentence_vector(sentence_strategy, features[-1], pooled))
+                return words, sentence
+
+            yield from self._run(tokenized, specs, batch_size, max_seq_length, progress, reduce)
 
     def sentence_vectors(self, sentences: Iterable[str], *, strategy: str = "mean", layer: int = -2,
                          batch_size: int | None = None, max_seq_length: int | None = None,
@@ -331,8 +347,8 @@ class BertEmbedder:
         (layer,) = self._check_layers((layer,), name="layer")
         out = []
         for texts, tokenized in self._chunks(sentences, CHUNK_SIZE):
-            features, pooled = self._run(tokenized, (((layer,), "sum"),), batch_size, max_seq_length, progress)
-            out.extend(_sentence_vector(strategy, v, p) for v, p in zip(features[0], pooled))
+            out.extend(self._run(tokenized, (((layer,), "sum"),), batch_size, max_seq_length, progress,
+                                 lambda t, features, pooled: _sentence_vector(strategy, features[0], pooled)))
         if not out:
             return np.zeros((0, self.hidden_size), np.float32)
         return np.stack(out).astype(np.float32, copy=False)
@@ -342,14 +358,18 @@ class BertEmbedder:
         """All hidden states of every token, `[num_hidden_layers + 1, n_tokens, hidden]` per text."""
         all_layers = tuple(range(self.config.num_hidden_layers + 1))
         result = []
+        cls_id, sep_id = self.tokenizer.cls_id, self.tokenizer.sep_id
         for texts, tokenized in self._chunks(sentences, CHUNK_SIZE):
-            features, _ = self._run(tokenized, ((all_layers, "stack"),), batch_size, max_seq_length, False)
-            for tok, states in zip(tokenized, features[0]):
-                ids = np.concatenate([[self.tokenizer.cls_id], tok.ids, [self.tokenizer.sep_id]]).astype(np.int32)
+
+            def reduce(t, features, pooled):
+                tok = tokenized[t]
+                ids = np.concatenate([[cls_id], tok.ids, [sep_id]]).astype(np.int32)
                 word_index = np.concatenate([[-1], np.repeat(np.arange(len(tok.words)), tok.pieces_per_word),
                                              [-1]]).astype(np.int32)
-                result.append(TokenStates(tuple(self._vocab[ids]), ids, word_index,
-                                          np.ascontiguousarray(states.transpose(1, 0, 2))))
+                return TokenStates(tuple(self._vocab[ids]), ids, word_index,
+                                   np.ascontiguousarray(features[0].transpose(1, 0, 2)))  # a copy
+
+            result.extend(self._run(tokenized, ((all_layers, "stack"),), batch_size, max_seq_length, False, reduce))
         return result
 
     # ------------------------------------------------------------------ validation
@@ -444,24 +464,30 @@ class BertEmbedder:
         return segments
 
     def _run(self, tokenized: list[_Tokenized], specs: tuple, batch_size: int | None,
-             max_seq_length: int | None, progress: bool | None):
-        """Runs the model once over all texts.
+             max_seq_length: int | None, progress: bool | None, reduce) -> list:
+        """Runs the model once over all texts, handing each text to `reduce` as soon as it is complete.
 
         Args:
             specs: `((layers, combine), ...)`: the features to compute, each a
                 combination of hidden layers ("sum", "mean", "concat" or "stack").
+            reduce: `reduce(t, features, pooled) -> result` for text `t`: `features[f]` is
+                `[n_tokens, ...]` for spec `f` (tokens: [CLS], pieces, [SEP]; a long text's
+                windows already stitched together), `pooled` the pooler output. It must copy
+                whatever it keeps: a batch's token vectors are dropped once its texts are
+                reduced, which is what holds memory to one batch of them however many texts
+                there are.
 
         Returns:
-            `(features, pooled)`: `features[f][t]` is `[n_tokens, ...]` for feature `f` of
-            text `t` (tokens: [CLS], pieces, [SEP]); `pooled[t]` is the pooler output.
+            `reduce`'s results, in text order.
         """
         batch_size = self.batch_size if batch_size is None else self._check_batch_size(batch_size)
         max_seq_length = (self.max_seq_length if max_seq_length is None
                           else self._check_max_seq_length(max_seq_length))
         forward = self._forward(specs)
         segments = self._segments(tokenized, max_seq_length)
-        outputs: list[list] = [[None] * len(segments) for _ in specs]
-        pooled: list = [None] * len(segments)
+        n_windows = np.bincount([s.text_index for s in segments], minlength=len(tokenized))
+        waiting: dict[int, dict[int, tuple]] = {}  # long text -> window -> (piece_start, features, pooled)
+        results: list = [None] * len(tokenized)
         batches = _plan_batches([len(s.ids) for s in segments], batch_size, max_seq_length)
         for batch in _progress(batches, progress, total_texts=len(tokenized)):
             seq = _padded_length(len(segments[batch[-1]].ids), max_seq_length)
@@ -474,36 +500,23 @@ class BertEmbedder:
             *flats, pooled_batch = (t.numpy() for t in forward(tf.constant(ids), tf.constant(mask)))
             bounds = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
             for row, k in enumerate(batch):
-                for f, flat in enumerate(flats):
-                    outputs[f][k] = flat[bounds[row]:bounds[row + 1]]
-                pooled[k] = pooled_batch[row]
-        features = [self._stitch(tokenized, segments, out, max_seq_length - 2) for out in outputs]
-        first_window = {}
-        for k, segment in enumerate(segments):
-            first_window.setdefault(segment.text_index, k)
-        return features, [pooled[first_window[t]] for t in range(len(tokenized))]
-
-    @staticmethod
-    def _stitch(tokenized, segments, outputs, span):
-        """Joins window outputs back into one `[CLS] pieces [SEP]` array per text."""
-        per_text: list[list[int]] = [[] for _ in tokenized]
-        for k, segment in enumerate(segments):
-            per_text[segment.text_index].append(k)
-        vectors = []
-        for tok, ks in zip(tokenized, per_text):
-            if len(ks) == 1:
-                vectors.append(outputs[ks[0]])
-                continue
-            n = len(tok.ids)
-            starts = np.array([segments[k].piece_start for k in ks])
-            best = _max_context_window(n, starts, span)  # [n] window index per piece
-            first = outputs[ks[0]]
-            pieces = np.empty((n,) + first.shape[1:], first.dtype)
-            for w, k in enumerate(ks):
-                chosen = np.nonzero(best == w)[0]
-                pieces[chosen] = outputs[k][1 + chosen - starts[w]]
-            vectors.append(np.concatenate([first[:1], pieces, outputs[ks[-1]][-1:]]))
-        return vectors
+                segment, t = segments[k], segments[k].text_index
+                features = [flat[bounds[row]:bounds[row + 1]] for flat in flats]
+                if n_windows[t] == 1:
+                    results[t] = reduce(t, features, pooled_batch[row])
+                    continue
+                # Copies, so a long text waiting for its other windows does not pin whole batches.
+                windows = waiting.setdefault(t, {})
+                windows[segment.window] = (segment.piece_start, [f.copy() for f in features],
+                                           pooled_batch[row].copy())
+                if len(windows) == n_windows[t]:
+                    del waiting[t]
+                    parts = [windows[w] for w in range(n_windows[t])]
+                    starts = np.array([start for start, _, _ in parts])
+                    stitched = [_stitch(len(tokenized[t].ids), starts, [f[i] for _, f, _ in parts],
+                                        max_seq_length - 2) for i in range(len(flats))]
+                    results[t] = reduce(t, stitched, parts[0][2])  # pooled output: the first window's
+        return results
 
     def _forward(self, specs: tuple):
         """One traced graph per set of features: ids, mask -> real-token features..., pooled output."""
@@ -538,14 +551,29 @@ def _make_forward(encoder, specs: tuple):
     return forward
 
 
+def _stitch(n: int, starts: np.ndarray, outputs: list[np.ndarray], span: int) -> np.ndarray:
+    """Joins one long text's window outputs into one `[CLS] pieces [SEP]` array of `n` pieces.
+
+    Each piece comes from the window where it has the most context (`_max_context_window`);
+    [CLS] from the first window, [SEP] from the last.
+    """
+    best = _max_context_window(n, starts, span)  # [n] window index per piece
+    pieces = np.empty((n,) + outputs[0].shape[1:], outputs[0].dtype)
+    for w, out in enumerate(outputs):
+        chosen = np.nonzero(best == w)[0]
+        pieces[chosen] = out[1 + chosen - starts[w]]
+    return np.concatenate([outputs[0][:1], pieces, outputs[-1][-1:]])
+
+
 def _sentence_vector(strategy: str, token_vectors: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    """One text's sentence vector: a new array, never a view into the batch's outputs."""
     if strategy == "mean":
         return token_vectors.mean(axis=0)
     if strategy == "max":
         return token_vectors.max(axis=0)
     if strategy == "cls":
-        return token_vectors[0]
-    return pooled
+        return token_vectors[0].copy()
+    return pooled.copy()
 
 
 def _window_starts(n: int, span: int) -> list[int]:
@@ -625,7 +653,7 @@ def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: boo
 def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
                         checkpoint: str | os.PathLike | None = None,
                         layers: Sequence[int] = DEFAULT_LAYERS, combine: str = "sum",
-                        subword_pooling: str = "mean", batch_size: int = 32,
+                        subword_pooling: str = "mean", batch_size: int | None = None,
                         max_seq_length: int | None = None, lower_case: bool | None = None,
                         progress: bool | None = None) -> list[dict[str, np.ndarray]]:
     """Contextual word vectors, one dict per sentence: word -> float32 vector.
@@ -647,7 +675,8 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
         layers: hidden layers to combine (negative = from the last).
         combine: "sum", "mean" or "concat" over `layers`.
         subword_pooling: "mean", "first" or "last" over a word's pieces.
-        batch_size: texts per model call.
+        batch_size: the most texts per model call; None (default) sizes each call by its
+            texts' lengths (`MAX_BATCH_POSITIONS` padded positions), which runs fastest.
         max_seq_length: longest model input in pieces, [CLS] and [SEP] included; longer texts use
             overlapping windows. None means the checkpoint's limit (512 for Google's checkpoints).
         lower_case: override the checkpoint's casing.

@@ -49,7 +49,9 @@ def add_embedding_arguments(parser, *, batching: bool = True) -> None:
     parser.add_argument("--sentence-layer", type=int, default=-2,
                         help="hidden layer for the sentence vector (default -2)")
     if batching:
-        parser.add_argument("--batch-size", type=int, default=32, help="texts per model call (default 32)")
+        parser.add_argument("--batch-size", type=int, default=None,
+                            help="the most texts per model call (default: each call is filled up to a "
+                                 "budget of padded positions, which runs fastest)")
     parser.add_argument("--max-seq-length", type=int, default=None,
                         help="longest model input in word pieces (default: the checkpoint's limit, 512); "
                              "longer texts are embedded in overlapping windows")

@@ -154,21 +154,37 @@ def test_result_does_not_depend_on_the_rest_of_the_batch(embedder):
     np.testing.assert_allclose(s_alone, s_mixed, atol=1e-5)
 
 
-def test_batches_are_bounded_by_rows_and_padded_positions():
-    from bert_tf.embeddings import PAD_MULTIPLE, _padded_length, _plan_batches
+def test_batches_are_filled_by_padded_positions():
+    from bert_tf.embeddings import MAX_BATCH_POSITIONS, PAD_MULTIPLE, _padded_length, _plan_batches
 
     rng = np.random.default_rng(3)
-    lengths = list(rng.integers(3, 513, size=300)) + [512] * 5 + [3] * 40
-    batches = _plan_batches(lengths, batch_size=32, max_seq_length=512, max_positions=2048)
+    lengths = list(rng.integers(3, 513, size=300)) + [512] * 5 + [3] * 200
+    batches = _plan_batches(lengths, batch_size=None, max_seq_length=512)
     assert sorted(k for b in batches for k in b) == list(range(len(lengths)))  # each segment once
     for batch in batches:
         seq = _padded_length(max(lengths[k] for k in batch), 512)
-        assert seq % PAD_MULTIPLE == 0 and len(batch) <= 32
-        assert len(batch) * seq <= 2048
+        assert seq % PAD_MULTIPLE == 0 and len(batch) * seq <= MAX_BATCH_POSITIONS
         assert [lengths[k] for k in batch] == sorted(lengths[k] for k in batch)
-    assert max(len(b) for b in batches) == 32  # short texts still fill whole batches
+    # Short texts share big calls (200 texts of 3 pieces, padded to 8: 128 per call)...
+    assert len(batches[0]) == MAX_BATCH_POSITIONS // 8
+    # ...and every call but the last of each padded length is nearly full.
+    by_seq = {}
+    for batch in batches:
+        by_seq.setdefault(_padded_length(lengths[batch[-1]], 512), []).append(batch)
+    for seq, group in by_seq.items():
+        assert all(len(b) * seq > MAX_BATCH_POSITIONS - seq for b in group[:-1])
     # One segment longer than the budget still runs, alone.
-    assert _plan_batches([600, 10], 32, 1024, max_positions=256) == [[1], [0]]
+    assert _plan_batches([600, 10], None, 1024, max_positions=256) == [[1], [0]]
+
+
+def test_batch_size_caps_the_texts_per_call():
+    from bert_tf.embeddings import _plan_batches
+
+    lengths = [10] * 100 + [300] * 10
+    batches = _plan_batches(lengths, batch_size=32, max_seq_length=512, max_positions=2048)
+    assert max(len(b) for b in batches) == 32  # short texts: the row cap binds
+    assert all(len(b) <= 6 for b in batches if max(lengths[k] for k in b) == 300)  # long ones: positions do
+    assert sorted(k for b in batches for k in b) == list(range(len(lengths)))
 
 
 def test_result_does_not_depend_on_how_texts_are_batched(embedder, monkeypatch):
@@ -180,6 +196,45 @@ def test_result_does_not_depend_on_how_texts_are_batched(embedder, monkeypatch):
     for a, b in zip(default, embedder.embed_words(texts), strict=True):
         assert [w.text for w in a] == [w.text for w in b]
         np.testing.assert_allclose(np.stack([w.vector for w in a]), np.stack([w.vector for w in b]), atol=1e-5)
+
+
+def test_long_texts_whose_windows_run_in_different_calls(embedder, monkeypatch):
+    """A long text is reduced only once all of its windows are back, wherever they ran."""
+    from bert_tf import embeddings
+
+    long = " ".join(f"bank{i % 7} of river {i}." for i in range(30))  # ~150 pieces: 11 windows of 24
+    texts = [long, "Short.", long.upper(), "Another short one here."]
+    options = dict(max_seq_length=24, sentence_strategy="mean", sentence_layer=-1)
+    together = list(embedder.iter_embed(texts, **options))
+    monkeypatch.setattr(embeddings, "MAX_BATCH_POSITIONS", 24)  # one window per call
+    apart = list(embedder.iter_embed(texts, **options))
+    for (words_a, sentence_a), (words_b, sentence_b) in zip(together, apart, strict=True):
+        assert [w.text for w in words_a] == [w.text for w in words_b]
+        np.testing.assert_allclose(np.stack([w.vector for w in words_a]), np.stack([w.vector for w in words_b]),
+                                   atol=1e-5)
+        np.testing.assert_allclose(sentence_a, sentence_b, atol=1e-5)
+    # The stitched sentence vector is the mean over every token of the text, each from its best window.
+    states = embedder.token_states([long], max_seq_length=24)[0]
+    np.testing.assert_allclose(together[0][1], states.states[-1].mean(axis=0), atol=1e-5)
+
+
+def _owner(array: np.ndarray) -> np.ndarray:
+    while array.base is not None:
+        array = array.base
+    return array
+
+
+def test_results_hold_no_view_of_a_batch(embedder):
+    """What a text's results keep alive is that text's own data, never a whole batch's token vectors:
+    this is what holds memory to one batch of token vectors on inputs of any length."""
+    texts = ["A mouse is a rodent animal.", "A mouse is a computer device.", "Rats.", ""]
+    for strategy in ("cls", "pooled", "mean"):
+        for words, sentence in embedder.iter_embed(texts, sentence_strategy=strategy):
+            assert _owner(sentence).nbytes == sentence.nbytes
+            for w in words:
+                assert _owner(w.vector).shape == (len(words), embedder.hidden_size)
+    for states in embedder.token_states(texts):
+        assert _owner(states.states).nbytes == states.states.nbytes
 
 
 def test_long_text_is_windowed_not_truncated(embedder):
