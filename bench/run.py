@@ -54,6 +54,7 @@ sys.path.insert(0, str(HERE))
 import workload  # noqa: E402  (bench/workload.py, numpy only)
 
 RESULTS = HERE / "results" / "latest.json"
+BERT_TF_PLAN = "bert_tf_batches.json"  # in the work directory, written by the prepare step
 THREADS = 2
 BATCH_SIZE = 32
 PAD_TO = 128  # the research notebooks padded every sentence to this length
@@ -139,7 +140,10 @@ ENGINES = {e.name: e for e in [
            ("torch", "transformers", "safetensors"), "model"),
     Engine("ort_sorted", "ONNX Runtime (torch.onnx export of the HF model), sorted, padded per batch",
            ("onnxruntime", "onnx", "onnxscript", "torch", "transformers", "tokenizers"), "model"),
+    Engine("ort_budget", "ONNX Runtime, same export, on bert_tf's own batch plan, padded per batch",
+           ("onnxruntime", "onnx", "onnxscript", "torch", "transformers", "tokenizers"), "model"),
 ]}
+ORT_ENGINES = ("ort_sorted", "ort_budget")
 DEFAULT_ENGINES = list(ENGINES)
 #: Timed passes when --runs is not given. The padded-to-128 engine is 4-5x slower than the
 #: others and runs one shape only ([32, 128]), so its passes hardly vary: 2 keep the whole
@@ -194,7 +198,8 @@ class Context:
 
     workdir: Path
     runs: int
-    batch_size: int
+    batch_size: int  # the peers' sentences per model call
+    bert_tf_batch_size: int | None  # bert_tf's `batch_size` (None: its default, a padded-position budget)
     texts: list[str]
     lengths: list[int]
     meta: dict
@@ -396,7 +401,7 @@ def _bert_tf_common(ctx: Context, import_s: float, make_embedder: Callable, call
     if instrumented and timer.shapes:
         shapes, real, how = timer.shapes, timer.real_tokens, "recorded from the model calls"
     else:
-        shapes, real, how = _modelled_bert_tf_shapes(ctx.lengths, ctx.batch_size), sum(ctx.lengths), "modelled"
+        shapes, real, how = _modelled_bert_tf_shapes(ctx.lengths, ctx.bert_tf_batch_size), sum(ctx.lengths), "modelled"
     result.update({
         "threads": threads, "import_s": import_s, "load_s": loaded_s, "ready_s": ready_s, "rss_ready": rss_ready,
         "rss_imported": rss_imported, "shapes": shapes, "shapes_how": how, "real_tokens": real,
@@ -411,7 +416,8 @@ def engine_bert_tf_words(ctx: Context) -> dict:
     from bert_tf.embeddings import get_bert_embeddings, get_embedder
 
     def call(embedder, texts):
-        out = get_bert_embeddings(texts, checkpoint=ctx.checkpoint, batch_size=ctx.batch_size, progress=False)
+        out = get_bert_embeddings(texts, checkpoint=ctx.checkpoint, batch_size=ctx.bert_tf_batch_size,
+                                  progress=False)
         assert len(out) == len(texts) and all(out), "every sentence should have words"
         return out
 
@@ -429,7 +435,7 @@ def engine_bert_tf_sentences(ctx: Context) -> dict:
     from bert_tf.embeddings import BertEmbedder
 
     def call(embedder, texts):
-        out = embedder.sentence_vectors(texts, batch_size=ctx.batch_size, progress=False)
+        out = embedder.sentence_vectors(texts, batch_size=ctx.bert_tf_batch_size, progress=False)
         assert out.shape == (len(texts), embedder.hidden_size)
         return out
 
@@ -455,14 +461,19 @@ def _hf_tokenizer(ctx: Context):
     return BertTokenizerFast(vocab=vocab, do_lower_case=True)
 
 
-def _sorted_pass(ctx: Context, tokenizer, model_call, timer: ModelTimer, int_dtype=np.int64):
-    """Tokenize everything, sort by length, pad each batch to its longest, run, return per-text vectors."""
+def _sorted_pass(ctx: Context, tokenizer, model_call, timer: ModelTimer, int_dtype=np.int64, batches=None):
+    """Tokenize everything, sort by length, pad each batch to its longest, run, return per-text vectors.
+
+    Batches are `ctx.batch_size` sentences in length order, or `batches` (lists of text
+    indices, shortest first) when given.
+    """
     encoded = tokenizer(ctx.texts, add_special_tokens=True)["input_ids"]
-    order = sorted(range(len(encoded)), key=lambda k: len(encoded[k]))
+    if batches is None:
+        order = sorted(range(len(encoded)), key=lambda k: len(encoded[k]))
+        batches = [order[start:start + ctx.batch_size] for start in range(0, len(order), ctx.batch_size)]
     outputs = [None] * len(encoded)
-    for start in range(0, len(order), ctx.batch_size):
-        batch = order[start:start + ctx.batch_size]
-        longest = len(encoded[batch[-1]])
+    for batch in batches:
+        longest = max(len(encoded[k]) for k in batch)
         ids = np.zeros((len(batch), longest), int_dtype)
         mask = np.zeros((len(batch), longest), int_dtype)
         for row, k in enumerate(batch):
@@ -624,7 +635,7 @@ def step_export_onnx(ctx: Context) -> dict:
             "torch": torch.__version__}
 
 
-def engine_ort_sorted(ctx: Context) -> dict:
+def _ort_engine(ctx: Context, name: str, batches=None) -> dict:
     t0 = time.perf_counter()
     import onnxruntime as ort
     import transformers  # noqa: F401  (for the tokenizer; it does not import torch)
@@ -646,18 +657,30 @@ def engine_ort_sorted(ctx: Context) -> dict:
     ready_s = time.perf_counter() - t0
     rss_ready = rss_now()
     timer = ModelTimer()
-    result = measure_passes(lambda: _sorted_pass(ctx, tokenizer, call, timer), ctx.runs, on_pass=timer.new_pass)
+    result = measure_passes(lambda: _sorted_pass(ctx, tokenizer, call, timer, batches=batches), ctx.runs,
+                            on_pass=timer.new_pass)
     probe = [call(np.array([ids], np.int64), np.ones((1, len(ids)), np.int64))[0]
              for ids in tokenizer(ctx.texts[:4])["input_ids"]]
-    np.savez(ctx.workdir / "probe_ort_sorted.npz", *probe)
+    np.savez(ctx.workdir / f"probe_{name}.npz", *probe)
     result.update({"threads": {"intra_op_num_threads": THREADS, "inter_op_num_threads": 1},
                    "ready_s": ready_s, "rss_ready": rss_ready, "import_s": import_s, "shapes": timer.shapes,
                    "shapes_how": "recorded",
                    "real_tokens": timer.real_tokens, "model_s_per_pass": timer.per_pass[1:],
-                   "probe": "probe_ort_sorted.npz", "torch_imported": "torch" in sys.modules,
+                   "probe": f"probe_{name}.npz", "torch_imported": "torch" in sys.modules,
                    "graph_optimization_level": "ORT_ENABLE_ALL",
                    "onnxruntime": ort.__version__})
     return result
+
+
+def engine_ort_sorted(ctx: Context) -> dict:
+    return _ort_engine(ctx, "ort_sorted")
+
+
+def engine_ort_budget(ctx: Context) -> dict:
+    """ONNX Runtime on exactly the batches bert_tf runs (its plan, computed by the prepare step),
+    each padded to its longest: what bert_tf's batching alone would give the strongest peer."""
+    plan = json.loads((ctx.workdir / BERT_TF_PLAN).read_text())
+    return _ort_engine(ctx, "ort_budget", batches=plan["batches"])
 
 
 # ---------------------------------------------------------------------------- preparation step
@@ -697,16 +720,36 @@ def step_prepare(ctx: Context) -> dict:
     counts = [2 + sum(len(w.ids) for w in ws) for ws in words]
     unk = sum(i == tokenizer.unk_id for ws in words for w in ws for i in w.ids)
     mismatched = sum(c != n for c, n in zip(counts, ctx.lengths))
+    # bert_tf's batch plan for the workload, for `ort_budget` (which must not import TensorFlow).
+    from bert_tf.embeddings import MAX_BATCH_POSITIONS, _plan_batches
+
+    batches = _plan_batches(ctx.lengths, ctx.bert_tf_batch_size, BERT_BASE["max_position_embeddings"])
+    rows = sorted(len(b) for b in batches)
+    plan = {"batches": batches, "batch_size": ctx.bert_tf_batch_size, "max_batch_positions": MAX_BATCH_POSITIONS,
+            "calls": len(batches), "rows_min": rows[0], "rows_median": rows[len(rows) // 2], "rows_max": rows[-1]}
+    (ctx.workdir / BERT_TF_PLAN).write_text(json.dumps(plan))
     return {"write_checkpoint_s": write_s, "parameters": int(sum(v.size for v in weights.values())),
-            "bert_tf_tokenizer": {"mismatched_lengths": mismatched, "unk": unk, "real_tokens": sum(counts)}}
+            "bert_tf_tokenizer": {"mismatched_lengths": mismatched, "unk": unk, "real_tokens": sum(counts)},
+            "bert_tf_plan": {k: v for k, v in plan.items() if k != "batches"}}
 
 
-STEPS = {"prepare": step_prepare, "export-onnx": step_export_onnx}
+def step_matmul_probe(ctx: Context) -> dict:
+    """The machine's matmul rate right now (numpy, 2048^3, best of 5), in a process of its own so that
+    its 48 MB of arrays never count in an engine's RSS. The driver runs it just before and just after
+    each model engine: this VM's speed drifts by 10-15% over minutes with nothing visible inside it,
+    and an engine's efficiency is best judged against the peak of its own minutes."""
+    m, k, n = MATMUL_SHAPES[0]
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
+    return best_matmul(lambda: a @ b, m, k, n, reps=5)
+
+
+STEPS = {"prepare": step_prepare, "export-onnx": step_export_onnx, "matmul-probe": step_matmul_probe}
 ENGINE_FUNCTIONS = {
     "matmul_numpy": engine_matmul_numpy, "matmul_tf": engine_matmul_tf, "matmul_torch": engine_matmul_torch,
     "bert_tf_words": engine_bert_tf_words, "bert_tf_sentences": engine_bert_tf_sentences,
     "hf_torch_sorted": engine_hf_torch_sorted, "hf_torch_pad128": engine_hf_torch_pad128,
-    "ort_sorted": engine_ort_sorted,
+    "ort_sorted": engine_ort_sorted, "ort_budget": engine_ort_budget,
 }
 
 
@@ -715,7 +758,7 @@ def child_main(args) -> int:
     workdir = Path(args.workdir)
     data = json.loads((workdir / "workload.json").read_text())
     meta = json.loads((workdir / "meta.json").read_text())
-    ctx = Context(workdir, args.runs, args.batch_size, data["texts"], data["lengths"], meta)
+    ctx = Context(workdir, args.runs, args.batch_size, args.bert_tf_batch_size, data["texts"], data["lengths"], meta)
     fn = STEPS[args.step] if args.step else ENGINE_FUNCTIONS[args.engine]
     result = fn(ctx)
     result["peak_rss"] = peak_rss()
@@ -770,6 +813,8 @@ def run_child(kind: str, name: str, args, workdir: Path, log) -> dict:
     runs = args.runs if args.runs is not None else (1 if args.quick else DEFAULT_RUNS.get(name, 3))
     cmd = [sys.executable, str(Path(__file__).resolve()), f"--{kind}", name, "--workdir", str(workdir),
            "--runs", str(runs), "--batch-size", str(args.batch_size), "--out", str(out)]
+    if args.bert_tf_batch_size is not None:
+        cmd += ["--bert-tf-batch-size", str(args.bert_tf_batch_size)]
     log(f"[{time.strftime('%H:%M:%S')}] {kind} {name} ...")
     (busy0, steal0), own0, t0 = _cpu_seconds(), _children_cpu_seconds(), time.perf_counter()
     with open(err, "w") as stderr:
@@ -851,6 +896,10 @@ def summarise(name: str, raw: dict, lengths: list[int], peak_gflops: float | Non
     if peak_gflops:
         s["useful_fraction_of_peak"] = s["useful_gflops"] / peak_gflops
         s["executed_fraction_of_peak"] = s["executed_gflops"] / peak_gflops
+    local = raw.get("local_peak_gflops")
+    if local:
+        s["local_peak_gflops"] = statistics.mean(local)
+        s["executed_fraction_of_local_peak"] = s["executed_gflops"] / s["local_peak_gflops"]
     model_s = raw.get("model_s_per_pass")
     if model_s:
         s["model_s"] = statistics.median(model_s)
@@ -887,8 +936,15 @@ def render(report: dict) -> str:
                      f"the figures below are pessimistic and the ratios less reliable. Rerun on a quiet machine.**")
         lines.append("")
     lines.append(f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['simd'])}); {report['date']}; "
-                 f"{report['threads']} intra-op threads per engine; batch {report['batch_size']}; "
-                 f"median of {report['runs']} timed passes after a warm-up (min-max in brackets).")
+                 f"{report['threads']} intra-op threads per engine; median of {report['runs']} timed passes "
+                 f"after a warm-up (min-max in brackets).")
+    plan = report.get("bert_tf_plan")
+    if plan:
+        cap = f"at most {plan['batch_size']} sentences and " if plan["batch_size"] else ""
+        lines.append(f"Batches: the peers take {report['batch_size']} sentences per model call; bert_tf (and "
+                     f"ort_budget) {cap}at most {plan['max_batch_positions']} padded positions per call, bert_tf's "
+                     f"default: {plan['calls']} calls of {plan['rows_min']}-{plan['rows_max']} sentences "
+                     f"(median {plan['rows_median']}).")
     lines.append(f"Workload: {w['sentences']} sentences, {w['real_tokens']:,} real tokens with [CLS]/[SEP]; "
                  f"length median {w['p50']:.0f}, p90 {w['p90']:.0f}, mean {w['mean']:.1f}, "
                  f"min {w['min']}, max {w['max']}; mix: "
@@ -896,7 +952,8 @@ def render(report: dict) -> str:
     peak = report.get("peak_gflops")
     lines.append("")
     lines.append("| engine | sentences/s | real tokens/s | useful / executed GFLOP/s | % of matmul peak "
-                 "(useful / executed) | padding | in model | peak RSS | RSS embedding | vs bert_tf words |")
+                 "(useful / executed; executed vs the matmul just before and after the engine) | padding | in model "
+                 "| peak RSS | RSS embedding | vs bert_tf words |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
     base = report["engines"].get(BASELINE, {}).get("summary")
     for name, entry in report["engines"].items():
@@ -909,6 +966,9 @@ def render(report: dict) -> str:
         lo, hi = s["sentences_per_s_range"]
         frac = (f"{100 * s['useful_fraction_of_peak']:.0f}% / {100 * s['executed_fraction_of_peak']:.0f}%"
                 if "useful_fraction_of_peak" in s else "-")
+        if "executed_fraction_of_local_peak" in s:
+            frac += (f" ({100 * s['executed_fraction_of_local_peak']:.0f}% of "
+                     f"{s['local_peak_gflops']:.0f})")
         ratio = f"{s['sentences_per_s'] / base['sentences_per_s']:.2f}x" if base else "-"
         share = f"{100 * s['model_share']:.0f}%" if "model_share" in s else "-"
         padding = f"{100 * s['padding_overhead']:.1f}%"
@@ -990,7 +1050,7 @@ def build_notes(report: dict) -> list[str]:
                         f"Engines measured at different times are not comparable to 10%; rerun.**")
     exported = report.get("onnx_export") or {}
     if "exporter" in exported:
-        notes.append(f"ort_sorted runs the model exported with {exported['exporter']}, "
+        notes.append(f"ort_sorted and ort_budget run the model exported with {exported['exporter']}, "
                      f"graph optimisation ORT_ENABLE_ALL, 2 intra-op threads, sequential execution.")
     for label, diff in report.get("agreement", {}).items():
         if diff is not None:
@@ -1049,7 +1109,7 @@ def driver(args) -> int:
         report = {
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine": machine_info(), "versions": package_versions(), "threads": THREADS,
-            "batch_size": args.batch_size, "runs": args.runs if args.runs is not None else (1 if args.quick else 3), "config": BERT_BASE, "weight_seed": WEIGHT_SEED,
+            "batch_size": args.batch_size, "bert_tf_batch_size": args.bert_tf_batch_size, "runs": args.runs if args.runs is not None else (1 if args.quick else 3), "config": BERT_BASE, "weight_seed": WEIGHT_SEED,
             "workload_seed": args.seed, "workload": mix, "pad_to": PAD_TO,
             "flops": {"per_sequence": "2 * layers * (L * (4 h^2 + 2 h i) + 2 h L^2): Q/K/V/output projections, "
                                       "feed-forward, attention scores and weighted sum; no embeddings, softmax, "
@@ -1062,19 +1122,27 @@ def driver(args) -> int:
             log("bench: could not build the checkpoint; stopping")
             return 1
         report["prepare"] = prepared
+        report["bert_tf_plan"] = prepared.get("bert_tf_plan")
         check = prepared["bert_tf_tokenizer"]
         if check["mismatched_lengths"] or check["unk"]:
             log(f"bench: WARNING the workload does not tokenize as intended with bert_tf: {check}")
-        if "ort_sorted" in selected and "ort_sorted" not in skipped:
+        ort = [name for name in ORT_ENGINES if name in selected and name not in skipped]
+        if ort:
             exported = run_child("step", "export-onnx", args, workdir, log)
             report["onnx_export"] = exported
             if "error" in exported:
-                skipped["ort_sorted"] = "ONNX export failed: " + exported["error"]
+                skipped.update({name: "ONNX export failed: " + exported["error"] for name in ort})
         for name in selected:
             if name in skipped:
                 report["engines"][name] = {"skipped": skipped[name]}
                 continue
+            model = ENGINES[name].kind == "model"
+            before = run_child("step", "matmul-probe", args, workdir, log) if model else {}
             report["engines"][name] = run_child("engine", name, args, workdir, log)
+            if model:
+                after = run_child("step", "matmul-probe", args, workdir, log)
+                report["engines"][name]["local_peak_gflops"] = [
+                    p["best_gflops"] for p in (before, after) if "best_gflops" in p]
         if "matmul_numpy" in selected and "matmul_numpy" not in skipped:
             # Again at the end: a drop means the machine got busier while we measured.
             report["matmul_numpy_end"] = run_child("engine", "matmul_numpy", args, workdir, log)
@@ -1121,7 +1189,10 @@ def parse_args(argv=None):
     p.add_argument("--sentences", type=int, help="workload size (default 512; 128 with --quick)")
     p.add_argument("--runs", type=int, help="timed passes per engine after the warm-up "
                                            "(default 3, 2 for hf_torch_pad128; 1 with --quick)")
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="sentences per model call (default 32)")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                   help="the peers' sentences per model call (default 32)")
+    p.add_argument("--bert-tf-batch-size", type=int, default=None,
+                   help="bert_tf's batch_size (default: none, its own padded-position budget per call)")
     p.add_argument("--seed", type=int, default=workload.DEFAULT_SEED, help="workload seed")
     p.add_argument("--json", help=f"where to write the JSON results (default {RESULTS.relative_to(ROOT)})")
     p.add_argument("--workdir", help="keep the checkpoint and exports here (default: a temporary directory)")
@@ -1135,8 +1206,9 @@ def parse_args(argv=None):
         args.sentences = 128 if args.quick else 512
     if args.engine or args.step:
         args.runs = 1 if args.runs is None else args.runs
-    if args.sentences < 1 or (args.runs is not None and args.runs < 1) or args.batch_size < 1:
-        p.error("--sentences, --runs and --batch-size must be positive")
+    if (args.sentences < 1 or (args.runs is not None and args.runs < 1) or args.batch_size < 1
+            or (args.bert_tf_batch_size is not None and args.bert_tf_batch_size < 1)):
+        p.error("--sentences, --runs, --batch-size and --bert-tf-batch-size must be positive")
     return args
 
 
