@@ -278,14 +278,16 @@ def best_matmul(matmul: Callable[[], object], m: int, k: int, n: int, reps: int 
 # ---------------------------------------------------------------------------- engines: matmul peaks
 
 
-def engine_matmul_numpy(ctx: Context) -> dict:
+def numpy_matmul(m: int, k: int, n: int, reps: int = 8) -> dict:
+    """numpy's (OpenBLAS's) float32 rate on an m x k x n matmul of seeded random matrices."""
     rng = np.random.default_rng(0)
-    out = {"threads": {"OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}, "matmul": []}
-    for m, k, n in MATMUL_SHAPES:
-        a = rng.standard_normal((m, k), np.float32)
-        b = rng.standard_normal((k, n), np.float32)
-        out["matmul"].append(best_matmul(lambda: a @ b, m, k, n))
-    return out
+    a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
+    return best_matmul(lambda: a @ b, m, k, n, reps=reps)
+
+
+def engine_matmul_numpy(ctx: Context) -> dict:
+    return {"threads": {"OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")},
+            "matmul": [numpy_matmul(*shape) for shape in MATMUL_SHAPES]}
 
 
 def engine_matmul_tf(ctx: Context) -> dict:
@@ -738,10 +740,7 @@ def step_matmul_probe(ctx: Context) -> dict:
     its 48 MB of arrays never count in an engine's RSS. The driver runs it just before and just after
     each model engine: this VM's speed drifts by 10-15% over minutes with nothing visible inside it,
     and an engine's efficiency is best judged against the peak of its own minutes."""
-    m, k, n = MATMUL_SHAPES[0]
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
-    return best_matmul(lambda: a @ b, m, k, n, reps=5)
+    return numpy_matmul(*MATMUL_SHAPES[0], reps=5)
 
 
 STEPS = {"prepare": step_prepare, "export-onnx": step_export_onnx, "matmul-probe": step_matmul_probe}
