@@ -123,7 +123,7 @@ class Engine:
     name: str
     title: str
     needs: tuple[str, ...]  # importable modules
-    kind: str  # "model" (timed on the workload) or "matmul" (peak)
+    kind: str  # "model" (timed on the workload), "matmul" (peak) or "interleaved" (variants batch by batch)
 
 
 ENGINES = {e.name: e for e in [
@@ -142,13 +142,16 @@ ENGINES = {e.name: e for e in [
            ("onnxruntime", "onnx", "onnxscript", "torch", "transformers", "tokenizers"), "model"),
     Engine("ort_budget", "ONNX Runtime, same export, on bert_tf's own batch plan, padded per batch",
            ("onnxruntime", "onnx", "onnxscript", "torch", "transformers", "tokenizers"), "model"),
+    Engine("interleaved", "bert_tf's model calls, ONNX Runtime (when installed) and bare matmuls, alternated "
+           "on each of bert_tf's batches in one process", ("tensorflow", "tensorflow_text"), "interleaved"),
 ]}
 ORT_ENGINES = ("ort_sorted", "ort_budget")
 DEFAULT_ENGINES = list(ENGINES)
 #: Timed passes when --runs is not given. The padded-to-128 engine is 4-5x slower than the
-#: others and runs one shape only ([32, 128]), so its passes hardly vary: 2 keep the whole
-#: default run near 10 minutes.
-DEFAULT_RUNS = {"hf_torch_pad128": 2}
+#: others and runs one shape only ([32, 128]), so its passes hardly vary. An interleaved pass
+#: runs every batch twice through four variants (about 2.5 minutes); its per-pass ratios agree
+#: to 1-2%, so 2 passes are enough.
+DEFAULT_RUNS = {"hf_torch_pad128": 2, "interleaved": 2}
 BASELINE = "bert_tf_words"
 
 
@@ -685,6 +688,139 @@ def engine_ort_budget(ctx: Context) -> dict:
     return _ort_engine(ctx, "ort_budget", batches=plan["batches"])
 
 
+# ---------------------------------------------------------------------------- engine: interleaved
+
+
+#: The variants the `interleaved` engine alternates on every batch, in this order then reversed.
+INTERLEAVED = {
+    "bert_tf": "bert_tf's model call (the traced forward `get_bert_embeddings` runs: last four layers summed)",
+    "ort": "ONNX Runtime on the same padded batch (ids and mask as bert_tf gets them)",
+    "tf_matmuls": "TensorFlow: only the 72 dense matmuls (+ bias, GELU) on the batch's real tokens",
+    "numpy_matmuls": "numpy (OpenBLAS): the same 72 matmuls (+ bias), on the same rows",
+    "matmul_peak": "numpy float32 2048x2048x2048 matmul, the machine's peak at the same moments",
+}
+
+
+def _dense_chains(encoder, hidden: int):
+    """BERT's dense matmuls alone, with the encoder's own weights: TF (as the model fuses them) and numpy.
+
+    Per layer: x @ Q, K, V; their sum @ attention-output; @ intermediate (+GELU in TF); @ output.
+    Every layer reads the same input, so values stay O(1) without LayerNorm (no denormals) and
+    nothing can be pruned: the result is the sum of the layers' outputs.
+    """
+    from bert_tf._tf import tf
+
+    weights = [[(d.kernel, d.bias) for d in (b.query, b.key, b.value, b.attention_output, b.intermediate,
+                                            b.output_dense)] for b in encoder.blocks]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, hidden], tf.float32)])
+    def tf_chain(x):
+        outputs = []
+        for (q, k, v, o, i, out) in weights:
+            qkv = [tf.nn.bias_add(tf.matmul(x, w), b) for w, b in (q, k, v)]
+            a = tf.nn.bias_add(tf.matmul(tf.add_n(qkv), o[0]), o[1])
+            h = tf.nn.gelu(tf.nn.bias_add(tf.matmul(a, i[0]), i[1]), approximate=False)
+            outputs.append(tf.nn.bias_add(tf.matmul(h, out[0]), out[1]))
+        return tf.add_n(outputs)
+
+    arrays = [[(w.numpy(), b.numpy()) for w, b in layer] for layer in weights]
+
+    def numpy_chain(x):
+        total = np.zeros_like(x)
+        for (q, k, v, o, i, out) in arrays:
+            s = x @ q[0]
+            s += q[1]
+            for w, b in (k, v):
+                s += x @ w
+                s += b
+            a = s @ o[0]
+            a += o[1]
+            h = a @ i[0]
+            h += i[1]
+            y = h @ out[0]
+            y += out[1]
+            total += y
+        return total
+
+    return tf_chain, numpy_chain
+
+
+def engine_interleaved(ctx: Context) -> dict:
+    """bert_tf's model calls, ONNX Runtime and bare matmuls on identical batches, alternated batch by batch.
+
+    Separate processes measured minutes apart differ by 10-15% on this VM, more than the gaps
+    worth knowing. Here every batch of bert_tf's plan runs through each variant in turn, then
+    again in reverse order (A B C D D C B A), so drift over seconds cancels; a pass is the sum
+    over the batches. Memory is not measured (all variants share the process).
+    """
+    from bert_tf._tf import tf
+    from bert_tf.embeddings import BertEmbedder, _padded_length, _plan_batches
+
+    threads = tf_threads(tf)
+    embedder = BertEmbedder.from_checkpoint(ctx.checkpoint)
+    layers = embedder.encoder.config.num_hidden_layers
+    hidden = embedder.hidden_size
+    forward = embedder._forward(((tuple(range(layers - 3, layers + 1)), "sum"),))
+    tf_chain, numpy_chain = _dense_chains(embedder.encoder, hidden)
+    limit = BERT_BASE["max_position_embeddings"]
+    segments = embedder._segments(embedder._tokenize(ctx.texts), limit)
+    lengths = [len(s.ids) for s in segments]
+    batches = []
+    rng = np.random.default_rng(0)
+    for plan in _plan_batches(lengths, ctx.bert_tf_batch_size, limit):
+        seq = _padded_length(lengths[plan[-1]], limit)
+        ids = np.zeros((len(plan), seq), np.int32)
+        mask = np.zeros_like(ids)
+        for row, k in enumerate(plan):
+            ids[row, :lengths[k]] = segments[k].ids
+            mask[row, :lengths[k]] = 1
+        real = int(mask.sum())
+        x = rng.standard_normal((real, hidden), np.float32)
+        batches.append({"ids": ids, "mask": mask, "real": real, "x": x, "tf_ids": tf.constant(ids),
+                        "tf_mask": tf.constant(mask), "tf_x": tf.constant(x)})
+    square = MATMUL_SHAPES[0]
+    peak_a, peak_b = (rng.standard_normal(shape, np.float32) for shape in (square[:2], square[1:]))
+    variants = {
+        "bert_tf": lambda b: [t.numpy() for t in forward(b["tf_ids"], b["tf_mask"])],
+        "matmul_peak": lambda b: peak_a @ peak_b,
+        "tf_matmuls": lambda b: tf_chain(b["tf_x"]).numpy(),
+        "numpy_matmuls": lambda b: numpy_chain(b["x"]),
+    }
+    ort_note = None
+    if importlib.util.find_spec("onnxruntime") is None:
+        ort_note = "onnxruntime is not installed"
+    elif not Path(ctx.meta["onnx"]).exists():
+        ort_note = "no ONNX export in the work directory"
+    else:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = THREADS
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(ctx.meta["onnx"], options, providers=["CPUExecutionProvider"])
+        for b in batches:
+            b["ids64"], b["mask64"] = b["ids"].astype(np.int64), b["mask"].astype(np.int64)
+        variants["ort"] = lambda b: session.run(["last4"], {"input_ids": b["ids64"], "attention_mask": b["mask64"]})
+    order = [name for name in INTERLEAVED if name in variants]
+    for b in batches:  # warm-up: every shape traced / planned once
+        for name in order:
+            variants[name](b)
+    passes = []
+    for _ in range(ctx.runs):
+        seconds = dict.fromkeys(order, 0.0)
+        for b in batches:
+            for name in order + order[::-1]:
+                t = time.perf_counter()
+                variants[name](b)
+                seconds[name] += (time.perf_counter() - t) / 2
+        passes.append(seconds)
+    shapes = [(len(b["ids"]), b["ids"].shape[1], b["real"]) for b in batches]
+    return {"threads": threads, "variants": order, "passes": passes, "shapes": shapes, "ort": ort_note,
+            "real_tokens": sum(lengths)}
+
+
 # ---------------------------------------------------------------------------- preparation step
 
 
@@ -748,7 +884,7 @@ ENGINE_FUNCTIONS = {
     "matmul_numpy": engine_matmul_numpy, "matmul_tf": engine_matmul_tf, "matmul_torch": engine_matmul_torch,
     "bert_tf_words": engine_bert_tf_words, "bert_tf_sentences": engine_bert_tf_sentences,
     "hf_torch_sorted": engine_hf_torch_sorted, "hf_torch_pad128": engine_hf_torch_pad128,
-    "ort_sorted": engine_ort_sorted, "ort_budget": engine_ort_budget,
+    "ort_sorted": engine_ort_sorted, "ort_budget": engine_ort_budget, "interleaved": engine_interleaved,
 }
 
 
@@ -910,6 +1046,55 @@ def summarise(name: str, raw: dict, lengths: list[int], peak_gflops: float | Non
     return s
 
 
+def summarise_interleaved(raw: dict, peak_gflops: float | None) -> dict:
+    """Per variant: seconds per pass, executed GFLOP/s, and its time over bert_tf's, pass by pass."""
+    shapes = raw["shapes"]
+    dense = float(sum(real for _, _, real in shapes) * dense_flops_per_token(BERT_BASE))
+    flops = {"bert_tf": float(sum(executed_flops("dense_on_real_tokens", *shape) for shape in shapes)),
+             "ort": float(sum(executed_flops("padded", *shape) for shape in shapes)),
+             "tf_matmuls": dense, "numpy_matmuls": dense,
+             "matmul_peak": 2.0 * np.prod(MATMUL_SHAPES[0]) * len(shapes)}
+    passes = raw["passes"]
+    out = {}
+    for name in raw["variants"]:
+        times = [p[name] for p in passes]
+        ratios = [p[name] / p["bert_tf"] for p in passes]
+        median = statistics.median(times)
+        v = {"title": INTERLEAVED[name], "median_s": median, "min_s": min(times), "max_s": max(times),
+             "executed_gflops": flops[name] / median / 1e9, "time_vs_bert_tf": statistics.median(ratios),
+             "time_vs_bert_tf_range": [min(ratios), max(ratios)]}
+        if "matmul_peak" in raw["variants"]:  # rate over the peak's rate in the same pass
+            fractions = [flops[name] / p[name] / (flops["matmul_peak"] / p["matmul_peak"]) for p in passes]
+            v["fraction_of_interleaved_peak"] = statistics.median(fractions)
+            v["fraction_of_interleaved_peak_range"] = [min(fractions), max(fractions)]
+        if peak_gflops:
+            v["executed_fraction_of_peak"] = v["executed_gflops"] / peak_gflops
+        out[name] = v
+    return {"variants": out, "batches": len(shapes), "runs": len(passes), "ort": raw.get("ort")}
+
+
+def _render_interleaved(summary: dict) -> list[str]:
+    lines = [f"Interleaved, one process: each of bert_tf's {summary['batches']} batches runs through every "
+             f"variant, then back in reverse order; a pass sums the batches (median of {summary['runs']} passes, "
+             f"min-max). Time vs bert_tf is computed pass by pass, so drift between passes cancels.", "",
+             "| variant | s per pass | executed GFLOP/s | % of the interleaved matmul peak (median, range) "
+             "| % of the run's matmul peak | time vs bert_tf (median, range) |",
+             "|---|---|---|---|---|---|"]
+    for name, v in summary["variants"].items():
+        frac = f"{100 * v['executed_fraction_of_peak']:.0f}%" if "executed_fraction_of_peak" in v else "-"
+        local = "-"
+        if "fraction_of_interleaved_peak" in v:
+            a, b = v["fraction_of_interleaved_peak_range"]
+            local = f"{100 * v['fraction_of_interleaved_peak']:.1f}% ({100 * a:.1f}-{100 * b:.1f})"
+        lo, hi = v["time_vs_bert_tf_range"]
+        lines.append(f"| {name}: {v['title']} | {v['median_s']:.2f} ({v['min_s']:.2f}-{v['max_s']:.2f}) | "
+                     f"{v['executed_gflops']:.0f} | {local} | {frac} | "
+                     f"{v['time_vs_bert_tf']:.3f} ({lo:.3f}-{hi:.3f}) |")
+    if summary.get("ort"):
+        lines += ["", f"ONNX Runtime was left out of the interleaved run: {summary['ort']}."]
+    return lines
+
+
 def _probe_diff(workdir: Path, a: str, b: str) -> float | None:
     pa, pb = workdir / a, workdir / b
     if not (pa.exists() and pb.exists()):
@@ -977,6 +1162,13 @@ def render(report: dict) -> str:
                      f"{s['useful_gflops']:.0f} / {s['executed_gflops']:.0f} | {frac} | "
                      f"{padding} | {share} | {_gb(s['peak_rss'])} | "
                      f"{_gb(s['rss_embedding_max'])} | {ratio} |")
+    for name, entry in report["engines"].items():
+        if ENGINES[name].kind == "interleaved":
+            lines.append("")
+            if entry.get("summary"):
+                lines.extend(_render_interleaved(entry["summary"]))
+            else:
+                lines.append(f"Interleaved: {entry.get('error') or entry.get('skipped')}")
     lines.append("")
     lines.append("Float32 matmul, 2 threads, GFLOP/s (best / median of 8):")
     lines.append("")
@@ -1017,11 +1209,35 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _interleaved_notes(summary: dict) -> list[str]:
+    v = summary["variants"]
+    notes = []
+    if "tf_matmuls" in v:
+        t = v["tf_matmuls"]
+        ceiling = (f" ({100 * t['fraction_of_interleaved_peak']:.0f}% of the interleaved peak)"
+                   if "fraction_of_interleaved_peak" in t else "")
+        notes.append(f"interleaved: bert_tf's dense matmuls alone take {100 * t['time_vs_bert_tf']:.0f}% "
+                     f"of its model time; attention, LayerNorm, embeddings and gathers take the rest. Those "
+                     f"matmuls alone run at {t['executed_gflops']:.0f} GFLOP/s{ceiling}: at these row counts, "
+                     f"that bounds any model built on TensorFlow's kernels.")
+    if "numpy_matmuls" in v and "tf_matmuls" in v:
+        notes.append(f"interleaved: the same matmuls in numpy (OpenBLAS, no GELU) take "
+                     f"{v['numpy_matmuls']['median_s'] / v['tf_matmuls']['median_s']:.2f}x TensorFlow's time.")
+    if "ort" in v:
+        lo, hi = v["ort"]["time_vs_bert_tf_range"]
+        notes.append(f"interleaved: ONNX Runtime takes {v['ort']['time_vs_bert_tf']:.3f}x bert_tf's model time "
+                     f"on identical batches ({lo:.3f}-{hi:.3f} over the passes).")
+    return notes
+
+
 def build_notes(report: dict) -> list[str]:
     notes = []
     engines = report["engines"]
     for name, entry in engines.items():
         s = entry.get("summary")
+        if ENGINES[name].kind == "interleaved":
+            notes.extend(_interleaved_notes(s) if s else [])
+            continue
         if s and "model_share" in s:
             extra = f"; the tokenizer alone takes {1000 * s['tokenize_s']:.0f} ms" if "tokenize_s" in s else ""
             notes.append(f"{name}: {s['model_s']:.2f} s of {s['median_s']:.2f} s per pass inside the model call "
@@ -1126,7 +1342,10 @@ def driver(args) -> int:
         if check["mismatched_lengths"] or check["unk"]:
             log(f"bench: WARNING the workload does not tokenize as intended with bert_tf: {check}")
         ort = [name for name in ORT_ENGINES if name in selected and name not in skipped]
-        if ort:
+        # The interleaved engine compares against ONNX Runtime when it can, so it needs the export too.
+        ort_for_interleaved = ("interleaved" in selected and "interleaved" not in skipped
+                               and not missing_modules(ENGINES["ort_budget"]))
+        if ort or ort_for_interleaved:
             exported = run_child("step", "export-onnx", args, workdir, log)
             report["onnx_export"] = exported
             if "error" in exported:
@@ -1154,6 +1373,8 @@ def driver(args) -> int:
         for name, entry in report["engines"].items():
             if ENGINES[name].kind == "model" and "times" in entry:
                 entry["summary"] = summarise(name, entry, lengths.tolist(), report.get("peak_gflops"))
+            elif ENGINES[name].kind == "interleaved" and "passes" in entry:
+                entry["summary"] = summarise_interleaved(entry, report.get("peak_gflops"))
         report["agreement"] = {
             "bert_tf token_states (last 4 layers summed) vs HF PyTorch": _probe_diff(
                 workdir, "probe_bert_tf_words.npz", "probe_hf_torch_sorted.npz"),

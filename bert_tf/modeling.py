@@ -37,6 +37,19 @@ from bert_tf.config import LAYER_NORM_EPSILON, BertConfig
 ATTENTION_MASK_ADDER = -10000.0
 
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def attention_adder_for(mask):
+    """`[batch, 1, 1, seq]` float32: 0 where the key is a real token, `ATTENTION_MASK_ADDER` at padding.
+
+    Built with a reshape that spells out the 1s, so TensorFlow's graph optimiser knows the
+    shape statically and fuses `scores * scale + adder` into the attention batch matmul
+    (one oneDNN kernel); from `mask[:, None, None, :]` it cannot tell, and the scale and the
+    mask then run as two more passes over the scores.
+    """
+    mask = tf.cast(mask, tf.float32)
+    shape = tf.shape(mask)
+    return tf.reshape((1.0 - mask) * ATTENTION_MASK_ADDER, [shape[0], 1, 1, shape[1]])
 ENCODER_OUTPUTS = ("sequence_output", "pooled_output", "encoder_outputs", "embedding_output")
 
 
@@ -305,7 +318,7 @@ class BertEncoder(keras.Model):
         embedding_output = x
         if attention_adder is None:
             # [batch, 1, 1, seq]: every query position sees every real key position.
-            attention_adder = (1.0 - mask[:, tf.newaxis, tf.newaxis, :]) * ATTENTION_MASK_ADDER
+            attention_adder = attention_adder_for(mask)
         encoder_outputs = []
         for block in self.blocks:
             x = block(x, attention_adder)
@@ -337,7 +350,7 @@ class BertEncoder(keras.Model):
         ids = tf.gather(tf.reshape(tf.cast(word_ids, tf.int32), [-1]), packing.token_slots)
         positions = packing.token_slots % packing.seq
         x = self.embeddings(ids[tf.newaxis], tf.zeros_like(ids)[tf.newaxis], positions[tf.newaxis])[0]
-        adder = (1.0 - tf.cast(mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]) * ATTENTION_MASK_ADDER
+        adder = attention_adder_for(mask)
         states = [x]
         for block in self.blocks:
             x = block(x, adder, packing=packing)

@@ -183,3 +183,43 @@ def test_an_empty_batch_gives_empty_outputs_in_the_traced_graph(make_checkpoint)
         token_states, pooled = states(empty["input_word_ids"], empty["input_mask"])
         assert [s.shape for s in token_states] == [(0, h)] * (config.num_hidden_layers + 1)
         assert pooled.shape == (0, h)
+
+
+def _optimized_op_counts(function, *args) -> dict:
+    """Op types of `function`'s graph after TensorFlow's graph optimiser, as it runs on `args`."""
+    from collections import Counter
+
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(frozen.graph.as_graph_def(), name="")
+    metadata = tf.compat.v1.RunMetadata()
+    with tf.compat.v1.Session(graph=graph) as session:
+        session.run([t.name for t in frozen.outputs], dict(zip([t.name for t in frozen.inputs], args)),
+                    options=tf.compat.v1.RunOptions(output_partition_graphs=True), run_metadata=metadata)
+    return Counter(node.op for part in metadata.partition_graphs for node in part.node)
+
+
+def _onednn_enabled() -> bool:
+    from tensorflow.python.util import _pywrap_util_port
+
+    return _pywrap_util_port.IsMklEnabled()
+
+
+@pytest.mark.skipif(not _onednn_enabled(), reason="the fusion is oneDNN's (TF_ENABLE_ONEDNN_OPTS=0 here)")
+def test_attention_scale_and_mask_fuse_into_the_score_matmul(make_checkpoint):
+    """scores * scale + mask must reach oneDNN as one fused batch matmul per layer, in the padded
+    and in the unpadded forward; it only fuses when the mask's [batch, 1, 1, seq] shape is
+    statically known (see `attention_adder_for`), and otherwise costs two extra passes over the scores."""
+    directory, _ = make_checkpoint(num_hidden_layers=2)
+    config, encoder = load_encoder(directory)
+    batch = random_batch(config, [7, 3], seed=6)
+    ids = tf.TensorSpec([None, None], tf.int32)
+    unpadded = tf.function(encoder.token_states, input_signature=[ids, ids])
+    padded = tf.function(lambda i, m: encoder({"input_word_ids": i, "input_mask": m, "input_type_ids": tf.zeros_like(i)}),
+                         input_signature=[ids, ids])
+    for function in (unpadded, padded):
+        ops = _optimized_op_counts(function, batch["input_word_ids"], batch["input_mask"])
+        assert ops["_MklFusedBatchMatMulV2"] == config.num_hidden_layers, dict(ops)
