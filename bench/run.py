@@ -3,7 +3,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/run.py              # the full run (about 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py              # the full run (about 20 minutes on 2 cores)
     .venv/bin/python bench/run.py --quick      # a smoke run (128 sentences, 1 timed pass)
     .venv/bin/python bench/run.py --engines bert_tf_words,hf_torch_sorted --runs 5
 
@@ -19,6 +19,9 @@ What happens:
    RSS (`ru_maxrss`) is its own, with 2 intra-op threads: one untimed warm-up pass
    over the whole workload, then `--runs` timed passes. The driver reports the
    median pass with its min and max.
+   The `interleaved` engine is different: one process alternates bert_tf's model call,
+   ONNX Runtime, the bare dense matmuls and a numpy peak matmul batch by batch, so that
+   ratios of a few percent survive this VM's drift (see bench/README.md).
 4. FLOPs are counted from the config (`flops_per_sequence`), for the shapes each
    engine actually executed (recorded from its model calls; for bert_tf, whose dense
    layers skip padding, the real tokens there) and for the real tokens.
@@ -149,7 +152,7 @@ ORT_ENGINES = ("ort_sorted", "ort_budget")
 DEFAULT_ENGINES = list(ENGINES)
 #: Timed passes when --runs is not given. The padded-to-128 engine is 4-5x slower than the
 #: others and runs one shape only ([32, 128]), so its passes hardly vary. An interleaved pass
-#: runs every batch twice through four variants (about 2.5 minutes); its per-pass ratios agree
+#: runs every batch twice through five variants (about 2.5 minutes); its per-pass ratios agree
 #: to 1-2%, so 2 passes are enough.
 DEFAULT_RUNS = {"hf_torch_pad128": 2, "interleaved": 2}
 BASELINE = "bert_tf_words"
