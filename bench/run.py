@@ -643,6 +643,18 @@ def step_export_onnx(ctx: Context) -> dict:
             "torch": torch.__version__}
 
 
+def _ort_session(ctx: Context):
+    """The exported model in ONNX Runtime: 2 intra-op threads, sequential, every graph optimisation."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(ctx.meta["onnx"], options, providers=["CPUExecutionProvider"])
+
+
 def _ort_engine(ctx: Context, name: str, batches=None) -> dict:
     t0 = time.perf_counter()
     import onnxruntime as ort
@@ -650,12 +662,7 @@ def _ort_engine(ctx: Context, name: str, batches=None) -> dict:
 
     import_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(ctx.meta["onnx"], options, providers=["CPUExecutionProvider"])
+    session = _ort_session(ctx)
     tokenizer = _hf_tokenizer(ctx)
 
     def call(ids, mask):
@@ -795,14 +802,7 @@ def engine_interleaved(ctx: Context) -> dict:
     elif not Path(ctx.meta["onnx"]).exists():
         ort_note = "no ONNX export in the work directory"
     else:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = THREADS
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(ctx.meta["onnx"], options, providers=["CPUExecutionProvider"])
+        session = _ort_session(ctx)
         for b in batches:
             b["ids64"], b["mask64"] = b["ids"].astype(np.int64), b["mask"].astype(np.int64)
         variants["ort"] = lambda b: session.run(["last4"], {"input_ids": b["ids64"], "attention_mask": b["mask64"]})
