@@ -764,7 +764,7 @@ def engine_interleaved(ctx: Context) -> dict:
     over the batches. Memory is not measured (all variants share the process).
     """
     from bert_tf._tf import tf
-    from bert_tf.embeddings import BertEmbedder, _padded_length, _plan_batches
+    from bert_tf.embeddings import BertEmbedder, _batch_arrays, _plan_batches
 
     threads = tf_threads(tf)
     embedder = BertEmbedder.from_checkpoint(ctx.checkpoint)
@@ -778,12 +778,7 @@ def engine_interleaved(ctx: Context) -> dict:
     batches = []
     rng = np.random.default_rng(0)
     for plan in _plan_batches(lengths, ctx.bert_tf_batch_size, limit):
-        seq = _padded_length(lengths[plan[-1]], limit)
-        ids = np.zeros((len(plan), seq), np.int32)
-        mask = np.zeros_like(ids)
-        for row, k in enumerate(plan):
-            ids[row, :lengths[k]] = segments[k].ids
-            mask[row, :lengths[k]] = 1
+        ids, mask = _batch_arrays([segments[k] for k in plan], limit)  # exactly what bert_tf feeds its model
         real = int(mask.sum())
         x = rng.standard_normal((real, hidden), np.float32)
         batches.append({"ids": ids, "mask": mask, "real": real, "x": x, "tf_ids": tf.constant(ids),

@@ -82,6 +82,18 @@ def _plan_batches(lengths: Sequence[int], batch_size: int | None, max_seq_length
     return batches
 
 
+def _batch_arrays(segments: Sequence["_Segment"], max_seq_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """int32 `ids` and `mask` `[rows, padded length]` for one model call, shortest segment first."""
+    seq = _padded_length(len(segments[-1].ids), max_seq_length)
+    ids = np.zeros((len(segments), seq), np.int32)
+    mask = np.zeros((len(segments), seq), np.int32)
+    for row, segment in enumerate(segments):
+        n = len(segment.ids)
+        ids[row, :n] = segment.ids
+        mask[row, :n] = 1
+    return ids, mask
+
+
 @dataclasses.dataclass(frozen=True)
 class WordVector:
     """One word occurrence: its text as the model sees it, where it is, its pieces and its vector.
@@ -490,13 +502,7 @@ class BertEmbedder:
         results: list = [None] * len(tokenized)
         batches = _plan_batches([len(s.ids) for s in segments], batch_size, max_seq_length)
         for batch in _progress(batches, progress, total_texts=len(tokenized)):
-            seq = _padded_length(len(segments[batch[-1]].ids), max_seq_length)
-            ids = np.zeros((len(batch), seq), np.int32)
-            mask = np.zeros((len(batch), seq), np.int32)
-            for row, k in enumerate(batch):
-                n = len(segments[k].ids)
-                ids[row, :n] = segments[k].ids
-                mask[row, :n] = 1
+            ids, mask = _batch_arrays([segments[k] for k in batch], max_seq_length)
             *flats, pooled_batch = (t.numpy() for t in forward(tf.constant(ids), tf.constant(mask)))
             bounds = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
             for row, k in enumerate(batch):

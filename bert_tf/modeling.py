@@ -37,6 +37,7 @@ from bert_tf.config import LAYER_NORM_EPSILON, BertConfig
 ATTENTION_MASK_ADDER = -10000.0
 
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+ENCODER_OUTPUTS = ("sequence_output", "pooled_output", "encoder_outputs", "embedding_output")
 
 
 def attention_adder_for(mask):
@@ -50,7 +51,6 @@ def attention_adder_for(mask):
     mask = tf.cast(mask, tf.float32)
     shape = tf.shape(mask)
     return tf.reshape((1.0 - mask) * ATTENTION_MASK_ADDER, [shape[0], 1, 1, shape[1]])
-ENCODER_OUTPUTS = ("sequence_output", "pooled_output", "encoder_outputs", "embedding_output")
 
 
 def gelu_erf(x):
