@@ -44,10 +44,9 @@ def _quiet_fd2():
 
 with _quiet_fd2():
     import tensorflow as tf  # noqa: E402
-    import tensorflow_text as tf_text  # noqa: E402
     import keras  # noqa: E402  (Keras 3, TensorFlow backend)
 
     tf.get_logger().setLevel("ERROR")
     tf.config.list_logical_devices("CPU")  # forces device initialisation while fd 2 is muted
 
-__all__ = ["keras", "tf", "tf_text"]
+__all__ = ["keras", "tf"]

@@ -49,7 +49,8 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from bert_tf._tf import tf, tf_text
+from bert_tf._text_ops import TENSORFLOW_TEXT_VERSION
+from bert_tf._tf import tf
 from bert_tf.atomic import staged_directory
 
 logger = logging.getLogger("bert_tf")
@@ -169,7 +170,7 @@ def _metadata(embedder, options: dict, version: int) -> dict:
         "encoder_outputs": [f"encoder_outputs_{i}" for i in range(embedder.config.num_hidden_layers)],
         "bert_tf": bert_tf.__version__,
         "tensorflow": tf.__version__,
-        "tensorflow_text": tf_text.__version__,
+        "tensorflow_text": TENSORFLOW_TEXT_VERSION,
     }
 
 

@@ -67,7 +67,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from bert_tf._tf import tf, tf_text
+from bert_tf._text_ops import wordpiece_ids, wordpiece_model
+from bert_tf._tf import tf
 
 logger = logging.getLogger("bert_tf")
 
@@ -396,14 +397,8 @@ class BertTokenizer(tf.Module):
         self._norm_values = tf.constant(tables.norm_values or ("",), tf.string)
         # A normalised word has at most max_chars code points of at most 4
         # bytes; longer ones never reach WordPiece (see _word_pieces).
-        self._wordpiece = tf_text.FastWordpieceTokenizer(
-            vocab=wordpiece_vocab,
-            suffix_indicator="##",
-            max_bytes_per_word=4 * self._max_chars,
-            token_out_type=tf.int32,
-            unknown_token="[UNK]",
-            no_pretokenization=True,
-        )
+        self._wordpiece_model = wordpiece_model(
+            wordpiece_vocab, suffix_indicator="##", max_bytes_per_word=4 * self._max_chars, unknown_token="[UNK]")
 
     @classmethod
     def from_vocab_file(
@@ -545,7 +540,7 @@ class BertTokenizer(tf.Module):
     def _word_pieces(self, words):
         """WordPiece ids of each word; over-long words are one [UNK]. [words] -> [words, (pieces)]."""
         too_long = tf.strings.length(words, unit="UTF8_CHAR") > self._max_chars
-        pieces = self._wordpiece.tokenize(tf.where(too_long, "", words))  # too long: no pieces
+        pieces = wordpiece_ids(tf.where(too_long, "", words), self._wordpiece_model)  # too long: no pieces
         lengths = tf.where(too_long, tf.ones_like(pieces.row_lengths()), pieces.row_lengths())
         splits = tf.concat([[0], tf.cumsum(lengths)], axis=0)
         # Move each piece to its row's new start; the one slot of a too-long
