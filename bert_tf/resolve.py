@@ -29,14 +29,18 @@ class CheckpointNotFoundError(FileNotFoundError):
     """No checkpoint was given and none could be found; the message says how to get one."""
 
 
+def user_cache() -> Path:
+    """bert_tf's folder in the user's cache: `$XDG_CACHE_HOME/bert_tf`, by default `~/.cache/bert_tf`."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bert_tf"
+
+
 def checkpoints_root() -> Path:
     """The folder that holds one sub-folder per checkpoint."""
     if os.environ.get("BERT_TF_CHECKPOINTS"):
         return Path(os.environ["BERT_TF_CHECKPOINTS"])
     if Path("checkpoints").is_dir():
         return Path("checkpoints")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "bert_tf" / "checkpoints"
+    return user_cache() / "checkpoints"
 
 
 def _has_checkpoint(path: Path) -> bool:

@@ -57,18 +57,27 @@ not). No real text we know of does this; the test suite pins the list.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import hashlib
+import inspect
+import json
 import logging
 import os
 import re
+import tempfile
 import unicodedata
+import zipfile
+import zlib
+from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
 from bert_tf._text_ops import wordpiece_ids, wordpiece_model
 from bert_tf._tf import tf
+from bert_tf.resolve import user_cache
 
 logger = logging.getLogger("bert_tf")
 
@@ -302,6 +311,47 @@ class _CharTables:
 
 @functools.lru_cache(maxsize=2)
 def _char_tables(lower_case: bool) -> _CharTables:
+    """The tables for one casing, from the user's cache when it holds them.
+
+    Computing them visits every code point in Python, about 0.9 s, which is most of what
+    building a tokenizer costs; a process that finds them cached reads them in milliseconds.
+    The cache file is named by everything the tables depend on (Python's Unicode version,
+    the casing and the source of the functions that compute them), so a new Python or a
+    change to this code computes afresh; a missing, unreadable or unwritable cache only
+    costs the time.
+    """
+    path = _char_tables_cache(lower_case)
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return _CharTables(run_starts=saved["run_starts"], run_codes=saved["run_codes"],
+                               norm_keys=saved["norm_keys"], norm_values=tuple(json.loads(str(saved["norm_values"]))))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+        pass
+    tables = _compute_char_tables(lower_case)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError:
+        return tables  # no writable cache
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, run_starts=tables.run_starts, run_codes=tables.run_codes, norm_keys=tables.norm_keys,
+                     norm_values=np.array(json.dumps(tables.norm_values)))
+        os.replace(tmp, path)  # readers see the whole file or none
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return tables
+
+
+def _char_tables_cache(lower_case: bool) -> Path:
+    code = "".join(inspect.getsource(f) for f in (_compute_char_tables, normalize_uncased, _sigma_class,
+                                                  _is_punctuation_char, _is_cjk))
+    key = hashlib.sha256(f"{unicodedata.unidata_version}|{lower_case}|{(DROP, SPACE, CJK, PUNCT, OTHER, _SIG_IGNORABLE, _SIG_CASED, _SIG_OTHER)}|{code}".encode()).hexdigest()[:16]
+    return user_cache() / "char_tables" / f"{'uncased' if lower_case else 'cased'}-{key}.npz"
+
+
+def _compute_char_tables(lower_case: bool) -> _CharTables:
     codes = np.empty(0x110000, np.int32)
     norm_keys, norm_values = [], []
     for cp in range(0x110000):

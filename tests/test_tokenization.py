@@ -8,6 +8,7 @@ one shipped with the offline all-MiniLM-L6-v2 package.
 
 from __future__ import annotations
 
+import json
 import logging
 import string
 import time
@@ -565,3 +566,71 @@ def test_speed_of_512_sentences_of_120_chars(uncased):
         times.append(time.perf_counter() - begin)
     assert out["words"].nrows() == 512
     print(f"\ntokenize(512 x 120 chars): {1000 * min(times):.1f} ms (best of 5, after tracing)")
+
+
+# --------------------------------------------------------------------------
+# The character tables' cache
+# --------------------------------------------------------------------------
+
+
+def _same_tables(a, b) -> bool:
+    return (all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("run_starts", "run_codes", "norm_keys"))
+            and a.norm_values == b.norm_values)
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    from bert_tf import tokenization
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    tokenization._char_tables.cache_clear()
+    yield tmp_path / "bert_tf" / "char_tables"
+    tokenization._char_tables.cache_clear()
+
+
+def test_char_tables_are_computed_once_then_read_from_the_cache(empty_cache):
+    from bert_tf import tokenization
+
+    computed = tokenization._char_tables(True)
+    (cached,) = empty_cache.glob("uncased-*.npz")
+    assert not list(empty_cache.glob("*.tmp"))
+    with np.load(cached) as saved:
+        assert _same_tables(tokenization._CharTables(saved["run_starts"], saved["run_codes"], saved["norm_keys"],
+                                                     tuple(json.loads(str(saved["norm_values"])))), computed)
+        marked = dict(saved, run_codes=saved["run_codes"] + 1)
+    np.savez(cached, **marked)  # a mark that only reading this file can produce
+    tokenization._char_tables.cache_clear()
+    assert np.array_equal(tokenization._char_tables(True).run_codes, computed.run_codes + 1)
+    tokenization._char_tables(False)  # the other casing has its own file
+    assert len(list(empty_cache.glob("cased-*.npz"))) == 1
+
+
+def test_a_damaged_cache_file_is_computed_afresh_and_replaced(empty_cache):
+    from bert_tf import tokenization
+
+    good = tokenization._char_tables(True)
+    (path,) = empty_cache.glob("uncased-*.npz")
+    data = path.read_bytes()
+    for damaged in (data[: len(data) // 2], data[:100] + bytes(100) + data[200:], b"not a zip"):
+        path.write_bytes(damaged)
+        tokenization._char_tables.cache_clear()
+        assert _same_tables(tokenization._char_tables(True), good)
+        assert path.read_bytes() == data  # rewritten whole
+
+
+def test_an_unwritable_cache_still_gives_a_tokenizer(empty_cache, monkeypatch):
+    from bert_tf import tokenization
+
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/bert_tf_no_such_place")
+    tok = BertTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"], lower_case=True)
+    assert [w.pieces for w in tok.tokenize_words(["HÉLLO"])[0]] == [("hello",)]  # lowered, accent dropped
+    assert tokenization._char_tables(True) is tokenization._char_tables(True)
+
+
+def test_the_cache_key_changes_with_the_code_that_computes_the_tables(monkeypatch):
+    from bert_tf import tokenization
+
+    before = tokenization._char_tables_cache(True)
+    assert before != tokenization._char_tables_cache(False)
+    monkeypatch.setattr(tokenization, "_sigma_class", lambda ch: 0)
+    assert tokenization._char_tables_cache(True) != before
