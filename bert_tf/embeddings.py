@@ -44,13 +44,14 @@ PAD_MULTIPLE = 8
 #: How many texts are tokenized and scheduled together; bounds memory on huge inputs.
 CHUNK_SIZE = 4096
 #: The padded positions (rows x padded length) one model call may hold. Short texts go many
-#: to a call (128 texts of 8 pieces), long ones few (2 windows of 512), so the dense layers
-#: always multiply matrices of about a thousand rows, where TensorFlow's CPU matmul runs near
-#: its peak (at 256 rows it runs at half speed), and a call's activations stay bounded
+#: to a call (256 texts of 8 pieces), long ones few (4 windows of 512), so the dense layers
+#: always multiply matrices of a thousand rows or more, where TensorFlow's CPU matmul runs
+#: near its peak (at 256 rows it runs at half speed), and a call's activations stay bounded
 #: whatever the texts: attention scores grow with rows x length^2, and 32 windows of 512
-#: pieces would need about 1 GB. On BERT-Base, 2048 ran 0.4-5.2% faster (median 3.7%, four
-#: passes alternating the two on the same texts) but holds about 60 MB more (bench/README.md).
-MAX_BATCH_POSITIONS = 1024
+#: pieces would need about 1 GB. On BERT-Base, 2048 ran 0.4-5.2% faster than 1024 (median
+#: 3.7%, four passes alternating the two on the same texts) and holds about 60 MB more
+#: (bench/README.md), which the tokenizer's smaller footprint pays for (`_text_ops`).
+MAX_BATCH_POSITIONS = 2048
 
 
 def _padded_length(n: int, limit: int) -> int:
@@ -535,7 +536,7 @@ class BertEmbedder:
 def _make_forward(encoder, specs: tuple):
     spec = tf.TensorSpec([None, None], tf.int32)
 
-    @tf.function(input_signature=[spec, spec])
+    @tf.function(input_signature=[spec, spec], autograph=False)
     def forward(ids, mask):
         # Hidden states of the real tokens only, [tokens, hidden] each, in row-major order:
         # the dense layers never see padding (see BertEncoder.token_states).

@@ -158,14 +158,14 @@ def test_batches_are_filled_by_padded_positions():
     from bert_tf.embeddings import MAX_BATCH_POSITIONS, PAD_MULTIPLE, _padded_length, _plan_batches
 
     rng = np.random.default_rng(3)
-    lengths = list(rng.integers(3, 513, size=300)) + [512] * 5 + [3] * 200
+    lengths = list(rng.integers(3, 513, size=300)) + [512] * 5 + [3] * 400
     batches = _plan_batches(lengths, batch_size=None, max_seq_length=512)
     assert sorted(k for b in batches for k in b) == list(range(len(lengths)))  # each segment once
     for batch in batches:
         seq = _padded_length(max(lengths[k] for k in batch), 512)
         assert seq % PAD_MULTIPLE == 0 and len(batch) * seq <= MAX_BATCH_POSITIONS
         assert [lengths[k] for k in batch] == sorted(lengths[k] for k in batch)
-    # Short texts share big calls (200 texts of 3 pieces, padded to 8: 128 per call)...
+    # Short texts share big calls (400 texts of 3 pieces, padded to 8: 256 per call)...
     assert len(batches[0]) == MAX_BATCH_POSITIONS // 8
     # ...and every call but the last of each padded length is nearly full.
     by_seq = {}
