@@ -335,8 +335,8 @@ def _char_tables(lower_case: bool) -> _CharTables:
         return tables  # no writable cache
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, run_starts=tables.run_starts, run_codes=tables.run_codes, norm_keys=tables.norm_keys,
-                     norm_values=np.array(json.dumps(tables.norm_values)))
+            np.savez_compressed(f, run_starts=tables.run_starts, run_codes=tables.run_codes,
+                                norm_keys=tables.norm_keys, norm_values=np.array(json.dumps(tables.norm_values)))
         os.replace(tmp, path)  # readers see the whole file or none
     except OSError:
         with contextlib.suppress(OSError):
@@ -345,9 +345,11 @@ def _char_tables(lower_case: bool) -> _CharTables:
 
 
 def _char_tables_cache(lower_case: bool) -> Path:
+    """Where `_char_tables` keeps the tables for this casing, this Python and this code."""
     code = "".join(inspect.getsource(f) for f in (_compute_char_tables, normalize_uncased, _sigma_class,
                                                   _is_punctuation_char, _is_cjk))
-    key = hashlib.sha256(f"{unicodedata.unidata_version}|{lower_case}|{(DROP, SPACE, CJK, PUNCT, OTHER, _SIG_IGNORABLE, _SIG_CASED, _SIG_OTHER)}|{code}".encode()).hexdigest()[:16]
+    classes = (DROP, SPACE, CJK, PUNCT, OTHER, _SIG_IGNORABLE, _SIG_CASED, _SIG_OTHER)
+    key = hashlib.sha256(f"{unicodedata.unidata_version}|{lower_case}|{classes}|{code}".encode()).hexdigest()[:16]
     return user_cache() / "char_tables" / f"{'uncased' if lower_case else 'cased'}-{key}.npz"
 
 
