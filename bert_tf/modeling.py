@@ -169,11 +169,6 @@ class TransformerBlock(keras.layers.Layer):
         self.output_layer_norm.build((None, None, h))
         self.built = True
 
-    def _split_heads(self, x, batch, seq):
-        # [batch, seq, hidden] -> [batch, heads, seq, head_size]
-        x = tf.reshape(x, [batch, seq, self.num_heads, self.head_size])
-        return tf.transpose(x, [0, 2, 1, 3])
-
     @staticmethod
     def _dense(layer, x, activation=None):
         # [tokens, in] @ [in, out] + bias as MatMul + BiasAdd (+ activation): the pattern
@@ -199,20 +194,11 @@ class TransformerBlock(keras.layers.Layer):
 
     def _call_tokens(self, x, attention_adder, packing):
         # x: [tokens, hidden]
-        batch, seq = packing.batch, packing.seq
-        if packing.token_slots is None:
-            q, k, v = (self._split_heads(packing.to_padded(self._dense(layer, x)), batch, seq)
-                       for layer in (self.query, self.key, self.value))
-        else:  # one gather each, straight into [batch, heads, seq, head_size]
-            q, k, v = (packing.to_heads(self._dense(layer, x), self.num_heads)
-                       for layer in (self.query, self.key, self.value))
+        q, k, v = (packing.to_heads(self._dense(layer, x), self.num_heads)  # [batch, heads, seq, head_size]
+                   for layer in (self.query, self.key, self.value))
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
         probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
-        context = tf.matmul(probs, v)  # [batch, heads, seq, head_size]
-        if packing.token_slots is None:
-            context = packing.to_tokens(tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, self._hidden]))
-        else:
-            context = packing.from_heads(context, self.num_heads)
+        context = packing.from_heads(tf.matmul(probs, v), self.num_heads)  # [tokens, hidden]
         x = self.attention_layer_norm(x + self._dense(self.attention_output, context))
         y = self._dense(self.output_dense, self._dense(self.intermediate, x, self.activation))
         return self.output_layer_norm(x + y)
@@ -252,7 +238,7 @@ class Packing:
         token instead of a zero row appended to `x`, a copy of `x` that cost 2.4% of
         BERT-Base's time. What padding holds never reaches a real token: keys there get
         -10000 added to their scores, whose softmax weight is then exactly 0 in float32,
-        and query rows there are dropped by `to_tokens`.
+        and query rows there are dropped by `from_heads`.
         """
         return tf.gather(self._rows_or_zeros(x, 1), tf.minimum(token_index, tf.maximum(self.num_tokens - 1, 0)))
 
@@ -260,23 +246,24 @@ class Packing:
         # With no real token at all there is nothing to borrow: read `count` rows of zeros.
         return tf.cond(self.num_tokens > 0, lambda: rows, lambda: tf.zeros([count, tf.shape(rows)[-1]], rows.dtype))
 
-    def to_padded(self, x):
-        """`[tokens, d]` -> `[batch, seq, d]`; padding positions hold finite values of no meaning."""
-        shape = [self.batch, self.seq, tf.shape(x)[-1]]
-        if self.token_slots is None:
-            return tf.reshape(x, shape)
-        return tf.reshape(self.gather_tokens(x, self.slot_tokens), shape)
-
     def to_heads(self, x, heads: int):
-        """`[tokens, heads * d]` -> `[batch, heads, seq, d]`: `to_padded` and the split into
-        heads as one gather, with no transpose (2.6% of BERT-Base's time, bit-identical)."""
+        """`[tokens, heads * d]` -> `[batch, heads, seq, d]`.
+
+        Packed, laying tokens out padded and splitting them into heads are one gather, with
+        no transpose (2.6% of BERT-Base's time, bit-identical); in full, a reshape and a transpose.
+        """
         d = tf.shape(x)[-1] // heads
+        if self.token_slots is None:
+            return tf.transpose(tf.reshape(x, [self.batch, self.seq, heads, d]), [0, 2, 1, 3])
         rows = tf.reshape(x, [self.num_tokens * heads, d])  # row t * heads + h: token t's head h
         return tf.gather(self._rows_or_zeros(rows, heads), self._head_indices(heads)[0])
 
     def from_heads(self, x, heads: int):
-        """`[batch, heads, seq, d]` -> `[tokens, heads * d]`: the merge of heads and `to_tokens` as one gather."""
+        """`[batch, heads, seq, d]` -> `[tokens, heads * d]`: the heads merged and the real tokens
+        picked (packed, as one gather; in full, a transpose and a reshape)."""
         d = tf.shape(x)[-1]
+        if self.token_slots is None:
+            return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [self.batch * self.seq, heads * d])
         rows = tf.reshape(x, [self.batch * heads * self.seq, d])
         return tf.reshape(tf.gather(rows, self._head_indices(heads)[1]), [self.num_tokens, heads * d])
 
@@ -292,11 +279,6 @@ class Packing:
             back = (row[:, None] * heads + head[None, :]) * self.seq + position[:, None]
             self._heads[heads] = (into, back)
         return self._heads[heads]
-
-    def to_tokens(self, x):
-        """`[batch, seq, d]` -> `[tokens, d]`."""
-        flat = tf.reshape(x, [self.batch * self.seq, tf.shape(x)[-1]])
-        return flat if self.token_slots is None else tf.gather(flat, self.token_slots)
 
 
 class BertEncoder(keras.Model):
