@@ -198,7 +198,9 @@ class TransformerBlock(keras.layers.Layer):
                    for layer in (self.query, self.key, self.value))
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
         probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
-        context = packing.from_heads(tf.matmul(probs, v), self.num_heads)  # [tokens, hidden]
+        # [tokens, hidden], reshaped to x's own shape: a no-op that lets TensorFlow's graph
+        # optimiser prove the residual add's operands alike and fuse it into the matmul.
+        context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x))
         x = self.attention_layer_norm(x + self._dense(self.attention_output, context))
         y = self._dense(self.output_dense, self._dense(self.intermediate, x, self.activation))
         return self.output_layer_norm(x + y)

@@ -199,7 +199,10 @@ def _optimized_op_counts(function, *args) -> dict:
     with tf.compat.v1.Session(graph=graph) as session:
         session.run([t.name for t in frozen.outputs], dict(zip([t.name for t in frozen.inputs], args)),
                     options=tf.compat.v1.RunOptions(output_partition_graphs=True), run_metadata=metadata)
-    return Counter(node.op for part in metadata.partition_graphs for node in part.node)
+    nodes = [node for part in metadata.partition_graphs for node in part.node]
+    fused = ["+".join([node.op, *(op.decode() for op in node.attr["fused_ops"].list.s)])
+             for node in nodes if node.attr["fused_ops"].list.s]
+    return Counter([node.op for node in nodes] + fused)  # fused kernels also as "Op+Fused+Ops"
 
 
 def _onednn_enabled() -> bool:
@@ -223,3 +226,22 @@ def test_attention_scale_and_mask_fuse_into_the_score_matmul(make_checkpoint):
     for function in (unpadded, padded):
         ops = _optimized_op_counts(function, batch["input_word_ids"], batch["input_mask"])
         assert ops["_MklFusedBatchMatMulV2"] == config.num_hidden_layers, dict(ops)
+
+
+@pytest.mark.skipif(not _onednn_enabled(), reason="the fusion is oneDNN's (TF_ENABLE_ONEDNN_OPTS=0 here)")
+def test_both_residual_adds_fuse_into_their_matmuls(make_checkpoint):
+    """x + dense(...) must run inside the dense layer's matmul kernel, for the attention output and the
+    feed-forward output of every layer, in both forwards: the attention one only fuses when the optimiser
+    can prove the context's shape equal to x's (`TransformerBlock._call_tokens`), and otherwise costs a
+    separate pass over [tokens, hidden] per layer."""
+    directory, _ = make_checkpoint(num_hidden_layers=3)
+    config, encoder = load_encoder(directory)
+    batch = random_batch(config, [7, 3], seed=6)
+    ids = tf.TensorSpec([None, None], tf.int32)
+    unpadded = tf.function(encoder.token_states, input_signature=[ids, ids])
+    padded = tf.function(lambda i, m: encoder({"input_word_ids": i, "input_mask": m, "input_type_ids": tf.zeros_like(i)}),
+                         input_signature=[ids, ids])
+    for function in (unpadded, padded):
+        ops = _optimized_op_counts(function, batch["input_word_ids"], batch["input_mask"])
+        assert ops["_MklNativeFusedMatMul+BiasAdd+Add"] == 2 * config.num_hidden_layers, dict(ops)
+
