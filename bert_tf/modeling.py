@@ -100,9 +100,26 @@ def _dense(units, name, values, scope="", **kwargs):
                               bias_initializer=_initializer(values, f"{path}/bias", "zeros"))
 
 
+class LayerNorm(keras.layers.LayerNormalization):
+    """LayerNorm over the last axis as Google's and Hugging Face's BERT define it:
+    `(x - mean) / sqrt(variance + epsilon) * gamma + beta`, the variance of `x - mean`.
+
+    Keras computes the same as `x * inv + (beta - mean * inv)` with `inv = gamma / sqrt(...)`
+    broadcast to the activations' full shape: eight passes over `[tokens, hidden]`. Centring
+    first takes seven, about 10% less LayerNorm time (1% of BERT-Base's), and lands a little
+    closer to a float64 LayerNorm (tests/test_modeling.py).
+    """
+
+    def call(self, x):
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        centred = x - mean
+        variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
+        return tf.nn.bias_add(centred * self.gamma * tf.math.rsqrt(variance + self.epsilon), self.beta)
+
+
 def _layer_norm(name, values, scope=""):
     path = f"{scope}{name}"
-    return keras.layers.LayerNormalization(
+    return LayerNorm(
         epsilon=LAYER_NORM_EPSILON, name=name, dtype="float32",
         gamma_initializer=_initializer(values, f"{path}/gamma", "ones"),
         beta_initializer=_initializer(values, f"{path}/beta", "zeros"))

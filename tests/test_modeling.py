@@ -245,3 +245,22 @@ def test_both_residual_adds_fuse_into_their_matmuls(make_checkpoint):
         ops = _optimized_op_counts(function, batch["input_word_ids"], batch["input_mask"])
         assert ops["_MklNativeFusedMatMul+BiasAdd+Add"] == 2 * config.num_hidden_layers, dict(ops)
 
+
+def test_layer_norm_matches_float64_on_bert_like_activations():
+    """Mean subtracted first, biased variance, epsilon inside the root, gamma and beta per feature:
+    checked against float64 on activations with an offset and outlier features, as BERT's have."""
+    from bert_tf.modeling import LayerNorm
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((64, 768)) * 2 + 30).astype(np.float32)
+    x[:, :3] += 50
+    gamma, beta = rng.uniform(0.5, 1.5, 768).astype(np.float32), rng.standard_normal(768).astype(np.float32)
+    norm = LayerNorm(epsilon=1e-12)
+    norm.build((None, 768))
+    norm.gamma.assign(gamma)
+    norm.beta.assign(beta)
+    exact = x.astype(np.float64)
+    centred = exact - exact.mean(axis=-1, keepdims=True)
+    expected = centred / np.sqrt((centred ** 2).mean(axis=-1, keepdims=True) + 1e-12) * gamma + beta
+    np.testing.assert_allclose(norm(x).numpy(), expected, atol=2e-5)
+    np.testing.assert_allclose(norm(x[None]).numpy()[0], expected, atol=2e-5)  # any leading shape
