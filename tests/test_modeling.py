@@ -211,20 +211,26 @@ def _onednn_enabled() -> bool:
     return _pywrap_util_port.IsMklEnabled()
 
 
-@pytest.mark.skipif(not _onednn_enabled(), reason="the fusion is oneDNN's (TF_ENABLE_ONEDNN_OPTS=0 here)")
-def test_attention_scale_and_mask_fuse_into_the_score_matmul(make_checkpoint):
-    """scores * scale + mask must reach oneDNN as one fused batch matmul per layer, in the padded
-    and in the unpadded forward; it only fuses when the mask's [batch, 1, 1, seq] shape is
-    statically known (see `attention_adder_for`), and otherwise costs two extra passes over the scores."""
-    directory, _ = make_checkpoint(num_hidden_layers=2)
+def _optimized_op_counts_of_both_forwards(make_checkpoint, layers: int):
+    """`(config, [op counts of the unpadded forward, of the padded forward])` on a small batch."""
+    directory, _ = make_checkpoint(num_hidden_layers=layers)
     config, encoder = load_encoder(directory)
     batch = random_batch(config, [7, 3], seed=6)
     ids = tf.TensorSpec([None, None], tf.int32)
     unpadded = tf.function(encoder.token_states, input_signature=[ids, ids])
     padded = tf.function(lambda i, m: encoder({"input_word_ids": i, "input_mask": m, "input_type_ids": tf.zeros_like(i)}),
                          input_signature=[ids, ids])
-    for function in (unpadded, padded):
-        ops = _optimized_op_counts(function, batch["input_word_ids"], batch["input_mask"])
+    return config, [_optimized_op_counts(function, batch["input_word_ids"], batch["input_mask"])
+                    for function in (unpadded, padded)]
+
+
+@pytest.mark.skipif(not _onednn_enabled(), reason="the fusion is oneDNN's (TF_ENABLE_ONEDNN_OPTS=0 here)")
+def test_attention_scale_and_mask_fuse_into_the_score_matmul(make_checkpoint):
+    """scores * scale + mask must reach oneDNN as one fused batch matmul per layer, in the padded
+    and in the unpadded forward; it only fuses when the mask's [batch, 1, 1, seq] shape is
+    statically known (see `attention_adder_for`), and otherwise costs two extra passes over the scores."""
+    config, forwards = _optimized_op_counts_of_both_forwards(make_checkpoint, layers=2)
+    for ops in forwards:
         assert ops["_MklFusedBatchMatMulV2"] == config.num_hidden_layers, dict(ops)
 
 
@@ -234,15 +240,8 @@ def test_both_residual_adds_fuse_into_their_matmuls(make_checkpoint):
     feed-forward output of every layer, in both forwards: the attention one only fuses when the optimiser
     can prove the context's shape equal to x's (`TransformerBlock._call_tokens`), and otherwise costs a
     separate pass over [tokens, hidden] per layer."""
-    directory, _ = make_checkpoint(num_hidden_layers=3)
-    config, encoder = load_encoder(directory)
-    batch = random_batch(config, [7, 3], seed=6)
-    ids = tf.TensorSpec([None, None], tf.int32)
-    unpadded = tf.function(encoder.token_states, input_signature=[ids, ids])
-    padded = tf.function(lambda i, m: encoder({"input_word_ids": i, "input_mask": m, "input_type_ids": tf.zeros_like(i)}),
-                         input_signature=[ids, ids])
-    for function in (unpadded, padded):
-        ops = _optimized_op_counts(function, batch["input_word_ids"], batch["input_mask"])
+    config, forwards = _optimized_op_counts_of_both_forwards(make_checkpoint, layers=3)
+    for ops in forwards:
         assert ops["_MklNativeFusedMatMul+BiasAdd+Add"] == 2 * config.num_hidden_layers, dict(ops)
 
 
