@@ -112,6 +112,12 @@ class LayerNorm(keras.layers.LayerNormalization):
     Only as `_layer_norm` builds it: over the last axis, with gamma and beta.
     """
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.axis not in (-1, [-1]) or not (self.center and self.scale) or self.rms_scaling:
+            raise ValueError("LayerNorm normalises the last axis with gamma and beta only; "
+                             "use keras.layers.LayerNormalization for other settings")
+
     def call(self, x):
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         centred = x - mean

@@ -263,3 +263,6 @@ def test_layer_norm_matches_float64_on_bert_like_activations():
     expected = centred / np.sqrt((centred ** 2).mean(axis=-1, keepdims=True) + 1e-12) * gamma + beta
     np.testing.assert_allclose(norm(x).numpy(), expected, atol=2e-5)
     np.testing.assert_allclose(norm(x[None]).numpy()[0], expected, atol=2e-5)  # any leading shape
+    for unsupported in (dict(axis=1), dict(center=False), dict(scale=False)):
+        with pytest.raises(ValueError, match="last axis with gamma and beta"):
+            LayerNorm(**unsupported)
