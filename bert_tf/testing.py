@@ -5,10 +5,14 @@ variable names and shapes come from `checkpoint.google_variable_shapes`, the
 same table the loader uses; the file also carries the extra tensors Google's
 released zips hold (`cls/*`, `global_step`), so the loader's ignore list is
 exercised too.
+
+It also holds the one rule by which every numerical comparison in the tests
+and the benchmark is judged: `float32_bound` and `assert_float32_close`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Sequence
 
@@ -131,3 +135,78 @@ def google_to_hf_weights(weights: dict[str, np.ndarray], num_layers: int) -> dic
             sd[f"encoder.layer.{n}.{hf_scope}.weight"] = weights[g + g_scope + "/gamma"]
             sd[f"encoder.layer.{n}.{hf_scope}.bias"] = weights[g + g_scope + "/beta"]
     return {k: np.ascontiguousarray(v) for k, v in sd.items()}
+
+
+# ---------------------------------------------------------------------- float32 rounding
+
+FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2**-23: the spacing of float32 numbers just above 1
+
+#: (observed difference / bound, what was compared) of every `assert_float32_close` in this process:
+#: the test session prints the worst, so the margin left on the CPU at hand is visible.
+MARGINS: list[tuple[float, str]] = []
+
+
+def float32_bound(reference, *, depth: int, width: int) -> float:
+    """The largest absolute difference two correct float32 computations of `reference` may show.
+
+    Two float32 evaluations of the same network differ by rounding alone when they sum
+    in different orders: oneDNN's AVX-512 kernels choose the order by the number of rows
+    in a matmul (so a text alone and in a batch differ), AVX2 kernels differ from those,
+    and another library (the Hugging Face reference) differs again. Rounding, not any
+    one machine's output, sets the bound:
+
+    - a dot product of length K rounds K times; the errors are independent and of
+      either sign, so they grow like sqrt(K) * eps times the magnitude of the result
+      (the probabilistic bound of Higham and Mary, 2019, rather than the worst case K * eps,
+      which two real summation orders never approach);
+    - a transformer layer has such dot products in sequence, and every layer ends in a
+      LayerNorm that passes its input's relative error on to its output: the relative
+      errors of `depth` stages add up;
+    - the result is compared on the scale of its largest component, `max |reference|`:
+      LayerNorm and the residual stream make each component's error depend on the whole
+      vector, not on the component's own size.
+
+    So the bound is `depth * sqrt(width) * eps * max |reference|`. For all-MiniLM-L6-v2
+    (depth 7: embeddings and six layers; width 1536) that is 275 float32 spacings of the
+    largest component. A real mistake is orders of magnitude past it: the tanh GELU in
+    place of the erf one, a window off by one piece, a mask that is ignored (the tests
+    show each).
+
+    Args:
+        reference: the array the other is compared with (its magnitude sets the scale).
+        depth: how many rounding stages lie between the inputs and the values compared;
+            for an encoder's outputs, its number of layers plus one for the embeddings.
+        width: the longest sum in a stage (an encoder's intermediate size).
+
+    Returns:
+        The absolute tolerance.
+    """
+    if depth < 1 or width < 1:
+        raise ValueError(f"depth and width must be positive; got depth={depth}, width={width}")
+    scale = float(np.max(np.abs(reference))) if np.size(reference) else 0.0
+    return depth * math.sqrt(width) * FLOAT32_EPS * max(scale, FLOAT32_EPS)
+
+
+def encoder_bound(config: BertConfig, reference) -> float:
+    """`float32_bound` for values computed by an encoder of this shape (every layer, the widest sum)."""
+    return float32_bound(reference, depth=config.num_hidden_layers + 1,
+                         width=max(config.hidden_size, config.intermediate_size))
+
+
+def assert_float32_close(actual, reference, bound: float, what: str = "") -> float:
+    """Asserts `max |actual - reference| <= bound` (shapes equal, both finite); returns the difference.
+
+    The ratio of difference to bound is recorded in `MARGINS`.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if actual.shape != reference.shape:
+        raise AssertionError(f"{what}: shapes differ, {actual.shape} vs {reference.shape}")
+    if not (np.all(np.isfinite(actual)) and np.all(np.isfinite(reference))):
+        raise AssertionError(f"{what}: not finite")
+    diff = float(np.max(np.abs(actual - reference))) if actual.size else 0.0
+    MARGINS.append((diff / bound if bound > 0 else math.inf if diff else 0.0, what))
+    if not diff <= bound:
+        raise AssertionError(f"{what}: max abs difference {diff:.3g} exceeds the float32 rounding bound "
+                             f"{bound:.3g} ({diff / bound:.1f}x)")
+    return diff

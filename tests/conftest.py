@@ -88,3 +88,33 @@ def random_batch(config: BertConfig, lengths, *, seed=0):
         mask[i, :n] = 1
         types[i, n // 2:n] = rng.integers(0, config.type_vocab_size)
     return {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
+
+
+# ---------------------------------------------------------------------- the CPU and the rounding margin
+
+
+def _cpu_summary() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info = f.read()
+    except OSError:
+        return "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                 "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f in flags]
+    return f"{model}; {' '.join(wanted) or 'no AVX2'}"
+
+
+def pytest_report_header(config):
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return [f"cpu: {_cpu_summary()}" + (f"; oneDNN capped at ONEDNN_MAX_CPU_ISA={cap}" if cap else "")]
+
+
+def pytest_terminal_summary(terminalreporter):
+    from bert_tf.testing import MARGINS
+
+    if MARGINS:
+        worst, what = max(MARGINS)
+        terminalreporter.write_line(
+            f"float32 rounding: {len(MARGINS)} comparisons, worst at {worst:.3f} of its bound ({what})")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bert_tf.embeddings import BertEmbedder
+from bert_tf.testing import assert_float32_close, encoder_bound
 
 BERT_TF = shutil.which("bert-tf", path=os.path.dirname(sys.executable)) or "bert-tf"
 
@@ -30,6 +31,12 @@ def run(*args, input=None, env=None, check=True):
 @pytest.fixture(scope="module")
 def embedder(minilm_checkpoint):
     return BertEmbedder.from_checkpoint(minilm_checkpoint)
+
+
+def assert_same(embedder, written, ours, what):
+    """What the command wrote equals the Python API to float32 rounding (another process, other batches)."""
+    ours = np.asarray(ours)
+    return assert_float32_close(np.asarray(written, np.float32), ours, encoder_bound(embedder.config, ours), what)
 
 
 def test_help_lists_every_command_with_an_example():
@@ -56,9 +63,9 @@ def test_embed_file_to_jsonl_equals_the_python_api(tmp_path, minilm_checkpoint, 
         assert record["text"] == text
         assert [w["text"] for w in record["words"]] == [w.text for w in words]
         assert [(w["start"], w["end"]) for w in record["words"]] == [(w.start, w.end) for w in words]
-        np.testing.assert_allclose(np.array([w["vector"] for w in record["words"]]),
-                                   np.stack([w.vector for w in words]), atol=1e-5)
-        np.testing.assert_allclose(record["sentence_vector"], sentence, atol=1e-5)
+        assert_same(embedder, [w["vector"] for w in record["words"]], np.stack([w.vector for w in words]),
+                    f"JSON Lines word vectors of {text!r}")
+        assert_same(embedder, record["sentence_vector"], sentence, f"JSON Lines sentence vector of {text!r}")
 
 
 def test_embed_to_npz_equals_the_python_api(tmp_path, minilm_checkpoint, embedder):
@@ -70,13 +77,13 @@ def test_embed_to_npz_equals_the_python_api(tmp_path, minilm_checkpoint, embedde
     data = np.load(out)
     expected = embedder.embed_words(SEEDS, dim=100)
     flat = [w for words in expected for w in words]
-    np.testing.assert_allclose(data["word_vectors"], np.stack([w.vector for w in flat]), atol=1e-5)
+    assert_same(embedder, data["word_vectors"], np.stack([w.vector for w in flat]), "npz word vectors")
     assert list(data["word_text"]) == [w.text for w in flat]
     assert list(data["line"]) == [1, 2, 3, 4] and list(data["text"]) == SEEDS
     splits = data["word_splits"]
     assert [splits[i + 1] - splits[i] for i in range(4)] == [len(w) for w in expected]
-    np.testing.assert_allclose(data["sentence_vectors"],
-                               embedder.sentence_vectors(SEEDS, strategy="cls", layer=-1), atol=1e-5)
+    assert_same(embedder, data["sentence_vectors"], embedder.sentence_vectors(SEEDS, strategy="cls", layer=-1),
+                "npz sentence vectors")
     assert data["word_vectors"].shape == (len(flat), 100)
 
 
@@ -84,8 +91,8 @@ def test_stdin_to_stdout(minilm_checkpoint, embedder):
     proc = run("embed", "--checkpoint", minilm_checkpoint, input="The river bank.\nA bank loan.\n".encode())
     records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert [r["text"] for r in records] == ["The river bank.", "A bank loan."]
-    np.testing.assert_allclose(records[1]["words"][1]["vector"],
-                               embedder.embed_words(["A bank loan."])[0][1].vector, atol=1e-5)
+    assert_same(embedder, records[1]["words"][1]["vector"], embedder.embed_words(["A bank loan."])[0][1].vector,
+                "stdin to stdout")
 
 
 def test_awkward_lines_are_reported_not_fatal(tmp_path, minilm_checkpoint):

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from bert_tf.embeddings import BertEmbedder, get_bert_embeddings
+from bert_tf.testing import assert_float32_close, encoder_bound
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.numerics
 
 PARITY_SENTENCES = [
     "A mouse is a rodent animal.",
@@ -23,6 +25,15 @@ PARITY_SENTENCES = [
 @pytest.fixture(scope="module")
 def embedder(minilm_checkpoint):
     return BertEmbedder.from_checkpoint(minilm_checkpoint)
+
+
+def assert_same(embedder, actual, reference, what):
+    """Equal to float32 rounding of this encoder (see `bert_tf.testing.float32_bound`)."""
+    return assert_float32_close(actual, reference, encoder_bound(embedder.config, reference), what)
+
+
+def stacked(words):
+    return np.stack([w.vector for w in words])
 
 
 def hf_word_vectors(hf_model, minilm_hf_dir, sentence, layers=(-4, -3, -2, -1)):
@@ -52,8 +63,7 @@ def test_word_vectors_match_hugging_face(embedder, hf_minilm, minilm_hf_dir, sen
     assert [p for w in ours for p in w.pieces] == tokens
     assert [(w.start, w.end) for w in ours] == spans
     if ours:
-        diff = np.abs(np.stack([w.vector for w in ours]) - theirs).max()
-        assert diff < 1e-4, diff  # measured: ~4e-6
+        assert_same(embedder, stacked(ours), theirs, f"word vectors vs Hugging Face, {sentence!r}")
 
 
 def test_get_bert_embeddings_is_the_notebook_api(minilm_checkpoint):
@@ -64,14 +74,16 @@ def test_get_bert_embeddings_is_the_notebook_api(minilm_checkpoint):
     assert list(emb[0]) == ["a", "mouse", "is", "rodent", "animal", "."]
     v = emb[0]["mouse"]
     assert v.dtype == np.float32 and v.shape == (384,)
-    assert not np.allclose(emb[0]["mouse"], emb[1]["mouse"], atol=1e-3)  # contextual
+    contextual = np.abs(emb[0]["mouse"] - emb[1]["mouse"]).max()
+    assert contextual > 1000 * encoder_bound(BertEmbedder.from_checkpoint(minilm_checkpoint).config, v)
 
 
 def test_repeated_word_keeps_first_occurrence(embedder, minilm_checkpoint):
     sentence = "The bank by the river is not the bank that holds money."
     words = embedder.embed_words([sentence])[0]
     banks = [w for w in words if w.text == "bank"]
-    assert len(banks) == 2 and not np.allclose(banks[0].vector, banks[1].vector)
+    assert len(banks) == 2
+    assert np.abs(banks[0].vector - banks[1].vector).max() > 100 * encoder_bound(embedder.config, banks[0].vector)
     d = get_bert_embeddings([sentence], checkpoint=minilm_checkpoint)[0]
     np.testing.assert_array_equal(d["bank"], banks[0].vector)
 
@@ -82,15 +94,15 @@ def test_options(embedder, caplog):
     concat = embedder.embed_words(s, combine="concat")[0]
     mean = embedder.embed_words(s, combine="mean")[0]
     assert concat[0].vector.shape == (4 * 384,)
-    np.testing.assert_allclose(mean[0].vector * 4, full[0].vector, atol=1e-4)
-    np.testing.assert_allclose(concat[0].vector.reshape(4, 384).sum(0), full[0].vector, atol=1e-4)
+    assert_same(embedder, mean[0].vector * 4, full[0].vector, "combine=mean")
+    assert_same(embedder, concat[0].vector.reshape(4, 384).sum(0), full[0].vector, "combine=concat")
     first = embedder.embed_words(s, subword_pooling="first", layers=[-1])[0]
     last = embedder.embed_words(s, subword_pooling="last", layers=[-1])[0]
     states = embedder.token_states(s)[0]
     word = next(i for i, w in enumerate(first) if len(w.pieces) > 1)  # "contextual" -> context ##ual
     tokens = np.nonzero(states.word_index == word)[0]
-    np.testing.assert_allclose(first[word].vector, states.states[-1, tokens[0]], atol=1e-5)
-    np.testing.assert_allclose(last[word].vector, states.states[-1, tokens[-1]], atol=1e-5)
+    assert_same(embedder, first[word].vector, states.states[-1, tokens[0]], "subword_pooling=first")
+    assert_same(embedder, last[word].vector, states.states[-1, tokens[-1]], "subword_pooling=last")
     with caplog.at_level(logging.INFO, logger="bert_tf"):
         small = embedder.embed_words(s, dim=10)[0]
     assert small[0].vector.shape == (10,) and "discards" in caplog.text
@@ -147,11 +159,40 @@ def test_result_does_not_depend_on_the_rest_of_the_batch(embedder):
     long = " ".join(["A much longer sentence about rivers, banks and money."] * 20)
     alone = embedder.embed_words([short])[0]
     mixed = embedder.embed_words([long, short, "x", long + " again"], batch_size=3)[1]
-    for a, b in zip(alone, mixed):
-        np.testing.assert_allclose(a.vector, b.vector, atol=1e-5)
+    assert [w.text for w in alone] == [w.text for w in mixed]
+    assert_same(embedder, stacked(mixed), stacked(alone), "a text alone vs in a batch")
     s_alone = embedder.sentence_vectors([short])
     s_mixed = embedder.sentence_vectors([long, short], batch_size=2)[1:]
-    np.testing.assert_allclose(s_alone, s_mixed, atol=1e-5)
+    assert_same(embedder, s_mixed, s_alone, "a sentence vector alone vs in a batch")
+
+
+def test_the_rounding_bound_is_far_below_what_a_mistake_does(embedder):
+    """The float32 bound tolerates any summation order, and real mistakes still miss it by orders of
+    magnitude: a padding mask that is ignored, and a piece taken from a window one piece off its best."""
+    text = "The cat sat on the mat."
+    right = embedder.token_states([text])[0]
+    n = len(right.ids)
+    ids = np.zeros((1, n + 8), np.int32)
+    ids[0, :n] = right.ids
+    ones = np.ones_like(ids)
+    unmasked = embedder.encoder({"input_word_ids": ids, "input_mask": ones,
+                                 "input_type_ids": np.zeros_like(ids)})["sequence_output"].numpy()[0, :n]
+    bound = encoder_bound(embedder.config, right.states[-1])
+    assert np.abs(unmasked - right.states[-1]).max() > 100 * bound
+
+    long = " ".join(f"word{i % 50} is number {i}." for i in range(20))
+    states = embedder.token_states([long])[0]
+    piece, window = 40, 30  # the piece sits mid-window at start 25; one piece later it has less on its left
+
+    def piece_vector(start):
+        window_ids = [embedder.tokenizer.cls_id, *states.ids[1 + start:1 + start + window], embedder.tokenizer.sep_id]
+        out = embedder.encoder({"input_word_ids": np.array([window_ids], np.int32),
+                                "input_mask": np.ones((1, len(window_ids)), np.int32),
+                                "input_type_ids": np.zeros((1, len(window_ids)), np.int32)})
+        return out["sequence_output"].numpy()[0, 1 + piece - start]
+
+    best, off_by_one = piece_vector(25), piece_vector(26)
+    assert np.abs(off_by_one - best).max() > 100 * encoder_bound(embedder.config, best)
 
 
 def test_batches_are_filled_by_padded_positions():
@@ -195,7 +236,7 @@ def test_result_does_not_depend_on_how_texts_are_batched(embedder, monkeypatch):
     monkeypatch.setattr(embeddings, "MAX_BATCH_POSITIONS", 16)  # one text per call
     for a, b in zip(default, embedder.embed_words(texts), strict=True):
         assert [w.text for w in a] == [w.text for w in b]
-        np.testing.assert_allclose(np.stack([w.vector for w in a]), np.stack([w.vector for w in b]), atol=1e-5)
+        assert_same(embedder, stacked(b), stacked(a), "one text per call vs the default batches")
 
 
 def test_long_texts_whose_windows_run_in_different_calls(embedder, monkeypatch):
@@ -210,12 +251,11 @@ def test_long_texts_whose_windows_run_in_different_calls(embedder, monkeypatch):
     apart = list(embedder.iter_embed(texts, **options))
     for (words_a, sentence_a), (words_b, sentence_b) in zip(together, apart, strict=True):
         assert [w.text for w in words_a] == [w.text for w in words_b]
-        np.testing.assert_allclose(np.stack([w.vector for w in words_a]), np.stack([w.vector for w in words_b]),
-                                   atol=1e-5)
-        np.testing.assert_allclose(sentence_a, sentence_b, atol=1e-5)
+        assert_same(embedder, stacked(words_b), stacked(words_a), "windows in one call vs apart")
+        assert_same(embedder, sentence_b, sentence_a, "sentence vector, windows in one call vs apart")
     # The stitched sentence vector is the mean over every token of the text, each from its best window.
     states = embedder.token_states([long], max_seq_length=24)[0]
-    np.testing.assert_allclose(together[0][1], states.states[-1].mean(axis=0), atol=1e-5)
+    assert_same(embedder, together[0][1], states.states[-1].mean(axis=0), "stitched sentence vector")
 
 
 def _owner(array: np.ndarray) -> np.ndarray:
@@ -265,7 +305,7 @@ def test_long_text_is_windowed_not_truncated(embedder):
         expected = out["sequence_output"].numpy()[0, 1 + piece - start]
         word_index, _ = flat[piece]
         if len(words[word_index].pieces) == 1:
-            np.testing.assert_allclose(words[word_index].vector, expected, atol=1e-4)
+            assert_same(embedder, words[word_index].vector, expected, f"piece {piece} from its best window")
 
 
 def test_one_pass_gives_words_and_sentence_vector(embedder):
@@ -275,9 +315,9 @@ def test_one_pass_gives_words_and_sentence_vector(embedder):
     sentences = embedder.sentence_vectors(texts, strategy="max", layer=-1)
     for (w, s), w2, s2 in zip(both, words, sentences):
         assert [x.text for x in w] == [x.text for x in w2]
-        for a, b in zip(w, w2):
-            np.testing.assert_allclose(a.vector, b.vector, atol=1e-6)
-        np.testing.assert_allclose(s, s2, atol=1e-6)
+        if w:
+            assert_same(embedder, stacked(w), stacked(w2), "iter_embed vs embed_words")
+        assert_same(embedder, s, s2, "iter_embed vs sentence_vectors")
 
 
 def test_sentence_vectors(embedder):
@@ -285,11 +325,11 @@ def test_sentence_vectors(embedder):
     states = embedder.token_states(sentences)
     mean = embedder.sentence_vectors(sentences)
     assert mean.shape == (2, 384) and mean.dtype == np.float32
-    np.testing.assert_allclose(mean[0], states[0].states[-2].mean(axis=0), atol=1e-5)
-    np.testing.assert_allclose(embedder.sentence_vectors(sentences, strategy="max")[1],
-                               states[1].states[-2].max(axis=0), atol=1e-5)
-    np.testing.assert_allclose(embedder.sentence_vectors(sentences, strategy="cls", layer=-1)[0],
-                               states[0].states[-1, 0], atol=1e-5)
+    assert_same(embedder, mean[0], states[0].states[-2].mean(axis=0), "strategy=mean")
+    assert_same(embedder, embedder.sentence_vectors(sentences, strategy="max")[1],
+                states[1].states[-2].max(axis=0), "strategy=max")
+    assert_same(embedder, embedder.sentence_vectors(sentences, strategy="cls", layer=-1)[0],
+                states[0].states[-1, 0], "strategy=cls")
     pooled = embedder.sentence_vectors(sentences, strategy="pooled")
     assert pooled.shape == (2, 384) and np.abs(pooled).max() <= 1.0
     with pytest.raises(ValueError, match="strategy must be one of mean, cls, pooled, max"):
@@ -304,7 +344,7 @@ def test_token_states_match_hugging_face(embedder, hf_minilm):
     with torch.inference_mode():
         out = hf_minilm(input_ids=torch.from_numpy(st.ids.astype(np.int64)[None]), output_hidden_states=True)
     theirs = np.stack([h[0].numpy() for h in out.hidden_states])
-    assert np.abs(st.states - theirs).max() < 1e-4
+    assert_same(embedder, st.states, theirs, "token states vs Hugging Face")
 
 
 def test_model_is_loaded_once(minilm_checkpoint, monkeypatch):
