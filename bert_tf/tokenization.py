@@ -129,7 +129,10 @@ def load_vocab(path: str | os.PathLike) -> list[str]:
     """Reads a WordPiece vocabulary: UTF-8, one token per line, id = line number.
 
     Only the line terminator is removed (as Hugging Face does; Google's reader
-    also strips spaces, which no real vocabulary has).
+    also strips spaces, which no real vocabulary has). A UTF-8 byte-order mark,
+    which some editors write, is dropped with a warning: kept, it would become
+    part of the first token, and that token (often "[PAD]" or "the") could never
+    match.
 
     Example:
         >>> vocab = load_vocab("uncased_L-12_H-768_A-12/vocab.txt")  # doctest: +SKIP
@@ -138,16 +141,39 @@ def load_vocab(path: str | os.PathLike) -> list[str]:
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: the file holds no tokens.
+        ValueError: the file holds no tokens, or is not UTF-8 (the message names the
+            file and the first line that is not).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"vocabulary file not found: {path!r}")
-    with open(path, encoding="utf-8") as f:
-        vocab = [line.rstrip("\n") for line in f]
+    try:
+        with open(path, encoding="utf-8") as f:
+            vocab = [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError:
+        raise ValueError(_not_utf8_message(path)) from None
+    if vocab and vocab[0].startswith("\ufeff"):
+        logger.warning("%s starts with a byte-order mark; ignoring it", path)
+        vocab[0] = vocab[0][1:]
     if not vocab or all(not token for token in vocab):
         raise ValueError(f"vocabulary file is empty: {path!r}")
     return vocab
+
+
+def _not_utf8_message(path: str) -> str:
+    """Names the first line of `path` that is not UTF-8, and what to do."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return (f"{path}: not UTF-8 (it starts with a UTF-16 byte-order mark); "
+                f"a vocab.txt must be UTF-8, one token per line: save it again as UTF-8")
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return (f"{path}: line {number} is not UTF-8 (byte 0x{line[e.start]:02x} at byte {e.start + 1} "
+                    f"of the line); a vocab.txt must be UTF-8, one token per line: save it again as UTF-8")
+    return f"{path}: not UTF-8; a vocab.txt must be UTF-8, one token per line: save it again as UTF-8"
 
 
 def _lower_case_from_name(name: str | None) -> bool | None:
