@@ -188,6 +188,7 @@ class BertEmbedder:
         self.batch_size = self._check_batch_size(batch_size)
         self._forwards: dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._lock = threading.Lock()
+        self._said_default_layers = False
         self._vocab = np.array(list(tokenizer.vocab), dtype=object)  # id -> piece, vectorised lookups
 
     # ------------------------------------------------------------------ construction
@@ -251,9 +252,19 @@ class BertEmbedder:
     def lower_case(self) -> bool:
         return self.tokenizer.lower_case
 
+    @property
+    def default_layers(self) -> tuple[int, ...]:
+        """What `layers=None` combines: the last four layers, or all of a model with fewer.
+
+        The embedding output (index 0) is never part of it: the default means the
+        encoder's own layers, as in the BERT paper's feature-based experiments.
+        """
+        n = self.config.num_hidden_layers
+        return DEFAULT_LAYERS if n >= len(DEFAULT_LAYERS) else tuple(range(-n, 0))
+
     # ------------------------------------------------------------------ public API
 
-    def embed_words(self, sentences: Iterable[str], *, layers: Sequence[int] = DEFAULT_LAYERS,
+    def embed_words(self, sentences: Iterable[str], *, layers: Sequence[int] | None = None,
                     combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
                     batch_size: int | None = None, max_seq_length: int | None = None,
                     progress: bool | None = None) -> list[list[WordVector]]:
@@ -265,7 +276,9 @@ class BertEmbedder:
         Args:
             sentences: a list (or any iterable) of strings.
             layers: hidden-state indices; 0 is the embedding output, 1..L the layers,
-                negative counts from the last layer (-1).
+                negative counts from the last layer (-1). None (default) is the last four
+                layers, (-4, -3, -2, -1), or every layer of a model with fewer than four
+                (`default_layers`).
             combine: "sum", "mean" or "concat" over `layers`.
             subword_pooling: "mean", "first" or "last" piece of each word.
             dim: keep only the first `dim` components (None keeps all).
@@ -284,7 +297,7 @@ class BertEmbedder:
                                     subword_pooling=subword_pooling, dim=dim, batch_size=batch_size,
                                     max_seq_length=max_seq_length, progress=progress))
 
-    def iter_words(self, sentences: Iterable[str], *, layers: Sequence[int] = DEFAULT_LAYERS,
+    def iter_words(self, sentences: Iterable[str], *, layers: Sequence[int] | None = None,
                    combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
                    batch_size: int | None = None, max_seq_length: int | None = None,
                    progress: bool | None = None, chunk_size: int = CHUNK_SIZE) -> Iterator[list[WordVector]]:
@@ -299,7 +312,7 @@ class BertEmbedder:
                                         progress=progress, chunk_size=chunk_size):
             yield words
 
-    def iter_embed(self, sentences: Iterable[str], *, layers: Sequence[int] = DEFAULT_LAYERS,
+    def iter_embed(self, sentences: Iterable[str], *, layers: Sequence[int] | None = None,
                    combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
                    sentence_strategy: str | None = "mean", sentence_layer: int = -2,
                    batch_size: int | None = None, max_seq_length: int | None = None,
@@ -311,7 +324,7 @@ class BertEmbedder:
         None when `sentence_strategy` is None). Options as in `embed_words` and
         `sentence_vectors`. Memory stays bounded: `chunk_size` texts at a time.
         """
-        layers = self._check_layers(layers)
+        layers = self._resolve_layers(layers)
         check_choice("combine", combine, COMBINE_CHOICES)
         check_choice("subword_pooling", subword_pooling, SUBWORD_POOLING_CHOICES)
         if sentence_strategy is not None:
@@ -387,6 +400,17 @@ class BertEmbedder:
 
     # ------------------------------------------------------------------ validation
 
+    def _resolve_layers(self, layers) -> tuple[int, ...]:
+        """`layers` checked and made non-negative; None is `default_layers`."""
+        if layers is not None:
+            return self._check_layers(layers)
+        if self.default_layers != DEFAULT_LAYERS and not self._said_default_layers:
+            self._said_default_layers = True  # once per embedder: the CLI calls this for every chunk
+            n = self.config.num_hidden_layers
+            logger.info("this model has %d layer(s), fewer than the %d the default combines; using all of "
+                        "them (layers=%s)", n, len(DEFAULT_LAYERS), ",".join(map(str, self.default_layers)))
+        return self._check_layers(self.default_layers)
+
     def _check_layers(self, layers, name: str = "layers") -> tuple[int, ...]:
         n = self.config.num_hidden_layers + 1
         if isinstance(layers, (int, np.integer)):
@@ -400,9 +424,10 @@ class BertEmbedder:
         out = []
         for layer in layers:
             if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) or not -n <= layer < n:
+                hint = "; leave layers unset for all of them" if name == "layers" and n - 1 < 4 else ""
                 raise ValueError(f"{name} must be integers from {-n} to {n - 1} for this "
                                  f"{n - 1}-layer model (0 is the embedding output, -1 the last layer); "
-                                 f"got {layer!r}")
+                                 f"got {layer!r}{hint}")
             out.append(int(layer) % n)
         if len(set(out)) != len(out):
             raise ValueError(f"{name} names the same layer twice: {layers!r}")
@@ -659,14 +684,15 @@ def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: boo
 
 def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
                         checkpoint: str | os.PathLike | None = None,
-                        layers: Sequence[int] = DEFAULT_LAYERS, combine: str = "sum",
+                        layers: Sequence[int] | None = None, combine: str = "sum",
                         subword_pooling: str = "mean", batch_size: int | None = None,
                         max_seq_length: int | None = None, lower_case: bool | None = None,
                         progress: bool | None = None) -> list[dict[str, np.ndarray]]:
     """Contextual word vectors, one dict per sentence: word -> float32 vector.
 
-    Each vector sums (by default) the last four hidden layers of the word's pieces and
-    averages the pieces, as in the research notebooks this package grew from.
+    Each vector sums (by default) the last four hidden layers of the word's pieces (all of
+    them for a model with fewer than four) and averages the pieces, as in the research
+    notebooks this package grew from.
 
     The keys are the words as the model sees them: lower-cased and accent-stripped
     for uncased checkpoints, with punctuation and CJK characters as words of their own.
@@ -679,7 +705,8 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
             A smaller value discards information (logged); a larger one is a ValueError.
         checkpoint: checkpoint directory; None resolves BERT_TF_CHECKPOINT, then
             checkpoints/uncased_L-12_H-768_A-12, then the offline all-MiniLM-L6-v2 model.
-        layers: hidden layers to combine (negative = from the last).
+        layers: hidden layers to combine (negative = from the last). None (default) is the
+            last four, (-4, -3, -2, -1), or all the layers of a model with fewer than four.
         combine: "sum", "mean" or "concat" over `layers`.
         subword_pooling: "mean", "first" or "last" over a word's pieces.
         batch_size: the most texts per model call; None (default) sizes each call by its
