@@ -201,8 +201,8 @@ class BertEmbedder:
         Args:
             path: the checkpoint directory; None resolves `BERT_TF_CHECKPOINT`, then
                 `checkpoints/uncased_L-12_H-768_A-12`, then the offline all-MiniLM-L6-v2 model.
-            lower_case: override the casing inferred from the checkpoint (a warning is
-                logged when the override contradicts it).
+            lower_case: True or False overrides the casing inferred from the checkpoint (a
+                warning is logged when the override contradicts it); None (default) infers it.
             max_seq_length: the longest model input in word pieces, including [CLS] and [SEP];
                 longer texts are embedded in overlapping windows. None (default) means the
                 checkpoint's `max_position_embeddings` (512 for every Google checkpoint).
@@ -211,11 +211,13 @@ class BertEmbedder:
 
         Raises:
             CheckpointNotFoundError, CheckpointError: no usable checkpoint (the message says why).
+            TypeError: `lower_case` is not True, False or None.
         """
         from bert_tf.checkpoint import load_encoder, resolve_checkpoint_prefix
         from bert_tf.resolve import resolve_checkpoint
-        from bert_tf.tokenization import BertTokenizer, load_vocab, resolve_lower_case
+        from bert_tf.tokenization import BertTokenizer, check_lower_case, load_vocab, resolve_lower_case
 
+        lower_case = check_lower_case(lower_case)  # before the model is loaded
         directory = resolve_checkpoint(path)
         directory, _ = resolve_checkpoint_prefix(directory)
         config, encoder = load_encoder(directory)
@@ -290,9 +292,11 @@ class BertEmbedder:
             One list of `WordVector` per input text (empty for an empty text).
 
         Raises:
-            TypeError: `sentences` is not a list of strings (names the bad index).
+            TypeError: `sentences` is not a list of strings (names the bad index); raised
+                before any text is embedded.
             ValueError: a bad option (names the allowed values).
         """
+        sentences = _checked_sentences(sentences)
         return list(self.iter_words(sentences, layers=layers, combine=combine,
                                     subword_pooling=subword_pooling, dim=dim, batch_size=batch_size,
                                     max_seq_length=max_seq_length, progress=progress))
@@ -304,7 +308,9 @@ class BertEmbedder:
         """Like `embed_words`, but yields one text's words at a time, in input order.
 
         Works through the input `chunk_size` texts at a time, so memory stays bounded
-        on inputs of any length.
+        on inputs of any length. A list or tuple is checked whole before anything is
+        embedded; from any other iterable, an element that is not a str raises a
+        TypeError naming its index as soon as it is read, before its chunk is embedded.
         """
         for words, _ in self.iter_embed(sentences, layers=layers, combine=combine,
                                         subword_pooling=subword_pooling, dim=dim, sentence_strategy=None,
@@ -322,7 +328,9 @@ class BertEmbedder:
 
         Yields `(words, sentence_vector)` per text in input order (`sentence_vector` is
         None when `sentence_strategy` is None). Options as in `embed_words` and
-        `sentence_vectors`. Memory stays bounded: `chunk_size` texts at a time.
+        `sentence_vectors`. Memory stays bounded: `chunk_size` texts at a time. Bad
+        elements fail as in `iter_words`: a list or tuple before anything is embedded,
+        a stream as soon as the element is read.
         """
         layers = self._resolve_layers(layers)
         check_choice("combine", combine, COMBINE_CHOICES)
@@ -371,6 +379,7 @@ class BertEmbedder:
         """
         check_choice("strategy", strategy, SENTENCE_STRATEGIES)
         (layer,) = self._check_layers((layer,), name="layer")
+        sentences = _checked_sentences(sentences)
         out = []
         for texts, tokenized in self._chunks(sentences, CHUNK_SIZE):
             out.extend(self._run(tokenized, (((layer,), "sum"),), batch_size, max_seq_length, progress,
@@ -383,6 +392,7 @@ class BertEmbedder:
                      max_seq_length: int | None = None) -> list[TokenStates]:
         """All hidden states of every token, `[num_hidden_layers + 1, n_tokens, hidden]` per text."""
         all_layers = tuple(range(self.config.num_hidden_layers + 1))
+        sentences = _checked_sentences(sentences)
         result = []
         cls_id, sep_id = self.tokenizer.cls_id, self.tokenizer.sep_id
         for texts, tokenized in self._chunks(sentences, CHUNK_SIZE):
@@ -452,11 +462,11 @@ class BertEmbedder:
         """Validates, sanitises and tokenizes the input `chunk_size` texts at a time."""
         from bert_tf.tokenization import prepare_sentences
 
+        if isinstance(sentences, (list, tuple)):
+            _checked_sentences(sentences)  # all of it, before the first chunk is embedded
         buffer: list = []
         for index, item in enumerate(_iterate(sentences)):
-            if not isinstance(item, str):  # checked here too, so the index counts from the first text
-                hint = " (decode bytes first)" if isinstance(item, (bytes, bytearray)) else ""
-                raise TypeError(f"sentences[{index}] is {type(item).__name__}, expected str{hint}")
+            _check_sentence(index, item)  # a stream: before the chunk holding it is embedded
             buffer.append(item)
             if len(buffer) >= chunk_size:
                 texts = prepare_sentences(buffer)
@@ -643,6 +653,24 @@ def _pool_words(vectors: np.ndarray, pieces_per_word: np.ndarray, how: str) -> n
     return (sums / pieces_per_word.reshape((-1,) + (1,) * (vectors.ndim - 1))).astype(np.float32)
 
 
+def _check_sentence(index: int, item) -> None:
+    if not isinstance(item, str):
+        hint = " (decode bytes first)" if isinstance(item, (bytes, bytearray)) else ""
+        raise TypeError(f"sentences[{index}] is {type(item).__name__}, expected str{hint}")
+
+
+def _checked_sentences(sentences) -> list[str] | tuple[str, ...]:
+    """`sentences` as a list (a list or tuple as is), every element checked.
+
+    For the calls that return everything at once: a bad element fails before any
+    text is embedded, not after the work on the texts before it.
+    """
+    items = sentences if isinstance(sentences, (list, tuple)) else list(_iterate(sentences))
+    for index, item in enumerate(items):
+        _check_sentence(index, item)
+    return items
+
+
 def _iterate(sentences):
     if sentences is None:
         raise TypeError("expected a list of strings, got None")
@@ -671,14 +699,24 @@ _EMBEDDERS_LOCK = threading.Lock()
 
 
 def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: bool | None = None) -> BertEmbedder:
-    """The cached `BertEmbedder` for a checkpoint: loaded once per process, then reused."""
-    from bert_tf.resolve import resolve_checkpoint
+    """The cached `BertEmbedder` for a checkpoint: loaded once per process, then reused.
 
+    One model per checkpoint and casing: `lower_case=None` and the casing it resolves to
+    share one copy.
+
+    Raises:
+        TypeError: `lower_case` is not True, False or None.
+    """
+    from bert_tf.resolve import resolve_checkpoint
+    from bert_tf.tokenization import check_lower_case
+
+    lower_case = check_lower_case(lower_case)
     directory = os.path.realpath(resolve_checkpoint(checkpoint))
     key = (directory, lower_case)
     with _EMBEDDERS_LOCK:
         if key not in _EMBEDDERS:
-            _EMBEDDERS[key] = BertEmbedder.from_checkpoint(directory, lower_case=lower_case)
+            embedder = BertEmbedder.from_checkpoint(directory, lower_case=lower_case)
+            _EMBEDDERS[key] = _EMBEDDERS.setdefault((directory, embedder.lower_case), embedder)
         return _EMBEDDERS[key]
 
 
@@ -713,11 +751,17 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
             texts' lengths (`MAX_BATCH_POSITIONS` padded positions), which runs fastest.
         max_seq_length: longest model input in pieces, [CLS] and [SEP] included; longer texts use
             overlapping windows. None means the checkpoint's limit (512 for Google's checkpoints).
-        lower_case: override the checkpoint's casing.
+        lower_case: True or False overrides the checkpoint's casing; None (default) reads it
+            from the checkpoint. Nothing else is accepted (a string such as "false" is a TypeError).
         progress: progress bar on stderr (None: automatic for long inputs).
 
     Returns:
         `[{word: vector}, ...]`, one dict per sentence, in input order.
+
+    Raises:
+        TypeError: `sentences` is not a list of strings (names the bad index), or
+            `lower_case` is not True, False or None; raised before the model is loaded.
+        ValueError: a bad option (names the allowed values).
 
     Example:
         >>> emb = get_bert_embeddings(["A mouse is a rodent animal.", "A mouse is a computer device."])
@@ -725,6 +769,7 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
         >>> cosine_similarity([emb[0]["mouse"]], [emb[1]["mouse"]])[0, 0] < 1.0
         True
     """
+    sentences = _checked_sentences(sentences)  # before the model is loaded or run
     embedder = get_embedder(checkpoint, lower_case=lower_case)
     results = embedder.embed_words(sentences, layers=layers, combine=combine, subword_pooling=subword_pooling,
                                    dim=dim, batch_size=batch_size, max_seq_length=max_seq_length,

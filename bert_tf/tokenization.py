@@ -218,17 +218,37 @@ def infer_lower_case(vocab: Sequence[str], name: str | None = None) -> bool:
     return upper <= 0.01 * len(ordinary)
 
 
+def check_lower_case(value, *, allow_none: bool = True) -> bool | None:
+    """`value` as a casing override: True, False or (when allowed) None.
+
+    Anything else is refused rather than tested for truth: `"false"` and `"no"`
+    are truthy, so they would silently mean lower-casing.
+
+    Raises:
+        TypeError: `value` is not a bool (numpy's included) or None.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    allowed = "True, False or None (None: from the checkpoint)" if allow_none else "True or False"
+    raise TypeError(f"lower_case must be {allowed}; got {value!r}")
+
+
 def resolve_lower_case(vocab: Sequence[str], name: str | None, override: bool | None) -> bool:
     """The casing to use: `override` when given, else `infer_lower_case`.
 
     An override that contradicts the checkpoint is obeyed but logged as a
     warning on the `bert_tf` logger: the model then sees tokens it was not
     trained on.
+
+    Raises:
+        TypeError: `override` is not True, False or None.
     """
+    override = check_lower_case(override)
     inferred = infer_lower_case(vocab, name)
     if override is None:
         return inferred
-    override = bool(override)
     if override != inferred:
         source = f"its name {name!r}" if _lower_case_from_name(name) is not None else "its vocabulary"
         logger.warning(
@@ -449,7 +469,9 @@ class BertTokenizer(tf.Module):
 
         Raises:
             ValueError: a special token is missing or `max_chars_per_word < 1`.
+            TypeError: `lower_case` is not a bool.
         """
+        lower_case = check_lower_case(lower_case, allow_none=False)
         super().__init__(name="bert_tokenizer")
         vocab = [str(token) for token in vocab]
         missing = [t for t in _SPECIAL_TOKENS if t not in vocab]
@@ -458,7 +480,7 @@ class BertTokenizer(tf.Module):
         if int(max_chars_per_word) < 1:
             raise ValueError(f"max_chars_per_word must be >= 1; got {max_chars_per_word}")
         self._vocab = tuple(vocab)
-        self._lower_case = bool(lower_case)
+        self._lower_case = lower_case
         self._max_chars = int(max_chars_per_word)
         # A token listed twice means its last id, as in Google's dict-based
         # load_vocab; the earlier copies become entries no word can match
@@ -664,6 +686,7 @@ __all__ = [
     "BertTokenizer",
     "MAX_CHARS_PER_WORD",
     "Word",
+    "check_lower_case",
     "infer_lower_case",
     "load_vocab",
     "normalize_uncased",
