@@ -30,7 +30,9 @@ def run_demo(checkpoint=None, *, components: int = 4, out: TextIO = sys.stdout) 
     embedder = get_embedder(checkpoint)
     print(f"checkpoint: {embedder.checkpoint}  ({embedder.config.num_hidden_layers} layers, "
           f"hidden {embedder.hidden_size}, {'uncased' if embedder.lower_case else 'cased'})", file=out)
-    print("word vectors: sum of the last four layers, mean over word pieces\n", file=out)
+    n = embedder.config.num_hidden_layers
+    which = "the last four layers" if n > 4 else f"all {n} layers"  # what layers=None combines
+    print(f"word vectors: sum of {which}, mean over word pieces\n", file=out)
     for name, sentences, targets in SEED_EXPERIMENTS:
         results = embedder.embed_words(sentences)
         embeddings = []

@@ -188,6 +188,7 @@ class BertEmbedder:
         self.batch_size = self._check_batch_size(batch_size)
         self._forwards: dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._lock = threading.Lock()
+        self._said_default_layers = False
         self._vocab = np.array(list(tokenizer.vocab), dtype=object)  # id -> piece, vectorised lookups
 
     # ------------------------------------------------------------------ construction
@@ -200,8 +201,8 @@ class BertEmbedder:
         Args:
             path: the checkpoint directory; None resolves `BERT_TF_CHECKPOINT`, then
                 `checkpoints/uncased_L-12_H-768_A-12`, then the offline all-MiniLM-L6-v2 model.
-            lower_case: override the casing inferred from the checkpoint (a warning is
-                logged when the override contradicts it).
+            lower_case: True or False overrides the casing inferred from the checkpoint (a
+                warning is logged when the override contradicts it); None (default) infers it.
             max_seq_length: the longest model input in word pieces, including [CLS] and [SEP];
                 longer texts are embedded in overlapping windows. None (default) means the
                 checkpoint's `max_position_embeddings` (512 for every Google checkpoint).
@@ -210,11 +211,13 @@ class BertEmbedder:
 
         Raises:
             CheckpointNotFoundError, CheckpointError: no usable checkpoint (the message says why).
+            TypeError: `lower_case` is not True, False or None.
         """
         from bert_tf.checkpoint import load_encoder, resolve_checkpoint_prefix
         from bert_tf.resolve import resolve_checkpoint
-        from bert_tf.tokenization import BertTokenizer, load_vocab, resolve_lower_case
+        from bert_tf.tokenization import BertTokenizer, check_lower_case, load_vocab, resolve_lower_case
 
+        lower_case = check_lower_case(lower_case)  # before the model is loaded
         directory = resolve_checkpoint(path)
         directory, _ = resolve_checkpoint_prefix(directory)
         config, encoder = load_encoder(directory)
@@ -251,9 +254,19 @@ class BertEmbedder:
     def lower_case(self) -> bool:
         return self.tokenizer.lower_case
 
+    @property
+    def default_layers(self) -> tuple[int, ...]:
+        """What `layers=None` combines: the last four layers, or all of a model with fewer.
+
+        The embedding output (index 0) is never part of it: the default means the
+        encoder's own layers, as in the BERT paper's feature-based experiments.
+        """
+        n = self.config.num_hidden_layers
+        return DEFAULT_LAYERS if n >= len(DEFAULT_LAYERS) else tuple(range(-n, 0))
+
     # ------------------------------------------------------------------ public API
 
-    def embed_words(self, sentences: Iterable[str], *, layers: Sequence[int] = DEFAULT_LAYERS,
+    def embed_words(self, sentences: Iterable[str], *, layers: Sequence[int] | None = None,
                     combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
                     batch_size: int | None = None, max_seq_length: int | None = None,
                     progress: bool | None = None) -> list[list[WordVector]]:
@@ -265,7 +278,9 @@ class BertEmbedder:
         Args:
             sentences: a list (or any iterable) of strings.
             layers: hidden-state indices; 0 is the embedding output, 1..L the layers,
-                negative counts from the last layer (-1).
+                negative counts from the last layer (-1). None (default) is the last four
+                layers, (-4, -3, -2, -1), or every layer of a model with fewer than four
+                (`default_layers`).
             combine: "sum", "mean" or "concat" over `layers`.
             subword_pooling: "mean", "first" or "last" piece of each word.
             dim: keep only the first `dim` components (None keeps all).
@@ -277,21 +292,25 @@ class BertEmbedder:
             One list of `WordVector` per input text (empty for an empty text).
 
         Raises:
-            TypeError: `sentences` is not a list of strings (names the bad index).
+            TypeError: `sentences` is not a list of strings (names the bad index); raised
+                before any text is embedded.
             ValueError: a bad option (names the allowed values).
         """
+        sentences = _checked_sentences(sentences)
         return list(self.iter_words(sentences, layers=layers, combine=combine,
                                     subword_pooling=subword_pooling, dim=dim, batch_size=batch_size,
                                     max_seq_length=max_seq_length, progress=progress))
 
-    def iter_words(self, sentences: Iterable[str], *, layers: Sequence[int] = DEFAULT_LAYERS,
+    def iter_words(self, sentences: Iterable[str], *, layers: Sequence[int] | None = None,
                    combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
                    batch_size: int | None = None, max_seq_length: int | None = None,
                    progress: bool | None = None, chunk_size: int = CHUNK_SIZE) -> Iterator[list[WordVector]]:
         """Like `embed_words`, but yields one text's words at a time, in input order.
 
         Works through the input `chunk_size` texts at a time, so memory stays bounded
-        on inputs of any length.
+        on inputs of any length. A list or tuple is checked whole before anything is
+        embedded; from any other iterable, an element that is not a str raises a
+        TypeError naming its index as soon as it is read, before its chunk is embedded.
         """
         for words, _ in self.iter_embed(sentences, layers=layers, combine=combine,
                                         subword_pooling=subword_pooling, dim=dim, sentence_strategy=None,
@@ -299,7 +318,7 @@ class BertEmbedder:
                                         progress=progress, chunk_size=chunk_size):
             yield words
 
-    def iter_embed(self, sentences: Iterable[str], *, layers: Sequence[int] = DEFAULT_LAYERS,
+    def iter_embed(self, sentences: Iterable[str], *, layers: Sequence[int] | None = None,
                    combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
                    sentence_strategy: str | None = "mean", sentence_layer: int = -2,
                    batch_size: int | None = None, max_seq_length: int | None = None,
@@ -309,9 +328,11 @@ class BertEmbedder:
 
         Yields `(words, sentence_vector)` per text in input order (`sentence_vector` is
         None when `sentence_strategy` is None). Options as in `embed_words` and
-        `sentence_vectors`. Memory stays bounded: `chunk_size` texts at a time.
+        `sentence_vectors`. Memory stays bounded: `chunk_size` texts at a time. Bad
+        elements fail as in `iter_words`: a list or tuple before anything is embedded,
+        a stream as soon as the element is read.
         """
-        layers = self._check_layers(layers)
+        layers = self._resolve_layers(layers)
         check_choice("combine", combine, COMBINE_CHOICES)
         check_choice("subword_pooling", subword_pooling, SUBWORD_POOLING_CHOICES)
         if sentence_strategy is not None:
@@ -358,6 +379,7 @@ class BertEmbedder:
         """
         check_choice("strategy", strategy, SENTENCE_STRATEGIES)
         (layer,) = self._check_layers((layer,), name="layer")
+        sentences = _checked_sentences(sentences)
         out = []
         for texts, tokenized in self._chunks(sentences, CHUNK_SIZE):
             out.extend(self._run(tokenized, (((layer,), "sum"),), batch_size, max_seq_length, progress,
@@ -370,6 +392,7 @@ class BertEmbedder:
                      max_seq_length: int | None = None) -> list[TokenStates]:
         """All hidden states of every token, `[num_hidden_layers + 1, n_tokens, hidden]` per text."""
         all_layers = tuple(range(self.config.num_hidden_layers + 1))
+        sentences = _checked_sentences(sentences)
         result = []
         cls_id, sep_id = self.tokenizer.cls_id, self.tokenizer.sep_id
         for texts, tokenized in self._chunks(sentences, CHUNK_SIZE):
@@ -387,6 +410,17 @@ class BertEmbedder:
 
     # ------------------------------------------------------------------ validation
 
+    def _resolve_layers(self, layers) -> tuple[int, ...]:
+        """`layers` checked and made non-negative; None is `default_layers`."""
+        if layers is not None:
+            return self._check_layers(layers)
+        if self.default_layers != DEFAULT_LAYERS and not self._said_default_layers:
+            self._said_default_layers = True  # once per embedder: the CLI calls this for every chunk
+            n = self.config.num_hidden_layers
+            logger.info("this model has %d layer(s), fewer than the %d the default combines; using all of "
+                        "them (layers=%s)", n, len(DEFAULT_LAYERS), ",".join(map(str, self.default_layers)))
+        return self._check_layers(self.default_layers)
+
     def _check_layers(self, layers, name: str = "layers") -> tuple[int, ...]:
         n = self.config.num_hidden_layers + 1
         if isinstance(layers, (int, np.integer)):
@@ -400,9 +434,10 @@ class BertEmbedder:
         out = []
         for layer in layers:
             if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) or not -n <= layer < n:
+                hint = "; leave layers unset for all of them" if name == "layers" and n - 1 < 4 else ""
                 raise ValueError(f"{name} must be integers from {-n} to {n - 1} for this "
                                  f"{n - 1}-layer model (0 is the embedding output, -1 the last layer); "
-                                 f"got {layer!r}")
+                                 f"got {layer!r}{hint}")
             out.append(int(layer) % n)
         if len(set(out)) != len(out):
             raise ValueError(f"{name} names the same layer twice: {layers!r}")
@@ -427,11 +462,11 @@ class BertEmbedder:
         """Validates, sanitises and tokenizes the input `chunk_size` texts at a time."""
         from bert_tf.tokenization import prepare_sentences
 
+        if isinstance(sentences, (list, tuple)):
+            _checked_sentences(sentences)  # all of it, before the first chunk is embedded
         buffer: list = []
         for index, item in enumerate(_iterate(sentences)):
-            if not isinstance(item, str):  # checked here too, so the index counts from the first text
-                hint = " (decode bytes first)" if isinstance(item, (bytes, bytearray)) else ""
-                raise TypeError(f"sentences[{index}] is {type(item).__name__}, expected str{hint}")
+            _check_sentence(index, item)  # a stream: before the chunk holding it is embedded
             buffer.append(item)
             if len(buffer) >= chunk_size:
                 texts = prepare_sentences(buffer)
@@ -618,6 +653,24 @@ def _pool_words(vectors: np.ndarray, pieces_per_word: np.ndarray, how: str) -> n
     return (sums / pieces_per_word.reshape((-1,) + (1,) * (vectors.ndim - 1))).astype(np.float32)
 
 
+def _check_sentence(index: int, item) -> None:
+    if not isinstance(item, str):
+        hint = " (decode bytes first)" if isinstance(item, (bytes, bytearray)) else ""
+        raise TypeError(f"sentences[{index}] is {type(item).__name__}, expected str{hint}")
+
+
+def _checked_sentences(sentences) -> list[str] | tuple[str, ...]:
+    """`sentences` as a list (a list or tuple as is), every element checked.
+
+    For the calls that return everything at once: a bad element fails before any
+    text is embedded, not after the work on the texts before it.
+    """
+    items = sentences if isinstance(sentences, (list, tuple)) else list(_iterate(sentences))
+    for index, item in enumerate(items):
+        _check_sentence(index, item)
+    return items
+
+
 def _iterate(sentences):
     if sentences is None:
         raise TypeError("expected a list of strings, got None")
@@ -646,27 +699,38 @@ _EMBEDDERS_LOCK = threading.Lock()
 
 
 def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: bool | None = None) -> BertEmbedder:
-    """The cached `BertEmbedder` for a checkpoint: loaded once per process, then reused."""
-    from bert_tf.resolve import resolve_checkpoint
+    """The cached `BertEmbedder` for a checkpoint: loaded once per process, then reused.
 
+    One model per checkpoint and casing: `lower_case=None` and the casing it resolves to
+    share one copy.
+
+    Raises:
+        TypeError: `lower_case` is not True, False or None.
+    """
+    from bert_tf.resolve import resolve_checkpoint
+    from bert_tf.tokenization import check_lower_case
+
+    lower_case = check_lower_case(lower_case)
     directory = os.path.realpath(resolve_checkpoint(checkpoint))
     key = (directory, lower_case)
     with _EMBEDDERS_LOCK:
         if key not in _EMBEDDERS:
-            _EMBEDDERS[key] = BertEmbedder.from_checkpoint(directory, lower_case=lower_case)
+            embedder = BertEmbedder.from_checkpoint(directory, lower_case=lower_case)
+            _EMBEDDERS[key] = _EMBEDDERS.setdefault((directory, embedder.lower_case), embedder)
         return _EMBEDDERS[key]
 
 
 def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
                         checkpoint: str | os.PathLike | None = None,
-                        layers: Sequence[int] = DEFAULT_LAYERS, combine: str = "sum",
+                        layers: Sequence[int] | None = None, combine: str = "sum",
                         subword_pooling: str = "mean", batch_size: int | None = None,
                         max_seq_length: int | None = None, lower_case: bool | None = None,
                         progress: bool | None = None) -> list[dict[str, np.ndarray]]:
     """Contextual word vectors, one dict per sentence: word -> float32 vector.
 
-    Each vector sums (by default) the last four hidden layers of the word's pieces and
-    averages the pieces, as in the research notebooks this package grew from.
+    Each vector sums (by default) the last four hidden layers of the word's pieces (all of
+    them for a model with fewer than four) and averages the pieces, as in the research
+    notebooks this package grew from.
 
     The keys are the words as the model sees them: lower-cased and accent-stripped
     for uncased checkpoints, with punctuation and CJK characters as words of their own.
@@ -679,18 +743,25 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
             A smaller value discards information (logged); a larger one is a ValueError.
         checkpoint: checkpoint directory; None resolves BERT_TF_CHECKPOINT, then
             checkpoints/uncased_L-12_H-768_A-12, then the offline all-MiniLM-L6-v2 model.
-        layers: hidden layers to combine (negative = from the last).
+        layers: hidden layers to combine (negative = from the last). None (default) is the
+            last four, (-4, -3, -2, -1), or all the layers of a model with fewer than four.
         combine: "sum", "mean" or "concat" over `layers`.
         subword_pooling: "mean", "first" or "last" over a word's pieces.
         batch_size: the most texts per model call; None (default) sizes each call by its
             texts' lengths (`MAX_BATCH_POSITIONS` padded positions), which runs fastest.
         max_seq_length: longest model input in pieces, [CLS] and [SEP] included; longer texts use
             overlapping windows. None means the checkpoint's limit (512 for Google's checkpoints).
-        lower_case: override the checkpoint's casing.
+        lower_case: True or False overrides the checkpoint's casing; None (default) reads it
+            from the checkpoint. Nothing else is accepted (a string such as "false" is a TypeError).
         progress: progress bar on stderr (None: automatic for long inputs).
 
     Returns:
         `[{word: vector}, ...]`, one dict per sentence, in input order.
+
+    Raises:
+        TypeError: `sentences` is not a list of strings (names the bad index), or
+            `lower_case` is not True, False or None; raised before the model is loaded.
+        ValueError: a bad option (names the allowed values).
 
     Example:
         >>> emb = get_bert_embeddings(["A mouse is a rodent animal.", "A mouse is a computer device."])
@@ -698,6 +769,7 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
         >>> cosine_similarity([emb[0]["mouse"]], [emb[1]["mouse"]])[0, 0] < 1.0
         True
     """
+    sentences = _checked_sentences(sentences)  # before the model is loaded or run
     embedder = get_embedder(checkpoint, lower_case=lower_case)
     results = embedder.embed_words(sentences, layers=layers, combine=combine, subword_pooling=subword_pooling,
                                    dim=dim, batch_size=batch_size, max_seq_length=max_seq_length,

@@ -36,9 +36,12 @@ def add_embedding_arguments(parser, *, batching: bool = True) -> None:
     """The flags shared by `bert-tf embed`, `similarity`, `plot` and `export`, with the API's names and defaults."""
     parser.add_argument("--checkpoint", help="checkpoint directory (default: BERT_TF_CHECKPOINT, then "
                                              "checkpoints/uncased_L-12_H-768_A-12, then the offline model)")
-    parser.add_argument("--layers", type=parse_layers, default=DEFAULT_LAYERS, metavar="I,J,...",
+    # None, not DEFAULT_LAYERS: the library then picks the default, which for a model of
+    # fewer than four layers is all of them, while an explicit -4 it cannot serve is an error.
+    parser.add_argument("--layers", type=parse_layers, default=None, metavar="I,J,...",
                         help="hidden layers combined into word vectors; write it with '=' because the value "
-                             "starts with a minus: --layers=-4,-3,-2,-1 (the default)")
+                             "starts with a minus: --layers=-4,-3,-2,-1 (the default; all the layers of a "
+                             "model with fewer than four)")
     parser.add_argument("--combine", choices=COMBINE_CHOICES, default="sum", help="how to combine the layers")
     parser.add_argument("--subword-pooling", choices=SUBWORD_POOLING_CHOICES, default="mean",
                         help="how to pool a word's pieces")

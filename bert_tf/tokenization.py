@@ -129,7 +129,10 @@ def load_vocab(path: str | os.PathLike) -> list[str]:
     """Reads a WordPiece vocabulary: UTF-8, one token per line, id = line number.
 
     Only the line terminator is removed (as Hugging Face does; Google's reader
-    also strips spaces, which no real vocabulary has).
+    also strips spaces, which no real vocabulary has). A UTF-8 byte-order mark,
+    which some editors write, is dropped with a warning: kept, it would become
+    part of the first token, and that token (often "[PAD]" or "the") could never
+    match.
 
     Example:
         >>> vocab = load_vocab("uncased_L-12_H-768_A-12/vocab.txt")  # doctest: +SKIP
@@ -138,16 +141,39 @@ def load_vocab(path: str | os.PathLike) -> list[str]:
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: the file holds no tokens.
+        ValueError: the file holds no tokens, or is not UTF-8 (the message names the
+            file and the first line that is not).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"vocabulary file not found: {path!r}")
-    with open(path, encoding="utf-8") as f:
-        vocab = [line.rstrip("\n") for line in f]
+    try:
+        with open(path, encoding="utf-8") as f:
+            vocab = [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError:
+        raise ValueError(_not_utf8_message(path)) from None
+    if vocab and vocab[0].startswith("\ufeff"):
+        logger.warning("%s starts with a byte-order mark; ignoring it", path)
+        vocab[0] = vocab[0][1:]
     if not vocab or all(not token for token in vocab):
         raise ValueError(f"vocabulary file is empty: {path!r}")
     return vocab
+
+
+def _not_utf8_message(path: str) -> str:
+    """Names the first line of `path` that is not UTF-8, and what to do."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return (f"{path}: not UTF-8 (it starts with a UTF-16 byte-order mark); "
+                f"a vocab.txt must be UTF-8, one token per line: save it again as UTF-8")
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return (f"{path}: line {number} is not UTF-8 (byte 0x{line[e.start]:02x} at byte {e.start + 1} "
+                    f"of the line); a vocab.txt must be UTF-8, one token per line: save it again as UTF-8")
+    return f"{path}: not UTF-8; a vocab.txt must be UTF-8, one token per line: save it again as UTF-8"
 
 
 def _lower_case_from_name(name: str | None) -> bool | None:
@@ -192,17 +218,37 @@ def infer_lower_case(vocab: Sequence[str], name: str | None = None) -> bool:
     return upper <= 0.01 * len(ordinary)
 
 
+def check_lower_case(value, *, allow_none: bool = True) -> bool | None:
+    """`value` as a casing override: True, False or (when allowed) None.
+
+    Anything else is refused rather than tested for truth: `"false"` and `"no"`
+    are truthy, so they would silently mean lower-casing.
+
+    Raises:
+        TypeError: `value` is not a bool (numpy's included) or None.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    allowed = "True, False or None (None: from the checkpoint)" if allow_none else "True or False"
+    raise TypeError(f"lower_case must be {allowed}; got {value!r}")
+
+
 def resolve_lower_case(vocab: Sequence[str], name: str | None, override: bool | None) -> bool:
     """The casing to use: `override` when given, else `infer_lower_case`.
 
     An override that contradicts the checkpoint is obeyed but logged as a
     warning on the `bert_tf` logger: the model then sees tokens it was not
     trained on.
+
+    Raises:
+        TypeError: `override` is not True, False or None.
     """
+    override = check_lower_case(override)
     inferred = infer_lower_case(vocab, name)
     if override is None:
         return inferred
-    override = bool(override)
     if override != inferred:
         source = f"its name {name!r}" if _lower_case_from_name(name) is not None else "its vocabulary"
         logger.warning(
@@ -423,7 +469,9 @@ class BertTokenizer(tf.Module):
 
         Raises:
             ValueError: a special token is missing or `max_chars_per_word < 1`.
+            TypeError: `lower_case` is not a bool.
         """
+        lower_case = check_lower_case(lower_case, allow_none=False)
         super().__init__(name="bert_tokenizer")
         vocab = [str(token) for token in vocab]
         missing = [t for t in _SPECIAL_TOKENS if t not in vocab]
@@ -432,7 +480,7 @@ class BertTokenizer(tf.Module):
         if int(max_chars_per_word) < 1:
             raise ValueError(f"max_chars_per_word must be >= 1; got {max_chars_per_word}")
         self._vocab = tuple(vocab)
-        self._lower_case = bool(lower_case)
+        self._lower_case = lower_case
         self._max_chars = int(max_chars_per_word)
         # A token listed twice means its last id, as in Google's dict-based
         # load_vocab; the earlier copies become entries no word can match
@@ -638,6 +686,7 @@ __all__ = [
     "BertTokenizer",
     "MAX_CHARS_PER_WORD",
     "Word",
+    "check_lower_case",
     "infer_lower_case",
     "load_vocab",
     "normalize_uncased",
