@@ -61,7 +61,7 @@ SIGNATURES = ("serving_default", "encode", "preprocess", "metadata")
 
 
 def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike, *,
-                       version: int = 1, layers: Sequence[int] = (-4, -3, -2, -1), combine: str = "sum",
+                       version: int = 1, layers: Sequence[int] | None = None, combine: str = "sum",
                        subword_pooling: str = "mean", dim: int | None = None, max_seq_length: int | None = None,
                        lower_case: bool | None = None, sentence_strategy: str = "mean",
                        sentence_layer: int = -2, force: bool = False) -> Path:
@@ -75,7 +75,8 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
         out_dir: the model's base directory; the SavedModel goes to `out_dir/version/`,
             the layout TF Serving watches.
         version: the model version, a positive integer.
-        layers, combine, subword_pooling, dim: how word vectors are made.
+        layers, combine, subword_pooling, dim: how word vectors are made; `layers=None` (default)
+            is the API's default, the last four layers or all the layers of a smaller model.
         max_seq_length: longest encoder input in pieces, [CLS] and [SEP] included (None: the
             checkpoint's limit, 512); longer texts are windowed by `serving_default` and
             truncated by `preprocess`.
@@ -137,6 +138,8 @@ def _check_options(embedder, layers, combine, subword_pooling, dim, sentence_str
     list(embedder.iter_embed([], layers=layers, combine=combine, subword_pooling=subword_pooling, dim=dim,
                              sentence_strategy=sentence_strategy, sentence_layer=sentence_layer))
     n_states = embedder.config.num_hidden_layers + 1
+    if layers is None:  # what the API's layers=None means for this checkpoint, recorded as such
+        layers = embedder.default_layers
     layers = [int(layers)] if isinstance(layers, numbers.Integral) else [int(x) for x in layers]
     width = embedder.hidden_size * (len(layers) if combine == "concat" else 1)
     return {

@@ -572,6 +572,6 @@ def test_cli_arguments_reach_export_saved_model(tmp_path, monkeypatch, capsys):
         lower_case=False, sentence_strategy="cls", sentence_layer=-1, force=True))]
     defaults = parser.parse_args(["export"])
     assert (defaults.out, defaults.version, defaults.layers, defaults.lower_case, defaults.force,
-            defaults.max_seq_length) == ("exports/bert", 1, (-4, -3, -2, -1), None, False, None)
+            defaults.max_seq_length) == ("exports/bert", 1, None, None, False, None)
     with pytest.raises(SystemExit):
         parser.parse_args(["export", "--layers", "last"])
