@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bert_tf._tf import tf
-from bert_tf import head
+from bert_tf.embed import head
 from bert_tf.testing import assert_float32_close, float32_bound
 
 

@@ -129,17 +129,18 @@ def piece_positions(n, plan: dict, span):
     return tf.stack([segment, 1 + i - start], axis=1)
 
 
-def stitch(features, n, span):
-    """One row per token of each text, `[CLS] pieces [SEP]`, from its segments' rows.
+def stitch_indices(n, span):
+    """Which row of the segments' features each stitched row takes.
 
     Args:
-        features: [N, ...], the real tokens of every segment of every text, in order
-            (what `token_states` returns for segments planned by `window_plan`).
         n: [T] pieces per text.
         span: pieces per window.
 
     Returns:
-        `(rows, plan)`: rows [P + 2T, ...]; text t's rows start at `n[:t].sum() + 2t`.
+        `(source, plan)`: source [P + 2T] int64, indices into the segments' rows (the real
+        tokens of every segment of every text, in order, as `token_states` returns them
+        for segments planned by `window_plan`); text t's stitched rows start at
+        `n[:t].sum() + 2t`. `plan` is the `window_plan`.
     """
     n = tf.cast(n, tf.int64)
     plan = window_plan(n, span)
@@ -150,13 +151,28 @@ def stitch(features, n, span):
     sep = tf.gather(seg_offsets, plan["seg_splits"][1:]) - 1  # last segment's last row
     # Text t's block: [CLS], its n[t] pieces, [SEP]; scatter the three kinds into place.
     text_rows = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(n + 2)], axis=0)
-    piece_text = tf.ragged.row_splits_to_segment_ids(
-        tf.concat([tf.zeros([1], tf.int64), tf.cumsum(n)], axis=0), out_type=tf.int64)
-    piece_rows = tf.range(tf.size(pieces, out_type=tf.int64)) + 2 * piece_text + 1
+    piece_rows = _piece_rows(n)
     source = tf.scatter_nd(
         tf.concat([text_rows[:-1], piece_rows, text_rows[1:] - 1], axis=0)[:, tf.newaxis],
         tf.concat([cls, pieces, sep], axis=0), shape=text_rows[-1:])
+    return source, plan
+
+
+def stitch(features, n, span):
+    """One row per token of each text, `[CLS] pieces [SEP]`: `features` gathered by `stitch_indices`.
+
+    Returns:
+        `(rows, plan)`: rows [P + 2T, ...].
+    """
+    source, plan = stitch_indices(n, span)
     return tf.gather(features, source), plan
+
+
+def _piece_rows(n):
+    """[P]: the stitched row of every piece; piece j of text t sits after t texts' [CLS] and [SEP] and its own [CLS]."""
+    piece_text = tf.ragged.row_splits_to_segment_ids(
+        tf.concat([tf.zeros([1], tf.int64), tf.cumsum(n)], axis=0), out_type=tf.int64)
+    return tf.range(tf.size(piece_text, out_type=tf.int64)) + 2 * piece_text + 1
 
 
 def pool_words(rows, n, pieces_per_word, how: str):
@@ -171,11 +187,8 @@ def pool_words(rows, n, pieces_per_word, how: str):
     Returns:
         [W, ...]
     """
-    n = tf.cast(n, tf.int64)
     counts = tf.cast(pieces_per_word, tf.int64)
-    piece_text = tf.ragged.row_splits_to_segment_ids(
-        tf.concat([tf.zeros([1], tf.int64), tf.cumsum(n)], axis=0), out_type=tf.int64)
-    piece_rows = tf.range(tf.size(piece_text, out_type=tf.int64)) + 2 * piece_text + 1  # [P]
+    piece_rows = _piece_rows(tf.cast(n, tf.int64))  # [P]
     word_splits = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(counts)], axis=0)
     if how == "first":
         return tf.gather(rows, tf.gather(piece_rows, word_splits[:-1]))

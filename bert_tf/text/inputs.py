@@ -1,0 +1,61 @@
+"""What the API accepts as texts, checked in one place for every entry point.
+
+A list, tuple, numpy array or any iterable of `str`. A bare string, bytes, None or
+a non-iterable is refused with a message that says what to pass; an element that
+is not a `str` is refused with its index. Lone surrogates, which cannot be encoded
+as UTF-8, become U+FFFD: the same length, so code-point offsets stay right (the
+tokenizer drops U+FFFD anyway).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Iterator
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _container(texts) -> Iterable:
+    if texts is None:
+        raise TypeError("expected a list of strings, got None")
+    if isinstance(texts, (str, bytes, bytearray)):
+        raise TypeError(f"expected a list of strings, got a single {type(texts).__name__}; "
+                        f"wrap it in a list: [text]")
+    try:
+        iter(texts)
+    except TypeError:
+        raise TypeError(f"expected a list of strings, got {type(texts).__name__}") from None
+    return texts
+
+
+def check_text(index: int, item) -> str:
+    """`item` as a clean str, or a TypeError naming `sentences[index]`."""
+    if not isinstance(item, str):
+        hint = " (decode bytes first)" if isinstance(item, (bytes, bytearray)) else ""
+        raise TypeError(f"sentences[{index}] is {type(item).__name__}, expected str{hint}")
+    return _SURROGATES.sub("\ufffd", str(item))
+
+
+def iter_texts(texts) -> Iterator[str]:
+    """Checks and cleans texts one at a time, as they are read (for streams)."""
+    for index, item in enumerate(_container(texts)):
+        yield check_text(index, item)
+
+
+def checked_texts(texts) -> list[str]:
+    """Every text checked and cleaned before any is used.
+
+    Example:
+        >>> checked_texts(("a", "b\\ud800"))
+        ['a', 'b\ufffd']
+
+    Raises:
+        TypeError: not a list of strings; the message names the bad index or says what to pass.
+    """
+    return list(iter_texts(texts))
+
+
+def is_sized(texts) -> bool:
+    """Whether `texts` can be checked whole up front without consuming a stream."""
+    return isinstance(texts, (list, tuple)) or (hasattr(texts, "__len__") and hasattr(texts, "__getitem__")
+                                                and not hasattr(texts, "__next__"))
