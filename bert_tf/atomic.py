@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import re
@@ -33,6 +32,11 @@ import shutil
 import threading
 from pathlib import Path
 from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so writers are not serialised and leftovers are kept
+    fcntl = None
 
 logger = logging.getLogger("bert_tf")
 
@@ -148,17 +152,34 @@ def target_lock(target: str | os.PathLike, *, on_wait=None) -> Iterator[None]:
         yield
     finally:
         held.discard(key)
-        # Unlinked while still held: a waiter that then gets the lock on the old inode
-        # sees the path gone (or another inode) and starts again, so two never both hold it.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock_path)
+        _release(fd, lock_path)
+
+
+def _release(fd: int, lock_path: Path) -> None:
+    if fcntl is None:  # Windows cannot remove an open file
+        os.close(fd)
+    # Unlinked while still held: a waiter that then gets the lock on the old inode
+    # sees the path gone (or another inode) and starts again, so two never both hold it.
+    with contextlib.suppress(OSError):
+        os.unlink(lock_path)
+    if fcntl is not None:
         os.close(fd)
 
 
 def _acquire(lock_path: Path, on_wait) -> int:
+    if fcntl is None:
+        try:
+            return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise not_writable(e, lock_path.parent, f"write in {lock_path.parent}") from None
     while True:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError as e:
+            try:  # another user's lock file: flock works on a read-only descriptor too
+                fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                raise not_writable(e, lock_path.parent, f"write in {lock_path.parent}") from None
         except OSError as e:
             raise not_writable(e, lock_path.parent, f"write in {lock_path.parent}") from None
         try:
@@ -192,6 +213,8 @@ def remove_leftovers(target: str | os.PathLike) -> list[Path]:
     target = Path(target)
     pattern = re.compile(_LEFTOVER.format(name=re.escape(target.name)))
     removed = []
+    if fcntl is None:  # without the lock we cannot tell a dead writer's folder from a live one's
+        return removed
     try:
         entries = sorted(os.scandir(target.parent), key=lambda e: e.name)
     except OSError:
