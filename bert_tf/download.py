@@ -17,9 +17,16 @@ What can go wrong with a 400 MB download on a flaky connection, and what we do:
   (when known), that no member can escape the target (zip slip: absolute paths,
   `..`, links), that the checkpoint files are all there, the CRC of every member,
   and that `bert_config.json` parses. A downloaded zip that fails is removed.
+* The zip holds more than a checkpoint (a README, `__MACOSX/` debris, a member
+  that expands to gigabytes): only the checkpoint's own files are unpacked, and
+  their declared sizes are checked against the free space first.
 * The process dies half-way through unpacking: members are written into a
   temporary folder beside the target, which is renamed into place in one step,
-  so `checkpoints/NAME/` is either complete or absent.
+  so `checkpoints/NAME/` is either complete or absent. The next run removes a
+  temporary folder left by a process that was killed (`bert_tf.atomic`).
+* Two downloads of one checkpoint at once: they take turns on a lock file
+  beside the target, and the second finds the checkpoint finished.
+* SIGTERM (from `run`, the command line) unwinds like Ctrl-C.
 
 Only the standard library talks HTTP (plus `tqdm` for the bar), and TensorFlow
 is not imported here: only the offline conversion needs it.
