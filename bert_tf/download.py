@@ -17,9 +17,16 @@ What can go wrong with a 400 MB download on a flaky connection, and what we do:
   (when known), that no member can escape the target (zip slip: absolute paths,
   `..`, links), that the checkpoint files are all there, the CRC of every member,
   and that `bert_config.json` parses. A downloaded zip that fails is removed.
+* The zip holds more than a checkpoint (a README, `__MACOSX/` debris, a member
+  that expands to gigabytes): only the checkpoint's own files are unpacked, and
+  their declared sizes are checked against the free space first.
 * The process dies half-way through unpacking: members are written into a
   temporary folder beside the target, which is renamed into place in one step,
-  so `checkpoints/NAME/` is either complete or absent.
+  so `checkpoints/NAME/` is either complete or absent. The next run removes a
+  temporary folder left by a process that was killed (`bert_tf.atomic`).
+* Two downloads of one checkpoint at once: they take turns on a lock file
+  beside the target, and the second finds the checkpoint finished.
+* SIGTERM (from `run`, the command line) unwinds like Ctrl-C.
 
 Only the standard library talks HTTP (plus `tqdm` for the bar), and TensorFlow
 is not imported here: only the offline conversion needs it.
@@ -28,6 +35,7 @@ is not imported here: only the offline conversion needs it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import difflib
@@ -38,8 +46,10 @@ import os
 import posixpath
 import re
 import shutil
+import signal
 import stat
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -49,7 +59,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from bert_tf.atomic import staged_directory
+from bert_tf.atomic import not_writable, staged_directory, target_lock
 from bert_tf.config import BertConfig, load_config
 
 __all__ = [
@@ -73,6 +83,11 @@ MANIFEST = "MANIFEST.json"
 _GOOGLE = "https://storage.googleapis.com/bert_models"
 _REQUIRED = ("bert_config.json", "vocab.txt", "bert_model.ckpt.index")
 _SHARD = re.compile(r"^bert_model\.ckpt\.data-(\d+)-of-(\d+)$")
+#: The files of a checkpoint folder, the only members of a zip that are unpacked.
+#: Google's zips hold these (the 2018-19 ones also `bert_model.ckpt.meta`, the graph) plus folder entries.
+_CHECKPOINT_FILE = re.compile(r"^(bert_config\.json|vocab\.txt|bert_model\.ckpt\.(index|meta|data-\d+-of-\d+))$")
+#: Generous bounds on the files read whole into memory; BERT's are a few KB and about 1 MB.
+_MAX_MEMBER_SIZE = {"bert_config.json": 1 << 20, "vocab.txt": 64 << 20}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -301,30 +316,35 @@ def download_checkpoint(name: str | None = None, *, url: str | None = None,
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DownloadError(f"cannot create {dest}: {e.strerror or e}") from None
+        raise DownloadError(f"cannot create {dest}: {e.strerror or e}; choose another --dest") from None
 
-    if from_zip is not None:
-        zip_path = Path(from_zip)
-        if not zip_path.is_file():
-            raise DownloadError(f"no such file: {zip_path}")
-        source = zip_path.resolve().as_uri()
-    else:
-        zip_path = dest / f"{name}.zip"
-        source = url
+    with _writing(target, progress):
+        if not force and is_complete_checkpoint(target):
+            # Another process held the lock and finished it while we waited.
+            _say(progress, f"{target} was completed by another process; nothing to do")
+            return target
+        if from_zip is not None:
+            zip_path = Path(from_zip)
+            if not zip_path.is_file():
+                raise DownloadError(f"no such file: {zip_path}")
+            source = zip_path.resolve().as_uri()
+        else:
+            zip_path = dest / f"{name}.zip"
+            source = url
+            try:
+                _fetch(url, zip_path, timeout=timeout, retries=retries, backoff=backoff,
+                       progress=progress, label=name)
+            except KeyboardInterrupt:
+                part = _part_path(zip_path)
+                kept = f"kept {_human(_size(part))} in {part}" if _size(part) else "nothing was kept"
+                raise DownloadInterrupted(f"download stopped; {kept}: rerun the same command to resume") from None
+
         try:
-            _fetch(url, zip_path, timeout=timeout, retries=retries, backoff=backoff,
-                   progress=progress, label=name)
+            _install(zip_path, target, name=name, source=source, sha256=expected_sha256,
+                     downloaded=from_zip is None, progress=progress)
         except KeyboardInterrupt:
-            part = _part_path(zip_path)
-            kept = f"kept {_human(_size(part))} in {part}" if _size(part) else "nothing was kept"
-            raise DownloadInterrupted(f"download stopped; {kept}: rerun the same command to resume") from None
-
-    try:
-        _install(zip_path, target, name=name, source=source, sha256=expected_sha256,
-                 downloaded=from_zip is None, progress=progress)
-    except KeyboardInterrupt:
-        keep = f"; the downloaded zip is kept at {zip_path}: rerun to finish" if from_zip is None else ""
-        raise DownloadInterrupted(f"stopped before {target} was written{keep}") from None
+            keep = f"; the downloaded zip is kept at {zip_path}: rerun to finish" if from_zip is None else ""
+            raise DownloadInterrupted(f"stopped before {target} was written{keep}") from None
     _say(progress, f"done: {target}")
     return target
 
@@ -340,6 +360,10 @@ def _install(zip_path: Path, target: Path, *, name: str, source: str, sha256: st
             raise DownloadError(f"{e}; {zip_path} was left in place: fetch it again") from None
         _remove(zip_path, _state_path(zip_path))
         raise DownloadError(f"{e}; removed {zip_path}: rerun to download it again") from None
+    if plan.skipped:
+        shown = ", ".join(plan.skipped[:5]) + (f" and {len(plan.skipped) - 5} more" if len(plan.skipped) > 5 else "")
+        _say(progress, f"not unpacking {len(plan.skipped)} member(s) that are not part of a BERT checkpoint: {shown}")
+    # The sizes the zip declares: zipfile stops every member at its declared size, so they bound the disk used.
     _check_disk_space(target.parent, plan.unpacked_size, "unpacking the checkpoint")
     manifest = {"name": name, "source": source, "zip_sha256": plan.sha256, "zip_size": plan.size,
                 "lower_case": lower_case_for(name)}
@@ -351,6 +375,41 @@ def _install(zip_path: Path, target: Path, *, name: str, source: str, sha256: st
                             f"{target} was not written") from None
     if downloaded:
         _remove(zip_path, _state_path(zip_path))
+
+
+@contextlib.contextmanager
+def _writing(target: Path, progress: bool):
+    """Holds `target`'s lock (one writer at a time); local file errors become one-line `DownloadError`s."""
+    waited = []
+
+    def on_wait():
+        waited.append(True)
+        _say(progress, f"another process is writing {target}; waiting for it to finish")
+
+    lock = target_lock(target, on_wait=on_wait)
+    try:
+        lock.__enter__()
+    except KeyboardInterrupt:
+        if waited:
+            raise DownloadInterrupted(f"stopped while waiting for the other process writing {target}; "
+                                      "nothing was changed") from None
+        raise
+    except OSError as e:
+        raise _local_error(e, target.parent) from None
+    try:
+        yield
+    except OSError as e:
+        raise _local_error(e, target.parent) from None
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _local_error(error: OSError, directory: Path) -> DownloadError:
+    """One line for a file error in the checkpoints folder (read-only, full, a file in the way)."""
+    if error.strerror is None:  # already one of bert_tf.atomic's one-line messages
+        return DownloadError(str(error))
+    return DownloadError(str(not_writable(error, directory, f"write in {directory}",
+                                          "choose a folder you can write to with --dest, or fix its permissions")))
 
 
 # --------------------------------------------------------------------------- names
@@ -558,6 +617,7 @@ class _ZipPlan:
     sha256: str
     size: int
     unpacked_size: int
+    skipped: tuple[str, ...] = ()  # members that are not part of a checkpoint, not unpacked
 
 
 def _verify_zip(path: Path, *, sha256: str | None) -> _ZipPlan:
@@ -577,8 +637,7 @@ def _verify_zip(path: Path, *, sha256: str | None) -> _ZipPlan:
             if reason:
                 raise _BadZip(f"refusing to unpack {path}: member {info.filename!r} {reason}; nothing was unpacked")
         root = _checkpoint_root(path, infos)
-        members = tuple((info, info.filename[len(root):]) for info in infos
-                        if info.filename.startswith(root) and not info.is_dir())
+        members, skipped = _checkpoint_members(path, infos, root)
         names = [rel for _, rel in members]
         missing = [n for n in _REQUIRED if n not in names] + _missing_shards(names)
         if missing:
@@ -589,14 +648,45 @@ def _verify_zip(path: Path, *, sha256: str | None) -> _ZipPlan:
         if sha256 is not None and digest != sha256:
             raise _BadZip(f"SHA-256 of {path} is {digest}, expected {sha256}: "
                           "the file is corrupt or not the published one")
-        for info in infos:
+        for info, _ in members:
             _check_member(archive, info, path)
         config_member = root + "bert_config.json"
         try:
             BertConfig.from_dict(json.loads(archive.read(config_member)), source=f"{path}:{config_member}")
         except (ValueError, UnicodeDecodeError) as e:
             raise _BadZip(f"{config_member} in {path} is not a valid BERT config: {e}") from None
-    return _ZipPlan(members, digest, path.stat().st_size, sum(info.file_size for info, _ in members))
+    return _ZipPlan(members, digest, path.stat().st_size, sum(info.file_size for info, _ in members),
+                    tuple(skipped))
+
+
+def _checkpoint_members(path: Path, infos: list[zipfile.ZipInfo],
+                        root: str) -> tuple[tuple[tuple[zipfile.ZipInfo, str], ...], list[str]]:
+    """(the members to unpack with their paths in the checkpoint, the names of the others).
+
+    Only a checkpoint's own files are unpacked: a mirror's zip may carry anything
+    else (a README, macOS `__MACOSX/` debris, a member that expands to gigabytes),
+    and none of it belongs in `checkpoints/NAME/`. Folder entries are dropped too.
+
+    Raises:
+        _BadZip: a checkpoint file appears twice, or declares a size it cannot have.
+    """
+    members, skipped, seen = [], [], set()
+    for info in infos:
+        if info.is_dir():
+            continue
+        rel = info.filename[len(root):] if info.filename.startswith(root) else ""
+        if not _CHECKPOINT_FILE.match(rel):
+            skipped.append(info.filename)
+            continue
+        if rel in seen:
+            raise _BadZip(f"refusing to unpack {path}: member {info.filename!r} appears twice; nothing was unpacked")
+        seen.add(rel)
+        limit = _MAX_MEMBER_SIZE.get(rel)
+        if limit is not None and info.file_size > limit:
+            raise _BadZip(f"refusing to unpack {path}: member {info.filename!r} declares {_human(info.file_size)}, "
+                          f"more than a {rel} can be ({_human(limit)}); nothing was unpacked")
+        members.append((info, rel))
+    return tuple(members), skipped
 
 
 def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
@@ -717,14 +807,18 @@ def _build_offline(target: Path, *, force: bool, progress: bool) -> Path:
     except metadata.PackageNotFoundError:
         version = getattr(package, "__version__", "unknown")
     hf_dir = Path(package.get_model_path())
-    _say(progress, f"converting {hf_dir} into {target}")
-    try:
-        convert_hf_checkpoint(hf_dir, target, force=force or target.exists())
-    except (ValueError, OSError) as e:
-        raise DownloadError(f"cannot build {target} from {hf_dir}: {e}") from None
-    _write_manifest(target, {"name": OFFLINE_MODEL, "source": f"{_OFFLINE_DISTRIBUTION}=={version}",
-                             "source_path": str(hf_dir), "zip_sha256": None, "zip_size": None,
-                             "lower_case": _OFFLINE_LOWER_CASE})
+    with _writing(target, progress):
+        if not force and is_complete_checkpoint(target):
+            _say(progress, f"{target} was completed by another process; nothing to do")
+            return target
+        _say(progress, f"converting {hf_dir} into {target}")
+        try:
+            convert_hf_checkpoint(hf_dir, target, force=force or target.exists())
+        except ValueError as e:
+            raise DownloadError(f"cannot build {target} from {hf_dir}: {e}") from None
+        _write_manifest(target, {"name": OFFLINE_MODEL, "source": f"{_OFFLINE_DISTRIBUTION}=={version}",
+                                 "source_path": str(hf_dir), "zip_sha256": None, "zip_size": None,
+                                 "lower_case": _OFFLINE_LOWER_CASE})
     _say(progress, f"done: {target}")
     return target
 
@@ -821,6 +915,8 @@ def _non_negative_int(value: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the download options to `parser` (the script and `bert-tf download` share them)."""
+    # `run` names the program in its error lines: "bert-tf" for `bert-tf download`.
+    parser.set_defaults(download_prog=parser.prog.split()[0])
     parser.add_argument(
         "name", nargs="?", default=None, metavar="NAME",
         help=f"checkpoint to fetch (default {DEFAULT_CHECKPOINT}; {OFFLINE_MODEL} is built offline from "
@@ -846,24 +942,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs the parsed command; returns the exit code.
 
-    Prints the checkpoint directory on stdout, or one line `error: ...` on stderr
-    (exit 1; 130 for Ctrl-C), never a traceback for an expected failure.
+    Prints the checkpoint directory on stdout, or one line `PROG: error: ...` on
+    stderr (exit 1; 130 for Ctrl-C, 143 for SIGTERM), never a traceback for an
+    expected failure. SIGTERM unwinds like Ctrl-C: the partial download is kept
+    for resuming and no staging folder is left.
     """
+    prog = getattr(args, "download_prog", None) or "bert-tf"
     if args.list:
         print(_format_list(Path(args.dest)))
         return 0
-    try:
-        path = download_checkpoint(args.name, url=args.url, from_zip=args.from_zip, dest=args.dest,
-                                   sha256=args.sha256, force=args.force, progress=args.progress,
-                                   timeout=args.timeout, retries=args.retries)
-    except DownloadInterrupted as e:
-        print(f"interrupted: {e}", file=sys.stderr)
-        return 130
-    except DownloadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    with _sigterm_as_interrupt() as terminated:
+        try:
+            path = download_checkpoint(args.name, url=args.url, from_zip=args.from_zip, dest=args.dest,
+                                       sha256=args.sha256, force=args.force, progress=args.progress,
+                                       timeout=args.timeout, retries=args.retries)
+        except KeyboardInterrupt as e:
+            print(f"{prog}: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+            return 143 if terminated else 130
+        except (DownloadError, ValueError, OSError) as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 1
     print(path)
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a download runs, SIGTERM raises KeyboardInterrupt so that everything unwinds as for Ctrl-C.
+
+    Yields a list that holds the signal number once SIGTERM arrived. A handler the
+    caller installed already (the `bert-tf` command line's) is left in charge.
+    """
+    received: list[int] = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield received
+        return
+
+    def handler(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _format_list(dest: Path) -> str:

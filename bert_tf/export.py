@@ -21,7 +21,9 @@ size, `D` the word-vector width fixed at export time):
   `encoder_outputs_{i}` [batch, seq, H] per transformer layer, i = 0..L-1.
   (A signature returns a flat dict of tensors, so TF Hub's `encoder_outputs`
   list becomes L keys; the keys keep batch first, which TF Serving's row
-  format requires.)
+  format requires.) The inputs are checked in the graph (`check_encoder_inputs`):
+  shapes that differ, more positions than `max_position_embeddings`, ids outside
+  the embedding tables or a mask other than 0/1 fail with a message naming them.
 * `preprocess`: TF Hub's BERT preprocessor interface. `sentences` [batch]
   string -> the three encoder inputs, int32 [batch, max_seq_length]:
   `[CLS] pieces [SEP]`, padded with 0. Pieces beyond max_seq_length - 2 are
@@ -51,7 +53,7 @@ from typing import Sequence
 
 from bert_tf._text_ops import TENSORFLOW_TEXT_VERSION
 from bert_tf._tf import tf
-from bert_tf.atomic import staged_directory
+from bert_tf.atomic import check_target, staged_directory
 
 logger = logging.getLogger("bert_tf")
 
@@ -88,7 +90,8 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
         The version directory, e.g. `exports/bert/1`.
 
     Raises:
-        FileExistsError: the version directory exists and `force` is False.
+        FileExistsError: the version directory exists and `force` is False, or `out_dir` is a file.
+        PermissionError: `out_dir` cannot be written (the message names it).
         ValueError: a bad option (the message names the allowed values).
         CheckpointNotFoundError, CheckpointError: no usable checkpoint.
 
@@ -103,8 +106,7 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"version must be a positive integer (TF Serving's version directory); got {version!r}")
     target = Path(out_dir) / str(version)
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists (pass force=True / --force to replace it)")
+    check_target(target, replace=force)  # before the slow part: an existing version, a file as --out
 
     embedder = BertEmbedder.from_checkpoint(checkpoint, lower_case=lower_case, max_seq_length=max_seq_length)
     options = _check_options(embedder, layers, combine, subword_pooling, dim, sentence_strategy, sentence_layer)
@@ -204,7 +206,7 @@ def _build(embedder, options: dict, metadata_json: str, vocab_path: Path, metada
 
     @tf.function(input_signature=[ids_spec, ids_spec, ids_spec], autograph=False)
     def encode(input_word_ids, input_mask, input_type_ids):
-        out, _ = run_encoder(input_word_ids, input_mask, input_type_ids)
+        out, _ = run_encoder(*check_encoder_inputs(input_word_ids, input_mask, input_type_ids, config))
         result = {"pooled_output": out["pooled_output"], "sequence_output": out["sequence_output"],
                   "embedding_output": out["embedding_output"]}
         for i, layer in enumerate(out["encoder_outputs"]):
@@ -231,8 +233,9 @@ def _build(embedder, options: dict, metadata_json: str, vocab_path: Path, metada
     @tf.function(autograph=False)
     def call(inputs, training=False):
         del training  # the encoder has no dropout; accepted because TF Hub's callers pass it
-        out, _ = run_encoder(tf.cast(inputs["input_word_ids"], tf.int32), tf.cast(inputs["input_mask"], tf.int32),
-                             tf.cast(inputs["input_type_ids"], tf.int32))
+        out, _ = run_encoder(*check_encoder_inputs(
+            tf.cast(inputs["input_word_ids"], tf.int32), tf.cast(inputs["input_mask"], tf.int32),
+            tf.cast(inputs["input_type_ids"], tf.int32), config))
         return {"pooled_output": out["pooled_output"], "default": out["pooled_output"],
                 "sequence_output": out["sequence_output"], "embedding_output": out["embedding_output"],
                 "encoder_outputs": list(out["encoder_outputs"])}
@@ -257,6 +260,45 @@ def _build(embedder, options: dict, metadata_json: str, vocab_path: Path, metada
     root.metadata_file = tf.saved_model.Asset(str(metadata_path))
     root.do_lower_case = tf.Variable(embedder.lower_case, trainable=False, name="do_lower_case")
     return root
+
+
+def check_encoder_inputs(ids, mask, types, config):
+    """The three encoder inputs of `encode` and the TF Hub call, checked in the graph.
+
+    Without these checks the encoder gets some mistakes silently wrong: an
+    `input_mask` of another shape broadcasts (a [batch, 1] mask of ones acts as
+    "no padding"), an id past a table's end reads zeros on a GPU, and a sequence
+    longer than the position table fails deep inside with a bare `strided_slice`
+    error. Each check fails with a message naming the input, its shape or values,
+    and the limit.
+
+    Args:
+        ids, mask, types: int32 [batch, seq] `input_word_ids`, `input_mask`, `input_type_ids`.
+        config: the model's `BertConfig`.
+
+    Returns:
+        `(ids, mask, types)`, which run only after the checks passed.
+    """
+    shape = tf.shape(ids)
+    checks = []
+    for name, x in (("input_mask", mask), ("input_type_ids", types)):
+        checks.append(tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(x), shape)), [tf.strings.format(
+            name + " has shape {} but input_word_ids has shape {}; the three inputs must have the same "
+            "[batch, seq] shape", (tf.shape(x), shape))]))
+    limit = config.max_position_embeddings
+    checks.append(tf.debugging.Assert(shape[1] <= limit, [tf.strings.format(
+        "input_word_ids has {} positions; this model takes at most " + str(limit)
+        + " (max_position_embeddings): split longer inputs", (shape[1],))]))
+    for name, x, size in (("input_word_ids", ids, config.vocab_size),
+                          ("input_type_ids", types, config.type_vocab_size)):
+        low, high = tf.reduce_min(x), tf.reduce_max(x)  # of an empty input: int32 max and min, which pass
+        checks.append(tf.debugging.Assert((low >= 0) & (high < size), [tf.strings.format(
+            name + " holds values from {} to {}; this model takes 0 to " + str(size - 1), (low, high))]))
+    low, high = tf.reduce_min(mask), tf.reduce_max(mask)
+    checks.append(tf.debugging.Assert((low >= 0) & (high <= 1), [tf.strings.format(
+        "input_mask holds values from {} to {}; it takes 1 for a real token and 0 for padding", (low, high))]))
+    with tf.control_dependencies(checks):
+        return tf.identity(ids), tf.identity(mask), tf.identity(types)
 
 
 def _embed(sentences, tokenizer, run_encoder, span: int, options: dict, hidden: int) -> dict:

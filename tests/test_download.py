@@ -104,7 +104,7 @@ def assert_installed(path: Path, source: str, zip_bytes: bytes) -> dict:
 
 
 def cli(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="bert-tf download")
     download.add_arguments(parser)
     return parser.parse_args(list(argv))
 
@@ -209,7 +209,7 @@ def test_ctrl_c_keeps_the_part_and_a_rerun_resumes(server, dest, good_zip, monke
     # The command line says the same in one line and exits 130; the rerun resumed where the first stopped.
     assert download.run(cli("--url", url, "--dest", str(dest), "--no-progress", "--timeout", "1")) == 130
     err = capsys.readouterr().err
-    assert err.startswith("interrupted: ") and str(part) in err and err.count("\n") == 1
+    assert err.startswith("bert-tf: interrupted: ") and str(part) in err and err.count("\n") == 1
     assert part.stat().st_size == 10000
     assert server.requests[1].range == "bytes=5000-"
 
@@ -304,7 +304,7 @@ def test_404_fails_at_once_with_a_clear_message(server, dest, capsys):
     assert download.run(cli("--url", url, "--dest", str(dest), "--no-progress", "--timeout", "1")) == 1
 
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, "one line, no traceback"
+    assert err.startswith("bert-tf: error: ") and err.count("\n") == 1, "one line, no traceback"
     assert "HTTP 404" in err and url in err
     assert len(server.requests) == 1, "4xx is not retried"
     assert_no_partial_checkpoint(dest)
@@ -522,4 +522,4 @@ def test_script_runs_from_the_repo_root_without_installing(tmp_path):
                              str(tmp_path), "--retries", "0", "--timeout", "1", "--no-progress"],
                             cwd=REPO, env=env, capture_output=True, text=True)
     assert failed.returncode == 1
-    assert failed.stderr.startswith("error: cannot reach 127.0.0.1:9") and "Traceback" not in failed.stderr
+    assert failed.stderr.startswith("download_checkpoint.py: error: cannot reach 127.0.0.1:9") and "Traceback" not in failed.stderr
