@@ -256,14 +256,14 @@ class ModelTimer:
 
 
 def tf_threads(tf) -> dict:
-    """Applies the intra-op thread setting; bert_tf._tf initialises TF's runtime on import,
+    """Applies the intra-op thread setting; bert_tf.runtime initialises TF's runtime on import,
     after which `set_intra_op_parallelism_threads` raises, so the driver also exports
     TF_NUM_INTRAOP_THREADS (read by TF when it creates its thread pools)."""
     note = "tf.config.threading.set_intra_op_parallelism_threads(2)"
     try:
         tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     except RuntimeError:
-        note = "TF_NUM_INTRAOP_THREADS=2 (runtime already initialised by bert_tf._tf)"
+        note = "TF_NUM_INTRAOP_THREADS=2 (runtime already initialised by bert_tf.runtime)"
     return {"intra_op": THREADS, "how": note, "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads() or "default"}
 
@@ -297,7 +297,7 @@ def engine_matmul_numpy(ctx: Context) -> dict:
 
 
 def engine_matmul_tf(ctx: Context) -> dict:
-    from bert_tf._tf import tf
+    from bert_tf.runtime import tf
 
     out = {"threads": tf_threads(tf), "matmul": []}
     matmul = tf.function(lambda a, b: tf.matmul(a, b))
@@ -331,7 +331,7 @@ def _instrument_bert_tf(embedder, timer: ModelTimer) -> bool:
     original = getattr(embedder, "_forward", None)
     if original is None:
         return False
-    from bert_tf._tf import tf
+    from bert_tf.runtime import tf
 
     def forward_for(*args, **kwargs):
         forward = original(*args, **kwargs)
@@ -380,13 +380,13 @@ def _bert_tf_flop_model() -> str:
 def _import_tf():
     """Imports TensorFlow the way bert_tf does (quietly, oneDNN on) and times it."""
     t = time.perf_counter()
-    from bert_tf._tf import tf
+    from bert_tf.runtime import tf
 
     return tf, time.perf_counter() - t
 
 
 def _bert_tf_common(ctx: Context, import_s: float, make_embedder: Callable, call: Callable) -> dict:
-    from bert_tf._tf import tf
+    from bert_tf.runtime import tf
 
     threads = tf_threads(tf)
     rss_imported = rss_now()
@@ -718,7 +718,7 @@ def _dense_chains(encoder, hidden: int):
     Every layer reads the same input, so values stay O(1) without LayerNorm (no denormals) and
     nothing can be pruned: the result is the sum of the layers' outputs.
     """
-    from bert_tf._tf import tf
+    from bert_tf.runtime import tf
 
     weights = [[(d.kernel, d.bias) for d in (b.query, b.key, b.value, b.attention_output, b.intermediate,
                                             b.output_dense)] for b in encoder.blocks]
@@ -763,7 +763,7 @@ def engine_interleaved(ctx: Context) -> dict:
     again in reverse order (A B C D D C B A), so drift over seconds cancels; a pass is the sum
     over the batches. Memory is not measured (all variants share the process).
     """
-    from bert_tf._tf import tf
+    from bert_tf.runtime import tf
     from bert_tf.embeddings import BertEmbedder, _batch_arrays, _plan_batches
 
     threads = tf_threads(tf)
@@ -824,10 +824,10 @@ def engine_interleaved(ctx: Context) -> dict:
 
 def step_prepare(ctx: Context) -> dict:
     """Writes the Google checkpoint, re-reads it into HF safetensors, checks the workload's token counts."""
-    from bert_tf._tf import tf
-    from bert_tf.config import BertConfig
+    from bert_tf.runtime import tf
+    from bert_tf.model.config import BertConfig
     from bert_tf.testing import google_to_hf_weights, write_random_checkpoint
-    from bert_tf.tokenization import BertTokenizer
+    from bert_tf.text.tokenization import BertTokenizer
 
     config = BertConfig(**BERT_BASE)
     ckpt = Path(ctx.checkpoint)

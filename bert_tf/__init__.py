@@ -17,19 +17,21 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "BertConfig": "bert_tf.config",
-    "load_config": "bert_tf.config",
-    "BertEncoder": "bert_tf.modeling",
-    "load_encoder": "bert_tf.checkpoint",
-    "CheckpointError": "bert_tf.checkpoint",
-    "BertTokenizer": "bert_tf.tokenization",
-    "BertEmbedder": "bert_tf.embeddings",
-    "WordVector": "bert_tf.embeddings",
-    "get_bert_embeddings": "bert_tf.embeddings",
-    "convert_hf_checkpoint": "bert_tf.convert",
-    "download_checkpoint": "bert_tf.download",
-    "export_saved_model": "bert_tf.export",
-    "resolve_checkpoint": "bert_tf.resolve",
+    "BertConfig": "bert_tf.model.config",
+    "load_config": "bert_tf.model.config",
+    "BertEncoder": "bert_tf.model.encoder",
+    "load_encoder": "bert_tf.model.checkpoint",
+    "CheckpointError": "bert_tf.model.checkpoint",
+    "BertTokenizer": "bert_tf.text.tokenization",
+    "BertEmbedder": "bert_tf.embed.embedder",
+    "EmbeddingOptions": "bert_tf.embed.options",
+    "WordVector": "bert_tf.embed.embedder",
+    "get_bert_embeddings": "bert_tf.embed.api",
+    "convert_hf_checkpoint": "bert_tf.model.convert",
+    "download_checkpoint": "bert_tf.store.download",
+    "export_saved_model": "bert_tf.serve.export",
+    "resolve_checkpoint": "bert_tf.store.resolve",
+    "CheckpointDir": "bert_tf.store.checkpoint_dir",
 }
 
 __all__ = sorted(_EXPORTS)

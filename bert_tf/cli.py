@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from bert_tf.options import add_embedding_arguments
+from bert_tf.embed.flags import add_embedding_arguments
 
 EPILOG_EXAMPLES = {
     "embed": "examples:\n  bert-tf embed \"A mouse is a rodent animal.\" \"A mouse is a computer device.\"\n"
@@ -36,9 +36,9 @@ class UserError(Exception):
 
 def _user_errors():
     """Exception types that are the user's to fix (shown without a traceback)."""
-    from bert_tf.checkpoint import CheckpointError
-    from bert_tf.convert import ConversionError
-    from bert_tf.resolve import CheckpointNotFoundError
+    from bert_tf.model.checkpoint import CheckpointError
+    from bert_tf.model.convert import ConversionError
+    from bert_tf.store.resolve import CheckpointNotFoundError
 
     return (UserError, CheckpointError, ConversionError, CheckpointNotFoundError, FileNotFoundError,
             FileExistsError, IsADirectoryError, PermissionError, ValueError, TypeError)
@@ -52,9 +52,9 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from bert_tf.checkpoint import load_encoder, resolve_checkpoint_prefix
-    from bert_tf.resolve import resolve_checkpoint
-    from bert_tf.tokenization import infer_lower_case, load_vocab
+    from bert_tf.model.checkpoint import load_encoder, resolve_checkpoint_prefix
+    from bert_tf.store.resolve import resolve_checkpoint
+    from bert_tf.text.tokenization import infer_lower_case, load_vocab
 
     import os
 
@@ -76,8 +76,8 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_convert(args) -> int:
-    from bert_tf.checkpoint import load_encoder
-    from bert_tf.convert import convert_hf_checkpoint
+    from bert_tf.model.checkpoint import load_encoder
+    from bert_tf.model.convert import convert_hf_checkpoint
 
     out = convert_hf_checkpoint(args.hf_dir, args.out_dir, force=args.force)
     _, _, report = load_encoder(out, return_report=True)
@@ -120,7 +120,7 @@ def _chunked(iterator, size):
 def _cmd_embed(args) -> int:
     import time
 
-    from bert_tf.embeddings import get_embedder
+    from bert_tf.embed.api import get_embedder
     from bert_tf.writers import Record, open_output
 
     fmt = args.format or ("npz" if (args.output or "").endswith(".npz") else "jsonl")
@@ -192,7 +192,7 @@ def _gather_sentences(args) -> list[str]:
 
 
 def _cmd_similarity(args) -> int:
-    from bert_tf.embeddings import get_embedder
+    from bert_tf.embed.api import get_embedder
     from bert_tf.similarity import cosine_matrix, format_table, pick_words
 
     sentences = _gather_sentences(args)
@@ -221,7 +221,7 @@ def _cmd_similarity(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from bert_tf.embeddings import get_embedder
+    from bert_tf.embed.api import get_embedder
     from bert_tf.plotting import save_projection
 
     sentences = _gather_sentences(args)
@@ -243,7 +243,7 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from bert_tf.export import export_saved_model
+    from bert_tf.serve.export import export_saved_model
 
     path = export_saved_model(args.checkpoint, args.out, version=args.version, layers=args.layers,
                               combine=args.combine, subword_pooling=args.subword_pooling, dim=args.dim,
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace out_dir if it exists")
     p.set_defaults(func=_cmd_convert)
 
-    from bert_tf import download
+    from bert_tf.store import download
 
     p = add("download", "fetch, verify and unpack one of Google's BERT checkpoints into checkpoints/")
     download.add_arguments(p)

@@ -25,7 +25,7 @@ SEED_EXPERIMENTS = [
 
 def run_demo(checkpoint=None, *, components: int = 4, out: TextIO = sys.stdout) -> None:
     """Embeds the seed sentences and prints word vectors and the cosine-similarity tables."""
-    from bert_tf.embeddings import get_embedder
+    from bert_tf.embed.api import get_embedder
 
     embedder = get_embedder(checkpoint)
     print(f"checkpoint: {embedder.checkpoint}  ({embedder.config.num_hidden_layers} layers, "

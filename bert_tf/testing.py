@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from bert_tf.config import BertConfig
-from bert_tf.tf1_format import CHECKPOINT_PREFIX, save_tf1_checkpoint
+from bert_tf.model.config import BertConfig
+from bert_tf.model.tf1_format import CHECKPOINT_PREFIX, save_tf1_checkpoint
 
 #: A small vocabulary that is enough to tokenize ordinary English into pieces.
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -44,7 +44,7 @@ def random_weights(config: BertConfig, *, seed: int = 0, std: float | None = Non
 
     LayerNorm gammas are drawn around 1 so the network stays well-conditioned.
     """
-    from bert_tf.checkpoint import google_variable_shapes
+    from bert_tf.model.checkpoint import google_variable_shapes
 
     rng = np.random.default_rng(seed)
     std = config.initializer_range if std is None else std
@@ -108,7 +108,7 @@ def google_to_hf_weights(weights: dict[str, np.ndarray], num_layers: int) -> dic
     """Google TF1 names to Hugging Face `BertModel` parameter names, as contiguous numpy arrays.
 
     The reference side of the parity tests and the benchmark's peers. It is written
-    out independently of `bert_tf.convert` (which maps the other way, HF to Google)
+    out independently of `bert_tf.model.convert` (which maps the other way, HF to Google)
     so that the two cannot share a mistake. Dense kernels are transposed: Google
     stores `[in, out]`, `torch.nn.Linear` holds `[out, in]`.
     """

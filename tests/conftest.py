@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bert_tf.config import BertConfig  # noqa: E402
+from bert_tf.model.config import BertConfig  # noqa: E402
 from bert_tf.testing import google_to_hf_weights  # noqa: E402
 
 TINY = dict(vocab_size=200, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -45,7 +45,7 @@ def minilm_hf_dir() -> Path:
 @pytest.fixture(scope="session")
 def minilm_checkpoint(minilm_hf_dir, tmp_path_factory) -> Path:
     """all-MiniLM-L6-v2 converted to Google's layout, once per session."""
-    from bert_tf.convert import convert_hf_checkpoint
+    from bert_tf.model.convert import convert_hf_checkpoint
 
     return convert_hf_checkpoint(minilm_hf_dir, tmp_path_factory.mktemp("ckpt") / "all-MiniLM-L6-v2")
 

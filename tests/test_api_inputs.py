@@ -4,7 +4,8 @@ and a bad element far into the input."""
 import numpy as np
 import pytest
 
-from bert_tf.embeddings import BertEmbedder, get_bert_embeddings, get_embedder
+from bert_tf import BertEmbedder, get_bert_embeddings
+from bert_tf.embed.api import get_embedder
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bert_tf.atomic import remove_leftovers, staged_directory, target_lock
+from bert_tf.files.atomic import remove_leftovers, staged_directory, target_lock
 
 
 def test_a_failure_inside_leaves_nothing(tmp_path):
@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 # A writer that stages `target`, writes a file, says where, and waits to be killed.
 _WRITER = """
 import sys, time
-from bert_tf.atomic import staged_directory
+from bert_tf.files.atomic import staged_directory
 with staged_directory(sys.argv[1]) as tmp:
     (tmp / "half.bin").write_bytes(b"x" * 1000)
     print(tmp, flush=True)

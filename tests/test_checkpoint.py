@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from bert_tf.checkpoint import (CheckpointError, checkpoint_table, google_variable_shapes,
+from bert_tf.model.checkpoint import (CheckpointError, checkpoint_table, google_variable_shapes,
                                 load_encoder)
-from bert_tf.config import BertConfig
-from bert_tf.tf1_format import checkpoint_shapes, read_tensors, save_tf1_checkpoint
+from bert_tf.model.config import BertConfig
+from bert_tf.model.tf1_format import checkpoint_shapes, read_tensors, save_tf1_checkpoint
 from tests.conftest import tiny_config
 
 BERT_BASE = BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -17,7 +17,7 @@ BERT_BASE = BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12, 
 
 
 def test_table_maps_every_google_name_to_one_distinct_keras_variable():
-    from bert_tf.modeling import BertEncoder
+    from bert_tf.model.encoder import BertEncoder
 
     config = tiny_config(num_hidden_layers=3)
     table = checkpoint_table(config)
@@ -45,8 +45,8 @@ def test_restored_weights_equal_the_file(make_checkpoint):
 def test_restoring_into_a_built_encoder_gives_the_same_weights(make_checkpoint):
     """`load_encoder` creates the variables from the checkpoint; `restore_encoder_weights` assigns
     into an existing model. Both paths must end with the same values in every variable."""
-    from bert_tf.checkpoint import restore_encoder_weights
-    from bert_tf.modeling import BertEncoder
+    from bert_tf.model.checkpoint import restore_encoder_weights
+    from bert_tf.model.encoder import BertEncoder
 
     directory, weights = make_checkpoint()
     config, loaded = load_encoder(directory)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf.embeddings import BertEmbedder
+from bert_tf import BertEmbedder
 from bert_tf.testing import assert_float32_close, encoder_bound
 
 BERT_TF = shutil.which("bert-tf", path=os.path.dirname(sys.executable)) or "bert-tf"

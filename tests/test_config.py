@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from bert_tf.config import BertConfig, load_config
+from bert_tf.model.config import BertConfig, load_config
 
 GOOGLE_BASE = {  # uncased_L-12_H-768_A-12/bert_config.json, verbatim
     "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from bert_tf.config import BertConfig, load_config
+from bert_tf.model.config import BertConfig, load_config
 
 # The files as released by Google (python2 `json.dumps(indent=2)`: sorted keys, a space before each
 # line break), verbatim: multi_cased_L-12_H-768_A-12, multilingual_L-12_H-768_A-12 (uncased),
@@ -116,7 +116,7 @@ def test_a_missing_bert_key_is_still_an_error_with_extras_present(tmp_path):
 
 
 def test_a_checkpoint_with_googles_multilingual_config_keys_embeds(make_checkpoint):
-    from bert_tf.embeddings import BertEmbedder
+    from bert_tf import BertEmbedder
 
     directory, _ = make_checkpoint("multi_cased_L-2_H-32_A-4")
     path = directory / "bert_config.json"

@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from bert_tf.checkpoint import load_encoder
-from bert_tf.convert import ConversionError, convert_hf_checkpoint
-from bert_tf.tf1_format import checkpoint_shapes
+from bert_tf.model.checkpoint import load_encoder
+from bert_tf.model.convert import ConversionError, convert_hf_checkpoint
+from bert_tf.model.tf1_format import checkpoint_shapes
 
 
 def test_converted_minilm_is_a_google_layout_checkpoint(minilm_checkpoint, minilm_hf_dir):

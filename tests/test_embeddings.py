@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from bert_tf.embeddings import BertEmbedder, get_bert_embeddings
+from bert_tf import BertEmbedder, get_bert_embeddings
 from bert_tf.testing import assert_float32_close, encoder_bound
 
 torch = pytest.importorskip("torch")
@@ -196,14 +196,14 @@ def test_the_rounding_bound_is_far_below_what_a_mistake_does(embedder):
 
 
 def test_batches_are_filled_by_padded_positions():
-    from bert_tf.embeddings import MAX_BATCH_POSITIONS, PAD_MULTIPLE, _padded_length, _plan_batches
+    from bert_tf.embed.batching import MAX_BATCH_POSITIONS, PAD_MULTIPLE, padded_length, plan_batches
 
     rng = np.random.default_rng(3)
     lengths = list(rng.integers(3, 513, size=300)) + [512] * 5 + [3] * 400
-    batches = _plan_batches(lengths, batch_size=None, max_seq_length=512)
+    batches = plan_batches(lengths, batch_size=None, max_seq_length=512)
     assert sorted(k for b in batches for k in b) == list(range(len(lengths)))  # each segment once
     for batch in batches:
-        seq = _padded_length(max(lengths[k] for k in batch), 512)
+        seq = padded_length(max(lengths[k] for k in batch), 512)
         assert seq % PAD_MULTIPLE == 0 and len(batch) * seq <= MAX_BATCH_POSITIONS
         assert [lengths[k] for k in batch] == sorted(lengths[k] for k in batch)
     # Short texts share big calls (400 texts of 3 pieces, padded to 8: 256 per call)...
@@ -211,29 +211,29 @@ def test_batches_are_filled_by_padded_positions():
     # ...and every call but the last of each padded length is nearly full.
     by_seq = {}
     for batch in batches:
-        by_seq.setdefault(_padded_length(lengths[batch[-1]], 512), []).append(batch)
+        by_seq.setdefault(padded_length(lengths[batch[-1]], 512), []).append(batch)
     for seq, group in by_seq.items():
         assert all(len(b) * seq > MAX_BATCH_POSITIONS - seq for b in group[:-1])
     # One segment longer than the budget still runs, alone.
-    assert _plan_batches([600, 10], None, 1024, max_positions=256) == [[1], [0]]
+    assert plan_batches([600, 10], None, 1024, max_positions=256) == [[1], [0]]
 
 
 def test_batch_size_caps_the_texts_per_call():
-    from bert_tf.embeddings import _plan_batches
+    from bert_tf.embed.batching import plan_batches
 
     lengths = [10] * 100 + [300] * 10
-    batches = _plan_batches(lengths, batch_size=32, max_seq_length=512, max_positions=2048)
+    batches = plan_batches(lengths, batch_size=32, max_seq_length=512, max_positions=2048)
     assert max(len(b) for b in batches) == 32  # short texts: the row cap binds
     assert all(len(b) <= 6 for b in batches if max(lengths[k] for k in b) == 300)  # long ones: positions do
     assert sorted(k for b in batches for k in b) == list(range(len(lengths)))
 
 
 def test_result_does_not_depend_on_how_texts_are_batched(embedder, monkeypatch):
-    from bert_tf import embeddings
+    from bert_tf.embed import batching
 
     texts = ["A short one.", " ".join(["Rivers, banks and money."] * 12), "x", "The cat sat on the mat."]
     default = embedder.embed_words(texts)
-    monkeypatch.setattr(embeddings, "MAX_BATCH_POSITIONS", 16)  # one text per call
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 16)  # one text per call
     for a, b in zip(default, embedder.embed_words(texts), strict=True):
         assert [w.text for w in a] == [w.text for w in b]
         assert_same(embedder, stacked(b), stacked(a), "one text per call vs the default batches")
@@ -241,13 +241,13 @@ def test_result_does_not_depend_on_how_texts_are_batched(embedder, monkeypatch):
 
 def test_long_texts_whose_windows_run_in_different_calls(embedder, monkeypatch):
     """A long text is reduced only once all of its windows are back, wherever they ran."""
-    from bert_tf import embeddings
+    from bert_tf.embed import batching
 
     long = " ".join(f"bank{i % 7} of river {i}." for i in range(30))  # ~150 pieces: 11 windows of 24
     texts = [long, "Short.", long.upper(), "Another short one here."]
     options = dict(max_seq_length=24, sentence_strategy="mean", sentence_layer=-1)
     together = list(embedder.iter_embed(texts, **options))
-    monkeypatch.setattr(embeddings, "MAX_BATCH_POSITIONS", 24)  # one window per call
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 24)  # one window per call
     apart = list(embedder.iter_embed(texts, **options))
     for (words_a, sentence_a), (words_b, sentence_b) in zip(together, apart, strict=True):
         assert [w.text for w in words_a] == [w.text for w in words_b]
@@ -287,11 +287,13 @@ def test_long_text_is_windowed_not_truncated(embedder):
     assert sum(len(w.pieces) for w in words) == n_pieces > 3 * window
     assert words[-1].end == len(text.rstrip())
     # Rebuild the expected vector of a piece deep inside the text by hand: its best window.
-    from bert_tf.embeddings import _max_context_window, _window_starts
+    from bert_tf.embed import head
+    from bert_tf.runtime import tf
 
     span = window - 2
-    starts = np.array(_window_starts(n_pieces, span))
-    best = _max_context_window(n_pieces, starts, span)
+    starts = np.array(head.window_starts(n_pieces, span))
+    n = tf.constant([n_pieces])
+    best = head.piece_positions(n, head.window_plan(n, span), span).numpy()[:, 0]  # one text: segment = window
     flat = [(wi, p) for wi, w in enumerate(words) for p in range(len(w.pieces))]
     for piece in (0, n_pieces // 2, n_pieces - 1):
         start = starts[best[piece]]
@@ -348,11 +350,9 @@ def test_token_states_match_hugging_face(embedder, hf_minilm):
 
 
 def test_model_is_loaded_once(minilm_checkpoint, monkeypatch):
-    from bert_tf import embeddings
-
     get_bert_embeddings(["warm up"], checkpoint=minilm_checkpoint)
     calls = []
-    monkeypatch.setattr(embeddings.BertEmbedder, "from_checkpoint",
+    monkeypatch.setattr(BertEmbedder, "from_checkpoint",
                         classmethod(lambda cls, *a, **k: calls.append(a)))
     get_bert_embeddings(["again"], checkpoint=minilm_checkpoint)
     get_bert_embeddings(["and again"], checkpoint=str(minilm_checkpoint) + "/")
@@ -361,6 +361,8 @@ def test_model_is_loaded_once(minilm_checkpoint, monkeypatch):
 
 def test_one_trace_serves_many_batch_shapes(embedder):
     texts = [" ".join(["word"] * n) for n in (1, 5, 17, 40, 3, 90)]
-    embedder.embed_words(texts, batch_size=2)
-    specs = ((embedder._check_layers((-4, -3, -2, -1)), "sum"),)
-    assert embedder._forward(specs).experimental_get_tracing_count() == 1
+    embedder.embed_words(texts[:1], combine="mean")
+    before = embedder.traces
+    assert before >= 2  # the encoder call and the head, for these options
+    embedder.embed_words(texts, batch_size=2, combine="mean")
+    assert embedder.traces == before

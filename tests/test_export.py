@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf._tf import tf
-from bert_tf.embeddings import BertEmbedder, _max_context_window, _window_starts, get_bert_embeddings
-from bert_tf.export import METADATA_ASSET, export_saved_model, piece_positions, window_plan
+from bert_tf.runtime import tf
+from bert_tf import BertEmbedder, get_bert_embeddings
+from bert_tf.embed.head import window_starts
+from bert_tf.serve.export import METADATA_ASSET, export_saved_model
 from bert_tf.testing import assert_float32_close, encoder_bound, tiny_vocab
 
 pytestmark = pytest.mark.numerics
@@ -204,7 +205,7 @@ def test_texts_longer_than_max_seq_length_are_windowed_not_truncated(fresh, embe
     out = _outputs(fresh, "long")
     texts = MIXED + SEED[:1]
     pieces = len(embedder.tokenizer.tokenize(tf.constant([LONG]))["pieces"].flat_values)
-    assert len(_window_starts(pieces, 62)) >= 4  # the long text really spans several windows of 64
+    assert len(window_starts(pieces, 62)) >= 4  # the long text really spans several windows of 64
     _check_against_python(out, embedder, texts, max_seq_length=64, combine="concat", subword_pooling="first",
                           dim=1000, sentence_strategy="max", sentence_layer=-1)
     # The last word of the long text has a vector, from the last window.
@@ -461,28 +462,6 @@ def test_docs_rest_examples_give_the_documented_responses(exports):
 # ---------------------------------------------------------------------- tiny checkpoints: rules and options
 
 
-@pytest.mark.parametrize("span", [6, 7, 9, 62, 510])
-def test_window_rules_match_the_python_api(span):
-    ns = list(range(0, 4 * span + 3)) if span < 100 else [0, 1, 509, 510, 511, 765, 766, 1020, 1021, 1531, 2049]
-    n = tf.constant(ns, tf.int64)
-    splits = tf.concat([[0], tf.cumsum(n)], axis=0)
-    piece_text = tf.repeat(tf.range(len(ns), dtype=tf.int64), n)
-    plan = window_plan(n, span)
-    index = piece_positions(n, piece_text, splits, plan, span).numpy()
-    seg_splits, starts = plan["seg_splits"].numpy(), plan["seg_start"].numpy()
-    lengths = plan["seg_len"].numpy()
-    for t, count in enumerate(ns):
-        python_starts = _window_starts(count, span)
-        assert starts[seg_splits[t]:seg_splits[t + 1]].tolist() == python_starts, (span, count)
-        assert lengths[seg_splits[t]:seg_splits[t + 1]].tolist() == [min(span, count - s) for s in python_starts]
-        rows = index[splits[t]:splits[t + 1]]
-        windows = rows[:, 0] - seg_splits[t]
-        expected = _max_context_window(count, np.array(python_starts), span)
-        assert windows.tolist() == expected.tolist(), (span, count)
-        # position inside the window: [CLS] first, so piece i of window w sits at 1 + i - start_w
-        assert (rows[:, 1] == 1 + np.arange(count) - np.array(python_starts)[windows]).all()
-
-
 def _unique_vocab(size):
     # bert_tf.testing.tiny_vocab repeats some tokens ("a" is a character and a word);
     # FastWordpieceTokenizer rejects duplicates, so keep the first of each.
@@ -554,11 +533,11 @@ def test_bad_options_are_named_before_anything_is_written(tiny, tmp_path, option
 
 
 def test_cli_arguments_reach_export_saved_model(tmp_path, monkeypatch, capsys):
-    import bert_tf.export
+    import bert_tf.serve.export
     from bert_tf.cli import build_parser
 
     calls = []
-    monkeypatch.setattr(bert_tf.export, "export_saved_model",
+    monkeypatch.setattr(bert_tf.serve.export, "export_saved_model",
                         lambda *args, **kwargs: calls.append((args, kwargs)) or Path("exports/x/3"))
     parser = build_parser()
     args = parser.parse_args(["export", "--checkpoint", "ckpt", "--out", "exports/x", "--version", "3",

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf._tf import tf
-from bert_tf.config import BertConfig
-from bert_tf.export import export_saved_model
+from bert_tf.runtime import tf
+from bert_tf.model.config import BertConfig
+from bert_tf.serve.export import export_saved_model
 from bert_tf.testing import tiny_vocab, write_random_checkpoint
 
 CONFIG = BertConfig(vocab_size=200, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,

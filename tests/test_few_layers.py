@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from bert_tf.embeddings import BertEmbedder, get_bert_embeddings
+from bert_tf import BertEmbedder, get_bert_embeddings
 
 SENTENCES = ["A mouse is a rodent animal.", "A rat is an animal.", "A computer has a keyboard."]
 BERT_TF = shutil.which("bert-tf", path=os.path.dirname(sys.executable)) or "bert-tf"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bert_tf._tf import tf
+from bert_tf.runtime import tf
 from bert_tf.embed import head
 from bert_tf.testing import assert_float32_close, float32_bound
 
@@ -77,3 +77,20 @@ def test_window_starts_match_the_graph_plan():
         for n in (0, 1, span - 1, span, span + 1, 2 * span, 7 * span + 3):
             plan = head.window_plan(tf.constant([n]), span)
             assert plan["seg_start"].numpy().tolist() == head.window_starts(n, span) == reference_windows(n, span)[0]
+
+
+@pytest.mark.parametrize("span", [6, 7, 9, 62, 510])
+def test_every_piece_is_placed_in_its_max_context_window(span):
+    ns = list(range(0, 4 * span + 3)) if span < 100 else [0, 1, 509, 510, 511, 765, 766, 1020, 1021, 1531, 2049]
+    n = tf.constant(ns, tf.int64)
+    plan = head.window_plan(n, span)
+    index = head.piece_positions(n, plan, span).numpy()
+    seg_splits, lengths = plan["seg_splits"].numpy(), plan["seg_len"].numpy()
+    splits = np.concatenate([[0], np.cumsum(ns)])
+    for t, count in enumerate(ns):
+        starts, best = reference_windows(count, span)
+        assert lengths[seg_splits[t]:seg_splits[t + 1]].tolist() == [min(span, count - s) for s in starts]
+        rows = index[splits[t]:splits[t + 1]]
+        assert (rows[:, 0] - seg_splits[t]).tolist() == best, (span, count)
+        # position inside the window: [CLS] first, so piece i of window w sits at 1 + i - start_w
+        assert (rows[:, 1] == 1 + np.arange(count) - np.array(starts)[best]).all()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from bert_tf._tf import tf
-from bert_tf.checkpoint import load_encoder
-from bert_tf.modeling import hidden_states
+from bert_tf.runtime import tf
+from bert_tf.model.checkpoint import load_encoder
+from bert_tf.model.encoder import hidden_states
 from bert_tf.testing import assert_float32_close, encoder_bound, float32_bound
 from tests.conftest import hf_model_from_google, random_batch, tiny_config
 
@@ -42,7 +42,7 @@ def write_checkpoint_tf1_style(directory, config, seed):
     """Writes a checkpoint the way Google's TF1 code does: variables created with
     `tf.compat.v1.get_variable` under their scopes, saved by `tf.compat.v1.train.Saver`.
     Independent of bert_tf's own writer and converter."""
-    from bert_tf.checkpoint import google_variable_shapes
+    from bert_tf.model.checkpoint import google_variable_shapes
 
     rng = np.random.default_rng(seed)
     weights = {}
@@ -109,7 +109,7 @@ def test_real_weights_match_hugging_face(minilm_checkpoint, hf_minilm, minilm_hf
 def test_erf_gelu_is_the_right_default_for_real_weights(minilm_checkpoint, hf_minilm):
     """The released configs say "gelu"; only the exact erf form reproduces the reference: it is within
     float32 rounding, the tanh approximation an order of magnitude past it."""
-    from bert_tf import modeling
+    from bert_tf.model import encoder as modeling
 
     config, encoder = load_encoder(minilm_checkpoint)
     batch = random_batch(config, [20, 9], seed=3)
@@ -264,7 +264,7 @@ def test_both_residual_adds_fuse_into_their_matmuls(make_checkpoint):
 def test_layer_norm_matches_float64_on_bert_like_activations():
     """Mean subtracted first, biased variance, epsilon inside the root, gamma and beta per feature:
     checked against float64 on activations with an offset and outlier features, as BERT's have."""
-    from bert_tf.modeling import LayerNorm
+    from bert_tf.model.encoder import LayerNorm
 
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((64, 768)) * 2 + 30).astype(np.float32)

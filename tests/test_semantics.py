@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bert_tf.demo import SEED_EXPERIMENTS
-from bert_tf.embeddings import get_bert_embeddings
+from bert_tf import get_bert_embeddings
 
 
 def cos(a, b):

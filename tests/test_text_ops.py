@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from bert_tf import _text_ops
-from bert_tf._tf import tf
+from bert_tf.text import ops as _text_ops
+from bert_tf.runtime import tf
 
 VOCAB = ["[UNK]", "the", "great", "##est", "they", "##'", "##re", "un", "##aff", "##able"]
 WORDS = ["greatest", "they're", "unaffable", "zebra", "", "the"]
@@ -40,7 +40,7 @@ def test_only_the_wordpiece_library_is_loaded_and_tensorflow_text_still_imports_
     code = textwrap.dedent("""
         import sys
         from bert_tf import BertTokenizer
-        from bert_tf import _text_ops
+        from bert_tf.text import ops as _text_ops
         tok = BertTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "great", "##est"], lower_case=True)
         ours = tok.tokenize_words(["Greatest"])[0][0].pieces
         print(not _text_ops._OPS.whole_package, "tensorflow_text" in sys.modules, ours)

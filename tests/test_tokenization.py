@@ -1,4 +1,4 @@
-"""Behaviour of `bert_tf.tokenization`: API, known traps, offsets, graph and SavedModel use.
+"""Behaviour of `bert_tf.text.tokenization`: API, known traps, offsets, graph and SavedModel use.
 
 Expected values are spelled out here; agreement with the reference tokenizer
 itself (Google's algorithm, Hugging Face's ports) is in
@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
 from transformers.tokenization_python import _is_control, _is_punctuation, _is_whitespace
 
-from bert_tf._tf import tf
-from bert_tf.tokenization import (
+from bert_tf.runtime import tf
+from bert_tf.text.inputs import checked_texts
+from bert_tf.text.tokenization import (
     _REORDERABLE_AFTER_STRIP,
     CJK,
     DROP,
@@ -35,7 +36,6 @@ from bert_tf.tokenization import (
     infer_lower_case,
     load_vocab,
     normalize_uncased,
-    prepare_sentences,
     resolve_lower_case,
 )
 
@@ -136,26 +136,26 @@ def test_resolve_lower_case_override_wins_and_warns_on_contradiction(caplog):
     assert caplog.records == []
 
 
-def test_prepare_sentences_rejects_what_is_not_a_list_of_str():
+def test_checked_texts_rejects_what_is_not_a_list_of_str():
     with pytest.raises(TypeError, match="expected a list of strings, got None"):
-        prepare_sentences(None)
+        checked_texts(None)
     for single in ("a sentence", b"a sentence"):
         with pytest.raises(TypeError, match=r"wrap it in a list"):
-            prepare_sentences(single)
+            checked_texts(single)
     with pytest.raises(TypeError, match=r"sentences\[2\] is int"):
-        prepare_sentences(["a", "b", 3])
+        checked_texts(["a", "b", 3])
     with pytest.raises(TypeError, match=r"sentences\[0\] is bytes.*decode"):
-        prepare_sentences([b"a"])
+        checked_texts([b"a"])
     with pytest.raises(TypeError, match="got int"):
-        prepare_sentences(5)
+        checked_texts(5)
 
 
-def test_prepare_sentences_accepts_iterables_and_replaces_lone_surrogates():
-    assert prepare_sentences(("a", "b")) == ["a", "b"]
-    assert prepare_sentences(np.array(["x", "yz"])) == ["x", "yz"]
-    assert prepare_sentences(s for s in ["g"]) == ["g"]
-    assert prepare_sentences([]) == []
-    fixed = prepare_sentences(["a\ud800b\udfff"])[0]
+def test_checked_texts_accepts_iterables_and_replaces_lone_surrogates():
+    assert checked_texts(("a", "b")) == ["a", "b"]
+    assert checked_texts(np.array(["x", "yz"])) == ["x", "yz"]
+    assert checked_texts(s for s in ["g"]) == ["g"]
+    assert checked_texts([]) == []
+    fixed = checked_texts(["a\ud800b\udfff"])[0]
     assert fixed == "a\ufffdb\ufffd" and type(fixed) is str
 
 
@@ -580,7 +580,7 @@ def _same_tables(a, b) -> bool:
 
 @pytest.fixture
 def empty_cache(tmp_path, monkeypatch):
-    from bert_tf import tokenization
+    from bert_tf.text import tokenization
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     tokenization._char_tables.cache_clear()
@@ -589,7 +589,7 @@ def empty_cache(tmp_path, monkeypatch):
 
 
 def test_char_tables_are_computed_once_then_read_from_the_cache(empty_cache):
-    from bert_tf import tokenization
+    from bert_tf.text import tokenization
 
     computed = tokenization._char_tables(True)
     (cached,) = empty_cache.glob("uncased-*.npz")
@@ -606,7 +606,7 @@ def test_char_tables_are_computed_once_then_read_from_the_cache(empty_cache):
 
 
 def test_a_damaged_cache_file_is_computed_afresh_and_replaced(empty_cache):
-    from bert_tf import tokenization
+    from bert_tf.text import tokenization
 
     good = tokenization._char_tables(True)
     (path,) = empty_cache.glob("uncased-*.npz")
@@ -619,7 +619,7 @@ def test_a_damaged_cache_file_is_computed_afresh_and_replaced(empty_cache):
 
 
 def test_an_unwritable_cache_still_gives_a_tokenizer(empty_cache, monkeypatch):
-    from bert_tf import tokenization
+    from bert_tf.text import tokenization
 
     monkeypatch.setenv("XDG_CACHE_HOME", "/proc/bert_tf_no_such_place")
     tok = BertTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"], lower_case=True)
@@ -628,7 +628,7 @@ def test_an_unwritable_cache_still_gives_a_tokenizer(empty_cache, monkeypatch):
 
 
 def test_the_cache_key_changes_with_the_code_that_computes_the_tables(monkeypatch):
-    from bert_tf import tokenization
+    from bert_tf.text import tokenization
 
     before = tokenization._char_tables_cache(True)
     assert before != tokenization._char_tables_cache(False)

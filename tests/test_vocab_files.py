@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from bert_tf.tokenization import BertTokenizer, load_vocab
+from bert_tf.text.tokenization import BertTokenizer, load_vocab
 
 # "the" first, so a byte-order mark kept in the first token turns "the" into t ##h ##e.
 VOCAB = ["the", "[PAD]", "[UNK]", "[CLS]", "[SEP]", "t", "h", "e", "##t", "##h", "##e", "cat"]
@@ -35,7 +35,7 @@ def test_a_vocab_without_a_byte_order_mark_logs_nothing(tmp_path, caplog):
 
 
 def test_a_checkpoint_whose_vocab_has_a_byte_order_mark_loads(make_checkpoint, caplog):
-    from bert_tf.embeddings import BertEmbedder
+    from bert_tf import BertEmbedder
 
     directory, _ = make_checkpoint()
     path = directory / "vocab.txt"

@@ -363,24 +363,20 @@ class BertEmbedder:
             *features, pooled = (x.numpy() for x in encode(tf.constant(ids), tf.constant(mask)))
             ends = np.cumsum(mask.sum(axis=1))
             last = rows[-1]
-            complete_rows = len(rows) if last.window == last.num_windows - 1 else len(rows) - 1 - last.window + (
-                0 if last.text_index != rows[0].text_index else last.window - rows[0].window + 1 - len(rows))
-            # Rows of the trailing incomplete text: from its first row in this batch to the end.
-            complete_rows = next((r for r in range(len(rows)) if rows[r].text_index == last.text_index),
-                                 len(rows)) if last.window != last.num_windows - 1 else len(rows)
+            complete_rows = len(rows)
+            if last.window != last.num_windows - 1:  # the trailing text continues in the next batch
+                complete_rows = next(r for r in range(len(rows)) if rows[r].text_index == last.text_index)
             cut = int(ends[complete_rows - 1]) if complete_rows else 0
             head_features = [f[:cut] for f in features]
             head_pooled = pooled[:complete_rows]
-            if carry and complete_rows:  # the first text of the batch began in earlier batches
+            if carry and complete_rows:  # the batch's first text began in earlier batches
                 head_features = [np.concatenate([*(c[0][i] for c in carry), f]) for i, f in enumerate(head_features)]
                 head_pooled = np.concatenate([*(c[1] for c in carry), head_pooled])
                 carry = []
             if complete_rows < len(rows):
                 carry.append(([f[cut:].copy() for f in features], pooled[complete_rows:].copy()))
-            texts = sorted({rows[r].text_index for r in range(complete_rows)})
+            texts = list(dict.fromkeys(rows[r].text_index for r in range(complete_rows)))  # in feature order
             if texts:
-                if head_pooled.shape[0] > complete_rows:  # the carried text leads
-                    texts = sorted(set(texts) | {rows[0].text_index})
                 n = np.array([len(tokenized[t].ids) for t in texts], np.int64)
                 ppw = np.concatenate([tokenized[t].pieces_per_word for t in texts]).astype(np.int64)
                 out = reduce(*map(tf.constant, head_features), tf.constant(head_pooled), tf.constant(n),

@@ -24,7 +24,7 @@ all texts, `W` words of all texts; a text of `n` pieces has `n + 2` stitched row
 
 from __future__ import annotations
 
-from bert_tf._tf import tf
+from bert_tf.runtime import tf
 
 #: Combinations of hidden layers; "stack" keeps every layer ([tokens, layers, hidden]) for token states.
 COMBINATIONS = ("sum", "mean", "concat", "stack")
@@ -195,9 +195,7 @@ def pool_words(rows, n, pieces_per_word, how: str):
     if how == "last":
         return tf.gather(rows, tf.gather(piece_rows, word_splits[1:] - 1))
     word_of_piece = tf.ragged.row_splits_to_segment_ids(word_splits, out_type=tf.int64)
-    sums = tf.math.segment_sum(tf.gather(rows, piece_rows), word_of_piece)
-    shape = tf.concat([tf.shape(counts), tf.ones([tf.rank(rows) - 1], tf.int32)], axis=0)
-    return sums / tf.reshape(tf.cast(counts, rows.dtype), shape)
+    return tf.math.segment_mean(tf.gather(rows, piece_rows), word_of_piece)
 
 
 def sentence_vectors(rows, n, pooled, plan: dict, strategy: str):

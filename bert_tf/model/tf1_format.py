@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from bert_tf._tf import tf
+from bert_tf.runtime import tf
 
 CHECKPOINT_PREFIX = "bert_model.ckpt"
 

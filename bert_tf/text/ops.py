@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from bert_tf._tf import _quiet_fd2, tf
+from bert_tf.runtime import quiet_stderr, tf
 
 #: The installed tensorflow-text, as recorded in an export's metadata.
 TENSORFLOW_TEXT_VERSION = importlib.metadata.version("tensorflow-text")
@@ -55,7 +55,7 @@ def _load_whole_package() -> _WordpieceOps:
 
 
 def _load(root: Optional[str]) -> _WordpieceOps:
-    with _quiet_fd2():
+    with quiet_stderr():
         if root is not None:
             try:
                 return _load_direct(root)

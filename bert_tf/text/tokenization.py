@@ -75,9 +75,10 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from bert_tf._text_ops import wordpiece_ids, wordpiece_model
-from bert_tf._tf import tf
-from bert_tf.resolve import user_cache
+from bert_tf.text.ops import wordpiece_ids, wordpiece_model
+from bert_tf.runtime import tf
+from bert_tf.text.inputs import checked_texts
+from bert_tf.files.paths import user_cache
 
 logger = logging.getLogger("bert_tf")
 
@@ -94,7 +95,6 @@ _SIG_IGNORABLE, _SIG_CASED, _SIG_OTHER = 0, 1, 2
 
 _CAPITAL_SIGMA = 0x03A3
 _SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
-_SURROGATES = re.compile("[\ud800-\udfff]")
 
 # Characters whose canonical combining class is not 0 and that survive accent
 # stripping, from Unicode 14.0. See the module docstring.
@@ -196,10 +196,11 @@ def _lower_case_from_name(name: str | None) -> bool | None:
     return None
 
 
-def infer_lower_case(vocab: Sequence[str], name: str | None = None) -> bool:
+def infer_lower_case(vocab: Sequence[str], name: str | None = None, known: bool | None = None) -> bool:
     """Whether text must be lower-cased for this vocabulary.
 
-    The checkpoint's name decides when it says (see `_lower_case_from_name`);
+    `known`, the registry's casing of a released checkpoint, decides when given; then
+    the checkpoint's name when it says (see `_lower_case_from_name`);
     otherwise the vocabulary does: an uncased vocabulary has essentially no
     token that `str.lower()` changes (BERT-Base uncased: none), a cased one has
     thousands (BERT-Base cased: about one token in seven).
@@ -210,6 +211,8 @@ def infer_lower_case(vocab: Sequence[str], name: str | None = None) -> bool:
         >>> infer_lower_case(["[UNK]", "The", "the", "Paris"])
         False
     """
+    if known is not None:
+        return known
     from_name = _lower_case_from_name(name)
     if from_name is not None:
         return from_name
@@ -235,7 +238,8 @@ def check_lower_case(value, *, allow_none: bool = True) -> bool | None:
     raise TypeError(f"lower_case must be {allowed}; got {value!r}")
 
 
-def resolve_lower_case(vocab: Sequence[str], name: str | None, override: bool | None) -> bool:
+def resolve_lower_case(vocab: Sequence[str], name: str | None, override: bool | None, *,
+                       known: bool | None = None) -> bool:
     """The casing to use: `override` when given, else `infer_lower_case`.
 
     An override that contradicts the checkpoint is obeyed but logged as a
@@ -246,11 +250,12 @@ def resolve_lower_case(vocab: Sequence[str], name: str | None, override: bool | 
         TypeError: `override` is not True, False or None.
     """
     override = check_lower_case(override)
-    inferred = infer_lower_case(vocab, name)
+    inferred = infer_lower_case(vocab, name, known)
     if override is None:
         return inferred
     if override != inferred:
-        source = f"its name {name!r}" if _lower_case_from_name(name) is not None else "its vocabulary"
+        source = ("the registry of Google's checkpoints" if known is not None else
+                  f"its name {name!r}" if _lower_case_from_name(name) is not None else "its vocabulary")
         logger.warning(
             "lower_case=%s contradicts the checkpoint, which is %s according to %s; "
             "using lower_case=%s as asked",
@@ -260,42 +265,6 @@ def resolve_lower_case(vocab: Sequence[str], name: str | None, override: bool | 
             override,
         )
     return override
-
-
-def prepare_sentences(sentences: Iterable[str]) -> list[str]:
-    """Validates a batch of sentences for the public API.
-
-    Accepts any iterable of `str` (list, tuple, numpy array of str, generator).
-    Lone surrogates, which cannot be encoded as UTF-8, become U+FFFD: the same
-    length, so code-point offsets stay right, and the tokenizer drops U+FFFD
-    anyway.
-
-    Example:
-        >>> prepare_sentences(("a", "b\\ud800"))
-        ['a', 'b�']
-
-    Raises:
-        TypeError: `sentences` is None, a single str/bytes, not iterable, or
-            holds something that is not a str.
-    """
-    if sentences is None:
-        raise TypeError("expected a list of strings, got None")
-    if isinstance(sentences, (str, bytes, bytearray)):
-        raise TypeError(
-            f"expected a list of strings, got a single {type(sentences).__name__}; "
-            "wrap it in a list: [text]"
-        )
-    try:
-        items = list(sentences)
-    except TypeError:
-        raise TypeError(f"expected a list of strings, got {type(sentences).__name__}") from None
-    prepared = []
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            hint = " (decode bytes first)" if isinstance(item, (bytes, bytearray)) else ""
-            raise TypeError(f"sentences[{i}] is {type(item).__name__}, expected str{hint}")
-        prepared.append(_SURROGATES.sub("\ufffd", str(item)))
-    return prepared
 
 
 # --------------------------------------------------------------------------
@@ -665,7 +634,7 @@ class BertTokenizer(tf.Module):
             >>> [(w.text, w.start, w.end, w.pieces) for w in tok.tokenize_words(["x\\x00y [CLS]"])[0]]  # doctest: +SKIP
             [('xy', 0, 3, ('x', '##y')), ('[', 4, 5, ('[',)), ('cls', 5, 8, ('cl', '##s')), (']', 8, 9, (']',))]
         """
-        prepared = prepare_sentences(sentences)
+        prepared = checked_texts(sentences)
         out = self.tokenize(tf.constant(prepared, dtype=tf.string, shape=[len(prepared)]))
         # RaggedTensor.to_list() is quadratic in practice; walk the flat arrays.
         sentence_splits = out["words"].row_splits.numpy().tolist()
@@ -690,6 +659,5 @@ __all__ = [
     "infer_lower_case",
     "load_vocab",
     "normalize_uncased",
-    "prepare_sentences",
     "resolve_lower_case",
 ]

