@@ -5,7 +5,8 @@ import sys
 
 import bert_tf
 
-PUBLIC = ["BertConfig", "BertEmbedder", "BertEncoder", "BertTokenizer", "CheckpointError", "WordVector",
+PUBLIC = ["BertConfig", "BertEmbedder", "BertEncoder", "BertTokenizer", "CheckpointDir", "CheckpointError",
+          "EmbeddingOptions", "WordVector",
           "convert_hf_checkpoint", "download_checkpoint", "export_saved_model", "get_bert_embeddings", "load_config",
           "load_encoder", "resolve_checkpoint"]
 

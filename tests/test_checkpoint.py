@@ -42,23 +42,6 @@ def test_restored_weights_equal_the_file(make_checkpoint):
     load_encoder(directory / "bert_model.ckpt.index")
 
 
-def test_restoring_into_a_built_encoder_gives_the_same_weights(make_checkpoint):
-    """`load_encoder` creates the variables from the checkpoint; `restore_encoder_weights` assigns
-    into an existing model. Both paths must end with the same values in every variable."""
-    from bert_tf.model.checkpoint import restore_encoder_weights
-    from bert_tf.model.encoder import BertEncoder
-
-    directory, weights = make_checkpoint()
-    config, loaded = load_encoder(directory)
-    built = BertEncoder(config)
-    report = restore_encoder_weights(built, str(directory / "bert_model.ckpt"))
-    assert report.restored == len(weights)
-    for a, b in zip(loaded.weights, built.weights, strict=True):
-        assert a.path == b.path
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-
-
-@pytest.mark.slow
 def test_bert_base_shaped_checkpoint_has_199_tensors_and_restores_in_seconds(tmp_path):
     from bert_tf.testing import write_random_checkpoint
 

@@ -67,17 +67,12 @@ class CheckpointError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class TableRow:
-    """One TF1 variable: where it goes in the Keras encoder and how it is transformed."""
+    """One TF1 variable and the Keras encoder variable it becomes, as it is: Google's kernels are
+    already `[in, out]`, like Keras Dense kernels."""
 
     tf1_name: str
     keras_path: str
     shape: tuple[int, ...]
-    transform: str = "identity"
-
-
-#: Named transforms from a TF1 tensor to the Keras variable's value. Google's
-#: kernels are already `[in, out]`, like Keras Dense kernels.
-TRANSFORMS = {"identity": lambda a: a}
 
 
 def _keras_path(tf1_name: str) -> str:
@@ -171,34 +166,6 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
     return directory, prefix
 
 
-def restore_encoder_weights(encoder, prefix: str, *, strict: bool = True) -> LoadReport:
-    """Restores a Google TF1 checkpoint into an existing `encoder`, strictly.
-
-    Every variable in the table must be in the checkpoint with the right shape; the
-    checkpoint may hold nothing else but `IGNORED_VARIABLES`. All problems are
-    collected and raised together before any weight is touched. Tensors are then
-    read and assigned one at a time. (`load_encoder` does better on memory: it
-    creates the variables from the checkpoint's values instead of assigning.)
-
-    Args:
-        encoder: a `BertEncoder` built from the checkpoint's config.
-        prefix: the checkpoint prefix (`.../bert_model.ckpt`).
-        strict: when False, unexpected extra tensors are logged instead of raised.
-
-    Raises:
-        CheckpointError: listing every missing, unexpected and mis-shaped variable,
-            or naming the file when the data cannot be read (truncated, corrupt).
-    """
-    start = time.perf_counter()
-    table = checkpoint_table(encoder.config)
-    ignored = _check_index(prefix, table, strict)
-    values = _CheckpointValues(prefix, table)
-    variables = {v.path: v for v in encoder.weights}
-    for row in table:
-        variables[row.keras_path].assign(values(row.keras_path))
-    return LoadReport(prefix, len(table), values.parameters, ignored, time.perf_counter() - start)
-
-
 def _check_index(prefix: str, table: list[TableRow], strict: bool) -> list[str]:
     """Checks the checkpoint's index against `table`; returns the ignored tensors' names.
 
@@ -263,7 +230,7 @@ class _CheckpointValues:
             raise CheckpointError(f"{row.tf1_name} in {self.prefix} holds NaN or infinite values")
         self.read.add(keras_path)
         self.parameters += value.size
-        return TRANSFORMS[row.transform](value)
+        return value
 
 
 def _is_ignored(name: str) -> bool:
@@ -281,7 +248,7 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
     Args:
         path: a checkpoint directory (with `bert_config.json`, `vocab.txt`,
             `bert_model.ckpt.*`) or its `bert_model.ckpt` prefix.
-        strict: see `restore_encoder_weights`.
+        strict: when False, unexpected extra tensors are logged instead of raised.
         return_report: also return the `LoadReport`.
 
     Returns:

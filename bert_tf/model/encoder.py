@@ -37,7 +37,6 @@ from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
 ATTENTION_MASK_ADDER = -10000.0
 
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
-ENCODER_OUTPUTS = ("sequence_output", "pooled_output", "encoder_outputs", "embedding_output")
 
 
 def attention_adder_for(mask):
@@ -348,11 +347,6 @@ class BertEncoder(keras.Model):
             block.build()
         self.pooler.build((None, config.hidden_size))
         self.built = True
-
-    @property
-    def layers_(self) -> list[TransformerBlock]:
-        """The transformer blocks, in order."""
-        return list(self.blocks)
 
     def call(self, inputs, position_ids=None, attention_adder=None):
         word_ids = tf.cast(inputs["input_word_ids"], tf.int32)

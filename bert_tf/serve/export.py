@@ -51,6 +51,7 @@ from pathlib import Path
 from bert_tf.embed import head
 from bert_tf.embed.batching import PAD_MULTIPLE
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
+from bert_tf.model.encoder import ENCODER_INPUTS
 from bert_tf.runtime import tf
 from bert_tf.text.ops import TENSORFLOW_TEXT_VERSION
 from bert_tf.files.atomic import check_target, staged_directory
@@ -227,7 +228,7 @@ def _build(embedder, resolved: ResolvedOptions, metadata_json: str, vocab_path: 
                 "sequence_output": out["sequence_output"], "embedding_output": out["embedding_output"],
                 "encoder_outputs": list(out["encoder_outputs"])}
 
-    spec = {name: ids_spec for name in ("input_word_ids", "input_mask", "input_type_ids")}
+    spec = {name: ids_spec for name in ENCODER_INPUTS}
     for training in (False, True):
         call.get_concrete_function(spec, training=training)
 
