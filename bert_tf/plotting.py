@@ -1,4 +1,8 @@
-"""PNG figures: the similarity heatmap and a word's senses in 2-D (PCA)."""
+"""PNG figures: the similarity heatmap and a word's senses in 2-D (PCA).
+
+Each figure is rendered into a temporary beside its target and renamed over it
+when complete, so an existing image is never left half-written.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import os
 from typing import Sequence
 
 import numpy as np
+
+from bert_tf.fileio import AtomicFile
 
 
 def _pyplot():
@@ -17,19 +23,38 @@ def _pyplot():
     return plt
 
 
-def _check_png_path(path: str | os.PathLike) -> str:
+def check_png_path(path: str | os.PathLike, *, option: str | None = None) -> str:
+    """Refuses a plot path that does not end in `.png` or whose folder does not exist; returns it as `str`.
+
+    Args:
+        path: where the figure is to go.
+        option: the command-line flag that gave it, for the message.
+    """
     path = os.fspath(path)
     if not path.lower().endswith(".png"):
-        raise ValueError(f"plots are saved as PNG; give a path ending in .png, got {path!r}")
+        given = f"{option} " if option else ""
+        raise ValueError(f"plots are saved as PNG; give {given}a path ending in .png, got {path!r}")
     parent = os.path.dirname(path) or "."
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"cannot save {path}: the folder {parent} does not exist")
     return path
 
 
+def _save(fig, path: str) -> None:
+    """Saves `fig` as PNG at `path` atomically; an `OSError` becomes an `OutputError` naming `path`."""
+    with AtomicFile(path, "wb") as f:
+        fig.savefig(f, format="png")
+
+
 def save_heatmap(labels: Sequence[str], matrix: np.ndarray, path: str | os.PathLike, *, title: str = "") -> None:
-    """Saves a similarity matrix as an annotated heatmap PNG."""
-    path = _check_png_path(path)
+    """Saves a similarity matrix as an annotated heatmap PNG (replacing `path` only once it is complete).
+
+    Raises:
+        ValueError: `path` does not end in `.png`.
+        FileNotFoundError: its folder does not exist.
+        bert_tf.fileio.OutputError: it cannot be written (names `path` and the reason).
+    """
+    path = check_png_path(path)
     plt = _pyplot()
     n = len(labels)
     size = 1.6 + 0.9 * n
@@ -45,8 +70,10 @@ def save_heatmap(labels: Sequence[str], matrix: np.ndarray, path: str | os.PathL
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        _save(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path: str | os.PathLike) -> np.ndarray:
@@ -56,11 +83,13 @@ def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path:
         The `[n, 2]` projected points.
 
     Raises:
-        ValueError: fewer than two vectors (nothing to project).
+        ValueError: fewer than two vectors (nothing to project), or `path` does not end in `.png`.
+        FileNotFoundError: the folder of `path` does not exist.
+        bert_tf.fileio.OutputError: `path` cannot be written (names it and the reason).
     """
     from sklearn.decomposition import PCA
 
-    path = _check_png_path(path)
+    path = check_png_path(path)
     if len(vectors) < 2:
         raise ValueError(f"need the word {word!r} in at least two sentences to plot, found {len(vectors)}")
     pca = PCA(n_components=2)
@@ -76,6 +105,8 @@ def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path:
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
     ax.set_title(f"'{word}' in {len(points)} contexts (PCA of its contextual vectors)")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        _save(fig, path)
+    finally:
+        plt.close(fig)
     return points

@@ -1,0 +1,371 @@
+"""The command line never destroys a user's file, fails in one line, and leaves no debris.
+
+Most checks call `bert_tf.cli.main` in-process on a tiny random checkpoint (fast); the ones
+about the process itself (its stdin, stdout, signals) run the `bert-tf` script.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bert_tf import fileio
+from bert_tf.cli import main
+
+BERT_TF = shutil.which("bert-tf", path=os.path.dirname(sys.executable)) or "bert-tf"
+
+
+def run(*args, input=None, check=True, **kwargs):
+    """Runs the `bert-tf` script; `kwargs` (stdout=..., stderr=...) replace the default capture of both."""
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
+    proc = subprocess.run([BERT_TF, *map(str, args)], input=input, env=dict(os.environ), timeout=600, **streams)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]!r}\nstderr: {proc.stderr[-4000:]!r}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A random 4-layer checkpoint (hidden 32): enough layers for every default, fast to load."""
+    from bert_tf.testing import write_random_checkpoint
+    from tests.conftest import tiny_config
+
+    directory = tmp_path_factory.mktemp("ckpt") / "tiny"
+    write_random_checkpoint(directory, tiny_config(num_hidden_layers=4))
+    return directory
+
+
+def cli(capsys, *args):
+    """Runs `bert-tf ARGS` in this process; returns (exit status, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("bert-tf: error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def debris(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if "bert-tf-" in p.name or "npz-parts" in p.name)
+
+
+# ---------------------------------------------------------------------- the input is never the output
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_embed_refuses_an_output_that_is_the_input(tmp_path, capsys, link):
+    src = tmp_path / "x.txt"
+    src.write_bytes(b"a b\nc d\n")
+    out = {"same": src, "symlink": tmp_path / "sym.txt", "hardlink": tmp_path / "hard.txt"}[link]
+    if link == "symlink":
+        out.symlink_to(src.name)
+    elif link == "hardlink":
+        os.link(src, out)
+    # --force does not help, and a checkpoint that does not exist proves the refusal comes first.
+    code, _, err = cli(capsys, "embed", "--checkpoint", tmp_path / "no-such-checkpoint", "--input", src,
+                       "--output", out, "--force")
+    assert code == 1 and "is the input file" in one_error_line(err)
+    assert src.read_bytes() == b"a b\nc d\n"
+
+
+def test_embed_refuses_stdout_appended_to_its_input(tmp_path, tiny):
+    src = tmp_path / "x.txt"
+    src.write_bytes(b"a b\n")
+    with open(src, "ab") as append:
+        proc = run("embed", "--checkpoint", tiny, "--input", src, stdout=append, check=False)
+    assert proc.returncode == 1 and b"stdout is the input file" in proc.stderr
+    assert src.read_bytes() == b"a b\n"
+
+
+# ---------------------------------------------------------------------- existing outputs: --force, atomic
+
+
+@pytest.mark.parametrize("command, name", [
+    (["embed", "hello", "--output"], "o.jsonl"),
+    (["embed", "hello", "--output"], "o.npz"),
+    (["similarity", "--words", "a", "a b", "--plot"], "h.png"),
+    (["plot", "a", "a b", "a c", "--out"], "p.png"),
+])
+def test_an_existing_output_is_refused_without_force(tmp_path, capsys, command, name):
+    target = tmp_path / name
+    target.write_bytes(b"precious")
+    code, _, err = cli(capsys, *command, target, "--checkpoint", tmp_path / "no-such-checkpoint")
+    assert code == 1 and f"{target} already exists; pass --force to replace it" in one_error_line(err)
+    assert target.read_bytes() == b"precious"
+    assert debris(tmp_path) == []
+
+
+def test_help_documents_force(capsys):
+    for command in ("embed", "similarity", "plot"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--force" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["o.jsonl", "o.npz"])
+def test_a_failed_strict_run_leaves_the_old_output_as_it_was(tmp_path, capsys, tiny, name):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"first\nsecond\n\xff broken\nfourth\n")
+    target = tmp_path / name
+    target.write_bytes(b"precious")
+    code, _, err = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "-i", src, "-o", target,
+                       "--strict", "--force")
+    assert code == 1 and "line 3" in one_error_line(err)
+    assert target.read_bytes() == b"precious"
+    assert debris(tmp_path) == []
+
+
+def test_force_replaces_the_output_keeping_its_permissions(tmp_path, capsys, tiny):
+    target = tmp_path / "o.jsonl"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    code, _, _ = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "a b", "-o", target, "--force")
+    assert code == 0
+    assert [json.loads(line)["text"] for line in target.read_text().splitlines()] == ["a b"]
+    assert target.stat().st_mode & 0o777 == 0o640 and debris(tmp_path) == []
+
+
+def test_a_symlinked_output_replaces_the_file_it_points_at(tmp_path, capsys, tiny):
+    real = tmp_path / "real.jsonl"
+    real.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real.name)
+    code, _, _ = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "a b", "-o", link, "--force")
+    assert code == 0 and link.is_symlink()
+    assert json.loads(real.read_text())["text"] == "a b"
+
+
+# ---------------------------------------------------------------------- pipes, FIFOs, stdin
+
+
+def test_embed_reads_a_fifo_as_a_stream(tmp_path, capsys, tiny):
+    fifo = tmp_path / "lines.fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as f:
+            f.write(b"a b\nc d\n")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    out = tmp_path / "o.jsonl"
+    code, _, err = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "--input", fifo, "-o", out)
+    writer.join(timeout=60)
+    assert code == 0 and "wrote 2 line(s)" in err
+    assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == ["a b", "c d"]
+
+
+@pytest.mark.parametrize("source", ["/dev/stdin", "-"])
+def test_embed_reads_stdin_given_as_a_path(tiny, source):
+    proc = run("embed", "--checkpoint", tiny, "--input", source, "--dim", 2, input=b"a b\nc d\n")
+    assert [json.loads(line)["text"] for line in proc.stdout.decode().splitlines()] == ["a b", "c d"]
+
+
+# ---------------------------------------------------------------------- one line, never a traceback
+
+
+def test_a_full_stdout_is_one_line(tiny):
+    with open("/dev/full", "wb") as full:
+        proc = run("embed", "--checkpoint", tiny, "hi", stdout=full, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.strip() == "bert-tf: error: cannot write stdout: No space left on device"
+
+
+def test_a_closed_stdout_is_one_line(tiny):
+    proc = subprocess.run([BERT_TF, "embed", "--checkpoint", str(tiny), "hi"], stderr=subprocess.PIPE,
+                          preexec_fn=lambda: os.close(1), timeout=600)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert err.strip() == "bert-tf: error: cannot write stdout: it is closed; give --output FILE"
+
+
+def _unwritable_folder() -> str:
+    """A folder that refuses new files even to root (tests here run as root, where chmod stops nothing)."""
+    for folder in ("/sys", "/proc"):
+        try:
+            fd, path = tempfile.mkstemp(dir=folder)
+        except OSError:
+            return folder
+        os.close(fd)
+        os.unlink(path)
+    pytest.skip("no folder here refuses writes")
+
+
+@pytest.mark.parametrize("command, name", [
+    (["embed", "--no-progress", "a b", "--output"], "o.jsonl"),
+    (["embed", "--no-progress", "a b", "--output"], "o.npz"),
+    (["similarity", "--words", "a", "a b", "a c", "--plot"], "h.png"),
+    (["plot", "a", "a b", "a c", "--out"], "p.png"),
+])
+def test_an_unwritable_output_is_one_line_naming_it(capsys, tiny, command, name):
+    target = os.path.join(_unwritable_folder(), name)
+    code, _, err = cli(capsys, *command, target, "--checkpoint", tiny)
+    line = one_error_line(err)
+    assert code == 1 and line.startswith(f"bert-tf: error: cannot write {target}: ")
+    assert "npz-parts" not in line and "bert-tf-" not in line.split(target)[1]
+
+
+def test_a_full_output_file_is_one_line(capsys, tiny):
+    code, _, err = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "a b", "-o", "/dev/full")
+    assert code == 1 and one_error_line(err) == "bert-tf: error: cannot write /dev/full: No space left on device"
+    assert os.path.exists("/dev/full") and not os.path.isfile("/dev/full")  # written into, not renamed over
+
+
+@pytest.mark.parametrize("name", ["o.jsonl", "o.npz"])
+def test_an_output_in_a_missing_folder_names_the_users_path(tmp_path, capsys, tiny, name):
+    target = tmp_path / "missing" / name
+    code, _, err = cli(capsys, "embed", "--checkpoint", tiny, "a b", "-o", target)
+    line = one_error_line(err)
+    assert code == 1 and line == f"bert-tf: error: cannot write {target}: the folder {target.parent} does not exist"
+
+
+def test_a_bug_raising_oserror_still_shows_its_traceback(monkeypatch, capsys, tiny):
+    from bert_tf.embeddings import BertEmbedder
+
+    def broken(self, *args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(BertEmbedder, "iter_embed", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        main(["embed", "--checkpoint", str(tiny), "a b"])
+
+
+# ---------------------------------------------------------------------- no debris
+
+
+def test_sigterm_mid_run_removes_the_npz_parts_and_keeps_the_old_file(tmp_path, tiny):
+    src = tmp_path / "big.txt"
+    src.write_text("the mouse is a rat , the cat is a device .\n" * 20_000)
+    target = tmp_path / "o.npz"
+    target.write_bytes(b"precious")
+    proc = subprocess.Popen([BERT_TF, "embed", "--checkpoint", str(tiny), "--no-progress", "-i", str(src),
+                             "-o", str(target), "--force", "--dim", "2"], stderr=subprocess.PIPE)
+    def parts_written() -> bool:
+        try:
+            return any(part.suffix == ".npy" for folder in tmp_path.glob(".*npz-parts*") for part in folder.iterdir())
+        except FileNotFoundError:  # the folder went between listing and reading
+            return False
+
+    try:
+        deadline = time.monotonic() + 300
+        while not parts_written():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # the first batch is written: mid-run
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "Traceback" not in err.decode(), err
+    assert target.read_bytes() == b"precious"
+    assert debris(tmp_path) == []
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_run_removes_stale_temporaries_of_dead_processes_only(tmp_path, capsys, tiny):
+    dead = _dead_pid()
+    stale_dir = tmp_path / f"{fileio.temp_prefix('o.npz', pid=dead)}abcd1234{fileio.DIR_SUFFIX}"
+    stale_dir.mkdir()
+    (stale_dir / "word_vectors.000000.npy").write_bytes(b"x" * 1000)
+    stale_file = tmp_path / f"{fileio.temp_prefix('o.jsonl', pid=dead)}abcd1234{fileio.FILE_SUFFIX}"
+    stale_file.write_text("half a line")
+    live = tmp_path / f"{fileio.temp_prefix('o.npz', pid=os.getpid())}live0000{fileio.DIR_SUFFIX}"
+    live.mkdir()
+    unrelated = tmp_path / ".o.npz.something-else.tmp"
+    unrelated.write_text("not ours")
+    code, _, _ = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "a b", "-o", tmp_path / "o.npz")
+    assert code == 0
+    assert not stale_dir.exists() and not stale_file.exists()
+    assert live.is_dir() and unrelated.exists()  # a live process's work and other names are never touched
+
+
+def test_stale_temporaries_from_another_host_are_kept(tmp_path):
+    dead = _dead_pid()
+    ours = tmp_path / f"{fileio.temp_prefix('o.npz', pid=dead)}abcd1234{fileio.DIR_SUFFIX}"
+    other = tmp_path / f".o.npz.bert-tf-{dead}-someotherhost.abcd1234{fileio.DIR_SUFFIX}"
+    ours.mkdir()
+    other.mkdir()
+    assert fileio.remove_stale_temps(tmp_path) == [str(ours)]
+    assert other.is_dir()
+
+
+# ---------------------------------------------------------------------- smaller confusions
+
+
+def test_a_positional_argument_naming_a_file_warns_and_embeds_the_text(tmp_path, capsys, tiny, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("sentences.txt").write_text("a b\n")
+    code, out, err = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "--dim", 2, "sentences.txt")
+    assert code == 0 and json.loads(out)["text"] == "sentences.txt"
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "--input sentences.txt" in warnings[0]
+
+
+def test_a_run_where_every_line_was_skipped_fails_and_writes_nothing(tmp_path, capsys, tiny):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"\xff\n\xfe\n")
+    target = tmp_path / "o.jsonl"
+    code, _, err = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "-i", src, "-o", target)
+    assert code == 1 and "all 2 line(s) of the input were skipped" in one_error_line(err)
+    assert not target.exists() and debris(tmp_path) == []
+
+
+def test_an_empty_input_gives_an_npz_with_every_documented_array(tmp_path, capsys, tiny):
+    src = tmp_path / "empty.txt"
+    src.write_bytes(b"")
+    target = tmp_path / "o.npz"
+    code, _, _ = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "-i", src, "-o", target,
+                     "--dim", 5)
+    assert code == 0
+    with np.load(target) as data:
+        shapes = {name: (data[name].shape, data[name].dtype.kind) for name in data.files}
+    assert shapes == {
+        "sentence_vectors": ((0, 32), "f"), "line": ((0,), "i"), "text": ((0,), "U"),
+        "word_vectors": ((0, 5), "f"), "word_text": ((0,), "U"), "word_start": ((0,), "i"),
+        "word_end": ((0,), "i"), "word_line_index": ((0,), "i"), "word_splits": ((1,), "i"),
+    }
+
+
+def test_lines_without_words_give_word_vectors_of_the_right_width(tmp_path, capsys, tiny):
+    src = tmp_path / "blank.txt"
+    src.write_bytes(b"\n  \n")
+    target = tmp_path / "o.npz"
+    code, _, _ = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "-i", src, "-o", target)
+    assert code == 0
+    with np.load(target) as data:
+        assert data["word_vectors"].shape == (0, 32) and data["sentence_vectors"].shape == (2, 32)
+        assert list(data["word_splits"]) == [0, 0, 0]
+
+
+def test_the_npz_suffix_is_matched_in_any_case(tmp_path, capsys, tiny):
+    target = tmp_path / "o.NPZ"
+    code, _, err = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "a b", "-o", target)
+    assert code == 0 and "as npz" in err
+    with np.load(target) as data:
+        assert list(data["text"]) == ["a b"]
+
+
+@pytest.mark.parametrize("command", [["similarity", "--words", "a"], ["plot", "a", "--out", "p.png"]])
+def test_no_sentences_is_a_clear_error(tmp_path, capsys, tiny, command, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "empty.txt"
+    src.write_text("\n\n")
+    code, _, err = cli(capsys, *command, "--checkpoint", tiny, "--input", src)
+    assert code == 1 and "no sentences" in one_error_line(err) and "words available" not in err
