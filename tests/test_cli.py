@@ -111,8 +111,10 @@ def test_awkward_lines_are_reported_not_fatal(tmp_path, minilm_checkpoint):
     assert records[1]["words"] == []  # the empty line: no words, still a sentence vector
     assert len(long_line) == 100_000
     assert len(records[2]["words"]) == 901 and records[2]["words"][-1]["end"] == len(long_line)
-    strict = run("embed", "--checkpoint", minilm_checkpoint, "-i", src, "-o", out, "--strict", check=False)
+    before = out.read_bytes()
+    strict = run("embed", "--checkpoint", minilm_checkpoint, "-i", src, "-o", out, "--strict", "--force", check=False)
     assert strict.returncode == 1 and b"line 3" in strict.stderr and b"Traceback" not in strict.stderr
+    assert out.read_bytes() == before  # the failed run left the earlier output as it was
 
 
 @pytest.mark.parametrize("args, message", [

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf import fileio
+from bert_tf.files import output as fileio
 from bert_tf.cli import main
 
 BERT_TF = shutil.which("bert-tf", path=os.path.dirname(sys.executable)) or "bert-tf"
@@ -232,7 +232,7 @@ def test_an_output_in_a_missing_folder_names_the_users_path(tmp_path, capsys, ti
 
 
 def test_a_bug_raising_oserror_still_shows_its_traceback(monkeypatch, capsys, tiny):
-    from bert_tf.embeddings import BertEmbedder
+    from bert_tf import BertEmbedder
 
     def broken(self, *args, **kwargs):
         raise OSError(5, "Input/output error")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bert_tf.demo import SEED_EXPERIMENTS
+from bert_tf.cli.demo import SEED_EXPERIMENTS
 from bert_tf import get_bert_embeddings
 
 

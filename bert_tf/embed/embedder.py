@@ -117,6 +117,7 @@ class BertEmbedder:
         self.on_call = on_call
         self._graphs: dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._resolved: dict[EmbeddingOptions, ResolvedOptions] = {}
+        self._said_default_layers = False
         self._lock = threading.Lock()
         self._vocab = np.array(list(tokenizer.vocab), dtype=object)  # id -> piece, vectorised lookups
 
@@ -146,7 +147,7 @@ class BertEmbedder:
         lower_case = check_lower_case(lower_case)  # before the model is loaded
         checkpoint = CheckpointDir.resolve(path)
         config, encoder = checkpoint.load_encoder()
-        tokenizer = BertTokenizer(checkpoint.vocab(), lower_case=checkpoint.lower_case(lower_case))
+        tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(lower_case))
         return cls(config, encoder, tokenizer, checkpoint=str(checkpoint.path),
                    max_seq_length=max_seq_length, batch_size=batch_size)
 
@@ -171,7 +172,7 @@ class BertEmbedder:
     def default_layers(self) -> tuple[int, ...]:
         """What `layers=None` combines, as negative indices: the last four layers, or all of a smaller model."""
         n = self.config.num_hidden_layers + 1
-        return tuple(i - n for i in self.resolve(EmbeddingOptions()).hidden_states)
+        return tuple(i - n for i in EmbeddingOptions().resolve(self.config).hidden_states)
 
     @property
     def traces(self) -> int:
@@ -191,7 +192,12 @@ class BertEmbedder:
         """`options` checked against this model (cached: a call per chunk costs nothing)."""
         with self._lock:
             if options not in self._resolved:
-                self._resolved[options] = options.resolve(self.config)
+                resolved = self._resolved[options] = options.resolve(self.config)
+                if options.layers is None and not self._said_default_layers and self.config.num_hidden_layers < 4:
+                    self._said_default_layers = True  # once per embedder: the CLI resolves per chunk
+                    n = self.config.num_hidden_layers + 1
+                    logger.info("this model has %d layer(s), fewer than the %d the default combines; using all "
+                                "of them (layers=%s)", n - 1, 4, ",".join(str(i - n) for i in resolved.hidden_states))
             return self._resolved[options]
 
     # ------------------------------------------------------------------ public API

@@ -131,10 +131,6 @@ class EmbeddingOptions:
         if layers is None:
             layers = DEFAULT_LAYERS if config.num_hidden_layers >= len(DEFAULT_LAYERS) else \
                 tuple(range(-config.num_hidden_layers, 0))
-            if layers != DEFAULT_LAYERS:
-                logger.info("this model has %d layer(s), fewer than the %d the default combines; using all of "
-                            "them (layers=%s)", config.num_hidden_layers, len(DEFAULT_LAYERS),
-                            ",".join(map(str, layers)))
         states = _hidden_states("layers", layers, n_states)
         (sentence_state,) = _hidden_states("sentence_layer", (self.sentence_layer,), n_states)
         width = config.hidden_size * (len(states) if self.combine == "concat" else 1)

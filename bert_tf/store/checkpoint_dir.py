@@ -58,8 +58,9 @@ class CheckpointDir:
 
         return load_config(self.path / "bert_config.json")
 
+    @functools.cached_property
     def vocab(self) -> list[str]:
-        """`vocab.txt`, checked against the config.
+        """`vocab.txt`, checked against the config (read once).
 
         Raises:
             CheckpointError: a vocabulary of the wrong size or without BERT's special tokens.
@@ -86,7 +87,7 @@ class CheckpointDir:
         from bert_tf.store.registry import lower_case_for
         from bert_tf.text.tokenization import resolve_lower_case
 
-        return resolve_lower_case(self.vocab(), self.name, override, known=lower_case_for(self.name))
+        return resolve_lower_case(self.vocab, self.name, override, known=lower_case_for(self.name))
 
     def load_encoder(self):
         """`(config, BertEncoder)` restored strictly from the checkpoint (see `model.checkpoint`)."""

@@ -61,7 +61,7 @@ from typing import Any
 
 from bert_tf.files.atomic import not_writable, staged_directory, target_lock
 from bert_tf.model.config import BertConfig, load_config
-from bert_tf.store.registry import (DEFAULT_CHECKPOINT, OFFLINE_DISTRIBUTION, OFFLINE_MODEL, REGISTRY,
+from bert_tf.store.registry import (DEFAULT_CHECKPOINT, OFFLINE_DISTRIBUTION, OFFLINE_LOWER_CASE, OFFLINE_MODEL, REGISTRY,
                                    CheckpointSpec, lower_case_for)
 
 __all__ = [

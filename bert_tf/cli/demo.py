@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from bert_tf.similarity import cosine_matrix, format_table, pick_words
+from bert_tf.cli.similarity import cosine_matrix, format_table, pick_words
 
 SEED_EXPERIMENTS = [
     ("mouse", [

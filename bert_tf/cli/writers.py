@@ -7,7 +7,7 @@ batch, whatever the input length.
 
 A file output is built in a temporary beside it and renamed into place by
 `close()`; `abort()` (or any failure) leaves an existing file as it was
-(see `bert_tf.fileio`).
+(see `bert_tf.files.output`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import IO, Callable, Iterator
 
 import numpy as np
 
-from bert_tf.fileio import AtomicFile, OutputError, commit, is_regular_or_missing, make_temp_dir, output_errors
+from bert_tf.files.output import AtomicFile, OutputError, commit, is_regular_or_missing, make_temp_dir, output_errors
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bert_tf.fileio import AtomicFile
+from bert_tf.files.output import AtomicFile
 
 
 def _pyplot():
@@ -52,7 +52,7 @@ def save_heatmap(labels: Sequence[str], matrix: np.ndarray, path: str | os.PathL
     Raises:
         ValueError: `path` does not end in `.png`.
         FileNotFoundError: its folder does not exist.
-        bert_tf.fileio.OutputError: it cannot be written (names `path` and the reason).
+        bert_tf.files.output.OutputError: it cannot be written (names `path` and the reason).
     """
     path = check_png_path(path)
     plt = _pyplot()
@@ -85,7 +85,7 @@ def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path:
     Raises:
         ValueError: fewer than two vectors (nothing to project), or `path` does not end in `.png`.
         FileNotFoundError: the folder of `path` does not exist.
-        bert_tf.fileio.OutputError: `path` cannot be written (names it and the reason).
+        bert_tf.files.output.OutputError: `path` cannot be written (names it and the reason).
     """
     from sklearn.decomposition import PCA
 

@@ -1,0 +1,309 @@
+"""The sub-commands of `bert-tf`, one function each: `args` in, exit status out.
+
+User errors are raised as `UserError` (or the library's own typed errors) and printed
+by `bert_tf.cli.main` as one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import sys
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def demo(args) -> int:
+    from bert_tf.cli.demo import run_demo
+
+    run_demo(args.checkpoint)
+    return 0
+
+
+def info(args) -> int:
+    from bert_tf.model.checkpoint import load_encoder, resolve_checkpoint_prefix
+    from bert_tf.files.output import output_errors
+    from bert_tf.store.resolve import resolve_checkpoint
+    from bert_tf.text.tokenization import infer_lower_case, load_vocab
+
+    directory = resolve_checkpoint(args.checkpoint)
+    directory, prefix = resolve_checkpoint_prefix(directory)
+    config, encoder, report = load_encoder(directory, return_report=True)
+    vocab = load_vocab(os.path.join(directory, "vocab.txt"))
+    name = os.path.basename(os.path.normpath(directory))
+    lower = infer_lower_case(vocab, name)
+    with output_errors("stdout"):
+        print(f"checkpoint: {directory}")
+        print(f"casing:     {'uncased (lower-cases and strips accents)' if lower else 'cased'}")
+        print(f"vocabulary: {len(vocab):,} word pieces")
+        print(f"parameters: {report.parameters:,}")
+        print("config:")
+        for key, value in config.to_dict().items():
+            print(f"  {key:<30} {value}")
+        print(f"load:       {report}")
+    return 0
+
+
+def convert(args) -> int:
+    from bert_tf.model.checkpoint import load_encoder
+    from bert_tf.model.convert import convert_hf_checkpoint
+
+    out = convert_hf_checkpoint(args.hf_dir, args.out_dir, force=args.force)
+    _, _, report = load_encoder(out, return_report=True)
+    print(f"wrote {out} ({report.restored} tensors, {report.parameters:,} parameters); it loads cleanly")
+    return 0
+
+
+@dataclasses.dataclass
+class _Input:
+    """The input being read: its lines, their count if known, the file to close, what it is on disk."""
+
+    lines: object  # Iterator[Line]
+    total: int | None = None
+    handle: object = None
+    stats: list = dataclasses.field(default_factory=list)  # [(name, os.stat_result)] for same-file checks
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _open_input(args) -> _Input:
+    """Positional sentences, --input FILE ('-': stdin; pipes and FIFOs are read once, as streams), or stdin."""
+    from bert_tf.cli.writers import Line, count_lines, read_lines
+
+    if args.sentences:
+        if args.input:
+            raise UserError("give sentences as arguments or --input FILE, not both")
+        named = next((s for s in args.sentences if os.path.isfile(s)), None)
+        if named is not None:
+            print(f"bert-tf: warning: {named!r} is a file, but it is embedded as the text {named!r}; "
+                  f"to embed the file's lines use --input {named}", file=sys.stderr)
+        return _Input(iter([Line(i, s) for i, s in enumerate(args.sentences, start=1)]), len(args.sentences))
+    if args.input and args.input != "-":
+        try:
+            handle = open(args.input, "rb")
+            st = os.fstat(handle.fileno())
+        except OSError as e:
+            raise UserError(f"cannot read {args.input}: {e.strerror}") from None
+        try:
+            total = count_lines(args.input)
+        except OSError:
+            total = None  # only the progress bar's total
+        return _Input(read_lines(handle), total, handle, [(args.input, st)])
+    if sys.stdin is None:
+        raise UserError("stdin is closed: give sentences as arguments or --input FILE")
+    if sys.stdin.isatty() and not args.input:
+        raise UserError("no input: give sentences as arguments, --input FILE, or pipe text on stdin")
+    try:
+        stats = [("stdin", os.fstat(sys.stdin.fileno()))]
+    except (OSError, ValueError, AttributeError):  # a replaced sys.stdin (tests, notebooks)
+        stats = []
+    return _Input(read_lines(sys.stdin.buffer), None, None, stats)
+
+
+def _check_stdout(inputs) -> None:
+    """Refuses a closed stdout, and one redirected into the file being read (`>> input.txt` never ends)."""
+    from bert_tf.files.output import OutputError
+
+    if sys.stdout is None:
+        raise OutputError("stdout", "it is closed; give --output FILE")
+    try:
+        out = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return
+    for name, st in inputs:
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            raise UserError(f"stdout is the input file {name}; it would grow while being read: "
+                            "redirect the output to another file")
+
+
+def _vector_widths(embedder, options) -> tuple[int, int]:
+    """(word vector width, sentence vector width) under `options`, from embedding one word."""
+    words, sentence = next(iter(embedder.iter_embed(["x"], **options)))
+    return int(words[0].vector.shape[0]), int(sentence.shape[0])
+
+
+def _chunked(iterator, size):
+    chunk = []
+    for item in iterator:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def embed(args) -> int:
+    import time
+
+    from bert_tf.embed.api import get_embedder
+    from bert_tf.files.output import check_output
+    from bert_tf.cli.writers import Record, open_output
+
+    to_file = args.output not in (None, "-")
+    # The suffix in any case (`x.NPZ`): the format follows what the name says.
+    fmt = args.format or ("npz" if to_file and args.output.lower().endswith(".npz") else "jsonl")
+    if fmt == "npz" and not to_file:
+        raise UserError("--format npz needs --output FILE.npz (a zip cannot stream to stdout)")
+    source = _open_input(args)
+    try:
+        # Every refusal comes before the model is loaded and before anything is written.
+        if to_file:
+            check_output(args.output, force=args.force, inputs=source.stats)
+        else:
+            _check_stdout(source.stats)
+        embedder = get_embedder(args.checkpoint, lower_case=args.lower_case)
+        options = dict(layers=args.layers, combine=args.combine, subword_pooling=args.subword_pooling,
+                       dim=args.dim, sentence_strategy=args.sentence_strategy,
+                       sentence_layer=args.sentence_layer, batch_size=args.batch_size,
+                       max_seq_length=args.max_seq_length, progress=False)
+        list(embedder.iter_embed([], **options))  # validates every option before any output is opened
+        writer = open_output(args.output, fmt, widths=lambda: _vector_widths(embedder, options))
+        written = skipped = 0
+        bar = _progress_bar(source.total, args)
+        start = time.perf_counter()
+        try:
+            # Lines are read and length-sorted this many at a time: enough to batch short with short.
+            for chunk in _chunked(source.lines, max((args.batch_size or 64) * 16, 256)):
+                good = []
+                for line in chunk:
+                    if line.problem is None:
+                        good.append(line)
+                        continue
+                    if args.strict:
+                        raise UserError(f"line {line.number}: {line.problem} (--strict stops here)")
+                    print(f"bert-tf: skipped line {line.number}: {line.problem}", file=sys.stderr)
+                    skipped += 1
+                results = embedder.iter_embed([line.text for line in good], **options)
+                writer.write([Record(line.number, line.text, words, sentence)
+                              for line, (words, sentence) in zip(good, results)])
+                written += len(good)
+                if bar is not None:
+                    bar.update(len(chunk))
+                    bar.set_postfix_str(f"{written / max(time.perf_counter() - start, 1e-9):.1f} sentences/s")
+            if skipped and not written:
+                where = f"; {args.output} was not written" if to_file else ""
+                raise UserError(f"all {skipped} line(s) of the input were skipped, nothing was embedded{where}")
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        source.close()
+    where = args.output if to_file else "stdout"
+    print(f"bert-tf: wrote {written} line(s) to {where} as {fmt}; skipped {skipped}", file=sys.stderr)
+    return 1 if skipped and args.strict else 0
+
+
+def _progress_bar(total, args):
+    if args.no_progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="line", file=sys.stderr, desc="embedding", dynamic_ncols=True,
+                disable=None if not args.progress else False)
+
+
+def _gather_sentences(args, outputs=()) -> list[str]:
+    """The non-empty input lines; `outputs` `[(path, option)]` are checked against the input first.
+
+    Raises:
+        UserError: an undecodable line, or no sentence at all.
+    """
+    from bert_tf.files.output import check_output
+    from bert_tf.cli.plotting import check_png_path
+
+    source = _open_input(args)
+    try:
+        for path, option in outputs:
+            check_png_path(path, option=option)
+            check_output(path, force=args.force, inputs=source.stats, option=option)
+        out = []
+        for line in source.lines:
+            if line.problem is not None:
+                raise UserError(f"line {line.number}: {line.problem}")
+            if line.text.strip():
+                out.append(line.text)
+    finally:
+        source.close()
+    if not out:
+        raise UserError("no sentences: the input has no non-empty line; give sentences as arguments or "
+                        "--input FILE with one per line")
+    return out
+
+
+def similarity(args) -> int:
+    from bert_tf.embed.api import get_embedder
+    from bert_tf.cli.similarity import cosine_matrix, format_table, pick_words
+
+    from bert_tf.files.output import output_errors
+
+    targets = [w.strip() for w in args.words.split(",") if w.strip()]
+    if not targets:
+        raise UserError("--words needs at least one word, e.g. --words mouse,rat,keyboard")
+    _check_stdout([])
+    sentences = _gather_sentences(args, [(args.plot, "--plot")] if args.plot else [])
+    embedder = get_embedder(args.checkpoint, lower_case=args.lower_case)
+    if embedder.lower_case:
+        targets = [t.lower() for t in targets]
+    results = embedder.embed_words(sentences, layers=args.layers, combine=args.combine,
+                                   subword_pooling=args.subword_pooling, dim=args.dim,
+                                   batch_size=args.batch_size, max_seq_length=args.max_seq_length)
+    embeddings = [{w.text: w.vector for w in reversed(words)} for words in results]
+    picked = pick_words(embeddings, targets)
+    matrix = cosine_matrix([p.vector for p in picked])
+    with output_errors("stdout"):
+        for i, sentence in enumerate(sentences, start=1):
+            print(f"[{i}] {sentence}")
+        print()
+        print(format_table([p.label for p in picked], matrix))
+        sys.stdout.flush()
+    if args.plot:
+        from bert_tf.cli.plotting import save_heatmap
+
+        save_heatmap([p.label for p in picked], matrix, args.plot, title="cosine similarity of words in context")
+        print(f"\nsaved {args.plot}", file=sys.stderr)
+    return 0
+
+
+def plot(args) -> int:
+    from bert_tf.embed.api import get_embedder
+    from bert_tf.cli.plotting import save_projection
+
+    sentences = _gather_sentences(args, [(args.out, "--out")])
+    embedder = get_embedder(args.checkpoint, lower_case=args.lower_case)
+    word = args.word.lower() if embedder.lower_case else args.word
+    vectors, labels = [], []
+    for i, (sentence, words) in enumerate(zip(sentences, embedder.embed_words(
+            sentences, layers=args.layers, combine=args.combine, subword_pooling=args.subword_pooling,
+            batch_size=args.batch_size, max_seq_length=args.max_seq_length)), start=1):
+        for w in words:
+            if w.text == word:
+                vectors.append(w.vector)
+                labels.append(f"{i}: {sentence.strip()}")
+    if not vectors:
+        raise UserError(f"the word {word!r} is in none of the {len(sentences)} sentences")
+    save_projection(word, vectors, labels, args.out)
+    print(f"saved {args.out} ({len(vectors)} occurrences of {word!r})", file=sys.stderr)
+    return 0
+
+
+def export(args) -> int:
+    from bert_tf.serve.export import export_saved_model
+
+    path = export_saved_model(args.checkpoint, args.out, version=args.version, layers=args.layers,
+                              combine=args.combine, subword_pooling=args.subword_pooling, dim=args.dim,
+                              max_seq_length=args.max_seq_length, lower_case=args.lower_case,
+                              sentence_strategy=args.sentence_strategy, sentence_layer=args.sentence_layer,
+                              force=args.force)
+    print(path)
+    return 0
+
+
