@@ -2,8 +2,8 @@
 
 Lengths are drawn from a lognormal in word pieces, counting [CLS] and [SEP],
 clipped to 5..128: median 24, 90th percentile 61 (so sigma = ln(61/24) / z(0.9)).
-The default seed (75) is the one whose 512-sentence draw matches the mix
-PERF_NOTES.md was measured on (median 24, p90 61, about 15,760 tokens).
+The default seed (75) is the one whose 512-sentence draw matches the mix the
+project's earlier performance measurements used (median 24, p90 61, about 15,760 tokens).
 
 Each sentence is real text built from vocabulary words so that WordPiece
 produces exactly the drawn number of pieces: common words are whole vocabulary

@@ -1,0 +1,92 @@
+"""bert_tf's engines: what a user calls, timed whole, with each model call reported by `BertEmbedder.on_call`."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+from context import Context
+from flops import bert_tf_flop_model
+from measure import ModelTimer, measure_passes, rss_now, tf_threads
+from registry import engine
+
+NEEDS = ("tensorflow", "tensorflow_text")
+
+
+def _import_tf() -> float:
+    """Imports TensorFlow the way bert_tf does (quietly, oneDNN on); returns how long it took."""
+    t = time.perf_counter()
+    from bert_tf.runtime import tf  # noqa: F401
+
+    return time.perf_counter() - t
+
+
+def _measure(ctx: Context, import_s: float, make_embedder: Callable, call: Callable) -> tuple[dict, object]:
+    """Start-up, the passes, the model calls inside them and the tokenizer alone, for `call(embedder, texts)`."""
+    from bert_tf.runtime import tf
+
+    threads = tf_threads(tf)
+    rss_imported = rss_now()
+    t1 = time.perf_counter()
+    embedder = make_embedder()
+    loaded_s = time.perf_counter() - t1
+    call(embedder, ["Hello world."])
+    ready_s = time.perf_counter() - t1
+    rss_ready = rss_now()
+    flop_model, flops = bert_tf_flop_model(embedder.config)
+    timer = ModelTimer(flops)
+    embedder.on_call = lambda c: timer.add(c.seconds, c.rows, c.padded_length, c.real_tokens)
+    result = measure_passes(lambda: call(embedder, ctx.texts), ctx.runs, on_pass=timer.new_pass)
+    embedder.on_call = None
+    # The tokenizer alone on the whole workload (its public tf.function).
+    tokenize = []
+    for _ in range(3):
+        t = time.perf_counter()
+        out = embedder.tokenizer.tokenize(tf.constant([s.encode("utf-8") for s in ctx.texts]))
+        out["pieces"].flat_values.numpy()
+        tokenize.append(time.perf_counter() - t)
+    result.update(timer.record())
+    result.update({
+        "threads": threads, "import_s": import_s, "load_s": loaded_s, "ready_s": ready_s, "rss_ready": rss_ready,
+        "rss_imported": rss_imported, "flop_model": flop_model, "tokenize_s": statistics.median(tokenize),
+    })
+    return result, embedder
+
+
+@engine("bert_tf_words", "bert_tf `get_bert_embeddings` (tokenize, model, word pooling)", NEEDS)
+def bert_tf_words(ctx: Context) -> dict:
+    import_s = _import_tf()  # first: bert_tf's embedding modules import TensorFlow
+    from bert_tf.embed.api import get_bert_embeddings, get_embedder
+
+    def call(embedder, texts):
+        out = get_bert_embeddings(texts, checkpoint=ctx.checkpoint, batch_size=ctx.bert_tf_batch_size,
+                                  progress=False)
+        assert len(out) == len(texts) and all(out), "every sentence should have words"
+        return out
+
+    # get_bert_embeddings runs the cached embedder that get_embedder returns: the one timed here.
+    result, embedder = _measure(ctx, import_s, lambda: get_embedder(ctx.checkpoint), call)
+    # Probe for the agreement check: the sum of the last four layers per token, first 4 texts.
+    states = embedder.token_states(ctx.texts[:4])
+    np.savez(ctx.workdir / "probe_bert_tf_words.npz", *[s.states[-4:].sum(axis=0) for s in states])
+    result["probe"] = "probe_bert_tf_words.npz"
+    return result
+
+
+@engine("bert_tf_sentences", "bert_tf `BertEmbedder.sentence_vectors` (mean of layer -2)", NEEDS)
+def bert_tf_sentences(ctx: Context) -> dict:
+    import_s = _import_tf()
+    from bert_tf import BertEmbedder
+
+    def call(embedder, texts):
+        out = embedder.sentence_vectors(texts, batch_size=ctx.bert_tf_batch_size, progress=False)
+        assert out.shape == (len(texts), embedder.hidden_size)
+        return out
+
+    result, embedder = _measure(ctx, import_s, lambda: BertEmbedder.from_checkpoint(ctx.checkpoint), call)
+    np.savez(ctx.workdir / "probe_bert_tf_sentences.npz", embedder.sentence_vectors(ctx.texts[:4]))
+    result["probe"] = "probe_bert_tf_sentences.npz"
+    return result

@@ -1,0 +1,199 @@
+"""The peers on the same weights: Hugging Face's BertModel on PyTorch, and its ONNX export in ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from context import BERT_TF_PLAN, PAD_TO, THREADS, Context
+from measure import ModelTimer, measure_passes, rss_now, timed_passes
+from registry import engine
+
+TORCH = ("torch", "transformers", "safetensors")
+ORT = ("onnxruntime", "onnx", "onnxscript", "torch", "transformers", "tokenizers")
+TINY_CALL = [[101, 7592, 102]]  # [CLS] hello [SEP]: the first call that makes an engine ready
+
+
+def hf_tokenizer(ctx: Context):
+    """HF's fast BERT tokenizer on the checkpoint's vocabulary, lower-casing as BERT uncased does.
+
+    transformers 5 takes the vocabulary as `vocab=` (a path or dict); `vocab_file=` is
+    silently ignored there and every token becomes [UNK], so the vocab is passed explicitly.
+    """
+    from transformers import BertTokenizerFast
+
+    with open(os.path.join(ctx.checkpoint, "vocab.txt"), encoding="utf-8") as f:
+        vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+    return BertTokenizerFast(vocab=vocab, do_lower_case=True)
+
+
+def _sorted_pass(ctx: Context, tokenizer, model_call, timer: ModelTimer, batches=None):
+    """Tokenize everything, sort by length, pad each batch to its longest, run, return per-text vectors.
+
+    Batches are `ctx.batch_size` sentences in length order, or `batches` (lists of text
+    indices, shortest first) when given.
+    """
+    encoded = tokenizer(ctx.texts, add_special_tokens=True)["input_ids"]
+    if batches is None:
+        order = sorted(range(len(encoded)), key=lambda k: len(encoded[k]))
+        batches = [order[start:start + ctx.batch_size] for start in range(0, len(order), ctx.batch_size)]
+    outputs = [None] * len(encoded)
+    for batch in batches:
+        longest = max(len(encoded[k]) for k in batch)
+        ids = np.zeros((len(batch), longest), np.int64)
+        mask = np.zeros((len(batch), longest), np.int64)
+        for row, k in enumerate(batch):
+            ids[row, :len(encoded[k])] = encoded[k]
+            mask[row, :len(encoded[k])] = 1
+        t = time.perf_counter()
+        vectors = model_call(ids, mask)
+        timer.add(time.perf_counter() - t, len(batch), longest, int(mask.sum()))
+        for row, k in enumerate(batch):
+            outputs[k] = vectors[row, :len(encoded[k])]
+    return outputs
+
+
+# ---------------------------------------------------------------------------- PyTorch
+
+
+def _torch_ready(ctx: Context):
+    """The PyTorch model, its call (ids, mask -> last four layers summed) and the HF tokenizer, after a
+    first tiny call; `info` says how long that took and how much RSS it left."""
+    t0 = time.perf_counter()
+    import torch
+    import transformers
+
+    import_s = time.perf_counter() - t0
+    torch.set_num_threads(THREADS)
+    t = time.perf_counter()
+    model = transformers.BertModel.from_pretrained(ctx.meta["hf_dir"]).eval()
+    load_s = time.perf_counter() - t
+
+    def call(ids, mask):
+        with torch.inference_mode():
+            out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                        output_hidden_states=True)
+            hs = out.hidden_states
+            return (hs[-4] + hs[-3] + hs[-2] + hs[-1]).numpy()
+
+    tokenizer = hf_tokenizer(ctx)
+    call(*[np.array(TINY_CALL)] * 2)
+    info = {"threads": {"torch.get_num_threads": torch.get_num_threads()},
+            "attn_implementation": model.config._attn_implementation, "load_s": load_s, "import_s": import_s,
+            "ready_s": time.perf_counter() - t0, "rss_ready": rss_now()}
+    return model, call, info, tokenizer
+
+
+def _torch_probe(ctx: Context, model, tokenizer, name: str) -> dict:
+    """One sentence at a time, no padding: the last four layers summed and the mean of layer -2."""
+    import torch
+
+    enc = tokenizer(ctx.texts[:4])["input_ids"]
+    last4, layer_m2_mean = [], []
+    with torch.inference_mode():
+        for ids in enc:
+            hs = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+            last4.append((hs[-4] + hs[-3] + hs[-2] + hs[-1])[0].numpy())
+            layer_m2_mean.append(hs[-2][0].mean(dim=0).numpy())
+    np.savez(ctx.workdir / f"probe_{name}.npz", *last4)
+    np.savez(ctx.workdir / f"probe_{name}_sentences.npz", np.stack(layer_m2_mean))
+    return {"probe": f"probe_{name}.npz", "probe_sentences": f"probe_{name}_sentences.npz"}
+
+
+@engine("hf_torch_sorted", "HF transformers BertModel, PyTorch, sorted, padded per batch", TORCH)
+def hf_torch_sorted(ctx: Context) -> dict:
+    model, call, info, tokenizer = _torch_ready(ctx)
+    timer = ModelTimer()
+    result = measure_passes(lambda: _sorted_pass(ctx, tokenizer, call, timer), ctx.runs, on_pass=timer.new_pass)
+    return {**result, **info, **timer.record(), **_torch_probe(ctx, model, tokenizer, "hf_torch_sorted")}
+
+
+# It runs one shape only ([32, 128]), so its passes hardly vary, and it is several times slower
+# than the others: fewer passes by default.
+@engine("hf_torch_pad128", "HF transformers BertModel, PyTorch, input order, padded to 128", TORCH, default_runs=2)
+def hf_torch_pad128(ctx: Context) -> dict:
+    _, call, info, tokenizer = _torch_ready(ctx)
+    timer = ModelTimer()
+
+    def run_pass(texts=ctx.texts):
+        outputs = []
+        for start in range(0, len(texts), ctx.batch_size):
+            enc = tokenizer(texts[start:start + ctx.batch_size], padding="max_length", max_length=PAD_TO,
+                            truncation=True, return_tensors="np")
+            ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+            t = time.perf_counter()
+            vectors = call(ids, mask)
+            timer.add(time.perf_counter() - t, ids.shape[0], ids.shape[1], int(mask.sum()))
+            outputs.extend(v[:n] for v, n in zip(vectors, mask.sum(axis=1)))
+        return outputs
+
+    # Every batch has the same [32, 128] shape, so one batch is a complete warm-up; the
+    # timer starts recording shapes with the first timed pass.
+    t = time.perf_counter()
+    run_pass(ctx.texts[:ctx.batch_size])
+    warmup_s = time.perf_counter() - t
+    timer.restart()
+    result = timed_passes(run_pass, ctx.runs, on_pass=timer.new_pass)
+    return {**result, **info, "warmup_s": warmup_s, "warmup": "one batch", **timer.record(slice(None))}
+
+
+# ---------------------------------------------------------------------------- ONNX Runtime
+
+
+def ort_session(ctx: Context):
+    """The exported model in ONNX Runtime: 2 intra-op threads, sequential, every graph optimisation."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(ctx.meta["onnx"], options, providers=["CPUExecutionProvider"])
+
+
+def _ort_engine(ctx: Context, name: str, batches=None) -> dict:
+    t0 = time.perf_counter()
+    import onnxruntime as ort
+    import transformers  # noqa: F401  (for the tokenizer; it does not import torch)
+
+    import_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    session = ort_session(ctx)
+    tokenizer = hf_tokenizer(ctx)
+
+    def call(ids, mask):
+        return session.run(["last4"], {"input_ids": ids, "attention_mask": mask})[0]
+
+    call(*[np.array(TINY_CALL, np.int64)] * 2)
+    ready_s = time.perf_counter() - t0
+    rss_ready = rss_now()
+    timer = ModelTimer()
+    result = measure_passes(lambda: _sorted_pass(ctx, tokenizer, call, timer, batches=batches), ctx.runs,
+                            on_pass=timer.new_pass)
+    probe = [call(np.array([ids], np.int64), np.ones((1, len(ids)), np.int64))[0]
+             for ids in tokenizer(ctx.texts[:4])["input_ids"]]
+    np.savez(ctx.workdir / f"probe_{name}.npz", *probe)
+    result.update(timer.record())
+    result.update({"threads": {"intra_op_num_threads": THREADS, "inter_op_num_threads": 1},
+                   "ready_s": ready_s, "rss_ready": rss_ready, "import_s": import_s,
+                   "probe": f"probe_{name}.npz", "torch_imported": "torch" in sys.modules,
+                   "graph_optimization_level": "ORT_ENABLE_ALL", "onnxruntime": ort.__version__})
+    return result
+
+
+@engine("ort_sorted", "ONNX Runtime (torch.onnx export of the HF model), sorted, padded per batch", ORT)
+def ort_sorted(ctx: Context) -> dict:
+    return _ort_engine(ctx, "ort_sorted")
+
+
+@engine("ort_budget", "ONNX Runtime, same export, on bert_tf's own batch plan, padded per batch", ORT)
+def ort_budget(ctx: Context) -> dict:
+    """ONNX Runtime on exactly the batches bert_tf runs (its plan, computed by the prepare step),
+    each padded to its longest: what bert_tf's batching alone would give the strongest peer."""
+    plan = json.loads((ctx.workdir / BERT_TF_PLAN).read_text())
+    return _ort_engine(ctx, "ort_budget", batches=plan["batches"])

@@ -1,0 +1,111 @@
+"""Every engine and step in a process of its own: launching one from the driver, running one inside it,
+and what the driver records about the machine around them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from context import ROOT, THREADS, Context, json_default
+from measure import children_cpu_seconds, cpu_seconds, peak_rss
+from prepare import STEPS
+from registry import ENGINES
+
+
+def child_env() -> dict:
+    """Same thread budget for every engine; quiet TensorFlow."""
+    env = dict(os.environ)
+    env.update({
+        "OMP_NUM_THREADS": str(THREADS), "OPENBLAS_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS),
+        "TF_NUM_INTRAOP_THREADS": str(THREADS), "RAYON_NUM_THREADS": str(THREADS),
+        "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"), "TOKENIZERS_PARALLELISM": "true",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    })
+    return env
+
+
+def runs_for(name: str, args) -> int:
+    """Timed passes for an engine or step: --runs, else 1 with --quick, else the engine's default."""
+    if args.runs is not None:
+        return args.runs
+    if args.quick:
+        return 1
+    return ENGINES[name].default_runs if name in ENGINES else 3
+
+
+def run_child(kind: str, name: str, args, workdir: Path, log) -> dict:
+    """Runs `bench/run.py --engine NAME` (or `--step NAME`) and returns its result, or an error record."""
+    out = workdir / f"{name}.result.json"
+    err = workdir / f"{name}.stderr.txt"
+    script = Path(__file__).resolve().parent / "run.py"
+    cmd = [sys.executable, str(script), f"--{kind}", name, "--workdir", str(workdir),
+           "--runs", str(runs_for(name, args)), "--batch-size", str(args.batch_size), "--out", str(out)]
+    if args.bert_tf_batch_size is not None:
+        cmd += ["--bert-tf-batch-size", str(args.bert_tf_batch_size)]
+    log(f"[{time.strftime('%H:%M:%S')}] {kind} {name} ...")
+    (busy0, steal0), own0, t0 = cpu_seconds(), children_cpu_seconds(), time.perf_counter()
+    with open(err, "w") as stderr:
+        proc = subprocess.run(cmd, env=child_env(), stdout=stderr, stderr=subprocess.STDOUT, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    busy1, steal1 = cpu_seconds()
+    foreign = max(0.0, (busy1 - busy0) - (children_cpu_seconds() - own0)) / wall
+    stolen = (steal1 - steal0) / wall
+    if proc.returncode != 0 or not out.exists():
+        tail = err.read_text(errors="replace").strip().splitlines()[-15:]
+        log(f"    FAILED (exit {proc.returncode}):\n      " + "\n      ".join(tail))
+        return {"error": f"exit {proc.returncode}: " + (tail[-1] if tail else "no output")}
+    result = json.loads(out.read_text())
+    result["wall_s"] = wall
+    result["other_cpu_load"] = foreign
+    result["stolen_cpu"] = stolen
+    log(f"    done in {wall:.0f} s (meanwhile other processes used {foreign:.2f} cores, "
+        f"the hypervisor took {stolen:.2f})")
+    return result
+
+
+def child_main(args) -> int:
+    """Runs one engine or step in this (sub)process and writes its JSON result."""
+    workdir = Path(args.workdir)
+    data = json.loads((workdir / "workload.json").read_text())
+    meta = json.loads((workdir / "meta.json").read_text())
+    ctx = Context(workdir, args.runs, args.batch_size, args.bert_tf_batch_size, data["texts"], data["lengths"], meta)
+    fn = STEPS[args.step] if args.step else ENGINES[args.engine].run
+    result = fn(ctx)
+    result["peak_rss"] = peak_rss()
+    Path(args.out).write_text(json.dumps(result, default=json_default))
+    return 0
+
+
+def machine_info() -> dict:
+    model, cores = "unknown", os.cpu_count()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    simd = [f for f in ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return {"cpu": model, "cores": cores, "simd": simd, "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def package_versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for dist in ("numpy", "tensorflow", "tensorflow-text", "keras", "torch", "transformers", "tokenizers",
+                 "onnxruntime", "onnx", "onnxscript", "bert_tf"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out

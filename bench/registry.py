@@ -1,0 +1,62 @@
+"""The engines: what each measures, what it needs, and the function that runs it in its own process.
+
+An engine is one function `fn(ctx: Context) -> dict`, decorated with `@engine(...)` in
+the module that holds its kind (`ENGINE_MODULES`); the order of that list and of the
+functions in each module is the order of the report. A "model" engine returns at
+least `times` (seconds per timed pass) and `shapes` ((rows, padded length, real
+tokens) of each model call of one pass); see `report.summarise` for what else it may give.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from typing import Callable
+
+#: The modules that define engines, in report order.
+ENGINE_MODULES = ("engines_matmul", "engines_bert_tf", "engines_peers", "interleaved")
+#: The engine the report's "vs" column divides by.
+BASELINE = "bert_tf_words"
+#: The engines that run the ONNX export (the driver exports once for all of them).
+ORT_ENGINES = ("ort_sorted", "ort_budget")
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    name: str
+    title: str
+    needs: tuple[str, ...]  # importable modules
+    kind: str  # "model" (timed on the workload), "matmul" (peak) or "interleaved" (variants batch by batch)
+    run: Callable
+    default_runs: int = 3  # timed passes when --runs is not given
+
+    def missing_modules(self) -> list[str]:
+        return [m for m in self.needs if importlib.util.find_spec(m) is None]
+
+
+ENGINES: dict[str, Engine] = {}
+
+
+def engine(name: str, title: str, needs: tuple[str, ...], kind: str = "model", default_runs: int = 3):
+    """Registers the decorated function as the engine `name`."""
+    def register(fn: Callable) -> Callable:
+        if name in ENGINES:
+            raise ValueError(f"engine {name} is defined twice")
+        ENGINES[name] = Engine(name, title, needs, kind, fn, default_runs)
+        return fn
+
+    return register
+
+
+def load() -> dict[str, Engine]:
+    """Every engine, in report order (importing the engine modules is cheap: each imports its
+    framework only when it runs)."""
+    for module in ENGINE_MODULES:
+        importlib.import_module(module)
+    # Whichever module was imported first (report.py imports interleaved.py), the report keeps this order;
+    # the sort is stable, so a module's engines stay in the order they are defined.
+    ordered = sorted(ENGINES.values(), key=lambda e: ENGINE_MODULES.index(e.run.__module__))
+    ENGINES.clear()
+    ENGINES.update((e.name, e) for e in ordered)
+    return ENGINES

@@ -1,0 +1,147 @@
+"""The report as markdown: the engines' table, the interleaved run, the matmul peaks, start-up, notes."""
+
+from __future__ import annotations
+
+from context import MATMUL_SHAPES
+from registry import BASELINE, ENGINES
+
+
+def _interleaved(summary: dict) -> list[str]:
+    lines = [f"Interleaved, one process: each of bert_tf's {summary['batches']} batches runs through every "
+             f"variant, then back in reverse order; a pass sums the batches (median of {summary['runs']} passes, "
+             f"min-max). Time vs bert_tf is computed pass by pass, so drift between passes cancels.", "",
+             "| variant | s per pass | executed GFLOP/s | % of the interleaved matmul peak (median, range) "
+             "| % of the run's matmul peak | time vs bert_tf (median, range) |",
+             "|---|---|---|---|---|---|"]
+    for name, v in summary["variants"].items():
+        frac = f"{100 * v['executed_fraction_of_peak']:.0f}%" if "executed_fraction_of_peak" in v else "-"
+        local = "-"
+        if "fraction_of_interleaved_peak" in v:
+            a, b = v["fraction_of_interleaved_peak_range"]
+            local = f"{100 * v['fraction_of_interleaved_peak']:.1f}% ({100 * a:.1f}-{100 * b:.1f})"
+        lo, hi = v["time_vs_bert_tf_range"]
+        lines.append(f"| {name}: {v['title']} | {v['median_s']:.2f} ({v['min_s']:.2f}-{v['max_s']:.2f}) | "
+                     f"{v['executed_gflops']:.0f} | {local} | {frac} | "
+                     f"{v['time_vs_bert_tf']:.3f} ({lo:.3f}-{hi:.3f}) |")
+    if summary.get("ort"):
+        lines += ["", f"ONNX Runtime was left out of the interleaved run: {summary['ort']}."]
+    return lines
+
+
+def _gb(n) -> str:
+    return "-" if n is None else f"{n / 1e9:.2f} GB"
+
+
+def render(report: dict) -> str:
+    """The markdown report printed on stdout and pasted into bench/README.md."""
+    lines = _header(report) + [""] + _model_table(report)
+    for name, entry in report["engines"].items():
+        if ENGINES[name].kind == "interleaved":
+            lines.append("")
+            if entry.get("summary"):
+                lines.extend(_interleaved(entry["summary"]))
+            else:
+                lines.append(f"Interleaved: {_why_missing(entry)}")
+    lines += [""] + _matmul_table(report) + _startup_table(report)
+    notes = report.get("notes", [])
+    if notes:
+        lines.append("")
+        lines.extend(f"- {note}" for note in notes)
+    return "\n".join(lines)
+
+
+def _why_missing(entry: dict) -> str:
+    return entry.get("error") or entry.get("skipped")
+
+
+def _header(report: dict) -> list[str]:
+    lines = []
+    m, w = report["machine"], report["workload"]
+    busy = max([e.get("other_cpu_load") or 0 for e in report["engines"].values()] + [0])
+    if busy > 0.15:
+        lines.append(f"**WARNING: other processes used up to {busy:.2f} of {m['cores']} cores while engines ran; "
+                     f"the figures below are pessimistic and the ratios less reliable. Rerun on a quiet machine.**")
+        lines.append("")
+    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['simd'])}); {report['date']}; "
+                 f"{report['threads']} intra-op threads per engine; median of {report['runs']} timed passes "
+                 f"after a warm-up (min-max in brackets).")
+    plan = report.get("bert_tf_plan")
+    if plan:
+        cap = f"at most {plan['batch_size']} sentences and " if plan["batch_size"] else ""
+        lines.append(f"Batches: the peers take {report['batch_size']} sentences per model call; bert_tf (and "
+                     f"ort_budget) {cap}at most {plan['max_batch_positions']} padded positions per call, bert_tf's "
+                     f"default: {plan['calls']} calls of {plan['rows_min']}-{plan['rows_max']} sentences "
+                     f"(median {plan['rows_median']}).")
+    lines.append(f"Workload: {w['sentences']} sentences, {w['real_tokens']:,} real tokens with [CLS]/[SEP]; "
+                 f"length median {w['p50']:.0f}, p90 {w['p90']:.0f}, mean {w['mean']:.1f}, "
+                 f"min {w['min']}, max {w['max']}; mix: "
+                 + ", ".join(f"{k}: {v}" for k, v in w["buckets"].items()) + ".")
+    return lines
+
+
+def _model_table(report: dict) -> list[str]:
+    lines = ["| engine | sentences/s | real tokens/s | useful / executed GFLOP/s | % of matmul peak "
+             "(useful / executed; executed vs the matmul just before and after the engine) | padding | in model "
+             "| peak RSS | RSS embedding | vs bert_tf words |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    base = report["engines"].get(BASELINE, {}).get("summary")
+    for name, entry in report["engines"].items():
+        if ENGINES[name].kind != "model":
+            continue
+        s = entry.get("summary")
+        if s is None:
+            lines.append(f"| {name} | {_why_missing(entry)} |||||||||")
+            continue
+        lo, hi = s["sentences_per_s_range"]
+        frac = (f"{100 * s['useful_fraction_of_peak']:.0f}% / {100 * s['executed_fraction_of_peak']:.0f}%"
+                if "useful_fraction_of_peak" in s else "-")
+        if "executed_fraction_of_local_peak" in s:
+            frac += (f" ({100 * s['executed_fraction_of_local_peak']:.0f}% of "
+                     f"{s['local_peak_gflops']:.0f})")
+        ratio = f"{s['sentences_per_s'] / base['sentences_per_s']:.2f}x" if base else "-"
+        share = f"{100 * s['model_share']:.0f}%" if "model_share" in s else "-"
+        padding = f"{100 * s['padding_overhead']:.1f}%"
+        if s["input_padding"] != s["padding_overhead"]:
+            padding += f" (input {100 * s['input_padding']:.1f}%)"
+        lines.append(f"| {name} | {s['sentences_per_s']:.1f} ({lo:.1f}-{hi:.1f}) | {s['real_tokens_per_s']:,.0f} | "
+                     f"{s['useful_gflops']:.0f} / {s['executed_gflops']:.0f} | {frac} | "
+                     f"{padding} | {share} | {_gb(s['peak_rss'])} | "
+                     f"{_gb(s['rss_embedding_max'])} | {ratio} |")
+    return lines
+
+
+def _matmul_row(label: str, results: list[dict]) -> str:
+    return f"| {label} | " + " | ".join(f"{r['best_gflops']:.0f} / {r['median_gflops']:.0f}" for r in results) + " |"
+
+
+def _matmul_table(report: dict) -> list[str]:
+    lines = ["Float32 matmul, 2 threads, GFLOP/s (best / median of 8):", "",
+             "| library | " + " | ".join("x".join(map(str, s)) for s in MATMUL_SHAPES) + " |",
+             "|---|" + "---|" * len(MATMUL_SHAPES)]
+    for name, entry in report["engines"].items():
+        if ENGINES[name].kind != "matmul":
+            continue
+        lines.append(_matmul_row(name, entry["matmul"]) if "matmul" in entry else f"| {name} | {_why_missing(entry)} |")
+    if report.get("matmul_numpy_end"):
+        lines.append(_matmul_row("matmul_numpy, again at the end", report["matmul_numpy_end"]["matmul"]))
+    peak = report.get("peak_gflops")
+    if peak:
+        lines += ["", f"Matmul peak used for the percentages: {peak:.0f} GFLOP/s ({report['peak_source']})."]
+    return lines
+
+
+def _startup_table(report: dict) -> list[str]:
+    load = [(name, entry["summary"]) for name, entry in report["engines"].items()
+            if entry.get("summary") and entry["summary"].get("ready_s") is not None]
+    if not load:
+        return []
+    lines = ["", "Start-up (fresh process, checkpoint files in the page cache):", "",
+             "| engine | import (TF / torch / ORT) | load weights | ready to embed (load + first tiny call) "
+             "| RSS ready | RSS after the warm-up pass |",
+             "|---|---|---|---|---|---|"]
+    for name, s in load:
+        imp = f"{s['import_s']:.1f} s" if "import_s" in s else "-"
+        ld = f"{s['load_s']:.1f} s" if "load_s" in s else "-"
+        lines.append(f"| {name} | {imp} | {ld} | {s['ready_s']:.1f} s | {_gb(s.get('rss_ready'))} "
+                     f"| {_gb(s.get('rss_warm'))} |")
+    return lines
