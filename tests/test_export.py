@@ -546,9 +546,12 @@ def test_cli_arguments_reach_export_saved_model(tmp_path, monkeypatch, capsys):
                               "--force"])
     assert args.func(args) == 0
     assert capsys.readouterr().out.strip() == str(Path("exports/x/3"))
+    from bert_tf import EmbeddingOptions
+
     assert calls == [(("ckpt", "exports/x"), dict(
-        version=3, layers=(-1, -2), combine="concat", subword_pooling="mean", dim=100, max_seq_length=128,
-        lower_case=False, sentence_strategy="cls", sentence_layer=-1, force=True))]
+        version=3, options=EmbeddingOptions(layers=(-1, -2), combine="concat", subword_pooling="mean", dim=100,
+                                            max_seq_length=128, sentence_strategy="cls", sentence_layer=-1),
+        lower_case=False, force=True))]
     defaults = parser.parse_args(["export"])
     assert (defaults.out, defaults.version, defaults.layers, defaults.lower_case, defaults.force,
             defaults.max_seq_length) == ("exports/bert", 1, None, None, False, None)

@@ -11,6 +11,8 @@ import os
 import stat
 import sys
 
+from bert_tf.cli.flags import options_from_args
+
 class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
@@ -120,12 +122,6 @@ def _check_stdout(inputs) -> None:
                             "redirect the output to another file")
 
 
-def _vector_widths(embedder, options) -> tuple[int, int]:
-    """(word vector width, sentence vector width) under `options`, from embedding one word."""
-    words, sentence = next(iter(embedder.iter_embed(["x"], **options)))
-    return int(words[0].vector.shape[0]), int(sentence.shape[0])
-
-
 def _chunked(iterator, size):
     chunk = []
     for item in iterator:
@@ -157,12 +153,9 @@ def embed(args) -> int:
         else:
             _check_stdout(source.stats)
         embedder = get_embedder(args.checkpoint, lower_case=args.lower_case)
-        options = dict(layers=args.layers, combine=args.combine, subword_pooling=args.subword_pooling,
-                       dim=args.dim, sentence_strategy=args.sentence_strategy,
-                       sentence_layer=args.sentence_layer, batch_size=args.batch_size,
-                       max_seq_length=args.max_seq_length, progress=False)
-        list(embedder.iter_embed([], **options))  # validates every option before any output is opened
-        writer = open_output(args.output, fmt, widths=lambda: _vector_widths(embedder, options))
+        options = embedder.options(options_from_args(args))
+        resolved = embedder.resolve(options)  # every option checked before any output is opened
+        writer = open_output(args.output, fmt, widths=(resolved.vector_size, embedder.hidden_size))
         written = skipped = 0
         bar = _progress_bar(source.total, args)
         start = time.perf_counter()
@@ -178,7 +171,7 @@ def embed(args) -> int:
                         raise UserError(f"line {line.number}: {line.problem} (--strict stops here)")
                     print(f"bert-tf: skipped line {line.number}: {line.problem}", file=sys.stderr)
                     skipped += 1
-                results = embedder.iter_embed([line.text for line in good], **options)
+                results = embedder.iter_embed([line.text for line in good], options, progress=False)
                 writer.write([Record(line.number, line.text, words, sentence)
                               for line, (words, sentence) in zip(good, results)])
                 written += len(good)
@@ -253,9 +246,8 @@ def similarity(args) -> int:
     embedder = get_embedder(args.checkpoint, lower_case=args.lower_case)
     if embedder.lower_case:
         targets = [t.lower() for t in targets]
-    results = embedder.embed_words(sentences, layers=args.layers, combine=args.combine,
-                                   subword_pooling=args.subword_pooling, dim=args.dim,
-                                   batch_size=args.batch_size, max_seq_length=args.max_seq_length)
+    options = options_from_args(args).replace(sentence_strategy=None)
+    results = [words for words, _ in embedder.iter_embed(sentences, options)]
     embeddings = [{w.text: w.vector for w in reversed(words)} for words in results]
     picked = pick_words(embeddings, targets)
     matrix = cosine_matrix([p.vector for p in picked])
@@ -281,9 +273,8 @@ def plot(args) -> int:
     embedder = get_embedder(args.checkpoint, lower_case=args.lower_case)
     word = args.word.lower() if embedder.lower_case else args.word
     vectors, labels = [], []
-    for i, (sentence, words) in enumerate(zip(sentences, embedder.embed_words(
-            sentences, layers=args.layers, combine=args.combine, subword_pooling=args.subword_pooling,
-            batch_size=args.batch_size, max_seq_length=args.max_seq_length)), start=1):
+    options = options_from_args(args).replace(sentence_strategy=None)
+    for i, (sentence, (words, _)) in enumerate(zip(sentences, embedder.iter_embed(sentences, options)), start=1):
         for w in words:
             if w.text == word:
                 vectors.append(w.vector)
@@ -298,11 +289,8 @@ def plot(args) -> int:
 def export(args) -> int:
     from bert_tf.serve.export import export_saved_model
 
-    path = export_saved_model(args.checkpoint, args.out, version=args.version, layers=args.layers,
-                              combine=args.combine, subword_pooling=args.subword_pooling, dim=args.dim,
-                              max_seq_length=args.max_seq_length, lower_case=args.lower_case,
-                              sentence_strategy=args.sentence_strategy, sentence_layer=args.sentence_layer,
-                              force=args.force)
+    path = export_saved_model(args.checkpoint, args.out, version=args.version, options=options_from_args(args),
+                              lower_case=args.lower_case, force=args.force)
     print(path)
     return 0
 

@@ -19,7 +19,7 @@ import shutil
 import stat
 import sys
 import zipfile
-from typing import IO, Callable, Iterator
+from typing import IO, Iterator
 
 import numpy as np
 
@@ -147,9 +147,8 @@ class NpzWriter:
 
     Args:
         path: the `.npz` to write (replaced only by a successful `close()`).
-        widths: `(dim, hidden)`, the widths of word and sentence vectors, or a callable returning
-            them; needed only when the output has no words or no lines, to give the empty
-            arrays their shapes (0 when not given).
+        widths: `(dim, hidden)`, the widths of word and sentence vectors; they give the empty
+            arrays their shapes when the output has no words or no lines (0 when not given).
     """
 
     NUMERIC = ("sentence_vectors", "line", "word_vectors", "word_start", "word_end", "word_line_index")
@@ -157,7 +156,7 @@ class NpzWriter:
     _FLOAT = ("sentence_vectors", "word_vectors")
 
     def __init__(self, path: str | os.PathLike,
-                 widths: tuple[int, int] | Callable[[], tuple[int, int]] | None = None):
+                 widths: tuple[int, int] | None = None):
         self.path = os.fspath(path)
         self.final = os.path.realpath(self.path)
         self.widths = widths
@@ -194,10 +193,7 @@ class NpzWriter:
     def _empty_shape(self, name: str) -> tuple[int, ...]:
         if name not in self._FLOAT:
             return (0,)
-        widths = self.widths() if callable(self.widths) else self.widths
-        if callable(self.widths):
-            self.widths = widths  # asked once
-        word, sentence = widths or (0, 0)
+        word, sentence = self.widths or (0, 0)
         return (0, word if name == "word_vectors" else sentence)
 
     def _stream_array(self, archive: zipfile.ZipFile, name: str) -> None:
