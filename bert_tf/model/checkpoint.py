@@ -30,21 +30,17 @@ def google_variable_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
         "bert/embeddings/LayerNorm/gamma": (h,),
         "bert/embeddings/LayerNorm/beta": (h,),
     }
+    dense = {"attention/self/query": (h, h), "attention/self/key": (h, h), "attention/self/value": (h, h),
+             "attention/output/dense": (h, h), "intermediate/dense": (h, i), "output/dense": (i, h)}
     for n in range(config.num_hidden_layers):
         p = f"bert/encoder/layer_{n}"
-        for proj in ("query", "key", "value"):
-            shapes[f"{p}/attention/self/{proj}/kernel"] = (h, h)
-            shapes[f"{p}/attention/self/{proj}/bias"] = (h,)
-        shapes[f"{p}/attention/output/dense/kernel"] = (h, h)
-        shapes[f"{p}/attention/output/dense/bias"] = (h,)
-        shapes[f"{p}/attention/output/LayerNorm/gamma"] = (h,)
-        shapes[f"{p}/attention/output/LayerNorm/beta"] = (h,)
-        shapes[f"{p}/intermediate/dense/kernel"] = (h, i)
-        shapes[f"{p}/intermediate/dense/bias"] = (i,)
-        shapes[f"{p}/output/dense/kernel"] = (i, h)
-        shapes[f"{p}/output/dense/bias"] = (h,)
-        shapes[f"{p}/output/LayerNorm/gamma"] = (h,)
-        shapes[f"{p}/output/LayerNorm/beta"] = (h,)
+        for scope, (fan_in, fan_out) in dense.items():
+            shapes[f"{p}/{scope}/kernel"] = (fan_in, fan_out)
+            shapes[f"{p}/{scope}/bias"] = (fan_out,)
+            if scope in ("attention/output/dense", "output/dense"):  # each residual branch ends in a LayerNorm
+                norm = scope.replace("dense", "LayerNorm")
+                shapes[f"{p}/{norm}/gamma"] = (h,)
+                shapes[f"{p}/{norm}/beta"] = (h,)
     shapes["bert/pooler/dense/kernel"] = (h, h)
     shapes["bert/pooler/dense/bias"] = (h,)
     return shapes
