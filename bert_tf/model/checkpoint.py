@@ -138,7 +138,7 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
     Raises:
         CheckpointError: naming what is missing and how to get a checkpoint.
     """
-    from bert_tf.model.tf1_format import CHECKPOINT_PREFIX
+    from bert_tf.files.layout import PREFIX, missing_files
 
     path = os.fspath(path)
     for suffix in (".index", ".data-00000-of-00001"):
@@ -146,7 +146,7 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
             path = path[: -len(suffix)]
     if os.path.isdir(path):
         directory = path
-        prefix = os.path.join(path, CHECKPOINT_PREFIX)
+        prefix = os.path.join(path, PREFIX)
         if not os.path.exists(prefix + ".index"):
             indexes = sorted(f for f in os.listdir(path) if f.endswith(".index"))
             if len(indexes) == 1:
@@ -155,11 +155,8 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
         directory, prefix = os.path.dirname(path) or ".", path
         if not os.path.isdir(directory):
             raise CheckpointError(f"no checkpoint at {path}: the directory does not exist; {DOWNLOAD_HINT}")
-    missing = [n for n in ("bert_config.json", "vocab.txt") if not os.path.isfile(os.path.join(directory, n))]
-    if not os.path.isfile(prefix + ".index"):
-        missing.append(os.path.basename(prefix) + ".index")
-    elif not any(f.startswith(os.path.basename(prefix) + ".data-") for f in os.listdir(directory)):
-        missing.append(os.path.basename(prefix) + ".data-00000-of-00001")
+    # What is missing is the store's question too (is a download finished?): one answer for both.
+    missing = missing_files(directory, os.path.basename(prefix))
     if missing:
         raise CheckpointError(f"no complete BERT checkpoint in {directory}: missing {', '.join(missing)}; "
                               f"{DOWNLOAD_HINT}")
