@@ -18,7 +18,7 @@ from pathlib import Path
 from bert_tf.store.checkpoint_dir import is_complete
 from bert_tf.store.download import DownloadError, check_sha256, download_checkpoint
 from bert_tf.store.messages import human
-from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_DISTRIBUTION, OFFLINE_MODEL, REGISTRY
+from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_DISTRIBUTION, OFFLINE_MODEL, REGISTRY, lower_case_for
 
 __all__ = ["CLI_HELP", "add_arguments", "run"]
 
@@ -131,7 +131,7 @@ def _format_list(dest: Path) -> str:
              "uncased" if spec.lower_case else "cased", human(spec.size) if spec.size else "-",
              "yes" if is_complete(dest / spec.name) else "",
              spec.description) for spec in REGISTRY.values()]
-    rows.append((OFFLINE_MODEL + " (offline)", "uncased", "-",
+    rows.append((OFFLINE_MODEL + " (offline)", "uncased" if lower_case_for(OFFLINE_MODEL) else "cased", "-",
                  "yes" if is_complete(dest / OFFLINE_MODEL) else "",
                  f"all-MiniLM-L6-v2 sentence embeddings, built from the {OFFLINE_DISTRIBUTION} package"))
     header = ("NAME", "CASE", "SIZE", "IN " + str(dest), "DESCRIPTION")

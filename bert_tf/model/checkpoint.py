@@ -261,11 +261,33 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
         12
     """
     from bert_tf.model.config import load_config
-    from bert_tf.model.encoder import BertEncoder
 
     start = time.perf_counter()
     directory, prefix = resolve_checkpoint_prefix(path)
     config = load_config(os.path.join(directory, "bert_config.json"))
+    return restore_encoder(config, prefix, strict=strict, return_report=return_report, start=start)
+
+
+def restore_encoder(config: BertConfig, prefix: str | os.PathLike, *, strict: bool = True,
+                    return_report: bool = False, start: float | None = None):
+    """`load_encoder` for a checkpoint already found: `prefix` as `resolve_checkpoint_prefix` returns it.
+
+    `bert_tf.store.CheckpointDir` resolves a checkpoint once and restores through this, so
+    the path is not looked up again and `bert_config.json` is not read twice.
+
+    Args:
+        config: the checkpoint's config.
+        prefix: its TF1 prefix (`DIR/bert_model.ckpt`).
+        strict, return_report: as for `load_encoder`.
+        start: `time.perf_counter()` when the load began, for the report (default: now).
+
+    Raises:
+        CheckpointError: a missing or mismatched tensor (all problems at once).
+    """
+    from bert_tf.model.encoder import BertEncoder
+
+    start = time.perf_counter() if start is None else start
+    prefix = os.fspath(prefix)
     table = checkpoint_table(config)
     ignored = _check_index(prefix, table, strict)
     # The variables are created from the checkpoint's tensors: no second copy of the weights.

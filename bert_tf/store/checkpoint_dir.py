@@ -123,8 +123,9 @@ class CheckpointDir:
 
         return resolve_lower_case(self.vocab, self.name, override, known=lower_case_for(self.name))
 
-    def load_encoder(self):
-        """`(config, BertEncoder)` restored strictly from the checkpoint (see `model.checkpoint`)."""
-        from bert_tf.model.checkpoint import load_encoder
+    def load_encoder(self, *, strict: bool = True, return_report: bool = False):
+        """`(config, BertEncoder)` restored strictly from the checkpoint (see `model.checkpoint`),
+        or `(config, encoder, report)` with `return_report`. The path is not resolved again."""
+        from bert_tf.model.checkpoint import restore_encoder
 
-        return load_encoder(self.prefix)
+        return restore_encoder(self.config, self.prefix, strict=strict, return_report=return_report)
