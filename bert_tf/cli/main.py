@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace out_dir if it exists")
     p.set_defaults(func=commands.convert)
 
-    from bert_tf.store import download
+    from bert_tf.cli import download
 
     p = add("download", "fetch, verify and unpack one of Google's BERT checkpoints into checkpoints/")
     download.add_arguments(p)

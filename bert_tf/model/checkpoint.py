@@ -134,7 +134,7 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
     Raises:
         CheckpointError: naming what is missing and how to get a checkpoint.
     """
-    from bert_tf.model.tf1_format import CHECKPOINT_PREFIX
+    from bert_tf.files.layout import PREFIX, missing_files
 
     path = os.fspath(path)
     for suffix in (".index", ".data-00000-of-00001"):
@@ -142,7 +142,7 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
             path = path[: -len(suffix)]
     if os.path.isdir(path):
         directory = path
-        prefix = os.path.join(path, CHECKPOINT_PREFIX)
+        prefix = os.path.join(path, PREFIX)
         if not os.path.exists(prefix + ".index"):
             indexes = sorted(f for f in os.listdir(path) if f.endswith(".index"))
             if len(indexes) == 1:
@@ -151,11 +151,8 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> tuple[str, str]:
         directory, prefix = os.path.dirname(path) or ".", path
         if not os.path.isdir(directory):
             raise CheckpointError(f"no checkpoint at {path}: the directory does not exist; {DOWNLOAD_HINT}")
-    missing = [n for n in ("bert_config.json", "vocab.txt") if not os.path.isfile(os.path.join(directory, n))]
-    if not os.path.isfile(prefix + ".index"):
-        missing.append(os.path.basename(prefix) + ".index")
-    elif not any(f.startswith(os.path.basename(prefix) + ".data-") for f in os.listdir(directory)):
-        missing.append(os.path.basename(prefix) + ".data-00000-of-00001")
+    # What is missing is the store's question too (is a download finished?): one answer for both.
+    missing = missing_files(directory, os.path.basename(prefix))
     if missing:
         raise CheckpointError(f"no complete BERT checkpoint in {directory}: missing {', '.join(missing)}; "
                               f"{DOWNLOAD_HINT}")
@@ -260,11 +257,33 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
         12
     """
     from bert_tf.model.config import load_config
-    from bert_tf.model.encoder import BertEncoder
 
     start = time.perf_counter()
     directory, prefix = resolve_checkpoint_prefix(path)
     config = load_config(os.path.join(directory, "bert_config.json"))
+    return restore_encoder(config, prefix, strict=strict, return_report=return_report, start=start)
+
+
+def restore_encoder(config: BertConfig, prefix: str | os.PathLike, *, strict: bool = True,
+                    return_report: bool = False, start: float | None = None):
+    """`load_encoder` for a checkpoint already found: `prefix` as `resolve_checkpoint_prefix` returns it.
+
+    `bert_tf.store.CheckpointDir` resolves a checkpoint once and restores through this, so
+    the path is not looked up again and `bert_config.json` is not read twice.
+
+    Args:
+        config: the checkpoint's config.
+        prefix: its TF1 prefix (`DIR/bert_model.ckpt`).
+        strict, return_report: as for `load_encoder`.
+        start: `time.perf_counter()` when the load began, for the report (default: now).
+
+    Raises:
+        CheckpointError: a missing or mismatched tensor (all problems at once).
+    """
+    from bert_tf.model.encoder import BertEncoder
+
+    start = time.perf_counter() if start is None else start
+    prefix = os.fspath(prefix)
     table = checkpoint_table(config)
     ignored = _check_index(prefix, table, strict)
     # The variables are created from the checkpoint's tensors: no second copy of the weights.

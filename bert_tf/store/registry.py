@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 DEFAULT_CHECKPOINT = "uncased_L-12_H-768_A-12"
@@ -44,9 +45,38 @@ class CheckpointSpec:
     description: str = ""
 
 
+def _shape(name: str) -> str:
+    layers, hidden, heads = re.search(r"L-(\d+)_H-(\d+)_A-(\d+)", name).groups()
+    return f"{layers}-layer, {hidden}-hidden, {heads}-heads"
+
+
 def _google(date: str, name: str, lower_case: bool, description: str, *, key: str | None = None):
     return key or name, CheckpointSpec(key or name, f"{_GOOGLE}/{date}/{name}.zip", lower_case,
                                        description=description)
+
+
+#: The 2018-19 releases as (date, name, lower_case, what); the description is `what`, the
+#: shape read from the name, and the parameter count (BERT-Base 110M, BERT-Large 340M).
+#: chinese_L-12_H-768_A-12 lowercases although not named "uncased": Google's
+#: validate_case_matches_checkpoint lists it so.
+_RELEASES = (
+    ("2018_10_18", "uncased_L-12_H-768_A-12", True, "BERT-Base, Uncased:"),
+    ("2018_10_18", "uncased_L-24_H-1024_A-16", True, "BERT-Large, Uncased:"),
+    ("2018_10_18", "cased_L-12_H-768_A-12", False, "BERT-Base, Cased:"),
+    ("2018_10_18", "cased_L-24_H-1024_A-16", False, "BERT-Large, Cased:"),
+    ("2019_05_30", "wwm_uncased_L-24_H-1024_A-16", True, "BERT-Large, Uncased (Whole Word Masking):"),
+    ("2019_05_30", "wwm_cased_L-24_H-1024_A-16", False, "BERT-Large, Cased (Whole Word Masking):"),
+    ("2018_11_23", "multi_cased_L-12_H-768_A-12", False, "BERT-Base, Multilingual Cased: 104 languages,"),
+    ("2018_11_03", "multilingual_L-12_H-768_A-12", True,
+     "BERT-Base, Multilingual Uncased (original, not recommended): 102 languages,"),
+    ("2018_11_03", "chinese_L-12_H-768_A-12", True, "BERT-Base, Chinese: Simplified and Traditional,"),
+)
+
+
+def _releases():
+    for date, name, lower_case, what in _RELEASES:
+        parameters = "340M" if what.startswith("BERT-Large") else "110M"
+        yield _google(date, name, lower_case, f"{what} {_shape(name)}, {parameters} parameters")
 
 
 def _small_berts():
@@ -59,38 +89,13 @@ def _small_berts():
         for hidden in (128, 256, 512, 768):
             name = f"uncased_L-{layers}_H-{hidden}_A-{hidden // 64}"
             nick = nicknames.get((layers, hidden))
-            yield _google(
-                "2020_02_20", name, True,
-                f"{nick + ', ' if nick else ''}Small BERTs (2020), Uncased: {layers}-layer, "
-                f"{hidden}-hidden, {hidden // 64}-heads",
-                key=f"{name}_2020" if (layers, hidden) == (12, 768) else None)
+            yield _google("2020_02_20", name, True,
+                          f"{nick + ', ' if nick else ''}Small BERTs (2020), Uncased: {_shape(name)}",
+                          key=f"{name}_2020" if (layers, hidden) == (12, 768) else None)
 
 
 #: Google's released checkpoints by name (the google-research/bert README).
-REGISTRY: dict[str, CheckpointSpec] = dict([
-    _google("2018_10_18", "uncased_L-12_H-768_A-12", True,
-            "BERT-Base, Uncased: 12-layer, 768-hidden, 12-heads, 110M parameters"),
-    _google("2018_10_18", "uncased_L-24_H-1024_A-16", True,
-            "BERT-Large, Uncased: 24-layer, 1024-hidden, 16-heads, 340M parameters"),
-    _google("2018_10_18", "cased_L-12_H-768_A-12", False,
-            "BERT-Base, Cased: 12-layer, 768-hidden, 12-heads, 110M parameters"),
-    _google("2018_10_18", "cased_L-24_H-1024_A-16", False,
-            "BERT-Large, Cased: 24-layer, 1024-hidden, 16-heads, 340M parameters"),
-    _google("2019_05_30", "wwm_uncased_L-24_H-1024_A-16", True,
-            "BERT-Large, Uncased (Whole Word Masking): 24-layer, 1024-hidden, 16-heads, 340M parameters"),
-    _google("2019_05_30", "wwm_cased_L-24_H-1024_A-16", False,
-            "BERT-Large, Cased (Whole Word Masking): 24-layer, 1024-hidden, 16-heads, 340M parameters"),
-    _google("2018_11_23", "multi_cased_L-12_H-768_A-12", False,
-            "BERT-Base, Multilingual Cased: 104 languages, 12-layer, 768-hidden, 12-heads, 110M parameters"),
-    _google("2018_11_03", "multilingual_L-12_H-768_A-12", True,
-            "BERT-Base, Multilingual Uncased (original, not recommended): 102 languages, 12-layer, "
-            "768-hidden, 12-heads, 110M parameters"),
-    # Lowercased although not named "uncased": Google's validate_case_matches_checkpoint lists it so.
-    _google("2018_11_03", "chinese_L-12_H-768_A-12", True,
-            "BERT-Base, Chinese: Simplified and Traditional, 12-layer, 768-hidden, 12-heads, "
-            "110M parameters"),
-    *_small_berts(),
-])
+REGISTRY: dict[str, CheckpointSpec] = dict([*_releases(), *_small_berts()])
 
 
 def lower_case_for(name: str | os.PathLike) -> bool | None:

