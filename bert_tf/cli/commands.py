@@ -25,19 +25,14 @@ def demo(args) -> int:
 
 
 def info(args) -> int:
-    from bert_tf.model.checkpoint import load_encoder, resolve_checkpoint_prefix
     from bert_tf.files.output import output_errors
-    from bert_tf.store.resolve import resolve_checkpoint
-    from bert_tf.text.tokenization import infer_lower_case, load_vocab
+    from bert_tf.store.checkpoint_dir import CheckpointDir
 
-    directory = resolve_checkpoint(args.checkpoint)
-    directory, prefix = resolve_checkpoint_prefix(directory)
-    config, encoder, report = load_encoder(directory, return_report=True)
-    vocab = load_vocab(os.path.join(directory, "vocab.txt"))
-    name = os.path.basename(os.path.normpath(directory))
-    lower = infer_lower_case(vocab, name)
+    checkpoint = CheckpointDir.resolve(args.checkpoint)
+    config, encoder, report = checkpoint.load_encoder(return_report=True)
+    vocab, lower = checkpoint.vocab, checkpoint.lower_case()
     with output_errors("stdout"):
-        print(f"checkpoint: {directory}")
+        print(f"checkpoint: {checkpoint.path}")
         print(f"casing:     {'uncased (lower-cases and strips accents)' if lower else 'cased'}")
         print(f"vocabulary: {len(vocab):,} word pieces")
         print(f"parameters: {report.parameters:,}")

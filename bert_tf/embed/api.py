@@ -24,15 +24,16 @@ def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: boo
     Raises:
         TypeError: `lower_case` is not True, False or None.
     """
-    from bert_tf.store.resolve import resolve_checkpoint
+    from bert_tf.store.checkpoint_dir import CheckpointDir
     from bert_tf.text.tokenization import check_lower_case
 
     lower_case = check_lower_case(lower_case)
-    directory = os.path.realpath(resolve_checkpoint(checkpoint))
+    resolved = CheckpointDir.resolve(checkpoint)
+    directory = os.path.realpath(resolved.path)
     key = (directory, lower_case)
     with _EMBEDDERS_LOCK:
         if key not in _EMBEDDERS:
-            embedder = BertEmbedder.from_checkpoint(directory, lower_case=lower_case)
+            embedder = BertEmbedder.from_checkpoint(resolved, lower_case=lower_case)
             _EMBEDDERS[key] = _EMBEDDERS.setdefault((directory, embedder.lower_case), embedder)
         return _EMBEDDERS[key]
 

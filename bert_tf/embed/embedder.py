@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from bert_tf.embed.batching import ModelCall, batch_arrays, plan_batches, segmen
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 from bert_tf.runtime import tf
 from bert_tf.text.inputs import checked_texts, is_sized, iter_texts
+
+if TYPE_CHECKING:
+    from bert_tf.store.checkpoint_dir import CheckpointDir
 
 logger = logging.getLogger("bert_tf")
 
@@ -122,13 +125,14 @@ class BertEmbedder:
         self._vocab = np.array(list(tokenizer.vocab), dtype=object)  # id -> piece, vectorised lookups
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike | None = None, *, lower_case: bool | None = None,
+    def from_checkpoint(cls, path: "str | os.PathLike | CheckpointDir | None" = None, *, lower_case: bool | None = None,
                         max_seq_length: int | None = None, batch_size: int | None = None) -> "BertEmbedder":
         """Builds an embedder from a Google-layout checkpoint directory.
 
         Args:
-            path: the checkpoint directory; None resolves `BERT_TF_CHECKPOINT`, then
-                `checkpoints/uncased_L-12_H-768_A-12`, then the offline all-MiniLM-L6-v2 model.
+            path: the checkpoint directory (or a resolved `CheckpointDir`); None resolves
+                `BERT_TF_CHECKPOINT`, then `checkpoints/uncased_L-12_H-768_A-12`, then the offline
+                all-MiniLM-L6-v2 model.
             lower_case: True or False overrides the casing inferred from the checkpoint (a
                 warning is logged when the override contradicts it); None (default) infers it.
             max_seq_length: the longest model input in word pieces, [CLS] and [SEP] included;
@@ -145,7 +149,7 @@ class BertEmbedder:
         from bert_tf.text.tokenization import BertTokenizer, check_lower_case
 
         lower_case = check_lower_case(lower_case)  # before the model is loaded
-        checkpoint = CheckpointDir.resolve(path)
+        checkpoint = path if isinstance(path, CheckpointDir) else CheckpointDir.resolve(path)
         config, encoder = checkpoint.load_encoder()
         tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(lower_case))
         return cls(config, encoder, tokenizer, checkpoint=str(checkpoint.path),

@@ -13,9 +13,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from bert_tf.files.layout import PREFIX as CHECKPOINT_PREFIX  # the file names of Google's layout
 from bert_tf.runtime import tf
-
-CHECKPOINT_PREFIX = "bert_model.ckpt"
 
 
 def save_tf1_checkpoint(prefix: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> None:

@@ -49,7 +49,7 @@ import tempfile
 from pathlib import Path
 
 from bert_tf.embed import head
-from bert_tf.embed.batching import PAD_MULTIPLE
+from bert_tf.embed.batching import MAX_BATCH_POSITIONS, PAD_MULTIPLE
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 from bert_tf.model.encoder import ENCODER_INPUTS
 from bert_tf.runtime import tf
@@ -298,34 +298,24 @@ def _embed(sentences, tokenizer, encoder, resolved: ResolvedOptions) -> dict:
     n = text_pieces.row_lengths()  # [batch] int64
     plan = head.window_plan(n, span)
 
-    # One encoder row per window, [CLS] pieces[start:start + len] [SEP], padded to a multiple of
-    # PAD_MULTIPLE as the Python API pads its batches; the dense layers then run on the real
-    # tokens only, as in the library.
-    longest = tf.reduce_max(tf.concat([plan["seg_len"], [0]], axis=0)) + 2
-    seq = tf.minimum(-(-longest // PAD_MULTIPLE) * PAD_MULTIPLE, span + 2)
-    pos = tf.range(seq)[tf.newaxis, :]  # [1, seq]
-    seg_len = plan["seg_len"][:, tf.newaxis]  # [segments, 1]
-    in_window = (pos >= 1) & (pos <= seg_len)
-    flat = (tf.gather(text_pieces.row_splits, plan["seg_text"])[:, tf.newaxis]
-            + plan["seg_start"][:, tf.newaxis] + pos - 1)  # [segments, seq] index into all pieces
-    padded_ids = tf.concat([text_pieces.flat_values, [0]], axis=0)  # a safe slot for padding positions
-    flat = tf.where(in_window, flat, tf.size(padded_ids, out_type=tf.int64) - 1)
-    ids = tf.where(in_window, tf.gather(padded_ids, flat), tokenizer.pad_id)
-    ids = tf.where(pos == 0, tokenizer.cls_id, ids)
-    ids = tf.where(pos == seg_len + 1, tokenizer.sep_id, ids)
-    mask = tf.cast(pos <= seg_len + 1, tf.int32)  # [segments, seq]
-    states, pooled = encoder.token_states(ids, mask)
+    # One encoder input per window, [CLS] pieces[start:start + len] [SEP], as flat ragged rows.
+    starts = tf.gather(text_pieces.row_splits, plan["seg_text"]) + plan["seg_start"]
+    pieces_of = tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + plan["seg_len"]).flat_values)
+    windows = tf.RaggedTensor.from_row_lengths(pieces_of, plan["seg_len"], validate=False)
+    rows = tf.shape(plan["seg_len"], out_type=tf.int64)[:1]
+    segments = tf.concat([tf.fill(tf.concat([rows, [1]], 0), tokenizer.cls_id), windows,
+                          tf.fill(tf.concat([rows, [1]], 0), tokenizer.sep_id)], axis=1)
+    features, sentence_rows, pooled = _encode_in_batches(encoder, segments, resolved)
 
     # The head, as BertEmbedder runs it.
     source, plan = head.stitch_indices(n, span)
-    features = head.combine_layers(states, resolved.hidden_states, options.combine)
     word_vectors = head.pool_words(tf.gather(features, source), n, pieces.values.row_lengths(),
                                    options.subword_pooling)
     if options.dim is not None:
         word_vectors = word_vectors[:, :options.dim]
     word_vectors = tf.ensure_shape(word_vectors, [None, resolved.vector_size])  # a signature's static shape
     word_vectors = tf.RaggedTensor.from_row_splits(word_vectors, pieces.row_splits, validate=False)
-    rows = None if options.sentence_strategy == "pooled" else tf.gather(states[resolved.sentence_state], source)
+    rows = None if options.sentence_strategy == "pooled" else tf.gather(sentence_rows, source)
     sentence = head.sentence_vectors(rows, n, pooled, plan, options.sentence_strategy)
     sentence = tf.ensure_shape(sentence, [None, encoder.config.hidden_size])
 
@@ -338,6 +328,55 @@ def _embed(sentences, tokenizer, encoder, resolved: ResolvedOptions) -> dict:
         "word_ends": tf.cast(tok["ends"], tf.int32).to_tensor(default_value=0),
         "sentence_embedding": sentence,
     }
+
+
+def _encode_in_batches(encoder, segments, resolved: ResolvedOptions):
+    """The encoder over a request's segments in the library's batches: sorted by length and cut into
+    calls of at most `MAX_BATCH_POSITIONS` padded positions (`embed.batching.plan_batches`, in the
+    graph), each padded to its own longest member. A request of texts of mixed lengths then pads no
+    more than the Python API does.
+
+    Args:
+        segments: [S, (tokens)] int32, the model inputs, [CLS] and [SEP] included.
+
+    Returns:
+        `(features, sentence_rows, pooled)`: the combined word-vector layers and the sentence layer of
+        every real token, [N, ...] in segment order, and the pooler output [S, hidden].
+    """
+    options = resolved.options
+    lengths = segments.row_lengths()  # [S] int64
+    order = tf.argsort(lengths, stable=True)
+    sorted_lengths = tf.gather(lengths, order)
+    padded = tf.minimum(-(-sorted_lengths // PAD_MULTIPLE) * PAD_MULTIPLE, resolved.max_seq_length)
+    count = tf.size(order)
+    width = resolved.width
+    hidden = encoder.config.hidden_size
+    out = [tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False, element_shape=shape)
+           for shape in ([None, width], [None, hidden], [None, hidden])]
+
+    def step(first, i, *arrays):
+        # The most rows from `first` on whose padded positions fit the budget (at least one):
+        # lengths are sorted, so row k's padded length is the longest so far.
+        k = tf.range(1, count - first + 1)
+        fits = tf.cast(k, tf.int64) * padded[first:] <= MAX_BATCH_POSITIONS
+        rows = tf.maximum(tf.reduce_sum(tf.cast(fits, tf.int32)), 1)
+        chunk = tf.gather(segments, order[first:first + rows])
+        ids = chunk.to_tensor(default_value=0)
+        mask = tf.ones_like(chunk).to_tensor(default_value=0)
+        states, pooled = encoder.token_states(ids, mask)
+        values = (head.combine_layers(states, resolved.hidden_states, options.combine),
+                  states[resolved.sentence_state], pooled)
+        return (first + rows, i + 1, *(a.write(i, v) for a, v in zip(arrays, values)))
+
+    _, _, *out = tf.while_loop(lambda first, i, *_: first < count, step, (tf.constant(0), tf.constant(0), *out))
+    features, sentence_rows, pooled = (a.concat() for a in out)
+    # Back from sorted to segment order: segment s's tokens start where its sorted position's do.
+    sorted_starts = tf.concat([[0], tf.cumsum(sorted_lengths)[:-1]], axis=0)
+    position = tf.math.invert_permutation(order)
+    starts = tf.gather(sorted_starts, position)
+    tokens = tf.ragged.range(starts, starts + lengths).flat_values
+    return (tf.gather(features, tokens), tf.gather(sentence_rows, tokens),
+            tf.ensure_shape(tf.gather(pooled, position), [None, hidden]))
 
 
 __all__ = ["export_saved_model", "METADATA_ASSET", "SIGNATURES"]
