@@ -33,7 +33,7 @@ import os
 from typing import Iterable, NamedTuple, Sequence
 
 from bert_tf.runtime import tf
-from bert_tf.text.char_tables import CJK, DROP, OTHER, PUNCT, SPACE, CharLookup
+from bert_tf.text.char_tables import CJK, DROP, OTHER, PUNCT, SPACE, CharLookup, normalize_uncased
 from bert_tf.text.inputs import checked_texts
 from bert_tf.text.ops import wordpiece_ids, wordpiece_model
 from bert_tf.text.vocab import check_lower_case, infer_lower_case, load_vocab, resolve_lower_case
@@ -257,9 +257,10 @@ __all__ = [
     "BertTokenizer",
     "MAX_CHARS_PER_WORD",
     "Word",
-    # Re-exported from bert_tf.text.vocab, where they live, for existing imports.
+    # Re-exported from bert_tf.text.vocab and .char_tables, where they live, for existing imports.
     "check_lower_case",
     "infer_lower_case",
     "load_vocab",
+    "normalize_uncased",
     "resolve_lower_case",
 ]
