@@ -23,9 +23,13 @@ SEED_EXPERIMENTS = [
 ]
 
 
-def run_demo(checkpoint=None, *, components: int = 4, out: TextIO = sys.stdout) -> None:
-    """Embeds the seed sentences and prints word vectors and the cosine-similarity tables."""
+def run_demo(checkpoint=None, *, components: int = 4, out: TextIO | None = None) -> None:
+    """Embeds the seed sentences and prints word vectors and the cosine-similarity tables (to `out`,
+    default the current `sys.stdout`, looked up at the call: a default bound at import time would
+    keep writing to whatever stdout was then)."""
     from bert_tf.embed.api import get_embedder
+
+    out = sys.stdout if out is None else out
 
     embedder = get_embedder(checkpoint)
     print(f"checkpoint: {embedder.checkpoint}  ({embedder.config.num_hidden_layers} layers, "

@@ -25,7 +25,7 @@ def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: boo
         TypeError: `lower_case` is not True, False or None.
     """
     from bert_tf.store.checkpoint_dir import CheckpointDir
-    from bert_tf.text.tokenization import check_lower_case
+    from bert_tf.text.vocab import check_lower_case
 
     lower_case = check_lower_case(lower_case)
     resolved = CheckpointDir.resolve(checkpoint)

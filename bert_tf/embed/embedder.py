@@ -146,7 +146,8 @@ class BertEmbedder:
             TypeError: `lower_case` is not True, False or None.
         """
         from bert_tf.store.checkpoint_dir import CheckpointDir
-        from bert_tf.text.tokenization import BertTokenizer, check_lower_case
+        from bert_tf.text.tokenization import BertTokenizer
+        from bert_tf.text.vocab import check_lower_case
 
         lower_case = check_lower_case(lower_case)  # before the model is loaded
         checkpoint = path if isinstance(path, CheckpointDir) else CheckpointDir.resolve(path)

@@ -8,7 +8,7 @@ down here, once:
   (`layer_norm(..., epsilon=1e-12)` via `tf.contrib.layers.layer_norm`'s
   caller), and Hugging Face's `layer_norm_eps` default matches.
 * Casing is not in the config at all; it belongs to the vocabulary and the
-  checkpoint's name (see `bert_tf.text.tokenization.infer_lower_case`).
+  checkpoint's name (see `bert_tf.text.vocab.infer_lower_case`).
 * `hidden_act="gelu"` in Google's released configs means the exact, erf-based
   GELU the 2018 checkpoints were trained with; see `modeling.gelu`.
 * Google's multilingual and Chinese configs add six keys (`directionality`,

@@ -100,7 +100,7 @@ class CheckpointDir:
             CheckpointError: a vocabulary of the wrong size or without BERT's special tokens.
         """
         from bert_tf.model.checkpoint import CheckpointError
-        from bert_tf.text.tokenization import load_vocab
+        from bert_tf.text.vocab import load_vocab
 
         vocab = load_vocab(self.path / "vocab.txt")
         if len(vocab) != self.config.vocab_size:
@@ -119,7 +119,7 @@ class CheckpointDir:
         """The casing: `override` when given; else the registry's for a known checkpoint, else the
         name's and vocabulary's (a warning when an override contradicts them)."""
         from bert_tf.store.registry import lower_case_for
-        from bert_tf.text.tokenization import resolve_lower_case
+        from bert_tf.text.vocab import resolve_lower_case
 
         return resolve_lower_case(self.vocab, self.name, override, known=lower_case_for(self.name))
 
