@@ -174,40 +174,10 @@ def is_real(item) -> bool:
     return function is not None and _function_uses_real(inspect.unwrap(function))
 
 
-#: Tests on tiny checkpoints that still take seconds each: most start `bert-tf` or Python in a
-#: subprocess, which pays TensorFlow's import every time. By file and function name (every
-#: parameter); a name that is no longer in its file is an error, so the list cannot go stale.
-#: Files that bert_tf's other owners edit are listed here rather than decorated in place.
-SLOW_TESTS = {
-    "tests/test_checkpoint.py": {"test_bert_base_shaped_checkpoint_has_199_tensors_and_restores_in_seconds"},
-    "tests/test_cli.py": {"test_memory_stays_flat_on_a_200k_line_input", "test_verbose_shows_the_traceback"},
-    "tests/test_cli_safety.py": {
-        "test_embed_reads_stdin_given_as_a_path", "test_sigterm_mid_run_removes_the_npz_parts_and_keeps_the_old_file",
-        "test_a_full_stdout_is_one_line", "test_a_closed_stdout_is_one_line",
-        "test_embed_refuses_stdout_appended_to_its_input",
-    },
-    "tests/test_export.py": {"test_options_force_and_overwrite_on_a_tiny_checkpoint"},
-    "tests/test_few_layers.py": {"test_bert_tf_embed_says_once_which_layers_it_uses"},
-}
-
-
-def _check_slow_tests(root: Path) -> None:
-    for path, names in SLOW_TESTS.items():
-        file = root / path
-        source = file.read_text(encoding="utf-8") if file.exists() else ""
-        missing = sorted(name for name in names if f"def {name}(" not in source)
-        if missing:
-            raise pytest.UsageError(f"SLOW_TESTS in tests/conftest.py names tests that {path} does not have: "
-                                    f"{', '.join(missing)}")
-
-
 def pytest_collection_modifyitems(config, items):
-    _check_slow_tests(Path(config.rootpath))
     for item in items:
         if is_real(item):
             item.add_marker(pytest.mark.real)
-        if getattr(item, "originalname", item.name) in SLOW_TESTS.get(item.nodeid.partition("::")[0], ()):
-            item.add_marker(pytest.mark.slow)
 
 
 # ---------------------------------------------------------------------- the CPU and the rounding margin

@@ -60,7 +60,7 @@ def gelu_erf(x):
     `0.5 * x * (1 + erf(x / sqrt(2)))`, and Hugging Face's `gelu` is the same.
     Google later switched its code to the tanh approximation; on the real
     all-MiniLM-L6-v2 weights the erf form reproduces Hugging Face to ~1e-6
-    while the tanh form drifts past 1e-4 (see tests/test_modeling.py), so erf is
+    while the tanh form drifts an order of magnitude past float32 rounding (see tests/model/test_encoder.py), so erf is
     the default for "gelu".
     """
     return tf.nn.gelu(x, approximate=False)  # 0.5 * x * (1 + erf(x / sqrt(2))), as one op
@@ -106,7 +106,7 @@ class LayerNorm(keras.layers.LayerNormalization):
     Keras computes the same as `x * inv + (beta - mean * inv)` with `inv = gamma / sqrt(...)`
     broadcast to the activations' full shape: eight passes over `[tokens, hidden]`. Centring
     first takes seven and was 12-15% faster on 1750 x 768 (about 1% of BERT-Base's time), and
-    lands a little closer to a float64 LayerNorm (tests/test_modeling.py).
+    lands a little closer to a float64 LayerNorm (tests/model/test_encoder.py).
 
     Only as `_layer_norm` builds it: over the last axis, with gamma and beta.
     """

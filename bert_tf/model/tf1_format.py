@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from bert_tf.files.layout import PREFIX as CHECKPOINT_PREFIX  # the file names of Google's layout
+from bert_tf.files.layout import PREFIX as CHECKPOINT_PREFIX  # noqa: F401  (re-exported: the prefix of Google's layout)
 from bert_tf.runtime import tf
 
 

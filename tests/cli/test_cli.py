@@ -134,6 +134,7 @@ def test_user_errors_are_one_line_without_traceback(minilm_checkpoint, args, mes
     assert b"cuda" not in proc.stderr.lower()  # TensorFlow's start-up noise stays off the terminal
 
 
+@pytest.mark.slow
 def test_verbose_shows_the_traceback():
     proc = run("--verbose", "info", "/no/such/checkpoint", check=False)
     assert proc.returncode != 0 and b"Traceback" in proc.stderr
@@ -173,6 +174,7 @@ def test_plot_saves_a_pca_projection(tmp_path, minilm_checkpoint):
     _png_ok(png)
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_memory_stays_flat_on_a_200k_line_input(tmp_path, make_checkpoint):
     """Peak RSS for 200,000 lines is about that for 20,000: the input is streamed, not held."""

@@ -39,7 +39,7 @@ def test_success_renames_into_place_and_replace_swaps(tmp_path):
 
 # --------------------------------------------------------------------------- one writer, no debris
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # A writer that stages `target`, writes a file, says where, and waits to be killed.
 _WRITER = """

@@ -24,9 +24,9 @@ from bert_tf.store import fetch, registry, unpack
 from bert_tf.model.config import BertConfig
 from bert_tf.store.checkpoint_dir import is_complete
 from bert_tf.store.download import DownloadError, DownloadInterrupted, download_checkpoint
-from loopback_server import Behaviour, LoopbackServer
+from tests.loopback_server import Behaviour, LoopbackServer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NAME = "tiny_L-1_H-16_A-2"
 DATA = "bert_model.ckpt.data-00000-of-00001"
 CONFIG = BertConfig(vocab_size=200, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,

@@ -42,6 +42,7 @@ def test_restored_weights_equal_the_file(make_checkpoint):
     load_encoder(directory / "bert_model.ckpt.index")
 
 
+@pytest.mark.slow
 def test_bert_base_shaped_checkpoint_has_199_tensors_and_restores_in_seconds(tmp_path):
     from bert_tf.testing import write_random_checkpoint
 

@@ -80,6 +80,7 @@ def test_embed_refuses_an_output_that_is_the_input(tmp_path, capsys, link):
     assert src.read_bytes() == b"a b\nc d\n"
 
 
+@pytest.mark.slow
 def test_embed_refuses_stdout_appended_to_its_input(tmp_path, tiny):
     src = tmp_path / "x.txt"
     src.write_bytes(b"a b\n")
@@ -167,6 +168,7 @@ def test_embed_reads_a_fifo_as_a_stream(tmp_path, capsys, tiny):
     assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == ["a b", "c d"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["/dev/stdin", "-"])
 def test_embed_reads_stdin_given_as_a_path(tiny, source):
     proc = run("embed", "--checkpoint", tiny, "--input", source, "--dim", 2, input=b"a b\nc d\n")
@@ -176,6 +178,7 @@ def test_embed_reads_stdin_given_as_a_path(tiny, source):
 # ---------------------------------------------------------------------- one line, never a traceback
 
 
+@pytest.mark.slow
 def test_a_full_stdout_is_one_line(tiny):
     with open("/dev/full", "wb") as full:
         proc = run("embed", "--checkpoint", tiny, "hi", stdout=full, check=False)
@@ -183,6 +186,7 @@ def test_a_full_stdout_is_one_line(tiny):
     assert proc.returncode == 1 and err.strip() == "bert-tf: error: cannot write stdout: No space left on device"
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_is_one_line(tiny):
     proc = subprocess.run([BERT_TF, "embed", "--checkpoint", str(tiny), "hi"], stderr=subprocess.PIPE,
                           preexec_fn=lambda: os.close(1), timeout=600)
@@ -245,6 +249,7 @@ def test_a_bug_raising_oserror_still_shows_its_traceback(monkeypatch, capsys, ti
 # ---------------------------------------------------------------------- no debris
 
 
+@pytest.mark.slow
 def test_sigterm_mid_run_removes_the_npz_parts_and_keeps_the_old_file(tmp_path, tiny):
     src = tmp_path / "big.txt"
     src.write_text("the mouse is a rat , the cat is a device .\n" * 20_000)

@@ -24,9 +24,9 @@ from bert_tf.store import download, registry, unpack
 from bert_tf.model.config import BertConfig
 from bert_tf.store.checkpoint_dir import is_complete
 from bert_tf.store.download import DownloadError, download_checkpoint
-from loopback_server import Behaviour, LoopbackServer
+from tests.loopback_server import Behaviour, LoopbackServer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NAME = "tiny_L-1_H-16_A-2"
 CONFIG = BertConfig(vocab_size=200, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                     intermediate_size=32, max_position_embeddings=64, type_vocab_size=2)

@@ -28,7 +28,7 @@ from bert_tf.testing import assert_float32_close, encoder_bound, tiny_vocab
 
 pytestmark = pytest.mark.numerics
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
 
 
@@ -489,6 +489,7 @@ def _load_and_check(path, checkpoint, **options):
     return json.loads(model.signatures["metadata"]()["json"].numpy())
 
 
+@pytest.mark.slow
 def test_options_force_and_overwrite_on_a_tiny_checkpoint(tiny, tmp_path):
     out = tmp_path / "exports" / "tiny"
     first = dict(max_seq_length=12, combine="concat", subword_pooling="first", dim=40)

@@ -131,6 +131,7 @@ def test_cli_embed_similarity_and_demo_use_the_same_default(make_checkpoint, cap
     assert "word vectors: sum of all 2 layers" in out and "cosine similarity, 'lean' experiment" in out
 
 
+@pytest.mark.slow
 def test_bert_tf_embed_says_once_which_layers_it_uses(make_checkpoint):
     directory, _ = make_checkpoint("uncased_L-2_H-32_A-4", num_hidden_layers=2)
     proc = subprocess.run([BERT_TF, "--verbose", "embed", "--checkpoint", str(directory), *SENTENCES],
