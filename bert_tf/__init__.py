@@ -25,7 +25,7 @@ _EXPORTS = {
     "BertTokenizer": "bert_tf.text.tokenization",
     "BertEmbedder": "bert_tf.embed.embedder",
     "EmbeddingOptions": "bert_tf.embed.options",
-    "WordVector": "bert_tf.embed.embedder",
+    "WordVector": "bert_tf.embed.results",
     "get_bert_embeddings": "bert_tf.embed.api",
     "convert_hf_checkpoint": "bert_tf.model.convert",
     "download_checkpoint": "bert_tf.store.download",

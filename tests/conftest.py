@@ -31,6 +31,18 @@ def tiny_config(**overrides) -> BertConfig:
     return BertConfig(**{**TINY, **overrides})
 
 
+@pytest.fixture(autouse=True)
+def restore_cli_logging():
+    """`cli.main` points the bert_tf logger at stderr and stops propagation; a test that runs it in
+    process would otherwise leave later tests' caplog blind."""
+    import logging
+
+    logger = logging.getLogger("bert_tf")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
 @pytest.fixture
 def make_checkpoint(tmp_path):
     """Writes a random Google-layout checkpoint: `make_checkpoint(name, **config_overrides) -> (dir, weights)`."""

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from bert_tf.embed import head
 from bert_tf.embed.batching import ModelCall, batch_arrays, plan_batches, segments_of
+from bert_tf.embed.graphs import encode_graph, head_graph
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
+from bert_tf.embed.results import TokenStates, WordVector
 from bert_tf.runtime import tf
 from bert_tf.text.inputs import checked_texts, is_sized, iter_texts
 
@@ -39,37 +40,6 @@ logger = logging.getLogger("bert_tf")
 
 #: How many texts are tokenized and scheduled together; bounds memory on huge inputs.
 CHUNK_SIZE = 4096
-
-
-@dataclasses.dataclass(frozen=True)
-class WordVector:
-    """One word occurrence: its text as the model sees it, where it is, its pieces and its vector.
-
-    `start`/`end` are character (code point) offsets into the original string:
-    `sentence[start:end]` is the word as written.
-    """
-
-    text: str
-    start: int
-    end: int
-    pieces: tuple[str, ...]
-    vector: np.ndarray
-
-
-@dataclasses.dataclass(frozen=True)
-class TokenStates:
-    """Every hidden state of every token of one text.
-
-    `states` is `[num_hidden_layers + 1, n_tokens, hidden]`: index 0 is the
-    embedding output, index -1 the last layer; tokens are `[CLS]`, the word
-    pieces, `[SEP]`. `word_index[t]` is the word a token belongs to (-1 for
-    `[CLS]`/`[SEP]`).
-    """
-
-    pieces: tuple[str, ...]
-    ids: np.ndarray
-    word_index: np.ndarray
-    states: np.ndarray
 
 
 @dataclasses.dataclass
@@ -425,8 +395,8 @@ class BertEmbedder:
         key = (tuple(specs), kinds, options.subword_pooling, options.sentence_strategy, options.dim)
         with self._lock:
             if key not in self._graphs:
-                self._graphs[key] = _encode_graph(self.encoder, specs)
-                self._graphs[key + ("head",)] = _head_graph(self.config, specs, kinds, options)
+                self._graphs[key] = encode_graph(self.encoder, specs)
+                self._graphs[key + ("head",)] = head_graph(self.config, specs, kinds, options)
             return self._graphs[key], self._graphs[key + ("head",)]
 
     def _word_vectors(self, tok: _Tokenized, vectors: np.ndarray) -> list[WordVector]:
@@ -434,50 +404,6 @@ class BertEmbedder:
         bounds = np.concatenate([[0], np.cumsum(tok.pieces_per_word)])
         return [WordVector(text, int(s), int(e), tuple(pieces[bounds[k]:bounds[k + 1]]), vectors[k])
                 for k, (text, s, e) in enumerate(zip(tok.words, tok.starts, tok.ends))]
-
-
-def _encode_graph(encoder, specs):
-    """ids, mask -> the combined features of the real tokens (one per spec), the pooled output."""
-    spec = tf.TensorSpec([None, None], tf.int32)
-
-    @tf.function(input_signature=[spec, spec], autograph=False)
-    def encode(ids, mask):
-        states, pooled = encoder.token_states(ids, mask)
-        return (*(head.combine_layers(states, layers, combine) for layers, combine in specs), pooled)
-
-    return encode
-
-
-def _head_graph(config, specs, kinds: tuple[str, ...], options: EmbeddingOptions):
-    """features..., pooled, n, pieces_per_word, span -> words, sentence and/or states of whole texts."""
-    h = config.hidden_size
-    feature_specs = [tf.TensorSpec([None, len(layers), h] if combine == "stack" else
-                                   [None, h * (len(layers) if combine == "concat" else 1)], tf.float32)
-                     for layers, combine in specs]
-    vector = tf.TensorSpec([None], tf.int64)
-    signature = [*feature_specs, tf.TensorSpec([None, h], tf.float32), vector, vector,
-                 tf.TensorSpec([], tf.int64)]
-
-    @tf.function(input_signature=signature, autograph=False)
-    def reduce(*args):
-        *features, pooled, n, pieces_per_word, span = args
-        source, plan = head.stitch_indices(n, span)
-        out, f = {}, 0
-        if "words" in kinds:
-            words = head.pool_words(tf.gather(features[f], source), n, pieces_per_word, options.subword_pooling)
-            out["words"] = words if options.dim is None else words[:, :options.dim]
-            f += 1
-        if "sentence" in kinds:
-            rows = None
-            if options.sentence_strategy != "pooled":
-                rows = tf.gather(features[f], source)
-                f += 1
-            out["sentence"] = head.sentence_vectors(rows, n, pooled, plan, options.sentence_strategy)
-        if "states" in kinds:
-            out["states"] = tf.gather(features[f], source)
-        return out
-
-    return reduce
 
 
 def _renamed(deprecated: dict, strategy: str, layer: int) -> tuple[str, int]:

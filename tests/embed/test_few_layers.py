@@ -35,15 +35,6 @@ def assert_differ(a, b):
     assert any(not np.array_equal(x, y) for x, y in zip(a, b))
 
 
-@pytest.fixture
-def restore_cli_logging():
-    """`cli.main` points the bert_tf logger at stderr and stops propagation; later tests' caplog needs it back."""
-    logger = logging.getLogger("bert_tf")
-    saved = logger.handlers[:], logger.level, logger.propagate
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
-
-
 def test_the_default_on_a_two_layer_model_combines_both_layers(make_checkpoint, caplog):
     directory, _ = make_checkpoint("uncased_L-2_H-32_A-4", num_hidden_layers=2)
     embedder = BertEmbedder.from_checkpoint(directory)
@@ -105,7 +96,7 @@ def test_get_bert_embeddings_defaults_to_all_layers_of_a_small_model(make_checkp
             np.testing.assert_array_equal(d[word], e[word])
 
 
-def test_cli_embed_similarity_and_demo_use_the_same_default(make_checkpoint, capsys, restore_cli_logging):
+def test_cli_embed_similarity_and_demo_use_the_same_default(make_checkpoint, capsys):
     from bert_tf.cli import main
 
     directory, _ = make_checkpoint("uncased_L-2_H-32_A-4", num_hidden_layers=2)

@@ -70,16 +70,7 @@ def test_a_utf16_vocab_says_so(tmp_path):
     assert str(path) in str(error.value)
 
 
-@pytest.fixture
-def restore_cli_logging():
-    """`cli.main` points the bert_tf logger at stderr and stops propagation; later tests' caplog needs it back."""
-    logger = logging.getLogger("bert_tf")
-    saved = logger.handlers[:], logger.level, logger.propagate
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
-
-
-def test_the_cli_reports_a_vocab_that_is_not_utf8_in_one_line(make_checkpoint, capsys, restore_cli_logging):
+def test_the_cli_reports_a_vocab_that_is_not_utf8_in_one_line(make_checkpoint, capsys):
     from bert_tf.cli import main
 
     directory, _ = make_checkpoint()
