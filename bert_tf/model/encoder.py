@@ -105,8 +105,8 @@ class LayerNorm(keras.layers.LayerNormalization):
 
     Keras computes the same as `x * inv + (beta - mean * inv)` with `inv = gamma / sqrt(...)`
     broadcast to the activations' full shape: eight passes over `[tokens, hidden]`. Centring
-    first takes seven and was 12-15% faster on 1750 x 768 (about 1% of BERT-Base's time), and
-    lands a little closer to a float64 LayerNorm (tests/model/test_encoder.py).
+    first takes seven, and lands a little closer to a float64 LayerNorm
+    (tests/model/test_encoder.py; the speed-up is in bench/README.md).
 
     Only as `_layer_norm` builds it: over the last axis, with gamma and beta.
     """
@@ -206,7 +206,7 @@ class TransformerBlock(keras.layers.Layer):
         Args:
             x: `[batch, seq, hidden]`; or, with `packing`, only the real tokens, `[tokens, hidden]`.
             attention_adder: `[batch, 1, 1 or seq, seq]`, 0 where attention is allowed, -10000 elsewhere.
-            packing: None, or a `Packing`: the dense layers (97% of the FLOPs) then run on real
+            packing: None, or a `Packing`: the dense layers (nearly all the FLOPs) then run on real
                 tokens only, and just the attention scores are computed in the padded layout.
         """
         if packing is None:
@@ -261,8 +261,8 @@ class Packing:
         """`x[token_index]` for `x` `[tokens, d]`; an index past the last token gives some real token's row.
 
         Laying tokens out padded this way is one gather: padding slots borrow a real
-        token instead of a zero row appended to `x`, a copy of `x` that cost 2.4% of
-        BERT-Base's time. What padding holds never reaches a real token: keys there get
+        token instead of a zero row appended to `x`, which would copy `x` on every layer.
+        What padding holds never reaches a real token: keys there get
         -10000 added to their scores, whose softmax weight is then exactly 0 in float32,
         and query rows there are dropped by `from_heads`.
         """
@@ -276,7 +276,7 @@ class Packing:
         """`[tokens, heads * d]` -> `[batch, heads, seq, d]`.
 
         Packed, laying tokens out padded and splitting them into heads are one gather, with
-        no transpose (2.6% of BERT-Base's time, bit-identical); in full, a reshape and a transpose.
+        no transpose (bit-identical); in full, a reshape and a transpose.
         """
         d = tf.shape(x)[-1] // heads
         if self.token_slots is None:

@@ -1,7 +1,7 @@
 """tensorflow-text's FastWordpiece op, without the rest of tensorflow-text.
 
-`import tensorflow_text` loads all 23 of its op libraries, 7.7 MB of code each (mostly
-the same statically linked libraries): 103 MiB of resident memory and 0.2 s, of which
+`import tensorflow_text` loads all 23 of its op libraries, each a large copy of mostly
+the same statically linked code (the memory and time it costs are in the README), of which
 bert_tf uses one op, `FastWordpieceTokenizeWithOffsets`. We load that op's library and
 its model builder straight from the installed tensorflow-text package. They are the
 same files `import tensorflow_text` loads, so the op has the same name in a saved graph,

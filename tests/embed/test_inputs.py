@@ -14,18 +14,17 @@ def uncased(make_checkpoint):
     return directory
 
 
+class Runs(list):
+    """The rows of every model call of the embedders it watches (`BertEmbedder.on_call`)."""
+
+    def watch(self, embedder):
+        embedder.on_call = lambda call: self.append(call.rows)
+        return embedder
+
+
 @pytest.fixture
-def runs(monkeypatch):
-    """Counts model passes (`BertEmbedder._run` calls, one per chunk of texts)."""
-    calls = []
-    original = BertEmbedder._run
-
-    def counting(self, tokenized, *args, **kwargs):
-        calls.append(len(tokenized))
-        return original(self, tokenized, *args, **kwargs)
-
-    monkeypatch.setattr(BertEmbedder, "_run", counting)
-    return calls
+def runs():
+    return Runs()
 
 
 @pytest.mark.parametrize("value", ["false", "False", "no", "", 0, 1, "true", [True]])
@@ -52,15 +51,18 @@ def test_casings_that_mean_the_same_share_one_cached_model(uncased):
 
 
 def test_get_bert_embeddings_refuses_a_bad_element_before_running_the_model(uncased, runs):
+    runs.watch(get_embedder(uncased))  # the model get_bert_embeddings uses
     sentences = ["a b"] * 5000 + [7]
     with pytest.raises(TypeError, match=r"^sentences\[5000\] is int, expected str$"):
         get_bert_embeddings(sentences, checkpoint=uncased)
     assert runs == []
+    get_bert_embeddings(sentences[:3], checkpoint=uncased)
+    assert runs == [3]  # the watch sees the calls it should
 
 
 @pytest.mark.parametrize("as_input", [list, tuple, iter], ids=["list", "tuple", "generator"])
 def test_embed_words_refuses_a_bad_element_before_embedding_any_text(uncased, runs, as_input):
-    embedder = BertEmbedder.from_checkpoint(uncased)
+    embedder = runs.watch(BertEmbedder.from_checkpoint(uncased))
     sentences = ["a b"] * 5000 + [b"c"]
     with pytest.raises(TypeError, match=r"^sentences\[5000\] is bytes, expected str \(decode bytes first\)$"):
         embedder.embed_words(as_input(sentences))
@@ -72,7 +74,7 @@ def test_embed_words_refuses_a_bad_element_before_embedding_any_text(uncased, ru
 
 
 def test_iterating_over_a_list_checks_it_whole_first(uncased, runs):
-    embedder = BertEmbedder.from_checkpoint(uncased)
+    embedder = runs.watch(BertEmbedder.from_checkpoint(uncased))
     stream = embedder.iter_embed(["a b"] * 10 + [None], chunk_size=4)
     with pytest.raises(TypeError, match=r"^sentences\[10\] is NoneType, expected str$"):
         next(stream)
@@ -80,11 +82,11 @@ def test_iterating_over_a_list_checks_it_whole_first(uncased, runs):
 
 
 def test_a_stream_fails_at_the_bad_element_before_embedding_its_chunk(uncased, runs):
-    embedder = BertEmbedder.from_checkpoint(uncased)
+    embedder = runs.watch(BertEmbedder.from_checkpoint(uncased))
     sentences = ["a b"] * 6 + [3.5] + ["c"] * 5
     stream = embedder.iter_words(iter(sentences), chunk_size=4)
     got = [next(stream) for _ in range(4)]  # the first chunk streams out
     assert [w.text for w in got[0]] == ["a", "b"]
     with pytest.raises(TypeError, match=r"^sentences\[6\] is float, expected str$"):
         next(stream)
-    assert runs == [4]  # the chunk holding index 6 (texts 4..7) was never embedded
+    assert runs == [4]  # one call for the first chunk; the chunk holding index 6 (texts 4..7) never ran
