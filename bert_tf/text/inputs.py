@@ -42,8 +42,13 @@ def iter_texts(texts) -> Iterator[str]:
         yield check_text(index, item)
 
 
-def checked_texts(texts) -> list[str]:
-    """Every text checked and cleaned before any is used.
+class CheckedTexts(list):
+    """A list of texts that `checked_texts` has already checked and cleaned: passed on through the
+    layers of a call (`get_bert_embeddings` -> `embed_words` -> the chunks) it is not checked again."""
+
+
+def checked_texts(texts) -> CheckedTexts:
+    """Every text checked and cleaned before any is used (once: a `CheckedTexts` comes back as it is).
 
     Example:
         >>> checked_texts(("a", "b\\ud800"))
@@ -52,7 +57,7 @@ def checked_texts(texts) -> list[str]:
     Raises:
         TypeError: not a list of strings; the message names the bad index or says what to pass.
     """
-    return list(iter_texts(texts))
+    return texts if isinstance(texts, CheckedTexts) else CheckedTexts(iter_texts(texts))
 
 
 def is_sized(texts) -> bool:

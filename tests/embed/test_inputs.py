@@ -90,3 +90,19 @@ def test_a_stream_fails_at_the_bad_element_before_embedding_its_chunk(uncased, r
     with pytest.raises(TypeError, match=r"^sentences\[6\] is float, expected str$"):
         next(stream)
     assert runs == [4]  # one call for the first chunk; the chunk holding index 6 (texts 4..7) never ran
+
+
+def test_each_text_is_checked_once_however_many_layers_pass_it_on(uncased, monkeypatch):
+    from bert_tf.text import inputs
+
+    checks = []
+    original = inputs.check_text
+    monkeypatch.setattr(inputs, "check_text", lambda index, item: checks.append(index) or original(index, item))
+    texts = ["a b", "the bank", "c"]
+    get_bert_embeddings(texts, checkpoint=uncased)
+    assert checks == [0, 1, 2]
+    checks.clear()
+    embedder = get_embedder(uncased)
+    embedder.sentence_vectors(texts)
+    embedder.token_states(texts)
+    assert checks == [0, 1, 2] * 2

@@ -144,6 +144,8 @@ def test_checked_texts_accepts_iterables_and_replaces_lone_surrogates():
     assert checked_texts([]) == []
     fixed = checked_texts(["a\ud800b\udfff"])[0]
     assert fixed == "a\ufffdb\ufffd" and type(fixed) is str
+    once = checked_texts(["a", "b"])
+    assert checked_texts(once) is once  # already checked: passed on, not checked again
 
 
 def test_lone_surrogates_keep_offsets_right(uncased):
