@@ -129,12 +129,13 @@ def piece_positions(n, plan: dict, span):
     return tf.stack([segment, 1 + i - start], axis=1)
 
 
-def stitch_indices(n, span):
+def stitch_indices(n, span, plan: dict | None = None):
     """Which row of the segments' features each stitched row takes.
 
     Args:
         n: [T] pieces per text.
         span: pieces per window.
+        plan: `window_plan(n, span)` when the caller has it already (made here otherwise).
 
     Returns:
         `(source, plan)`: source [P + 2T] int64, indices into the segments' rows (the real
@@ -143,7 +144,7 @@ def stitch_indices(n, span):
         `n[:t].sum() + 2t`. `plan` is the `window_plan`.
     """
     n = tf.cast(n, tf.int64)
-    plan = window_plan(n, span)
+    plan = window_plan(n, span) if plan is None else plan
     seg_offsets = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(plan["seg_len"] + 2)], axis=0)  # [S + 1]
     position = piece_positions(n, plan, span)
     pieces = tf.gather(seg_offsets, position[:, 0]) + position[:, 1]  # [P] row in features

@@ -308,7 +308,7 @@ def _embed(sentences, tokenizer, encoder, resolved: ResolvedOptions) -> dict:
     features, sentence_rows, pooled = _encode_in_batches(encoder, segments, resolved)
 
     # The head, as BertEmbedder runs it.
-    source, plan = head.stitch_indices(n, span)
+    source, plan = head.stitch_indices(n, span, plan)
     word_vectors = head.pool_words(tf.gather(features, source), n, pieces.values.row_lengths(),
                                    options.subword_pooling)
     if options.dim is not None:
