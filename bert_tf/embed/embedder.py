@@ -73,11 +73,12 @@ class BertEmbedder:
     """
 
     def __init__(self, config, encoder, tokenizer, *, checkpoint: str | None = None,
-                 max_seq_length: int | None = None, batch_size: int | None = None,
+                 fingerprint: str | None = None, max_seq_length: int | None = None, batch_size: int | None = None,
                  on_call: Callable[[ModelCall], None] | None = None):
         """Args:
             config, encoder, tokenizer: the model and its tokenizer.
             checkpoint: where they came from (recorded in exports and indexes).
+            fingerprint: the checkpoint's content hash (`CheckpointDir.fingerprint`), if known.
             max_seq_length, batch_size: the defaults of every call (see `EmbeddingOptions`).
             on_call: called with a `ModelCall` after every model call (for measurements).
         """
@@ -85,6 +86,7 @@ class BertEmbedder:
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.checkpoint = checkpoint
+        self.fingerprint = fingerprint
         self.defaults = EmbeddingOptions(max_seq_length=max_seq_length, batch_size=batch_size)
         self.defaults.resolve(config)  # a bad default fails here, not at the first call
         self.on_call = on_call
@@ -123,8 +125,16 @@ class BertEmbedder:
         checkpoint = path if isinstance(path, CheckpointDir) else CheckpointDir.resolve(path)
         config, encoder = checkpoint.load_encoder()
         tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(lower_case))
-        return cls(config, encoder, tokenizer, checkpoint=str(checkpoint.path),
+        return cls(config, encoder, tokenizer, checkpoint=str(checkpoint.path), fingerprint=checkpoint.fingerprint,
                    max_seq_length=max_seq_length, batch_size=batch_size)
+
+    def identity(self) -> dict:
+        """What makes this embedder's vectors what they are, as JSON-ready values: the checkpoint's
+        name, path and fingerprint, and the casing. Indexes and corpus outputs record it, and
+        refuse vectors from an embedder whose identity differs."""
+        name = os.path.basename(os.path.normpath(self.checkpoint)) if self.checkpoint else None
+        return {"checkpoint": name, "path": self.checkpoint, "fingerprint": self.fingerprint,
+                "lower_case": self.lower_case}
 
     @property
     def hidden_size(self) -> int:

@@ -115,6 +115,18 @@ class CheckpointDir:
                            self.path, len(vocab) - len(seen))
         return vocab
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short content hash of the checkpoint: its config, its vocabulary and the TF1 index
+        (which holds every variable's shape and CRC32C), so equal fingerprints mean equal weights
+        wherever the directory lives. Indexes and corpus outputs record it to refuse mixing models."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for path in (self.path / "bert_config.json", self.path / "vocab.txt", Path(f"{self.prefix}.index")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()[:16]
+
     def lower_case(self, override: bool | None = None) -> bool:
         """The casing: `override` when given; else the registry's for a known checkpoint, else the
         name's and vocabulary's (a warning when an override contradicts them)."""

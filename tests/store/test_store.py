@@ -112,3 +112,18 @@ def test_a_checkpoint_is_resolved_and_its_config_read_once_per_load(make_checkpo
 
     assert calls == {"prefix": 1, "config": 1}
     assert os.path.samefile(checkpoint.prefix.parent, directory)
+
+
+def test_the_fingerprint_follows_the_weights_not_the_directory(make_checkpoint, tmp_path):
+    import shutil
+
+    from bert_tf.store.checkpoint_dir import CheckpointDir
+
+    a, _ = make_checkpoint("a", seed=0)
+    b, _ = make_checkpoint("b", seed=1)
+    moved = tmp_path / "elsewhere" / "a-copy"
+    shutil.copytree(a, moved)
+    fa, fb, fmoved = (CheckpointDir.resolve(p).fingerprint for p in (a, b, moved))
+    assert fa == fmoved  # the same weights anywhere
+    assert fa != fb  # other weights
+    assert len(fa) == 16 and int(fa, 16) >= 0
