@@ -63,7 +63,7 @@ def parse_onednn_verbose(text: str) -> dict:
             i = fields.index("cpu")
             kind = "bf16" if re.search(r"\bsrc[_:]bf16", line) else "f32" if re.search(r"\bsrc[_:]f32", line) else None
             if kind and f"matmul_{kind}" not in out:
-                out[f"matmul_{kind}"] = f"{fields[i + 1]} {fields[i + 2]}".strip()
+                out[f"matmul_{kind}"] = fields[i + 2] or fields[i + 1]  # the implementation, else the primitive
     return out
 
 

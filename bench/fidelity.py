@@ -45,7 +45,8 @@ def compare(workdir: Path, name: str, reference: str) -> dict:
     with np.load(paths[0]) as x, np.load(paths[1]) as y:
         if not np.array_equal(x["lengths"], y["lengths"]):
             return {"reference": reference, "missing": "the two engines tokenized the sentences differently"}
+        sentences = len(x["lengths"])
         cos = token_cosines(x["vectors"], y["vectors"])
         max_abs = float(np.abs(x["vectors"] - y["vectors"]).max())
-    return {"reference": reference, "sentences": int(len(x["lengths"])), "tokens": int(cos.size),
+    return {"reference": reference, "sentences": sentences, "tokens": int(cos.size),
             "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), "max_abs_diff": max_abs}

@@ -140,7 +140,7 @@ def _run_engines(args, selected, skipped, workdir: Path, report: dict, log) -> N
         model = ENGINES[name].kind == "model"
         before = run_child("step", "matmul-probe", args, workdir, log) if model else {}
         report["engines"][name] = run_child("engine", name, args, workdir, log)
-        if model:
+        if model and "skipped" not in report["engines"][name]:
             after = run_child("step", "matmul-probe", args, workdir, log)
             report["engines"][name]["local_peak_gflops"] = [
                 p["best_gflops"] for p in (before, after) if "best_gflops" in p]
