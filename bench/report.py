@@ -176,6 +176,15 @@ def _interleaved_notes(summary: dict) -> list[str]:
     if "numpy_matmuls" in v and "tf_matmuls" in v:
         notes.append(f"interleaved: the same matmuls in numpy (OpenBLAS, no GELU) take "
                      f"{v['numpy_matmuls']['median_s'] / v['tf_matmuls']['median_s']:.2f}x TensorFlow's time.")
+    if "bert_tf_bf16" in v:
+        b = v["bert_tf_bf16"]
+        share = (f", {100 * b['fraction_of_interleaved_bf16_peak']:.1f}% of the bfloat16 matmul peak measured at the "
+                 f"same moments" if "fraction_of_interleaved_bf16_peak" in b else "")
+        notes.append(f"interleaved: bert_tf bfloat16 runs {1 / b['time_vs_bert_tf']:.2f}x as fast as bert_tf float32 "
+                     f"on identical batches (model time){share}.")
+    if "ort_int8" in v:
+        notes.append(f"interleaved: ONNX Runtime int8 takes {v['ort_int8']['time_vs_bert_tf']:.3f}x bert_tf float32's "
+                     f"model time on identical batches.")
     if "ort" in v:
         lo, hi = v["ort"]["time_vs_bert_tf_range"]
         notes.append(f"interleaved: ONNX Runtime takes {v['ort']['time_vs_bert_tf']:.3f}x bert_tf's model time "
