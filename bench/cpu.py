@@ -15,8 +15,6 @@ import sys
 #: The flags the report records (as /proc/cpuinfo spells them).
 CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8",
              "amx_tile")
-#: Any of these and the CPU has bfloat16 dot products in hardware.
-NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 #: Any of these and int8 dot products (ONNX Runtime's quantized matmuls) run in one instruction.
 NATIVE_INT8 = ("avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -32,21 +30,22 @@ tf.matmul(a, a).numpy()
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     """All the flags of the first CPU in `cpuinfo` (empty where the file is missing or has none)."""
-    try:
-        with open(cpuinfo) as f:
-            return next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return []
+    from bert_tf.model.precision import cpu_flags as library_flags
+
+    return sorted(library_flags(cpuinfo))
 
 
 def bf16_support(flags: list[str]) -> dict:
-    """Whether bfloat16 (and int8) dot products are native on a CPU with `flags`, and why."""
-    native = [f for f in NATIVE_BF16 if f in flags]
+    """Whether bfloat16 (and int8) dot products are native on a CPU with `flags`, and why: the
+    library's own decision (`bert_tf.model.precision.detect_hardware`, what precision="auto" uses),
+    so the bench and the library cannot disagree."""
+    from bert_tf.model.precision import detect_hardware
+
+    hardware = detect_hardware(frozenset(flags))
     int8 = [f for f in NATIVE_INT8 if f in flags]
-    why = (f"native ({', '.join(native)})" if native else
-           f"emulated: the CPU has none of {', '.join(NATIVE_BF16)}, so bfloat16 is converted in software "
-           f"and the bfloat16 engines are expected to be slower than float32")
-    return {"native_bf16": bool(native), "bf16": why, "native_int8": bool(int8),
+    why = (f"native: {hardware.reason}" if hardware.native_bf16 else
+           f"emulated: {hardware.reason}; the bfloat16 engines are expected to be slower than float32")
+    return {"native_bf16": hardware.native_bf16, "bf16": why, "native_int8": bool(int8),
             "int8": f"native ({', '.join(int8)})" if int8 else f"no int8 dot-product instructions "
                                                                  f"({', '.join(NATIVE_INT8)})"}
 
