@@ -30,6 +30,9 @@ ONE_SENSE_SILHOUETTE = 0.1
 SILHOUETTE_TOLERANCE = 0.05
 #: The fewest occurrences `cluster_senses` chooses a number of senses for (a silhouette needs k < n).
 MIN_OCCURRENCES = 3
+#: Above this many occurrences the number of senses is chosen on a sample of this size (the
+#: silhouette is quadratic in the occurrences), and k-means may use several threads.
+SMALL_PROBLEM = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +94,12 @@ def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    # a word's few hundred occurrences cluster in milliseconds on one thread; OpenMP's threads
+    # waiting for each other cost more than that, many times over on a busy machine
+    threads = 1 if len(x) <= SMALL_PROBLEM else None
+    with warnings.catch_warnings(), threadpool_limits(limits=threads):
         # duplicate occurrences can leave fewer distinct clusters than asked: the caller checks
         warnings.simplefilter("ignore", ConvergenceWarning)
         return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
@@ -144,17 +152,19 @@ def cluster_senses(vectors, *, n_senses: int | None = None, max_senses: int = 8,
     if n < MIN_OCCURRENCES:
         raise ValueError(f"need at least {MIN_OCCURRENCES} occurrences to tell a word's senses apart, found {n}; "
                          "index a larger corpus, or give the number of senses")
+    # on a large word the number of senses is chosen on a sample, then everything is clustered once
+    sample = x if n <= SMALL_PROBLEM else x[np.random.default_rng(seed).choice(n, SMALL_PROBLEM, replace=False)]
     scores, candidates = {}, {}
-    for k in range(2, min(max_senses, n - 1) + 1):
-        labels = _kmeans(x, k, seed)
+    for k in range(2, min(max_senses, len(sample) - 1) + 1):
+        labels = _kmeans(sample, k, seed)
         if len(np.unique(labels)) < 2:  # identical vectors: k-means found one cluster only
             continue
         candidates[k] = labels
-        scores[k] = float(silhouette_score(x, labels, metric="cosine"))
+        scores[k] = float(silhouette_score(sample, labels, metric="cosine"))
     if not scores or max(scores.values()) < ONE_SENSE_SILHOUETTE:
         return _finish(x, np.zeros(n, np.int64), "one-sense", scores)
     best = min(k for k in scores if scores[k] >= max(scores.values()) - SILHOUETTE_TOLERANCE)
-    return _finish(x, candidates[best], "silhouette", scores)
+    return _finish(x, candidates[best] if sample is x else _kmeans(x, best, seed), "silhouette", scores)
 
 
 def _finish(x: np.ndarray, labels: np.ndarray, chosen_by: str, scores: dict[int, float]) -> SenseClusters:
