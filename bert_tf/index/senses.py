@@ -184,10 +184,14 @@ def snippet(sentence: str, start: int, end: int, *, width: int = 28) -> str:
 
     Example:
         >>> snippet("We had a picnic on the grassy bank of the river.", 30, 34, width=10)
-        '…he grassy bank of the ri…'
+        '… grassy bank of the…'
     """
     left = sentence[max(0, start - width):start]
     right = sentence[end:end + width]
+    if start > width and " " in left:
+        left = left[left.index(" "):]  # cut at a word boundary, not inside a word
+    if end + width < len(sentence) and " " in right:
+        right = right[:right.rindex(" ")]
     text = (("…" if start > width else "") + left + sentence[start:end] + right
             + ("…" if end + width < len(sentence) else ""))
     return " ".join(text.split())
@@ -256,8 +260,11 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
     for sense, central in enumerate(clusters.central(examples)):
         for i in central:
             start, end = spans[i] if spans is not None else find_word(sentences[i], word)
+            right_half = points[i, 0] > (points[:, 0].min() + points[:, 0].max()) / 2
+            # labels grow away from the nearer edge, so none runs off the figure
             ax.annotate(snippet(sentences[i], start, end), points[i], fontsize=8, color=colours(sense % 10),
-                        xytext=(5, 4), textcoords="offset points")
+                        xytext=(-5 if right_half else 5, 4), textcoords="offset points",
+                        ha="right" if right_half else "left")
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
     ax.set_title(f"'{word}': {len(x)} occurrences in {clusters.n_senses} sense(s) (PCA of the contextual vectors)")

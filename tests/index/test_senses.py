@@ -215,6 +215,6 @@ def test_snippets_show_the_word_on_one_line():
     start, end = find_word(sentence, "BANK")
     assert sentence[start:end] == "bank"
     text = snippet(sentence, start, end, width=10)
-    assert text == "…he grassy bank of the ri…" and "\t" not in snippet(sentence, start, end, width=30)
+    assert text == "… grassy bank of the…" and "\t" not in snippet(sentence, start, end, width=30)
     assert find_word("Bankers bank on banks.", "bank") == (8, 12)
     assert isinstance(cluster_senses(np.eye(4), n_senses=2), SenseClusters)
