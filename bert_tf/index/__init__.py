@@ -1,0 +1,1 @@
+"""The occurrence index: every word occurrence of a corpus with its vector, searchable by sense."""
