@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bert_tf.files.figures import check_png_path, pyplot
 from bert_tf.files.output import AtomicFile, check_output, output_errors
 
 #: The best silhouette a word's clustering must reach to be split into senses at all; below it, the
@@ -203,15 +204,6 @@ def find_word(sentence: str, word: str) -> tuple[int, int]:
     return (match.start(), match.end()) if match else (0, 0)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sentences: Sequence[str], *, word: str,
                 spans: Sequence[tuple[int, int]] | None = None, examples: int = 3, force: bool = False) -> np.ndarray:
     """Saves a PNG of a word's occurrences in 2-D (PCA), coloured by sense, with central examples labelled.
@@ -236,9 +228,7 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
     """
     from sklearn.decomposition import PCA
 
-    path = os.fspath(path)
-    if not path.lower().endswith(".png"):
-        raise ValueError(f"plots are saved as PNG; give --plot a path ending in .png, got {path!r}")
+    path = check_png_path(path, option="--plot")
     check_output(path, force=force, option="--plot")
     x = prepare(vectors)
     if not len(x) == len(clusters.labels) == len(sentences) or (spans is not None and len(spans) != len(x)):
@@ -250,7 +240,7 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
         ratio = pca.explained_variance_ratio_
     else:
         points, ratio = np.zeros((len(x), 2)), np.zeros(2)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 7), dpi=100)
     colours = plt.get_cmap("tab10")
     for sense, size in enumerate(clusters.sizes):
