@@ -146,7 +146,13 @@ def _configure_logging(verbose: bool) -> None:
     handler.setFormatter(logging.Formatter("bert-tf: %(message)s"))
     logger = logging.getLogger("bert_tf")
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.setLevel(logging.INFO)
+    if not verbose:
+        # Warnings, and the few info lines the library marks as the user's to see (`ANNOUNCE`,
+        # e.g. what precision="auto" chose and why); the rest of the info lines need --verbose.
+        from bert_tf.logs import ANNOUNCE
+
+        handler.addFilter(lambda record: record.levelno >= logging.WARNING or getattr(record, ANNOUNCE, False))
     logger.propagate = False
 
 
