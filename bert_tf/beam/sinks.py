@@ -10,6 +10,9 @@ already at the prefix is replaced whole or not at all.)
 from __future__ import annotations
 
 import apache_beam as beam
+from apache_beam.coders import BytesCoder
+from apache_beam.io import filebasedsink
+from apache_beam.io.filesystem import CompressionTypes
 
 from bert_tf.beam import records
 
@@ -49,8 +52,7 @@ class WriteEmbeddings(beam.PTransform):
                         row_group_buffer_size=32 * 1024 * 1024))
         if self.output_format == "tfrecord":
             return (pcoll | "Examples" >> beam.Map(records.to_example)
-                    | "TFRecord" >> beam.io.WriteToTFRecord(self.prefix, file_name_suffix=suffix,
-                                                            num_shards=self.num_shards))
+                    | "TFRecord" >> beam.io.Write(TFRecordSink(self.prefix, suffix, self.num_shards)))
         return (pcoll | "Json" >> beam.Map(records.to_json)
                 | "JsonLines" >> beam.io.WriteToText(self.prefix, file_name_suffix=suffix,
                                                      num_shards=self.num_shards))
@@ -68,3 +70,28 @@ class WriteDeadLetters(beam.PTransform):
         return (pcoll | "Json" >> beam.Map(records.DeadLetter.to_json)
                 | "JsonLines" >> beam.io.WriteToText(self.prefix + DEAD_LETTERS, file_name_suffix=".jsonl",
                                                      num_shards=1))
+
+
+class TFRecordSink(filebasedsink.FileBasedSink):
+    """TFRecord shards written by TensorFlow's own `tf.io.TFRecordWriter`, through Beam's file-sink protocol
+    (temporary files, renamed on success).
+
+    Beam's `WriteToTFRecord` needs a CRC32C package (google-crc32c, crcmod or python-snappy) that
+    TensorFlow does not bring; TensorFlow's writer computes the checksums itself, writes to every
+    filesystem `tf.io.gfile` knows (gs:// included), and its records are what `tf.data` reads.
+    """
+
+    def __init__(self, prefix: str, suffix: str = ".tfrecord", num_shards: int = 0):
+        super().__init__(prefix, coder=BytesCoder(), file_name_suffix=suffix, num_shards=num_shards,
+                         mime_type="application/octet-stream", compression_type=CompressionTypes.UNCOMPRESSED)
+
+    def open(self, temp_path):
+        from bert_tf.runtime import tf
+
+        return tf.io.TFRecordWriter(temp_path)
+
+    def write_record(self, writer, value: bytes) -> None:
+        writer.write(value)
+
+    def close(self, writer) -> None:
+        writer.close()
