@@ -5,8 +5,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -198,13 +196,10 @@ def test_cli_refuses_a_finished_run_in_one_line(first_run, awkward_file, beam_ch
 def test_two_worker_processes_give_the_same_rows_and_vectors(tmp_path, first_run, awkward_file, beam_checkpoint,
                                                              embedder):
     prefix = tmp_path / "two"
-    env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-m", "bert_tf", "beam-embed", "--input", str(awkward_file[0]),
-                          "--output", str(prefix), "--checkpoint", str(beam_checkpoint),
-                          "--direct_num_workers=2", "--direct_running_mode=multi_processing"],
-                         capture_output=True, text=True, timeout=300, env=env)
-    assert out.returncode == 0, out.stderr
-    assert "7 text(s)" in out.stderr and "2 to dead letters" in out.stderr
+    # Worker processes import bert_tf afresh: they inherit the environment, PYTHONPATH included.
+    summary = embed_corpus(str(awkward_file[0]), str(prefix), EmbedSpec(str(beam_checkpoint)),
+                           pipeline_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    assert (summary.embedded, summary.dead_letters) == (7, 2)
     one, two = read_parquet(first_run[0]), read_parquet(prefix)
     assert sorted(one) == sorted(two)
     assert sorted(read_dead_letters(first_run[0])) == sorted(read_dead_letters(prefix))
