@@ -20,7 +20,8 @@ How the outputs stay whole:
 * Only after the pipeline succeeded are the files moved to their final names: an
   old run's files are moved aside first (and put back if the move fails), the
   manifest comes last, then the old run is deleted. So the prefix holds the old run
-  or the new one, never a mixture of shards from both.
+  or the new one, never a mixture of shards from both. (Killed outright in the
+  middle of those renames, the old run's files are left in `.NAME.bert-tf-XXXXXXXX.old`.)
 
 The default runner is Beam's FnApiRunner (the DirectRunner's batch engine, in
 process or with `--direct_running_mode=multi_processing`), chosen directly: the
@@ -134,11 +135,15 @@ def check_pipeline_args(args: Sequence[str]) -> None:
                          "option; see bert-tf beam-embed --help")
 
 
+def is_local_runner(args: Sequence[str]) -> bool:
+    """Whether these Beam options run the pipeline here (no runner given, or the DirectRunner)."""
+    return PipelineOptions(list(args)).view_as(StandardOptions).runner in LOCAL_RUNNERS
+
+
 def make_pipeline(args: Sequence[str] = ()) -> beam.Pipeline:
     """A pipeline with these Beam options; a local runner (or none given) runs on the FnApiRunner."""
     options = PipelineOptions(list(args))
-    runner = options.view_as(StandardOptions).runner
-    if runner in LOCAL_RUNNERS:
+    if is_local_runner(args):
         from apache_beam.portability.api import beam_provision_api_pb2
         from apache_beam.runners.portability.fn_api_runner import fn_runner
         from apache_beam.runners.portability.portable_runner import JobServiceHandle
@@ -170,11 +175,12 @@ def _remove_tree(path: str) -> None:
 def _counters(result) -> dict[str, int | None]:
     from apache_beam.metrics.metric import MetricsFilter
 
-    counts: dict[str, int | None] = {"embedded": None, "dead_letters": None, "words": None}
+    names = ("embedded", "dead_letters", "words")
     try:
         found = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
     except Exception:  # noqa: BLE001 - a runner without metrics: the counts are unknown, the run is fine
-        return counts
+        return dict.fromkeys(names)
+    counts: dict[str, int | None] = dict.fromkeys(names, 0)  # a counter never incremented is not reported
     for r in found:
         value = r.committed if r.committed is not None else r.attempted
         if r.key.metric.name in counts and value is not None:
@@ -187,8 +193,10 @@ def _publish(staged: list[str], final: list[str], old: list[str], prefix: str) -
     directory, name = _split(prefix)
     aside = []
     if old:
-        holder = _staging_dir(prefix) if not is_remote(prefix) else \
-            FileSystems.join(directory, f".{name}.bert-tf-{secrets.token_hex(4)}.old")
+        # Not named like a staging folder: if this process is killed in the next few renames, the old
+        # run's files wait here for the user instead of being removed as a dead run's debris.
+        holder = FileSystems.join(directory, f".{name}.bert-tf-{secrets.token_hex(4)}.old")
+        FileSystems.mkdirs(holder)
         aside = [FileSystems.join(holder, os.path.basename(p)) for p in old]
         FileSystems.rename(old, aside)
     moved = 0

@@ -10,9 +10,11 @@ silently dropped. Beam's logging stays off the terminal unless `bert-tf --verbos
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import threading
 
 from bert_tf.cli.flags import add_embedding_arguments, options_from_args
 
@@ -82,6 +84,47 @@ def quiet_beam(verbose: bool) -> None:
         root.addHandler(logging.NullHandler())
 
 
+@contextlib.contextmanager
+def only_our_lines_on_stderr(verbose: bool):
+    """While the pipeline runs, lets through file descriptor 2 only the lines bert-tf writes.
+
+    Beam's worker processes (`--direct_running_mode multi_processing`) inherit our stderr and log
+    their start-up to it before any pipeline option can quiet them, and Beam's modules write
+    warnings to the root logger as they are imported. A thread reads fd 2 through a pipe and
+    passes on the lines that start with `bert-tf:` (ours, and bert_tf's logger in this process)
+    or come from the `bert_tf` logger of a worker. `--verbose` shows everything.
+    """
+    if verbose:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if line.startswith(b"bert-tf:") or b":bert_tf:" in line[:40]:
+                    os.write(saved, line)
+
+    pump = threading.Thread(target=forward, name="bert-tf stderr filter", daemon=True)
+    pump.start()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe closes once the workers, which hold it too, are gone
+        pump.join(timeout=10)
+        os.close(saved)
+
+
 def run(args) -> int:
     """Runs `beam-embed`; prints what was written and how many records went to dead letters."""
     from bert_tf.cli.commands import UserError
@@ -97,13 +140,19 @@ def run(args) -> int:
     except ImportError as e:
         raise UserError(str(e)) from None
     from bert_tf.beam.handler import EmbedSpec
-    from bert_tf.beam.pipeline import embed_corpus
+    from bert_tf.beam.pipeline import embed_corpus, is_local_runner
+
+    beam_args = list(args.beam_args)
+    if not args.verbose and is_local_runner(beam_args) and \
+            not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
+        beam_args.append("--default_sdk_harness_log_level=WARNING")  # worker processes log to our stderr
 
     spec = EmbedSpec(args.checkpoint, options_from_args(args), args.lower_case,
                      getattr(args, "precision", None) or "float32")
-    summary = embed_corpus(args.input, args.output, spec, output_format=args.format,
-                           input_format=args.input_format, pipeline_args=args.beam_args, force=args.force,
-                           num_shards=args.num_shards)
+    with only_our_lines_on_stderr(args.verbose):
+        summary = embed_corpus(args.input, args.output, spec, output_format=args.format,
+                               input_format=args.input_format, pipeline_args=beam_args, force=args.force,
+                               num_shards=args.num_shards)
     count = "?" if summary.embedded is None else f"{summary.embedded:,}"
     dead = "?" if summary.dead_letters is None else f"{summary.dead_letters:,}"
     print(f"bert-tf: wrote {count} text(s) to {_names(summary.files)} ({summary.output_format}); "

@@ -194,12 +194,18 @@ def test_cli_refuses_a_finished_run_in_one_line(first_run, awkward_file, beam_ch
 
 @pytest.mark.slow
 def test_two_worker_processes_give_the_same_rows_and_vectors(tmp_path, first_run, awkward_file, beam_checkpoint,
-                                                             embedder):
+                                                             embedder, capfd):
     prefix = tmp_path / "two"
-    # Worker processes import bert_tf afresh: they inherit the environment, PYTHONPATH included.
-    summary = embed_corpus(str(awkward_file[0]), str(prefix), EmbedSpec(str(beam_checkpoint)),
-                           pipeline_args=["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
-    assert (summary.embedded, summary.dead_letters) == (7, 2)
+    # The worker processes import bert_tf afresh (they inherit the environment, PYTHONPATH included)
+    # and write to the same stderr: capfd sees what they print.
+    code = main(["beam-embed", "--input", str(awkward_file[0]), "--output", str(prefix), "--checkpoint",
+                 str(beam_checkpoint), "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    err = capfd.readouterr().err
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith(f"bert-tf: wrote 7 text(s) to {prefix}-00000-of-00002.parquet") and \
+        "; 2 to dead letters" in lines[-1]
+    assert not [line for line in lines if not line.startswith("bert-tf:")]  # the workers' logging stays quiet
     one, two = read_parquet(first_run[0]), read_parquet(prefix)
     assert sorted(one) == sorted(two)
     assert sorted(read_dead_letters(first_run[0])) == sorted(read_dead_letters(prefix))
