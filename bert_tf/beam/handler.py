@@ -28,10 +28,10 @@ from apache_beam.ml.inference.base import ModelHandler
 from bert_tf.beam.records import DeadLetter, Embedding
 from bert_tf.embed.batching import MAX_BATCH_POSITIONS
 from bert_tf.embed.options import EmbeddingOptions, check_choice
+from bert_tf.model.precision import PRECISIONS
 
 logger = logging.getLogger("bert_tf")
 
-PRECISIONS = ("float32", "bfloat16", "auto")
 #: Estimated word pieces per Beam batch: 16 full model calls, about as many texts as
 #: `bert-tf embed` sorts by length together (1,024 lines of ~30 pieces).
 BATCH_PIECES = 16 * MAX_BATCH_POSITIONS
@@ -52,7 +52,8 @@ class EmbedSpec:
             the default on the worker (`BERT_TF_CHECKPOINT`, ...), which suits local runs only.
         options: the embedding options (`get_bert_embeddings`' names).
         lower_case: True or False overrides the checkpoint's casing; None infers it.
-        precision: "float32", "bfloat16" or "auto" (as for `BertEmbedder.from_checkpoint`).
+        precision: one of `PRECISIONS` ("float32", "bfloat16", "float16", "auto"), as for
+            `BertEmbedder.from_checkpoint`; `embed_corpus` pins "auto" to what the launcher chose.
     """
 
     checkpoint: str | None = None
@@ -75,9 +76,7 @@ class EmbedSpec:
                 from bert_tf.store.remote import local_checkpoint
 
                 local = None if self.checkpoint is None else local_checkpoint(self.checkpoint)
-                # Only a non-default precision is passed on: the keyword is new in from_checkpoint.
-                extra = {} if self.precision == "float32" else {"precision": self.precision}
-                embedder = BertEmbedder.from_checkpoint(local, lower_case=self.lower_case, **extra)
+                embedder = BertEmbedder.from_checkpoint(local, lower_case=self.lower_case, precision=self.precision)
                 embedder.resolve(embedder.options(self.options))  # bad options fail at load, not per batch
                 _EMBEDDERS[self] = embedder
             return _EMBEDDERS[self]

@@ -298,6 +298,6 @@ def pin(spec: EmbedSpec):
     embedder = spec.load()
     checkpoint = spec.checkpoint if spec.checkpoint is not None and is_remote(spec.checkpoint) \
         else str(embedder.checkpoint)
-    pinned = dataclasses.replace(spec, checkpoint=checkpoint, precision=getattr(embedder, "precision", "float32"))
+    pinned = dataclasses.replace(spec, checkpoint=checkpoint, precision=embedder.precision)
     register(pinned, embedder)
     return pinned, embedder

@@ -147,8 +147,7 @@ def run(args) -> int:
             not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
         beam_args.append("--default_sdk_harness_log_level=WARNING")  # worker processes log to our stderr
 
-    spec = EmbedSpec(args.checkpoint, options_from_args(args), args.lower_case,
-                     getattr(args, "precision", None) or "float32")
+    spec = EmbedSpec(args.checkpoint, options_from_args(args), args.lower_case, args.precision)
     with only_our_lines_on_stderr(args.verbose):
         summary = embed_corpus(args.input, args.output, spec, output_format=args.format,
                                input_format=args.input_format, pipeline_args=beam_args, force=args.force,

@@ -89,22 +89,31 @@ def test_batches_are_sized_in_word_pieces_and_model_calls_by_padded_positions(em
 
 
 def test_embed_texts_gives_the_embedders_vectors_with_any_options(tmp_path, beam_checkpoint, embedder):
+    from bert_tf.embed.embedder import BertEmbedder
+
     custom = EmbeddingOptions(layers=(-1, 0), combine="concat", subword_pooling="first", dim=40,
                               sentence_strategy="cls", sentence_layer=-1, max_seq_length=16)
+    specs = {"default": EmbedSpec(str(beam_checkpoint)), "custom": EmbedSpec(str(beam_checkpoint), custom),
+             "bfloat16": EmbedSpec(str(beam_checkpoint), precision="bfloat16")}
     pairs = list(TEXTS.items()) + [("bad", b"\xff"), ("number", 12)]
     with make_pipeline() as p:
         texts = p | beam.Create(pairs)
-        for name, options in (("default", EmbeddingOptions()), ("custom", custom)):
-            out = texts | f"Embed {name}" >> EmbedTexts(EmbedSpec(str(beam_checkpoint), options))
+        for name, spec in specs.items():
+            out = texts | f"Embed {name}" >> EmbedTexts(spec)
             out["embeddings"] | f"Write {name}" >> WriteEmbeddings(str(tmp_path / name), "parquet")
             out["dead_letters"] | f"Dead {name}" >> WriteDeadLetters(str(tmp_path / name))
-    for name, options in (("default", None), ("custom", custom)):
+    references = {"default": embedder, "custom": embedder,
+                  "bfloat16": BertEmbedder.from_checkpoint(beam_checkpoint, precision="bfloat16")}
+    for name, spec in specs.items():
         rows = read_parquet(tmp_path / name)
         assert sorted(rows) == sorted(TEXTS)
-        assert_rows_match_embedder(rows, TEXTS, embedder, options)
+        assert_rows_match_embedder(rows, TEXTS, references[name], spec.options)
         assert sorted(read_dead_letters(tmp_path / name)) == ["bad", "number"]
     assert len(read_parquet(tmp_path / "custom")["short"]["word_vectors"][0]) == 40
     assert read_parquet(tmp_path / "default")["empty"]["words"] == []
+    # The precision reached the workers: bfloat16 vectors are not the float32 ones.
+    assert read_parquet(tmp_path / "bfloat16")["short"]["sentence_vector"] != \
+        read_parquet(tmp_path / "default")["short"]["sentence_vector"]
 
 
 def test_parquet_tfrecord_and_jsonl_read_back_into_the_same_arrays(tmp_path, beam_checkpoint, embedder):
