@@ -84,11 +84,6 @@ def run_files(prefix: str) -> list[str]:
     return sorted(found)
 
 
-def _split(prefix: str) -> tuple[str, str]:
-    directory, name = FileSystems.split(prefix)
-    return directory, name
-
-
 def check_output_prefix(prefix: str, *, force: bool, inputs: Sequence[str] = ()) -> list[str]:
     """Refuses an output prefix that would destroy something; returns the existing run's files.
 
@@ -99,7 +94,7 @@ def check_output_prefix(prefix: str, *, force: bool, inputs: Sequence[str] = ())
     """
     from bert_tf.files.output import OutputError
 
-    directory, name = _split(prefix)
+    directory, name = FileSystems.split(prefix)
     if not name:
         raise ValueError(f"--output {prefix} is a folder; give a file name prefix, e.g. {prefix.rstrip('/')}/corpus")
     if not is_remote(prefix):
@@ -156,7 +151,7 @@ def make_pipeline(args: Sequence[str] = ()) -> beam.Pipeline:
 
 
 def _staging_dir(prefix: str) -> str:
-    directory, name = _split(prefix)
+    directory, name = FileSystems.split(prefix)
     if is_remote(prefix):
         return FileSystems.join(directory, f".{name}.bert-tf-{secrets.token_hex(4)}.tmp")
     from bert_tf.files.output import FILE_SUFFIX, remove_stale_temps, temp_prefix
@@ -190,7 +185,7 @@ def _counters(result) -> dict[str, int | None]:
 
 def _publish(staged: list[str], final: list[str], old: list[str], prefix: str) -> None:
     """Moves `staged` to `final` (the manifest last), replacing the run `old` as a whole."""
-    directory, name = _split(prefix)
+    directory, name = FileSystems.split(prefix)
     aside = []
     if old:
         # Not named like a staging folder: if this process is killed in the next few renames, the old
@@ -252,7 +247,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
 
     staging = _staging_dir(output_prefix)
     try:
-        staged_prefix = FileSystems.join(staging, _split(output_prefix)[1])
+        staged_prefix = FileSystems.join(staging, FileSystems.split(output_prefix)[1])
         with make_pipeline(pipeline_args) as p:
             out = (p | "Read" >> ReadTexts(input_pattern, input_format)
                    | "Embed" >> EmbedTexts(spec))
@@ -262,7 +257,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         counts = _counters(p.result)
         staged = run_files(staged_prefix)
         manifest = staged_prefix + MANIFEST
-        final_names = [output_prefix + p_[len(staged_prefix):] for p_ in staged] + [output_prefix + MANIFEST]
+        final_names = [output_prefix + path[len(staged_prefix):] for path in staged] + [output_prefix + MANIFEST]
         with FileSystems.create(manifest) as f:
             f.write(json.dumps({**metadata, "format": output_format, "input": input_pattern,
                                 "checkpoint": spec.checkpoint, "counts": counts,
@@ -274,7 +269,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
     finally:
         _remove_tree(staging)
     files = final_names[:-1]
-    dead = [n for n in files if DEAD_LETTERS in os.path.basename(n)[len(_split(output_prefix)[1]):]]
+    dead = [n for n in files if DEAD_LETTERS in os.path.basename(n)[len(FileSystems.split(output_prefix)[1]):]]
     return RunSummary(output_format, [n for n in files if n not in dead], dead, final_names[-1],
                       counts["embedded"], counts["dead_letters"], counts["words"])
 
