@@ -215,3 +215,12 @@ def test_two_worker_processes_give_the_same_rows_and_vectors(tmp_path, first_run
             reference = np.array(row[key], np.float32)
             assert_float32_close(np.array(two[record_id][key], np.float32), reference,
                                  encoder_bound(embedder.config, reference) if reference.size else 1.0, record_id)
+
+
+def test_cli_help_shows_examples_and_the_pass_through(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["beam-embed", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "--runner DataflowRunner" in out and "Every other option is passed to Beam" in out
+    assert "--precision" in out and "--format {parquet,tfrecord,jsonl}" in out
