@@ -229,6 +229,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
 
     Raises:
         FileNotFoundError: the input matches no file.
+        IsADirectoryError: it matches only folders.
         FileExistsError: the prefix holds a run and `force` is false.
         ValueError, OutputError, CheckpointError: bad options, output or checkpoint (one-line messages).
         RuntimeError: the pipeline failed (nothing was written under the final names).
@@ -240,6 +241,9 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
     matched = [m.path for r in FileSystems.match([input_pattern]) for m in r.metadata_list]
     if not matched:
         raise FileNotFoundError(f"--input {input_pattern} matches no file")
+    if all(os.path.isdir(m) for m in matched if not is_remote(m)) and not any(map(is_remote, matched)):
+        raise IsADirectoryError(f"--input {input_pattern} is a folder; give a glob of its files, e.g. "
+                                f"{os.path.join(input_pattern, '*.txt')}")
     check_output_prefix(output_prefix, force=force, inputs=matched)
     spec, embedder = pin(spec)
     options = embedder.options(spec.options)

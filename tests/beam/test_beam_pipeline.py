@@ -156,6 +156,7 @@ def test_cli_writes_and_reports_from_beams_metrics(tmp_path, awkward_file, beam_
 
 @pytest.mark.parametrize("args, message", [
     (["--input", "{tmp}/nothing-*.txt"], "--input {tmp}/nothing-*.txt matches no file"),
+    (["--input", "{tmp}"], "--input {tmp} is a folder; give a glob of its files, e.g. {tmp}/*.txt"),
     (["--output", "{tmp}/missing/out"], "cannot write {tmp}/missing/out: the folder {tmp}/missing does not exist"),
     (["--output", "{tmp}"], "--output {tmp} is a folder; give a file name prefix inside it"),
     (["--projet", "p"], "unknown option --projet: it is neither a beam-embed option nor a Beam pipeline option"),
