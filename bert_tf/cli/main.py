@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace DIR/VERSION/ if it exists")
     add_embedding_arguments(p, batching=False)
     p.set_defaults(func=commands.export)
+
+    from bert_tf.cli import beam as beam_command
+
+    p = add("beam-embed", beam_command.HELP)
+    beam_command.add_arguments(p)
+    p.set_defaults(func=beam_command.run)
     return parser
 
 
