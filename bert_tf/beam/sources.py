@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.io import fileio
 
 from bert_tf.beam.records import DeadLetter
-from bert_tf.beam.transform import decode_utf8
+from bert_tf.text.inputs import decode_line, split_line
 
 INPUT_FORMATS = ("text", "jsonl")
 
@@ -40,11 +40,7 @@ def _raw_lines(readable) -> Iterator[tuple[str, bytes]]:
         number = 0
         while raw := f.readline():
             number += 1
-            if raw.endswith(b"\n"):
-                raw = raw[:-1]
-                if raw.endswith(b"\r"):
-                    raw = raw[:-1]
-            yield f"{path}:{number}", raw
+            yield f"{path}:{number}", split_line(raw)
 
 
 def text_records(readable) -> Iterator[tuple[str, bytes]]:
@@ -55,7 +51,7 @@ def text_records(readable) -> Iterator[tuple[str, bytes]]:
 def json_records(readable) -> Iterator[tuple[str, str] | DeadLetter]:
     """`(id, text)` for every line of one JSON Lines file, or a `DeadLetter` for a line that is not a record."""
     for where, raw in _raw_lines(readable):
-        decoded, problem = decode_utf8(raw)
+        decoded, problem = decode_line(raw)
         if problem is not None:
             yield DeadLetter(where, problem, raw.decode("utf-8", "backslashreplace"))
             continue

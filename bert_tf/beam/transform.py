@@ -20,19 +20,11 @@ from apache_beam.metrics import Metrics
 
 from bert_tf.beam.handler import BertModelHandler, EmbedSpec
 from bert_tf.beam.records import DeadLetter, Embedding
-from bert_tf.text.inputs import check_text
+from bert_tf.text.inputs import check_text, decode_line
 
 #: The Beam metrics namespace of the counts.
 METRICS_NAMESPACE = "bert_tf"
 DEAD = "dead_letters"
-
-
-def decode_utf8(raw: bytes) -> tuple[str | None, str | None]:
-    """`(text, None)`, or `(None, reason)` for bytes that are not UTF-8 (naming the first bad byte)."""
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError as e:
-        return None, f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 4]!r})"
 
 
 def check_record(element) -> tuple[str, str] | DeadLetter:
@@ -48,7 +40,7 @@ def check_record(element) -> tuple[str, str] | DeadLetter:
         return DeadLetter(None, f"the id is {type(record_id).__name__} {record_id!r}, expected str",
                           text if isinstance(text, str) else None)
     if isinstance(text, (bytes, bytearray)):
-        decoded, problem = decode_utf8(bytes(text))
+        decoded, problem = decode_line(bytes(text))
         if problem is not None:
             return DeadLetter(record_id, problem, bytes(text).decode("utf-8", "backslashreplace"))
         text = decoded

@@ -30,19 +30,9 @@ EPILOG = """examples:
 Every other option is passed to Beam as a pipeline option. See docs/corpus.md."""
 
 
-class _PassThroughParser(argparse.ArgumentParser):
-    """Keeps the options it does not know in `beam_args` instead of failing on them."""
-
-    def parse_known_args(self, args=None, namespace=None):
-        namespace, extras = super().parse_known_args(args, namespace)
-        namespace.beam_args = list(getattr(namespace, "beam_args", None) or []) + extras
-        return namespace, []
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `beam-embed` on `parser` (a sub-command parser of `bert-tf`)."""
-    parser.__class__ = _PassThroughParser  # argparse has no per-subparser class; this one differs only there
-    parser.allow_abbrev = False  # `--proj` must reach Beam as written, not be taken for one of ours
+    parser.set_defaults(pass_through=[])  # the options bert-tf does not know: Beam's (cli.main.parse_args)
     parser.epilog = EPILOG
     parser.add_argument("--input", "-i", required=True, metavar="GLOB",
                         help="files to embed: text (every line a record, id FILE:LINE) or JSON Lines with "
@@ -129,7 +119,7 @@ def run(args) -> int:
     """Runs `beam-embed`; prints what was written and how many records went to dead letters."""
     from bert_tf.cli.commands import UserError
 
-    _check_beam_args(args.beam_args)
+    _check_beam_args(args.pass_through)
     if args.num_shards < 0:
         raise UserError(f"--num-shards must be 0 (the runner chooses) or more; got {args.num_shards}")
     quiet_beam(args.verbose)
@@ -142,7 +132,7 @@ def run(args) -> int:
     from bert_tf.beam.handler import EmbedSpec
     from bert_tf.beam.pipeline import embed_corpus, is_local_runner
 
-    beam_args = list(args.beam_args)
+    beam_args = list(args.pass_through)
     if not args.verbose and is_local_runner(beam_args) and \
             not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
         beam_args.append("--default_sdk_harness_log_level=WARNING")  # worker processes log to our stderr

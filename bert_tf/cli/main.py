@@ -74,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show tracebacks, progress detail and TensorFlow's logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name, help_text):
+    def add(name, help_text, **kwargs):
         return sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG_EXAMPLES.get(name),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
     p = add("demo", "the research notebook's mouse/rat/keyboard and lean/greasy/tilt experiments")
     p.add_argument("--checkpoint", help="checkpoint directory (default: BERT_TF_CHECKPOINT, then "
@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bert_tf.cli import beam as beam_command
 
-    p = add("beam-embed", beam_command.HELP)
+    # Options bert-tf does not know go to Beam (`parse_args` below), exactly as written: no abbreviations.
+    p = add("beam-embed", beam_command.HELP, allow_abbrev=False)
     beam_command.add_arguments(p)
     p.set_defaults(func=beam_command.run)
     return parser
@@ -197,9 +198,20 @@ def _silence_stdout() -> None:
         pass
 
 
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """`parser.parse_args`, except that a command which sets `pass_through` keeps the options it
+    does not know in `args.pass_through` (beam-embed hands them to Beam) instead of failing."""
+    args, extras = parser.parse_known_args(argv)
+    if getattr(args, "pass_through", None) is not None:
+        args.pass_through = extras
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.command is None:
         parser.print_help()
         return 0

@@ -42,15 +42,11 @@ def read_lines(source: IO[bytes]) -> Iterator[Line]:
     `\\r`, form feed or U+2028 inside a line never splits it. A line that is not
     valid UTF-8 is yielded with `problem` set instead of text.
     """
+    from bert_tf.text.inputs import decode_line, split_line
+
     for number, raw in enumerate(source, start=1):
-        if raw.endswith(b"\n"):
-            raw = raw[:-1]
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-        try:
-            yield Line(number, raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            yield Line(number, None, f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 4]!r})")
+        text, problem = decode_line(split_line(raw))
+        yield Line(number, text, problem)
 
 
 def count_lines(path: str) -> int | None:

@@ -15,6 +15,24 @@ from typing import Iterable, Iterator
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
+def split_line(raw: bytes) -> bytes:
+    """One line of a text file without its ending: `\n`, or `\r\n` (a stray `\r` inside stays)."""
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+    return raw
+
+
+def decode_line(raw: bytes) -> tuple[str | None, str | None]:
+    """`(text, None)` for UTF-8 bytes, else `(None, reason)` naming the first bad byte: how every
+    reader of text files (the CLI's, Beam's) turns a line into a text or a reported problem."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as e:
+        return None, f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 4]!r})"
+
+
 def _container(texts) -> Iterable:
     if texts is None:
         raise TypeError("expected a list of strings, got None")

@@ -41,7 +41,7 @@ def assert_same(embedder, written, ours, what):
 
 def test_help_lists_every_command_with_an_example():
     out = run("--help").stdout.decode()
-    for command in ("embed", "similarity", "plot", "info", "download", "convert", "export", "demo"):
+    for command in ("embed", "similarity", "plot", "info", "download", "convert", "export", "demo", "beam-embed"):
         assert command in out
         sub = run(command, "--help").stdout.decode()
         assert "example" in sub
