@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace DIR/VERSION/ if it exists")
     add_embedding_arguments(p, batching=False)
     p.set_defaults(func=commands.export)
+
+    from bert_tf.cli import index as index_commands
+
+    index_commands.add_commands(add)  # index build, search, senses, neighbors
     return parser
 
 
