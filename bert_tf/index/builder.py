@@ -118,7 +118,8 @@ class IndexWriter:
         for name, width in self.widths.items():
             self.raw[name].close()
             self._compact(name, width)
-            self.stats[name].save(self.directory / f"{name}_stats.npz")
+            if self.stats[name].count:  # no statistics without vectors (a corpus of empty texts)
+                np.savez(self.directory / f"{name}_stats.npz", **self.stats[name].to_arrays())
         approximate = None
         if self.n_occurrences > EXACT_LIMIT:
             approximate = build_approximate(VectorStore(self.directory, layout.WORDS, self.vector_dtype),

@@ -124,8 +124,7 @@ class OccurrenceIndex:
             raise layout.CorruptIndexError(f"{directory} is damaged: its vector files do not hold the "
                                            f"{counts['occurrences']} occurrences and {counts['texts']} texts of "
                                            "its manifest; rebuild it")
-        self.stats = {name: VectorStats.load(directory / f"{name}_stats.npz")
-                      for name in (layout.WORDS, layout.SENTENCES)}
+        self.stats = {name: _load_stats(directory, name) for name in (layout.WORDS, layout.SENTENCES)}
         self.db = sqlite3.connect(f"{(directory / layout.META).resolve().as_uri()}?mode=ro", uri=True,
                                   check_same_thread=False)
         self._searchers: dict[str, object] = {}
@@ -401,6 +400,18 @@ class OccurrenceIndex:
             senses.append(Sense(label, len(members), self.occurrence_hits(rows[picked], vectors[picked] @ centre)))
         senses.sort(key=lambda s: (-s.size, s.label))
         return SenseReport(target, senses, clusters.chosen_by, total, rows, labels, vectors, clusters)
+
+
+def _load_stats(directory: Path, name: str) -> VectorStats | None:
+    path = directory / f"{name}_stats.npz"
+    if not path.is_file():
+        return None  # the index has no vectors of this kind
+    try:
+        with np.load(path) as arrays:
+            return VectorStats.from_arrays(arrays)
+    except (OSError, ValueError) as e:
+        raise layout.CorruptIndexError(f"{directory} is damaged: {path.name} cannot be read ({e}); rebuild it") \
+            from None
 
 
 def _check_k(k) -> None:
