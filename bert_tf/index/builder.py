@@ -122,8 +122,10 @@ class IndexWriter:
                 np.savez(self.directory / f"{name}_stats.npz", **self.stats[name].to_arrays())
         approximate = None
         if self.n_occurrences > EXACT_LIMIT:
+            started = time.perf_counter()
             approximate = build_approximate(VectorStore(self.directory, layout.WORDS, self.vector_dtype),
                                             self.directory / layout.APPROXIMATE)
+            approximate["seconds"] = round(time.perf_counter() - started, 3)
         manifest = {
             "identity": self.identity, "options": self.options, "scoring": self.scoring,
             "vector_dtype": self.vector_dtype, "widths": self.widths,
