@@ -23,7 +23,7 @@ SCORING_MODES = ("none", "center", "standardize")
 
 #: The default of `normalize` and of the index's queries, chosen by measurement on the labelled
 #: sense set (bench/senses_eval.py).
-DEFAULT_SCORING = "center"
+DEFAULT_SCORING = "standardize"
 
 
 class VectorStats:

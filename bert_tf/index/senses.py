@@ -1,0 +1,261 @@
+"""A word's senses: its occurrences' vectors clustered, the number of clusters chosen from the data.
+
+`cluster_senses` centres a word's occurrences on their own mean (what all of them
+share says nothing about which sense each is), scales them to unit length (cosine
+geometry) and runs k-means for every k from 2 to `max_senses`. It keeps the
+fewest senses whose silhouette is within `SILHOUETTE_TOLERANCE` of the best: a
+finer split must be clearly better to be believed. A word used in one sense has
+no convincing split: when even the best silhouette stays under
+`ONE_SENSE_SILHOUETTE`, it gets one cluster. `plot_senses`
+draws the clusters in 2-D with a few central examples written beside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from bert_tf.files.output import AtomicFile, check_output, output_errors
+
+#: The best silhouette a word's clustering must reach to be split into senses at all; below it, the
+#: word is taken to have one sense (chosen on the labelled sense set, bench/senses_eval.py).
+ONE_SENSE_SILHOUETTE = 0.1
+#: How much lower a smaller number of senses may score than the best and still be chosen
+#: (measured on the labelled sense set, bench/senses_eval.py).
+SILHOUETTE_TOLERANCE = 0.05
+#: The fewest occurrences `cluster_senses` chooses a number of senses for (a silhouette needs k < n).
+MIN_OCCURRENCES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class SenseClusters:
+    """The senses found among a word's occurrences.
+
+    Attributes:
+        labels: `[n]` int, the sense of each occurrence, 0..n_senses-1, numbered by size (0 the largest).
+        n_senses: how many senses.
+        chosen_by: "given" (the caller's `n_senses`), "silhouette" (chosen by silhouette) or
+            "one-sense" (no split scored `ONE_SENSE_SILHOUETTE`).
+        scores: the silhouette of each k tried, `{k: score}` (empty when `n_senses` was given).
+        similarity: `[n]` cosine of each occurrence to its sense's centroid (how central it is).
+    """
+
+    labels: np.ndarray
+    n_senses: int
+    chosen_by: str
+    scores: dict[int, float]
+    similarity: np.ndarray
+
+    @property
+    def sizes(self) -> list[int]:
+        """How many occurrences each sense has, in sense order (largest first)."""
+        return np.bincount(self.labels, minlength=self.n_senses).tolist()
+
+    def central(self, k: int = 3) -> list[np.ndarray]:
+        """Per sense, the indices of its `k` most central occurrences, most central first."""
+        out = []
+        for sense in range(self.n_senses):
+            members = np.flatnonzero(self.labels == sense)
+            # stable sort on the negated score: ties keep input order, so the result is deterministic
+            order = np.argsort(-self.similarity[members], kind="stable")
+            out.append(members[order[:k]])
+        return out
+
+
+def _check_vectors(vectors) -> np.ndarray:
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"cluster_senses takes a [n, dim] array of vectors; got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("the vectors hold NaN or infinity; they cannot be clustered")
+    return x
+
+
+def prepare(vectors) -> np.ndarray:
+    """The geometry senses are found in: the occurrences minus their mean, as unit rows (float64)."""
+    x = _check_vectors(vectors)
+    return _unit_rows(x - x.mean(axis=0))
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        # duplicate occurrences can leave fewer distinct clusters than asked: the caller checks
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+
+
+def _by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumbers clusters by size, largest first (ties: the one seen first), so numbering is stable."""
+    values, first, counts = np.unique(labels, return_index=True, return_counts=True)
+    order = values[np.lexsort((first, -counts))]
+    mapping = np.empty(values.max() + 1, np.int64)
+    mapping[order] = np.arange(len(order))
+    return mapping[labels]
+
+
+def cluster_senses(vectors, *, n_senses: int | None = None, max_senses: int = 8, seed: int = 0) -> SenseClusters:
+    """Clusters a word's occurrence vectors into senses.
+
+    Args:
+        vectors: `[n, dim]`, one row per occurrence (normalised for scoring or raw; see
+            `prepare` for what is done to them here).
+        n_senses: the number of senses to find; None chooses it by silhouette (see the module).
+        max_senses: the most senses considered when choosing.
+        seed: k-means's seed; the same seed and vectors give the same clusters.
+
+    Returns:
+        A `SenseClusters`.
+
+    Raises:
+        ValueError: fewer than `MIN_OCCURRENCES` occurrences to choose from (or fewer than
+            `n_senses`), a bad `n_senses` / `max_senses`, or vectors that are not finite.
+
+    Example:
+        >>> clusters = cluster_senses(vectors)
+        >>> clusters.n_senses, clusters.sizes, clusters.central(3)
+    """
+    from sklearn.metrics import silhouette_score
+
+    x = prepare(vectors)
+    n = len(x)
+    if n_senses is not None:
+        if not isinstance(n_senses, (int, np.integer)) or isinstance(n_senses, bool) or n_senses < 1:
+            raise ValueError(f"n_senses must be a positive integer; got {n_senses!r}")
+        if n < n_senses:
+            raise ValueError(f"cannot split {n} occurrence(s) into {n_senses} senses; "
+                             "give fewer senses or a corpus with more occurrences of the word")
+        labels = np.zeros(n, np.int64) if n_senses == 1 else _kmeans(x, n_senses, seed)
+        return _finish(x, labels, "given", {})
+    if not isinstance(max_senses, (int, np.integer)) or isinstance(max_senses, bool) or max_senses < 2:
+        raise ValueError(f"max_senses must be an integer of at least 2; got {max_senses!r}")
+    if n < MIN_OCCURRENCES:
+        raise ValueError(f"need at least {MIN_OCCURRENCES} occurrences to tell a word's senses apart, found {n}; "
+                         "index a larger corpus, or give the number of senses")
+    scores, candidates = {}, {}
+    for k in range(2, min(max_senses, n - 1) + 1):
+        labels = _kmeans(x, k, seed)
+        if len(np.unique(labels)) < 2:  # identical vectors: k-means found one cluster only
+            continue
+        candidates[k] = labels
+        scores[k] = float(silhouette_score(x, labels, metric="cosine"))
+    if not scores or max(scores.values()) < ONE_SENSE_SILHOUETTE:
+        return _finish(x, np.zeros(n, np.int64), "one-sense", scores)
+    best = min(k for k in scores if scores[k] >= max(scores.values()) - SILHOUETTE_TOLERANCE)
+    return _finish(x, candidates[best], "silhouette", scores)
+
+
+def _finish(x: np.ndarray, labels: np.ndarray, chosen_by: str, scores: dict[int, float]) -> SenseClusters:
+    labels = _by_size(labels)
+    n_senses = int(labels.max()) + 1
+    centroids = np.stack([x[labels == s].mean(axis=0) for s in range(n_senses)])
+    centroids = _unit_rows(centroids)
+    similarity = np.einsum("ij,ij->i", x, centroids[labels])
+    return SenseClusters(labels, n_senses, chosen_by, scores, similarity)
+
+
+# ---------------------------------------------------------------------- the figure
+
+
+def snippet(sentence: str, start: int, end: int, *, width: int = 28) -> str:
+    """The word at `sentence[start:end]` with about `width` characters either side, on one line.
+
+    Example:
+        >>> snippet("We had a picnic on the grassy bank of the river.", 30, 34, width=10)
+        '…he grassy bank of the ri…'
+    """
+    left = sentence[max(0, start - width):start]
+    right = sentence[end:end + width]
+    text = (("…" if start > width else "") + left + sentence[start:end] + right
+            + ("…" if end + width < len(sentence) else ""))
+    return " ".join(text.split())
+
+
+def find_word(sentence: str, word: str) -> tuple[int, int]:
+    """The character span of the first whole-word, case-insensitive occurrence of `word` (or (0, 0))."""
+    match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", sentence, flags=re.IGNORECASE)
+    return (match.start(), match.end()) if match else (0, 0)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sentences: Sequence[str], *, word: str,
+                spans: Sequence[tuple[int, int]] | None = None, examples: int = 3, force: bool = False) -> np.ndarray:
+    """Saves a PNG of a word's occurrences in 2-D (PCA), coloured by sense, with central examples labelled.
+
+    Args:
+        path: where the PNG goes (written beside it and renamed into place when complete).
+        vectors: `[n, dim]`, the vectors that were clustered.
+        clusters: `cluster_senses`'s result for them.
+        sentences: the sentence of each occurrence.
+        word: the word, for the title and the snippets.
+        spans: `(start, end)` of the word in each sentence; None finds it by searching the sentence.
+        examples: how many of each sense's most central occurrences are labelled.
+        force: replace an existing file.
+
+    Returns:
+        The `[n, 2]` projected points.
+
+    Raises:
+        ValueError: the path does not end in .png, or vectors, clusters and sentences disagree in number.
+        FileExistsError: `path` exists and `force` is False.
+        bert_tf.files.output.OutputError: it cannot be written (names it and why).
+    """
+    from sklearn.decomposition import PCA
+
+    path = os.fspath(path)
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"plots are saved as PNG; give --plot a path ending in .png, got {path!r}")
+    check_output(path, force=force, option="--plot")
+    x = prepare(vectors)
+    if not len(x) == len(clusters.labels) == len(sentences) or (spans is not None and len(spans) != len(x)):
+        raise ValueError(f"plot_senses needs one vector, label and sentence per occurrence; got {len(x)} vectors, "
+                         f"{len(clusters.labels)} labels and {len(sentences)} sentences")
+    if len(x) >= 2:
+        pca = PCA(n_components=2, random_state=0)
+        points = pca.fit_transform(x)
+        ratio = pca.explained_variance_ratio_
+    else:
+        points, ratio = np.zeros((len(x), 2)), np.zeros(2)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 7), dpi=100)
+    colours = plt.get_cmap("tab10")
+    for sense, size in enumerate(clusters.sizes):
+        members = clusters.labels == sense
+        ax.scatter(points[members, 0], points[members, 1], s=36, color=colours(sense % 10), alpha=0.8,
+                   label=f"sense {sense + 1} ({size})")
+    for sense, central in enumerate(clusters.central(examples)):
+        for i in central:
+            start, end = spans[i] if spans is not None else find_word(sentences[i], word)
+            ax.annotate(snippet(sentences[i], start, end), points[i], fontsize=8, color=colours(sense % 10),
+                        xytext=(5, 4), textcoords="offset points")
+    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
+    ax.set_title(f"'{word}': {len(x)} occurrences in {clusters.n_senses} sense(s) (PCA of the contextual vectors)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    try:
+        with output_errors(path), AtomicFile(path, "wb") as f:
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)
+    return points
