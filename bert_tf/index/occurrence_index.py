@@ -392,12 +392,9 @@ class OccurrenceIndex:
         labels = np.asarray(clusters.labels)
         central = clusters.central(examples)
         senses = []
-        for label in range(clusters.n_senses):
-            members = np.flatnonzero(labels == label)
-            centre = vectors[members].mean(axis=0)
-            centre /= max(float(np.linalg.norm(centre)), 1e-12)
+        for label, size in enumerate(clusters.sizes):
             picked = np.asarray(central[label], np.int64)
-            senses.append(Sense(label, len(members), self.occurrence_hits(rows[picked], vectors[picked] @ centre)))
+            senses.append(Sense(label, size, self.occurrence_hits(rows[picked], clusters.similarity[picked])))
         senses.sort(key=lambda s: (-s.size, s.label))
         return SenseReport(target, senses, clusters.chosen_by, total, rows, labels, vectors, clusters)
 
