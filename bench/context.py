@@ -20,7 +20,7 @@ BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_at
                  intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2,
                  hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
                  initializer_range=0.02)
-MATMUL_SHAPES = ((2048, 2048, 2048), (1024, 768, 3072))  # square peak; BERT's FFN at 32 x 32 tokens
+MATMUL_SHAPES = ((2048, 2048, 2048), (1024, 768, 3072), (2048, 768, 3072))  # square peak; BERT's FFN at 1024 and 2048 tokens
 REQUIREMENTS_HINT = ".venv/bin/python -m pip install -r requirements-bench.txt"
 
 

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from context import Context
+from fidelity import FIDELITY_SENTENCES, save_token_vectors
 from flops import bert_tf_flop_model
 from measure import ModelTimer, measure_passes, rss_now, tf_threads
 from registry import engine
@@ -56,24 +57,69 @@ def _measure(ctx: Context, import_s: float, make_embedder: Callable, call: Calla
     return result, embedder
 
 
-@engine("bert_tf_words", "bert_tf `get_bert_embeddings` (tokenize, model, word pooling)", NEEDS)
-def bert_tf_words(ctx: Context) -> dict:
-    import_s = _import_tf()  # first: bert_tf's embedding modules import TensorFlow
+def precision_api() -> dict[str, bool]:
+    """Which of bert_tf's public entry points take `precision=` (the option of issue 19)."""
+    import inspect
+
+    from bert_tf import BertEmbedder
     from bert_tf.embed.api import get_bert_embeddings, get_embedder
 
-    def call(embedder, texts):
-        out = get_bert_embeddings(texts, checkpoint=ctx.checkpoint, batch_size=ctx.bert_tf_batch_size,
-                                  progress=False)
-        assert len(out) == len(texts) and all(out), "every sentence should have words"
-        return out
+    return {fn.__name__: "precision" in inspect.signature(fn).parameters
+            for fn in (BertEmbedder.from_checkpoint, get_bert_embeddings, get_embedder)}
 
-    # get_bert_embeddings runs the cached embedder that get_embedder returns: the one timed here.
-    result, embedder = _measure(ctx, import_s, lambda: get_embedder(ctx.checkpoint), call)
+
+def _words(ctx: Context, name: str, precision: str | None) -> dict:
+    """`get_bert_embeddings` timed whole, at `precision` (None: the library's default, float32, not passed)."""
+    import_s = _import_tf()  # first: bert_tf's embedding modules import TensorFlow
+    from bert_tf import BertEmbedder
+    from bert_tf.embed.api import get_bert_embeddings, get_embedder
+
+    kwargs = {} if precision is None else {"precision": precision}
+    api = precision_api()
+    if precision is not None and not api["from_checkpoint"]:
+        return {"skipped": f"skipped: this bert_tf has no precision option (BertEmbedder.from_checkpoint("
+                           f"precision={precision!r})); `git merge main` once it lands"}
+    if precision is None or (api["get_bert_embeddings"] and api["get_embedder"]):
+        def call(embedder, texts):
+            out = get_bert_embeddings(texts, checkpoint=ctx.checkpoint, batch_size=ctx.bert_tf_batch_size,
+                                      progress=False, **kwargs)
+            assert len(out) == len(texts) and all(out), "every sentence should have words"
+            return out
+
+        # get_bert_embeddings runs the cached embedder that get_embedder returns: the one timed here.
+        make, how = (lambda: get_embedder(ctx.checkpoint, **kwargs)), "get_bert_embeddings"
+    else:  # the option reached BertEmbedder first: the same work through its method
+        def call(embedder, texts):
+            out = embedder.embed_words(texts, batch_size=ctx.bert_tf_batch_size, progress=False)
+            assert len(out) == len(texts) and all(out), "every sentence should have words"
+            return out
+
+        make, how = (lambda: BertEmbedder.from_checkpoint(ctx.checkpoint, **kwargs)), "BertEmbedder.embed_words"
+    result, embedder = _measure(ctx, import_s, make, call)
+    result["api"] = how
+    result["precision"] = getattr(embedder, "precision", "float32")
     # Probe for the agreement check: the sum of the last four layers per token, first 4 texts.
     states = embedder.token_states(ctx.texts[:4])
-    np.savez(ctx.workdir / "probe_bert_tf_words.npz", *[s.states[-4:].sum(axis=0) for s in states])
-    result["probe"] = "probe_bert_tf_words.npz"
+    np.savez(ctx.workdir / f"probe_{name}.npz", *[s.states[-4:].sum(axis=0) for s in states])
+    result["probe"] = f"probe_{name}.npz"
+    # The fidelity check's token vectors, after the timing (not counted in it).
+    # A few texts per call: every layer of every token is returned, and this must not raise the peak RSS.
+    texts = ctx.texts[:FIDELITY_SENTENCES]
+    vectors = [s.states[-4:].sum(axis=0) for start in range(0, len(texts), 8)
+               for s in embedder.token_states(texts[start:start + 8])]
+    result.update(save_token_vectors(ctx.workdir, name, vectors))
     return result
+
+
+@engine("bert_tf_words", "bert_tf `get_bert_embeddings` (tokenize, model, word pooling)", NEEDS)
+def bert_tf_words(ctx: Context) -> dict:
+    return _words(ctx, "bert_tf_words", None)
+
+
+@engine("bert_tf_bf16", "bert_tf `get_bert_embeddings(..., precision=\"bfloat16\")`", NEEDS, precision="bfloat16",
+        reference="bert_tf_words")
+def bert_tf_bf16(ctx: Context) -> dict:
+    return _words(ctx, "bert_tf_bf16", "bfloat16")
 
 
 @engine("bert_tf_sentences", "bert_tf `BertEmbedder.sentence_vectors` (mean of layer -2)", NEEDS)

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from context import BERT_TF_PLAN, PAD_TO, THREADS, Context
+from fidelity import FIDELITY_SENTENCES, save_token_vectors
 from measure import ModelTimer, measure_passes, rss_now, timed_passes
 from registry import engine
 
@@ -31,13 +32,13 @@ def hf_tokenizer(ctx: Context):
     return BertTokenizerFast(vocab=vocab, do_lower_case=True)
 
 
-def _sorted_pass(ctx: Context, tokenizer, model_call, timer: ModelTimer, batches=None):
+def _sorted_pass(ctx: Context, tokenizer, model_call, timer: ModelTimer, batches=None, texts=None):
     """Tokenize everything, sort by length, pad each batch to its longest, run, return per-text vectors.
 
     Batches are `ctx.batch_size` sentences in length order, or `batches` (lists of text
-    indices, shortest first) when given.
+    indices, shortest first) when given. `texts`: others than the workload's.
     """
-    encoded = tokenizer(ctx.texts, add_special_tokens=True)["input_ids"]
+    encoded = tokenizer(ctx.texts if texts is None else texts, add_special_tokens=True)["input_ids"]
     if batches is None:
         order = sorted(range(len(encoded)), key=lambda k: len(encoded[k]))
         batches = [order[start:start + ctx.batch_size] for start in range(0, len(order), ctx.batch_size)]
@@ -60,9 +61,19 @@ def _sorted_pass(ctx: Context, tokenizer, model_call, timer: ModelTimer, batches
 # ---------------------------------------------------------------------------- PyTorch
 
 
-def _torch_ready(ctx: Context):
-    """The PyTorch model, its call (ids, mask -> last four layers summed) and the HF tokenizer, after a
-    first tiny call; `info` says how long that took and how much RSS it left."""
+#: How a PyTorch engine computes: the weights' dtype and the autocast around the call.
+TORCH_MODES = {
+    "float32": "float32 weights, no autocast",
+    "bfloat16": "`model.to(torch.bfloat16)`: bfloat16 weights and activations throughout",
+    "autocast": "float32 weights under `torch.autocast(\"cpu\", dtype=torch.bfloat16)`",
+}
+
+
+def _torch_ready(ctx: Context, mode: str = "float32"):
+    """The PyTorch model, its call (ids, mask -> last four layers summed, float32) and the HF tokenizer, after a
+    first tiny call; `info` says how long that took and how much RSS it left. `mode`: one of `TORCH_MODES`."""
+    import contextlib
+
     t0 = time.perf_counter()
     import torch
     import transformers
@@ -71,18 +82,23 @@ def _torch_ready(ctx: Context):
     torch.set_num_threads(THREADS)
     t = time.perf_counter()
     model = transformers.BertModel.from_pretrained(ctx.meta["hf_dir"]).eval()
+    if mode == "bfloat16":
+        model = model.to(torch.bfloat16)
     load_s = time.perf_counter() - t
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if mode == "autocast" else contextlib.nullcontext
 
     def call(ids, mask):
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
                         output_hidden_states=True)
             hs = out.hidden_states
-            return (hs[-4] + hs[-3] + hs[-2] + hs[-1]).numpy()
+            # The layer sum in float32 (a no-op for float32), as a user after faithful vectors would.
+            return (hs[-4].float() + hs[-3].float() + hs[-2].float() + hs[-1].float()).numpy()
 
     tokenizer = hf_tokenizer(ctx)
     call(*[np.array(TINY_CALL)] * 2)
-    info = {"threads": {"torch.get_num_threads": torch.get_num_threads()},
+    info = {"threads": {"torch.get_num_threads": torch.get_num_threads()}, "torch_mode": TORCH_MODES[mode],
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "attn_implementation": model.config._attn_implementation, "load_s": load_s, "import_s": import_s,
             "ready_s": time.perf_counter() - t0, "rss_ready": rss_now()}
     return model, call, info, tokenizer
@@ -104,12 +120,35 @@ def _torch_probe(ctx: Context, model, tokenizer, name: str) -> dict:
     return {"probe": f"probe_{name}.npz", "probe_sentences": f"probe_{name}_sentences.npz"}
 
 
-@engine("hf_torch_sorted", "HF transformers BertModel, PyTorch, sorted, padded per batch", TORCH)
-def hf_torch_sorted(ctx: Context) -> dict:
-    model, call, info, tokenizer = _torch_ready(ctx)
+def _fidelity(ctx: Context, name: str, tokenizer, call) -> dict:
+    """The fidelity check's token vectors, after the timing: the first sentences, sorted and batched as timed."""
+    vectors = _sorted_pass(ctx, tokenizer, call, ModelTimer(), texts=ctx.texts[:FIDELITY_SENTENCES])
+    return save_token_vectors(ctx.workdir, name, vectors)
+
+
+def _torch_sorted(ctx: Context, name: str, mode: str) -> dict:
+    model, call, info, tokenizer = _torch_ready(ctx, mode)
     timer = ModelTimer()
     result = measure_passes(lambda: _sorted_pass(ctx, tokenizer, call, timer), ctx.runs, on_pass=timer.new_pass)
-    return {**result, **info, **timer.record(), **_torch_probe(ctx, model, tokenizer, "hf_torch_sorted")}
+    probe = _torch_probe(ctx, model, tokenizer, name) if mode == "float32" else {}
+    return {**result, **info, **timer.record(), **probe, **_fidelity(ctx, name, tokenizer, call)}
+
+
+@engine("hf_torch_sorted", "HF transformers BertModel, PyTorch, sorted, padded per batch", TORCH)
+def hf_torch_sorted(ctx: Context) -> dict:
+    return _torch_sorted(ctx, "hf_torch_sorted", "float32")
+
+
+@engine("hf_torch_bf16", "HF BertModel, PyTorch `model.to(torch.bfloat16)`, sorted, padded per batch", TORCH,
+        precision="bfloat16", reference="hf_torch_sorted")
+def hf_torch_bf16(ctx: Context) -> dict:
+    return _torch_sorted(ctx, "hf_torch_bf16", "bfloat16")
+
+
+@engine("hf_torch_autocast", "HF BertModel, PyTorch float32 under `torch.autocast(\"cpu\", bfloat16)`, sorted",
+        TORCH, precision="bfloat16", reference="hf_torch_sorted")
+def hf_torch_autocast(ctx: Context) -> dict:
+    return _torch_sorted(ctx, "hf_torch_autocast", "autocast")
 
 
 # It runs one shape only ([32, 128]), so its passes hardly vary, and it is several times slower
@@ -144,8 +183,9 @@ def hf_torch_pad128(ctx: Context) -> dict:
 # ---------------------------------------------------------------------------- ONNX Runtime
 
 
-def ort_session(ctx: Context):
-    """The exported model in ONNX Runtime: 2 intra-op threads, sequential, every graph optimisation."""
+def ort_session(ctx: Context, model: str = "onnx"):
+    """The exported model (`ctx.meta[model]`: "onnx", or "onnx_int8" for its quantization) in ONNX Runtime:
+    2 intra-op threads, sequential, every graph optimisation."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -153,17 +193,17 @@ def ort_session(ctx: Context):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(ctx.meta["onnx"], options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(ctx.meta[model], options, providers=["CPUExecutionProvider"])
 
 
-def _ort_engine(ctx: Context, name: str, batches=None) -> dict:
+def _ort_engine(ctx: Context, name: str, batches=None, model: str = "onnx") -> dict:
     t0 = time.perf_counter()
     import onnxruntime as ort
     import transformers  # noqa: F401  (for the tokenizer; it does not import torch)
 
     import_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    session = ort_session(ctx)
+    session = ort_session(ctx, model)
     tokenizer = hf_tokenizer(ctx)
 
     def call(ids, mask):
@@ -178,6 +218,8 @@ def _ort_engine(ctx: Context, name: str, batches=None) -> dict:
     probe = [call(np.array([ids], np.int64), np.ones((1, len(ids)), np.int64))[0]
              for ids in tokenizer(ctx.texts[:4])["input_ids"]]
     np.savez(ctx.workdir / f"probe_{name}.npz", *probe)
+    if batches is None:
+        result.update(_fidelity(ctx, name, tokenizer, call))
     result.update(timer.record())
     result.update({"threads": {"intra_op_num_threads": THREADS, "inter_op_num_threads": 1},
                    "ready_s": ready_s, "rss_ready": rss_ready, "import_s": import_s,
@@ -197,3 +239,9 @@ def ort_budget(ctx: Context) -> dict:
     each padded to its longest: what bert_tf's batching alone would give the strongest peer."""
     plan = json.loads((ctx.workdir / BERT_TF_PLAN).read_text())
     return _ort_engine(ctx, "ort_budget", batches=plan["batches"])
+
+
+@engine("ort_int8", "ONNX Runtime, the same export quantized to int8 (`quantize_dynamic`), sorted, padded per batch",
+        ORT, precision="int8", reference="ort_sorted")
+def ort_int8(ctx: Context) -> dict:
+    return _ort_engine(ctx, "ort_int8", model="onnx_int8")

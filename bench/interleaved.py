@@ -17,15 +17,26 @@ from registry import engine
 #: The variants the `interleaved` engine alternates on every batch, in this order then reversed.
 VARIANTS = {
     "bert_tf": "bert_tf's model call (the traced forward `get_bert_embeddings` runs: last four layers summed)",
+    "bert_tf_bf16": "the same model call with `precision=\"bfloat16\"` (layers summed in float32)",
     "ort": "ONNX Runtime on the same padded batch (ids and mask as bert_tf gets them)",
+    "ort_int8": "ONNX Runtime on the int8 quantization of the same export, same padded batch",
     "tf_matmuls": "TensorFlow: only the 72 dense matmuls (+ bias, GELU) on the batch's real tokens",
     "numpy_matmuls": "numpy (OpenBLAS): the same 72 matmuls (+ bias), on the same rows",
     "matmul_peak": "numpy float32 2048x2048x2048 matmul, the machine's peak at the same moments",
+    "matmul_peak_bf16": "TensorFlow bfloat16 2048x768x3072 matmul, the bfloat16 peak at the same moments",
 }
+#: The variants computing in bfloat16, given as shares of the bfloat16 peak too.
+BF16_VARIANTS = ("bert_tf_bf16", "matmul_peak_bf16")
+#: The bfloat16 peak's shape (the issue's: BERT's feed-forward on 2048 tokens).
+BF16_PEAK_SHAPE = (2048, 768, 3072)
 
 
 def _model_call(embedder):
-    """The encoder call `get_bert_embeddings` makes, with its default layers summed, traced once for any shape."""
+    """The encoder call `get_bert_embeddings` makes, with its default layers summed, traced once for any shape.
+
+    States come back float32 from a float32 model (the casts are then no ops); a bfloat16 one's are
+    summed in float32, as the library's head does.
+    """
     from bert_tf.embed.head import combine_layers
     from bert_tf.runtime import tf
 
@@ -35,7 +46,8 @@ def _model_call(embedder):
     @tf.function(input_signature=[spec, spec], autograph=False)
     def forward(ids, mask):
         states, pooled = embedder.encoder.token_states(ids, mask)
-        return combine_layers(states, layers, "sum"), pooled
+        states = [tf.cast(s, tf.float32) for s in states]
+        return combine_layers(states, layers, "sum"), tf.cast(pooled, tf.float32)
 
     return forward
 
@@ -84,15 +96,15 @@ def _dense_chains(encoder, hidden: int):
     return tf_chain, numpy_chain
 
 
-def _ort_variant(ctx: Context, batches: list[dict]):
-    """ONNX Runtime's call on a batch, or why it is left out."""
+def _ort_variant(ctx: Context, batches: list[dict], model: str = "onnx"):
+    """ONNX Runtime's call on a batch (`model`: the float32 export, or "onnx_int8"), or why it is left out."""
     if importlib.util.find_spec("onnxruntime") is None:
         return None, "onnxruntime is not installed"
-    if not Path(ctx.meta["onnx"]).exists():
-        return None, "no ONNX export in the work directory"
+    if not Path(ctx.meta[model]).exists():
+        return None, f"no {'int8 ' if model == 'onnx_int8' else ''}ONNX export in the work directory"
     from engines_peers import ort_session
 
-    session = ort_session(ctx)
+    session = ort_session(ctx, model)
     for b in batches:
         b["ids64"], b["mask64"] = b["ids"].astype(np.int64), b["mask"].astype(np.int64)
     return (lambda b: session.run(["last4"], {"input_ids": b["ids64"], "attention_mask": b["mask64"]})), None
@@ -112,9 +124,16 @@ def interleaved(ctx: Context) -> dict:
     """
     from bert_tf import BertEmbedder
     from bert_tf.runtime import tf
+    from engines_bert_tf import precision_api
 
     threads = tf_threads(tf)
     embedder = BertEmbedder.from_checkpoint(ctx.checkpoint)
+    notes = {}
+    if precision_api()["from_checkpoint"]:
+        forward_bf16 = _model_call(BertEmbedder.from_checkpoint(ctx.checkpoint, precision="bfloat16"))
+    else:
+        forward_bf16 = None
+        notes["bert_tf_bf16"] = "this bert_tf has no precision option (BertEmbedder.from_checkpoint(precision=...))"
     hidden = embedder.hidden_size
     forward = _model_call(embedder)
     tf_chain, numpy_chain = _dense_chains(embedder.encoder, hidden)
@@ -129,15 +148,24 @@ def interleaved(ctx: Context) -> dict:
                         "tf_mask": tf.constant(mask), "tf_x": tf.constant(x)})
     square = MATMUL_SHAPES[0]
     peak_a, peak_b = (rng.standard_normal(shape, np.float32) for shape in (square[:2], square[1:]))
+    m, k, n = BF16_PEAK_SHAPE
+    bf16_a, bf16_b = (tf.constant(rng.standard_normal(shape, np.float32), tf.bfloat16) for shape in ([m, k], [k, n]))
+    bf16_matmul = tf.function(lambda a, b: tf.matmul(a, b))
     variants = {
         "bert_tf": lambda b: [t.numpy() for t in forward(b["tf_ids"], b["tf_mask"])],
         "matmul_peak": lambda b: peak_a @ peak_b,
         "tf_matmuls": lambda b: tf_chain(b["tf_x"]).numpy(),
         "numpy_matmuls": lambda b: numpy_chain(b["x"]),
+        "matmul_peak_bf16": lambda b: bf16_matmul(bf16_a, bf16_b).numpy(),
     }
-    ort_call, ort_note = _ort_variant(ctx, batches)
-    if ort_call:
-        variants["ort"] = ort_call
+    if forward_bf16:
+        variants["bert_tf_bf16"] = lambda b: [t.numpy() for t in forward_bf16(b["tf_ids"], b["tf_mask"])]
+    for name, model in (("ort", "onnx"), ("ort_int8", "onnx_int8")):
+        call, why = _ort_variant(ctx, batches, model)
+        if call:
+            variants[name] = call
+        else:
+            notes[name] = why
     order = [name for name in VARIANTS if name in variants]
     for b in batches:  # warm-up: every shape traced / planned once
         for name in order:
@@ -152,6 +180,7 @@ def interleaved(ctx: Context) -> dict:
                 seconds[name] += (time.perf_counter() - t) / 2
         passes.append(seconds)
     shapes = [(len(b["ids"]), b["ids"].shape[1], b["real"]) for b in batches]
-    return {"threads": threads, "variants": order, "passes": passes, "shapes": shapes, "ort": ort_note,
+    return {"threads": threads, "variants": order, "passes": passes, "shapes": shapes, "ort": notes.get("ort"),
+            "left_out": notes,
             "real_tokens": sum(b["real"] for b in batches),
             "bert_tf_executed_flops": sum(flops(*shape) for shape in shapes)}

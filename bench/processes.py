@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from context import ROOT, THREADS, Context, json_default
+from cpu import CPU_FLAGS, bf16_support, cpu_flags, onednn_info
 from measure import children_cpu_seconds, cpu_seconds, peak_rss
 from prepare import STEPS
 from registry import ENGINES
@@ -63,6 +64,8 @@ def run_child(kind: str, name: str, args, workdir: Path, log) -> dict:
     result["wall_s"] = wall
     result["other_cpu_load"] = foreign
     result["stolen_cpu"] = stolen
+    if "skipped" in result:
+        log(f"    {result['skipped']}")
     log(f"    done in {wall:.0f} s (meanwhile other processes used {foreign:.2f} cores, "
         f"the hypervisor took {stolen:.2f})")
     return result
@@ -82,20 +85,16 @@ def child_main(args) -> int:
 
 
 def machine_info() -> dict:
+    """The CPU, its flags, whether bfloat16 is native on it, and what TensorFlow's oneDNN says (a fresh process)."""
     model, cores = "unknown", os.cpu_count()
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
     except OSError:
-        flags = []
-    simd = [f for f in ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return {"cpu": model, "cores": cores, "simd": simd, "platform": platform.platform(),
-            "python": platform.python_version()}
+        pass
+    flags = cpu_flags()
+    return {"cpu": model, "cores": cores, "simd": [f for f in CPU_FLAGS if f in flags], **bf16_support(flags),
+            "onednn": onednn_info(child_env()), "platform": platform.platform(), "python": platform.python_version()}
 
 
 def package_versions() -> dict:

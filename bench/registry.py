@@ -5,6 +5,9 @@ the module that holds its kind (`ENGINE_MODULES`); the order of that list and of
 functions in each module is the order of the report. A "model" engine returns at
 least `times` (seconds per timed pass) and `shapes` ((rows, padded length, real
 tokens) of each model call of one pass); see `report.summarise` for what else it may give.
+An engine that cannot run here (a library without the feature it measures) returns
+`{"skipped": "skipped: why"}` instead. A reduced-precision engine names its float32
+`reference`, and both write their token vectors for the fidelity check (fidelity.py).
 """
 
 from __future__ import annotations
@@ -18,8 +21,14 @@ from typing import Callable
 ENGINE_MODULES = ("engines_matmul", "engines_bert_tf", "engines_peers", "interleaved")
 #: The engine the report's "vs" column divides by.
 BASELINE = "bert_tf_words"
+#: bert_tf in bfloat16: the engine issue 19's targets are about.
+BF16 = "bert_tf_bf16"
+#: The module of the peers: the engines bert_tf is compared with ("the fastest peer").
+PEER_MODULE = "engines_peers"
 #: The engines that run the ONNX export (the driver exports once for all of them).
-ORT_ENGINES = ("ort_sorted", "ort_budget")
+ORT_ENGINES = ("ort_sorted", "ort_budget", "ort_int8")
+#: The engines that run the int8 quantization of that export (the driver quantizes once).
+ORT_INT8_ENGINES = ("ort_int8",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +39,8 @@ class Engine:
     kind: str  # "model" (timed on the workload), "matmul" (peak) or "interleaved" (variants batch by batch)
     run: Callable
     default_runs: int = 3  # timed passes when --runs is not given
+    precision: str = "float32"  # what the engine computes in ("float32", "bfloat16", "int8")
+    reference: str | None = None  # the float32 engine of the same model its fidelity is measured against
 
     def missing_modules(self) -> list[str]:
         return [m for m in self.needs if importlib.util.find_spec(m) is None]
@@ -38,12 +49,13 @@ class Engine:
 ENGINES: dict[str, Engine] = {}
 
 
-def engine(name: str, title: str, needs: tuple[str, ...], kind: str = "model", default_runs: int = 3):
+def engine(name: str, title: str, needs: tuple[str, ...], kind: str = "model", default_runs: int = 3,
+           precision: str = "float32", reference: str | None = None):
     """Registers the decorated function as the engine `name`."""
     def register(fn: Callable) -> Callable:
         if name in ENGINES:
             raise ValueError(f"engine {name} is defined twice")
-        ENGINES[name] = Engine(name, title, needs, kind, fn, default_runs)
+        ENGINES[name] = Engine(name, title, needs, kind, fn, default_runs, precision, reference)
         return fn
 
     return register

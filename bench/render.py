@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from context import MATMUL_SHAPES
-from registry import BASELINE, ENGINES
+from registry import BASELINE, BF16, ENGINES
 
 
 def _interleaved(summary: dict) -> list[str]:
@@ -23,8 +23,8 @@ def _interleaved(summary: dict) -> list[str]:
         lines.append(f"| {name}: {v['title']} | {v['median_s']:.2f} ({v['min_s']:.2f}-{v['max_s']:.2f}) | "
                      f"{v['executed_gflops']:.0f} | {local} | {frac} | "
                      f"{v['time_vs_bert_tf']:.3f} ({lo:.3f}-{hi:.3f}) |")
-    if summary.get("ort"):
-        lines += ["", f"ONNX Runtime was left out of the interleaved run: {summary['ort']}."]
+    for name, why in (summary.get("left_out") or {}).items():
+        lines += ["", f"{name} was left out of the interleaved run: {why}."]
     return lines
 
 
@@ -34,7 +34,7 @@ def _gb(n) -> str:
 
 def render(report: dict) -> str:
     """The markdown report printed on stdout and pasted into bench/README.md."""
-    lines = _header(report) + [""] + _model_table(report)
+    lines = _header(report) + [""] + _model_table(report) + _targets(report)
     for name, entry in report["engines"].items():
         if ENGINES[name].kind == "interleaved":
             lines.append("")
@@ -65,6 +65,14 @@ def _header(report: dict) -> list[str]:
     lines.append(f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['simd'])}); {report['date']}; "
                  f"{report['threads']} intra-op threads per engine; median of {report['runs']} timed passes "
                  f"after a warm-up (min-max in brackets).")
+    if "bf16" in m:
+        onednn = m.get("onednn") or {}
+        said = (f"; oneDNN: {onednn['isa']}, its bfloat16 matmul kernel {onednn.get('matmul_bf16', '?')}"
+                if "isa" in onednn else f"; oneDNN said nothing ({onednn.get('error', 'no output')})")
+        lines.append(f"bfloat16: {m['bf16']}; int8: {m['int8']}{said}.")
+        if not m["native_bf16"]:
+            lines.append("**This CPU has no native bfloat16: the bfloat16 engines ran emulated; their speeds are "
+                         "not what issue 19's targets are about (fidelity still is).**")
     plan = report.get("bert_tf_plan")
     if plan:
         cap = f"at most {plan['batch_size']} sentences and " if plan["batch_size"] else ""
@@ -82,15 +90,15 @@ def _header(report: dict) -> list[str]:
 def _model_table(report: dict) -> list[str]:
     lines = ["| engine | sentences/s | real tokens/s | useful / executed GFLOP/s | % of matmul peak "
              "(useful / executed; executed vs the matmul just before and after the engine) | padding | in model "
-             "| peak RSS | RSS embedding | vs bert_tf words |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| peak RSS | RSS embedding | vs bert_tf words | fidelity to float32 (token cosine: mean / min) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     base = report["engines"].get(BASELINE, {}).get("summary")
     for name, entry in report["engines"].items():
         if ENGINES[name].kind != "model":
             continue
         s = entry.get("summary")
         if s is None:
-            lines.append(f"| {name} | {_why_missing(entry)} |||||||||")
+            lines.append(f"| {name} | {_why_missing(entry)} ||||||||||")
             continue
         lo, hi = s["sentences_per_s_range"]
         frac = (f"{100 * s['useful_fraction_of_peak']:.0f}% / {100 * s['executed_fraction_of_peak']:.0f}%"
@@ -98,6 +106,8 @@ def _model_table(report: dict) -> list[str]:
         if "executed_fraction_of_local_peak" in s:
             frac += (f" ({100 * s['executed_fraction_of_local_peak']:.0f}% of "
                      f"{s['local_peak_gflops']:.0f})")
+        if "executed_fraction_of_bf16_peak" in s:
+            frac += f"; of the bfloat16 peak: {100 * s['executed_fraction_of_bf16_peak']:.0f}% executed"
         ratio = f"{s['sentences_per_s'] / base['sentences_per_s']:.2f}x" if base else "-"
         share = f"{100 * s['model_share']:.0f}%" if "model_share" in s else "-"
         padding = f"{100 * s['padding_overhead']:.1f}%"
@@ -106,7 +116,59 @@ def _model_table(report: dict) -> list[str]:
         lines.append(f"| {name} | {s['sentences_per_s']:.1f} ({lo:.1f}-{hi:.1f}) | {s['real_tokens_per_s']:,.0f} | "
                      f"{s['useful_gflops']:.0f} / {s['executed_gflops']:.0f} | {frac} | "
                      f"{padding} | {share} | {_gb(s['peak_rss'])} | "
-                     f"{_gb(s['rss_embedding_max'])} | {ratio} |")
+                     f"{_gb(s['rss_embedding_max'])} | {ratio} | {_fidelity(s)} |")
+    return lines
+
+
+def _fidelity(s: dict) -> str:
+    fid = s.get("fidelity")
+    if fid is None:
+        return "-" if s.get("precision", "float32") == "float32" else "not measured"
+    if "mean_cosine" not in fid:
+        return f"vs {fid['reference']}: {fid['missing']}"
+    return f"{fid['mean_cosine']:.6f} / {fid['min_cosine']:.6f} vs {fid['reference']}"
+
+
+def _targets(report: dict) -> list[str]:
+    """Issue 19's ratios, each with its target, from this run."""
+    t = report.get("targets") or {}
+    bf16 = report["engines"].get(BF16)
+    if bf16 is None:
+        return []
+    th = t["thresholds"]
+    rows = []
+
+    def row(label, key, target, fmt):
+        value = t.get(key)
+        if value is None:
+            return
+        ok = "yes" if value >= target else "**no**"
+        rows.append(f"| {label} | {fmt(value)} | {fmt(target)} | {ok} |")
+
+    times = lambda v: f"{v:.2f}x"  # noqa: E731
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    cos = lambda v: f"{v:.5f}"  # noqa: E731
+    row(f"bert_tf bf16 / fastest peer ({t.get('fastest_peer')}, {t.get('fastest_peer_sentences_per_s', 0):.1f} "
+        f"sentences/s)", "vs_fastest_peer", th["vs_fastest_peer"], times)
+    row("bert_tf bf16 / bert_tf float32 (separate processes)", "vs_bert_tf_float32", th["vs_bert_tf_float32"], times)
+    row("bert_tf bf16 / bert_tf float32, model time, interleaved", "interleaved_vs_bert_tf_float32",
+        th["vs_bert_tf_float32"], times)
+    row("bert_tf bf16 share of the bfloat16 matmul peak, executed FLOPs, whole pass",
+        "executed_fraction_of_bf16_peak", th["fraction_of_bf16_peak"], pct)
+    row("the same, model calls only", "model_fraction_of_bf16_peak", th["fraction_of_bf16_peak"], pct)
+    row("the same, model calls, interleaved with the bfloat16 matmul", "interleaved_fraction_of_bf16_peak",
+        th["fraction_of_bf16_peak"], pct)
+    row("bert_tf bf16 token cosine to float32, mean", "mean_cosine", th["mean_cosine"], cos)
+    row("bert_tf bf16 token cosine to float32, minimum", "min_cosine", th["min_cosine"], cos)
+    lines = ["", f"Issue 19's targets (bfloat16 {t['bf16']}):", ""]
+    if rows:
+        lines += ["| ratio | this run | target | met |", "|---|---|---|---|"] + rows
+    if not bf16.get("summary"):
+        lines.append(f"{BF16} did not run: {_why_missing(bf16)}.")
+    if t.get("fastest_peer"):
+        lines += ["", f"The fastest peer of this run: {t['fastest_peer']} ({t['fastest_peer_sentences_per_s']:.1f} "
+                      f"sentences/s)" + (f"; the faster Hugging Face bfloat16 mode: {t['best_hf_bf16']}."
+                                         if t.get("best_hf_bf16") else ".")]
     return lines
 
 
@@ -115,7 +177,7 @@ def _matmul_row(label: str, results: list[dict]) -> str:
 
 
 def _matmul_table(report: dict) -> list[str]:
-    lines = ["Float32 matmul, 2 threads, GFLOP/s (best / median of 8):", "",
+    lines = ["Matmul, 2 threads, GFLOP/s (best / median of 8), float32 unless the engine's name says bf16:", "",
              "| library | " + " | ".join("x".join(map(str, s)) for s in MATMUL_SHAPES) + " |",
              "|---|" + "---|" * len(MATMUL_SHAPES)]
     for name, entry in report["engines"].items():
@@ -127,6 +189,9 @@ def _matmul_table(report: dict) -> list[str]:
     peak = report.get("peak_gflops")
     if peak:
         lines += ["", f"Matmul peak used for the percentages: {peak:.0f} GFLOP/s ({report['peak_source']})."]
+    if report.get("bf16_peak_gflops"):
+        lines += [f"bfloat16 peak used for the bfloat16 engines' shares: {report['bf16_peak_gflops']:.0f} GFLOP/s "
+                  f"({report['bf16_peak_source']})."]
     return lines
 
 

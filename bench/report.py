@@ -9,15 +9,20 @@ import numpy as np
 
 from context import BERT_BASE, MATMUL_SHAPES
 from flops import FLOP_MODELS, dense_flops_per_token, executed_tokens, flops_per_sequence, padded_flops
-from interleaved import VARIANTS
-from registry import BASELINE, ENGINES
+from interleaved import BF16_PEAK_SHAPE, BF16_VARIANTS, VARIANTS
+from registry import BASELINE, BF16, ENGINES, PEER_MODULE
 
 # The figures copied from an engine's raw result into its summary when it gives them.
-_PASSED_THROUGH = ("import_s", "load_s", "tokenize_s", "rss_imported", "threads", "attn_implementation")
+_PASSED_THROUGH = ("import_s", "load_s", "tokenize_s", "rss_imported", "threads", "attn_implementation",
+                   "torch_mode", "torch_cpu_capability", "api")
 
 
-def summarise(name: str, raw: dict, lengths: list[int], peak_gflops: float | None) -> dict:
+def summarise(name: str, raw: dict, lengths: list[int], peak_gflops: float | None,
+              bf16_peak_gflops: float | None = None) -> dict:
     """Derived figures for one model engine: rates, FLOP rates, padding, memory.
+
+    A bfloat16 engine's rates are also given as shares of the run's bfloat16 matmul peak
+    (`bf16_peak_gflops`), its ceiling, as float32 engines' are of the float32 peak.
 
     Executed FLOPs are the engine's own count when it gives one (`executed_flops`, bert_tf's
     from the library's model), else every layer on the padded shapes it ran.
@@ -46,6 +51,7 @@ def summarise(name: str, raw: dict, lengths: list[int], peak_gflops: float | Non
         "rss_embedding_max": raw.get("rss_embedding_max"), "ready_s": raw.get("ready_s"),
         "warmup_s": raw.get("warmup_s"), "other_cpu_load": raw.get("other_cpu_load"),
         "stolen_cpu": raw.get("stolen_cpu"), "runs": len(times),
+        "precision": raw.get("precision", ENGINES[name].precision),
     }
     if peak_gflops:
         s["useful_fraction_of_peak"] = s["useful_gflops"] / peak_gflops
@@ -59,6 +65,10 @@ def summarise(name: str, raw: dict, lengths: list[int], peak_gflops: float | Non
         s["model_s"] = statistics.median(model_s)
         s["model_share"] = s["model_s"] / median
         s["model_executed_gflops"] = executed / s["model_s"] / 1e9
+    if ENGINES[name].precision == "bfloat16" and bf16_peak_gflops:
+        s["executed_fraction_of_bf16_peak"] = s["executed_gflops"] / bf16_peak_gflops
+        if model_s:
+            s["model_fraction_of_bf16_peak"] = s["model_executed_gflops"] / bf16_peak_gflops
     s.update({key: raw[key] for key in _PASSED_THROUGH if key in raw})
     return s
 
@@ -67,10 +77,11 @@ def summarise_interleaved(raw: dict, peak_gflops: float | None) -> dict:
     """Per variant: seconds per pass, executed GFLOP/s, and its time over bert_tf's, pass by pass."""
     shapes = raw["shapes"]
     dense = float(sum(real for _, _, real in shapes) * dense_flops_per_token(BERT_BASE))
-    flops = {"bert_tf": float(raw["bert_tf_executed_flops"]),
-             "ort": float(sum(padded_flops(*shape) for shape in shapes)),
-             "tf_matmuls": dense, "numpy_matmuls": dense,
-             "matmul_peak": 2.0 * np.prod(MATMUL_SHAPES[0]) * len(shapes)}
+    padded = float(sum(padded_flops(*shape) for shape in shapes))
+    flops = {"bert_tf": float(raw["bert_tf_executed_flops"]), "bert_tf_bf16": float(raw["bert_tf_executed_flops"]),
+             "ort": padded, "ort_int8": padded, "tf_matmuls": dense, "numpy_matmuls": dense,
+             "matmul_peak": 2.0 * np.prod(MATMUL_SHAPES[0]) * len(shapes),
+             "matmul_peak_bf16": 2.0 * np.prod(BF16_PEAK_SHAPE) * len(shapes)}
     passes = raw["passes"]
     out = {}
     for name in raw["variants"]:
@@ -84,10 +95,15 @@ def summarise_interleaved(raw: dict, peak_gflops: float | None) -> dict:
             fractions = [flops[name] / p[name] / (flops["matmul_peak"] / p["matmul_peak"]) for p in passes]
             v["fraction_of_interleaved_peak"] = statistics.median(fractions)
             v["fraction_of_interleaved_peak_range"] = [min(fractions), max(fractions)]
+        if "matmul_peak_bf16" in raw["variants"] and name in BF16_VARIANTS:
+            fractions = [flops[name] / p[name] / (flops["matmul_peak_bf16"] / p["matmul_peak_bf16"]) for p in passes]
+            v["fraction_of_interleaved_bf16_peak"] = statistics.median(fractions)
+            v["fraction_of_interleaved_bf16_peak_range"] = [min(fractions), max(fractions)]
         if peak_gflops:
             v["executed_fraction_of_peak"] = v["executed_gflops"] / peak_gflops
         out[name] = v
-    return {"variants": out, "batches": len(shapes), "runs": len(passes), "ort": raw.get("ort")}
+    return {"variants": out, "batches": len(shapes), "runs": len(passes), "ort": raw.get("ort"),
+            "left_out": raw.get("left_out", {})}
 
 
 def probe_diff(workdir: Path, a: str, b: str) -> float | None:
@@ -100,6 +116,47 @@ def probe_diff(workdir: Path, a: str, b: str) -> float | None:
     if any(u.shape != v.shape for u, v in arrays):
         return float("inf")
     return float(max(np.abs(u - v).max() for u, v in arrays))
+
+
+# ---------------------------------------------------------------------------- targets
+
+#: Issue 19's targets for bert_tf bfloat16, on a CPU with native bfloat16.
+TARGETS = {"vs_fastest_peer": 1.0, "vs_bert_tf_float32": 1.7, "fraction_of_bf16_peak": 0.85,
+           "mean_cosine": 0.9995, "min_cosine": 0.995}
+
+
+def targets(report: dict) -> dict:
+    """The ratios issue 19's targets need, from this run's engines (None where an engine is missing)."""
+    rates = {name: entry["summary"]["sentences_per_s"] for name, entry in report["engines"].items()
+             if ENGINES[name].kind == "model" and entry.get("summary")}
+    peers = {name: rate for name, rate in rates.items() if ENGINES[name].run.__module__ == PEER_MODULE}
+    hf_bf16 = {name: rates[name] for name in ("hf_torch_bf16", "hf_torch_autocast") if name in rates}
+    bf16 = report["engines"].get(BF16, {}).get("summary") or {}
+    out = {"native_bf16": report["machine"].get("native_bf16"), "bf16": report["machine"].get("bf16"),
+           "thresholds": TARGETS, "bert_tf_bf16_sentences_per_s": rates.get(BF16)}
+    if hf_bf16:
+        out["best_hf_bf16"] = max(hf_bf16, key=hf_bf16.get)
+    if peers:
+        fastest = max(peers, key=peers.get)
+        out.update(fastest_peer=fastest, fastest_peer_sentences_per_s=peers[fastest])
+        if BF16 in rates:
+            out["vs_fastest_peer"] = rates[BF16] / peers[fastest]
+    if BF16 in rates and BASELINE in rates:
+        out["vs_bert_tf_float32"] = rates[BF16] / rates[BASELINE]
+    for key in ("executed_fraction_of_bf16_peak", "model_fraction_of_bf16_peak"):
+        if key in bf16:
+            out[key] = bf16[key]
+    fid = bf16.get("fidelity") or {}
+    if "mean_cosine" in fid:
+        out.update(mean_cosine=fid["mean_cosine"], min_cosine=fid["min_cosine"])
+    inter = next((e["summary"]["variants"] for name, e in report["engines"].items()
+                  if ENGINES[name].kind == "interleaved" and e.get("summary")), {})
+    if "bert_tf_bf16" in inter:
+        v = inter["bert_tf_bf16"]
+        out["interleaved_vs_bert_tf_float32"] = 1 / v["time_vs_bert_tf"]
+        if "fraction_of_interleaved_bf16_peak" in v:
+            out["interleaved_fraction_of_bf16_peak"] = v["fraction_of_interleaved_bf16_peak"]
+    return out
 
 
 # ---------------------------------------------------------------------------- notes
@@ -119,6 +176,15 @@ def _interleaved_notes(summary: dict) -> list[str]:
     if "numpy_matmuls" in v and "tf_matmuls" in v:
         notes.append(f"interleaved: the same matmuls in numpy (OpenBLAS, no GELU) take "
                      f"{v['numpy_matmuls']['median_s'] / v['tf_matmuls']['median_s']:.2f}x TensorFlow's time.")
+    if "bert_tf_bf16" in v:
+        b = v["bert_tf_bf16"]
+        share = (f", {100 * b['fraction_of_interleaved_bf16_peak']:.1f}% of the bfloat16 matmul peak measured at the "
+                 f"same moments" if "fraction_of_interleaved_bf16_peak" in b else "")
+        notes.append(f"interleaved: bert_tf bfloat16 runs {1 / b['time_vs_bert_tf']:.2f}x as fast as bert_tf float32 "
+                     f"on identical batches (model time){share}.")
+    if "ort_int8" in v:
+        notes.append(f"interleaved: ONNX Runtime int8 takes {v['ort_int8']['time_vs_bert_tf']:.3f}x bert_tf float32's "
+                     f"model time on identical batches.")
     if "ort" in v:
         lo, hi = v["ort"]["time_vs_bert_tf_range"]
         notes.append(f"interleaved: ONNX Runtime takes {v['ort']['time_vs_bert_tf']:.3f}x bert_tf's model time "

@@ -44,6 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import fidelity
 import registry
 import workload  # numpy only
 from context import (BATCH_SIZE, BERT_BASE, MATMUL_SHAPES, PAD_TO, REQUIREMENTS_HINT, RESULTS, ROOT, THREADS,
@@ -51,7 +52,7 @@ from context import (BATCH_SIZE, BERT_BASE, MATMUL_SHAPES, PAD_TO, REQUIREMENTS_
 from prepare import STEPS
 from processes import child_main, machine_info, package_versions, run_child
 from render import render
-from report import build_notes, probe_diff, summarise, summarise_interleaved
+from report import build_notes, probe_diff, summarise, summarise_interleaved, targets
 
 ENGINES = registry.load()
 
@@ -126,6 +127,12 @@ def _run_engines(args, selected, skipped, workdir: Path, report: dict, log) -> N
         report["onnx_export"] = exported
         if "error" in exported:
             skipped.update({name: "ONNX export failed: " + exported["error"] for name in ort})
+        elif any(name in ort for name in registry.ORT_INT8_ENGINES) or ort_for_interleaved:
+            quantized = run_child("step", "quantize-onnx", args, workdir, log)
+            report["onnx_int8"] = quantized
+            if "error" in quantized:
+                skipped.update({name: "int8 quantization failed: " + quantized["error"]
+                                for name in registry.ORT_INT8_ENGINES if name in ort})
     for name in selected:
         if name in skipped:
             report["engines"][name] = {"skipped": skipped[name]}
@@ -133,7 +140,7 @@ def _run_engines(args, selected, skipped, workdir: Path, report: dict, log) -> N
         model = ENGINES[name].kind == "model"
         before = run_child("step", "matmul-probe", args, workdir, log) if model else {}
         report["engines"][name] = run_child("engine", name, args, workdir, log)
-        if model:
+        if model and "skipped" not in report["engines"][name]:
             after = run_child("step", "matmul-probe", args, workdir, log)
             report["engines"][name]["local_peak_gflops"] = [
                 p["best_gflops"] for p in (before, after) if "best_gflops" in p]
@@ -143,15 +150,20 @@ def _run_engines(args, selected, skipped, workdir: Path, report: dict, log) -> N
 
 
 def _summarise(report: dict, lengths: list[int], workdir: Path) -> None:
-    peaks = [(r["best_gflops"], name) for name, e in report["engines"].items() if "matmul" in e
-             for r in e["matmul"] if r["shape"] == list(MATMUL_SHAPES[0])]
-    if peaks:
-        report["peak_gflops"], source = max(peaks)
-        report["peak_source"] = (f"the best {'x'.join(map(str, MATMUL_SHAPES[0]))} float32 matmul of "
-                                 f"this run, by {source}")
+    for dtype, key in (("float32", "peak_gflops"), ("bfloat16", "bf16_peak_gflops")):
+        # float32: the square matmul, as before; bfloat16: its best shape, the strictest ceiling for the target.
+        peaks = [(r["best_gflops"], name, "x".join(map(str, r["shape"])))
+                 for name, e in report["engines"].items() if "matmul" in e and e.get("dtype", "float32") == dtype
+                 for r in e["matmul"] if dtype != "float32" or r["shape"] == list(MATMUL_SHAPES[0])]
+        if peaks:
+            report[key], source, shape = max(peaks)
+            report[key.replace("gflops", "source")] = f"the best {shape} {dtype} matmul of this run, by {source}"
     for name, entry in report["engines"].items():
         if ENGINES[name].kind == "model" and "times" in entry:
-            entry["summary"] = summarise(name, entry, lengths, report.get("peak_gflops"))
+            entry["summary"] = summarise(name, entry, lengths, report.get("peak_gflops"),
+                                         report.get("bf16_peak_gflops"))
+            if ENGINES[name].reference:
+                entry["summary"]["fidelity"] = fidelity.compare(workdir, name, ENGINES[name].reference)
         elif ENGINES[name].kind == "interleaved" and "passes" in entry:
             entry["summary"] = summarise_interleaved(entry, report.get("peak_gflops"))
     report["agreement"] = {
@@ -162,6 +174,7 @@ def _summarise(report: dict, lengths: list[int], workdir: Path) -> None:
         "ONNX Runtime vs HF PyTorch (last 4 layers summed)": probe_diff(
             workdir, "probe_ort_sorted.npz", "probe_hf_torch_sorted.npz"),
     }
+    report["targets"] = targets(report)
     report["notes"] = build_notes(report)
 
 
@@ -184,6 +197,7 @@ def driver(args) -> int:
         (workdir / "workload.json").write_text(json.dumps({"texts": texts, "lengths": lengths.tolist()}))
         meta = {"checkpoint": str(workdir / "uncased_L-12_H-768_A-12"), "hf_dir": str(workdir / "hf"),
                 "vocab": str(vocab_path), "onnx": str(workdir / "bert_base.onnx"),
+                "onnx_int8": str(workdir / "bert_base_int8.onnx"),
                 "max_position_embeddings": BERT_BASE["max_position_embeddings"]}
         (workdir / "meta.json").write_text(json.dumps(meta))
         log(f"bench: workload {mix['sentences']} sentences, {mix['real_tokens']} tokens; work dir {workdir}")

@@ -11,7 +11,7 @@ import os
 import stat
 import sys
 
-from bert_tf.cli.flags import options_from_args
+from bert_tf.cli.flags import embedder_from_args, options_from_args
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line."""
@@ -20,7 +20,7 @@ class UserError(Exception):
 def demo(args) -> int:
     from bert_tf.cli.demo import run_demo
 
-    run_demo(args.checkpoint)
+    run_demo(args.checkpoint, precision=args.precision)
     return 0
 
 
@@ -131,7 +131,6 @@ def _chunked(iterator, size):
 def embed(args) -> int:
     import time
 
-    from bert_tf.embed.api import get_embedder
     from bert_tf.files.output import check_output
     from bert_tf.cli.writers import Record, open_output
 
@@ -147,7 +146,7 @@ def embed(args) -> int:
             check_output(args.output, force=args.force, inputs=source.stats)
         else:
             _check_stdout(source.stats)
-        embedder = get_embedder(args.checkpoint, lower_case=args.lower_case)
+        embedder = embedder_from_args(args)
         options = embedder.options(options_from_args(args))
         resolved = embedder.resolve(options)  # every option checked before any output is opened
         writer = open_output(args.output, fmt, widths=(resolved.vector_size, embedder.hidden_size))
@@ -228,7 +227,6 @@ def _gather_sentences(args, outputs=()) -> list[str]:
 
 
 def similarity(args) -> int:
-    from bert_tf.embed.api import get_embedder
     from bert_tf.cli.similarity import cosine_matrix, format_table, pick_words
 
     from bert_tf.files.output import output_errors
@@ -238,7 +236,7 @@ def similarity(args) -> int:
         raise UserError("--words needs at least one word, e.g. --words mouse,rat,keyboard")
     _check_stdout([])
     sentences = _gather_sentences(args, [(args.plot, "--plot")] if args.plot else [])
-    embedder = get_embedder(args.checkpoint, lower_case=args.lower_case)
+    embedder = embedder_from_args(args)
     if embedder.lower_case:
         targets = [t.lower() for t in targets]
     options = options_from_args(args).replace(sentence_strategy=None)
@@ -261,11 +259,10 @@ def similarity(args) -> int:
 
 
 def plot(args) -> int:
-    from bert_tf.embed.api import get_embedder
     from bert_tf.cli.plotting import save_projection
 
     sentences = _gather_sentences(args, [(args.out, "--out")])
-    embedder = get_embedder(args.checkpoint, lower_case=args.lower_case)
+    embedder = embedder_from_args(args)
     word = args.word.lower() if embedder.lower_case else args.word
     vectors, labels = [], []
     options = options_from_args(args).replace(sentence_strategy=None)
@@ -285,7 +282,7 @@ def export(args) -> int:
     from bert_tf.serve.export import export_saved_model
 
     path = export_saved_model(args.checkpoint, args.out, version=args.version, options=options_from_args(args),
-                              lower_case=args.lower_case, force=args.force)
+                              lower_case=args.lower_case, precision=args.precision, force=args.force)
     print(path)
     return 0
 

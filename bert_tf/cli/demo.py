@@ -23,7 +23,7 @@ SEED_EXPERIMENTS = [
 ]
 
 
-def run_demo(checkpoint=None, *, components: int = 4, out: TextIO | None = None) -> None:
+def run_demo(checkpoint=None, *, components: int = 4, out: TextIO | None = None, precision: str = "float32") -> None:
     """Embeds the seed sentences and prints word vectors and the cosine-similarity tables (to `out`,
     default the current `sys.stdout`, looked up at the call: a default bound at import time would
     keep writing to whatever stdout was then)."""
@@ -31,9 +31,10 @@ def run_demo(checkpoint=None, *, components: int = 4, out: TextIO | None = None)
 
     out = sys.stdout if out is None else out
 
-    embedder = get_embedder(checkpoint)
+    embedder = get_embedder(checkpoint, precision=precision)
     print(f"checkpoint: {embedder.checkpoint}  ({embedder.config.num_hidden_layers} layers, "
-          f"hidden {embedder.hidden_size}, {'uncased' if embedder.lower_case else 'cased'})", file=out)
+          f"hidden {embedder.hidden_size}, {'uncased' if embedder.lower_case else 'cased'}"
+          f"{'' if embedder.precision == 'float32' else ', computed in ' + embedder.precision})", file=out)
     n = embedder.config.num_hidden_layers
     which = "the last four layers" if n > 4 else f"all {n} layers"  # what layers=None combines
     print(f"word vectors: sum of {which}, mean over word pieces\n", file=out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bert_tf.embed.options import COMBINE_CHOICES, SENTENCE_STRATEGIES, SUBWORD_POOLING_CHOICES, EmbeddingOptions
+from bert_tf.model.precision import PRECISIONS
 
 # ---------------------------------------------------------------------- command-line flags
 
@@ -46,10 +47,28 @@ def add_embedding_arguments(parser, *, batching: bool = True) -> None:
     parser.add_argument("--max-seq-length", type=int, default=None,
                         help="longest model input in word pieces (default: the checkpoint's limit, 512); "
                              "longer texts are embedded in overlapping windows")
+    add_precision_argument(parser)
     casing = parser.add_mutually_exclusive_group()
     casing.add_argument("--lower-case", dest="lower_case", action="store_true", default=None,
                         help="force lower-casing (default: from the checkpoint)")
     casing.add_argument("--cased", dest="lower_case", action="store_false", help="force cased tokenization")
+
+
+def add_precision_argument(parser) -> None:
+    """`--precision`, as `BertEmbedder.from_checkpoint` takes it."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="what the model computes in: float32 (default, exact), bfloat16 (about twice as "
+                             "fast on CPUs with AVX512_BF16 or AMX; vectors within bfloat16 rounding), float16 "
+                             "(GPUs), or auto (bfloat16 where the hardware computes it natively, else float32); "
+                             "the vectors are float32 whatever the precision")
+
+
+def embedder_from_args(args):
+    """The cached embedder the flags name (`--checkpoint`, casing, `--precision`)."""
+    from bert_tf.embed.api import get_embedder
+
+    return get_embedder(args.checkpoint, lower_case=getattr(args, "lower_case", None),
+                        precision=getattr(args, "precision", "float32"))
 
 
 def options_from_args(args) -> EmbeddingOptions:

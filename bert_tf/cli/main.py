@@ -21,7 +21,7 @@ import sys
 
 from bert_tf.cli import commands
 from bert_tf.cli.commands import UserError
-from bert_tf.cli.flags import add_embedding_arguments
+from bert_tf.cli.flags import add_embedding_arguments, add_precision_argument
 
 EPILOG_EXAMPLES = {
     "embed": "examples:\n  bert-tf embed \"A mouse is a rodent animal.\" \"A mouse is a computer device.\"\n"
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "the research notebook's mouse/rat/keyboard and lean/greasy/tilt experiments")
     p.add_argument("--checkpoint", help="checkpoint directory (default: BERT_TF_CHECKPOINT, then "
                                         "checkpoints/uncased_L-12_H-768_A-12, then the offline model)")
+    add_precision_argument(p)
     p.set_defaults(func=commands.demo)
 
     p = add("embed", "embed sentences into word vectors (with offsets) and sentence vectors, as JSONL or NPZ")

@@ -15,26 +15,30 @@ _EMBEDDERS: dict[tuple, BertEmbedder] = {}
 _EMBEDDERS_LOCK = threading.Lock()
 
 
-def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: bool | None = None) -> BertEmbedder:
+def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: bool | None = None,
+                 precision: str = "float32") -> BertEmbedder:
     """The cached `BertEmbedder` for a checkpoint: loaded once per process, then reused.
 
-    One model per checkpoint and casing: `lower_case=None` and the casing it resolves to
-    share one copy.
+    One model per checkpoint, casing and compute precision: `lower_case=None` and the casing
+    it resolves to share one copy, and so do `precision="auto"` and what it chooses.
 
     Raises:
         TypeError: `lower_case` is not True, False or None.
+        ValueError: an unknown `precision`.
     """
+    from bert_tf.model.precision import resolve_precision
     from bert_tf.store.checkpoint_dir import CheckpointDir
     from bert_tf.text.vocab import check_lower_case
 
     lower_case = check_lower_case(lower_case)
+    precision = resolve_precision(precision)
     resolved = CheckpointDir.resolve(checkpoint)
     directory = os.path.realpath(resolved.path)
-    key = (directory, lower_case)
+    key = (directory, lower_case, precision)
     with _EMBEDDERS_LOCK:
         if key not in _EMBEDDERS:
-            embedder = BertEmbedder.from_checkpoint(resolved, lower_case=lower_case)
-            _EMBEDDERS[key] = _EMBEDDERS.setdefault((directory, embedder.lower_case), embedder)
+            embedder = BertEmbedder.from_checkpoint(resolved, lower_case=lower_case, precision=precision)
+            _EMBEDDERS[key] = _EMBEDDERS.setdefault((directory, embedder.lower_case, precision), embedder)
         return _EMBEDDERS[key]
 
 
@@ -43,7 +47,7 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
                         layers: Sequence[int] | None = None, combine: str = "sum",
                         subword_pooling: str = "mean", batch_size: int | None = None,
                         max_seq_length: int | None = None, lower_case: bool | None = None,
-                        progress: bool | None = None) -> list[dict[str, np.ndarray]]:
+                        precision: str = "float32", progress: bool | None = None) -> list[dict[str, np.ndarray]]:
     """Contextual word vectors, one dict per sentence: word -> float32 vector.
 
     Each vector sums (by default) the last four hidden layers of the word's pieces (all of
@@ -64,6 +68,9 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
         layers, combine, subword_pooling, batch_size, max_seq_length: see `EmbeddingOptions`.
         lower_case: True or False overrides the checkpoint's casing; None (default) reads it
             from the checkpoint. Nothing else is accepted (a string such as "false" is a TypeError).
+        precision: "float32" (default), "bfloat16", "float16" or "auto" (bfloat16 where the
+            hardware computes it natively, else float32); see `bert_tf.model.precision`. The
+            vectors are float32 whatever the precision.
         progress: progress bar on stderr (None: automatic for long inputs).
 
     Returns:
@@ -81,7 +88,7 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
         True
     """
     sentences = checked_texts(sentences)  # before the model is loaded or run
-    embedder = get_embedder(checkpoint, lower_case=lower_case)
+    embedder = get_embedder(checkpoint, lower_case=lower_case, precision=precision)
     results = embedder.embed_words(sentences, layers=layers, combine=combine, subword_pooling=subword_pooling,
                                    dim=dim, batch_size=batch_size, max_seq_length=max_seq_length,
                                    progress=progress)

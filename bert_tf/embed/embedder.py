@@ -98,7 +98,8 @@ class BertEmbedder:
 
     @classmethod
     def from_checkpoint(cls, path: "str | os.PathLike | CheckpointDir | None" = None, *, lower_case: bool | None = None,
-                        max_seq_length: int | None = None, batch_size: int | None = None) -> "BertEmbedder":
+                        precision: str = "float32", max_seq_length: int | None = None,
+                        batch_size: int | None = None) -> "BertEmbedder":
         """Builds an embedder from a Google-layout checkpoint directory.
 
         Args:
@@ -107,6 +108,10 @@ class BertEmbedder:
                 all-MiniLM-L6-v2 model.
             lower_case: True or False overrides the casing inferred from the checkpoint (a
                 warning is logged when the override contradicts it); None (default) infers it.
+            precision: what the encoder computes in: "float32" (default), "bfloat16",
+                "float16", or "auto" (bfloat16 where the hardware computes it natively, else
+                float32; one log line says which and why). See `bert_tf.model.precision`;
+                the vectors returned are float32 whatever the precision.
             max_seq_length: the longest model input in word pieces, [CLS] and [SEP] included;
                 longer texts are embedded in overlapping windows. None (default): the
                 checkpoint's `max_position_embeddings` (512 for every Google checkpoint).
@@ -116,25 +121,33 @@ class BertEmbedder:
         Raises:
             CheckpointNotFoundError, CheckpointError: no usable checkpoint (the message says why).
             TypeError: `lower_case` is not True, False or None.
+            ValueError: an unknown `precision`.
         """
+        from bert_tf.model.precision import resolve_precision
         from bert_tf.store.checkpoint_dir import CheckpointDir
         from bert_tf.text.tokenization import BertTokenizer
         from bert_tf.text.vocab import check_lower_case
 
         lower_case = check_lower_case(lower_case)  # before the model is loaded
+        compute_dtype = resolve_precision(precision)
         checkpoint = path if isinstance(path, CheckpointDir) else CheckpointDir.resolve(path)
-        config, encoder = checkpoint.load_encoder()
+        config, encoder = checkpoint.load_encoder(compute_dtype=compute_dtype)
         tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(lower_case))
         return cls(config, encoder, tokenizer, checkpoint=str(checkpoint.path), fingerprint=checkpoint.fingerprint,
                    max_seq_length=max_seq_length, batch_size=batch_size)
 
     def identity(self) -> dict:
         """What makes this embedder's vectors what they are, as JSON-ready values: the checkpoint's
-        name, path and fingerprint, and the casing. Indexes and corpus outputs record it, and
+        name, path and fingerprint, the casing and the compute precision. Indexes and corpus outputs record it, and
         refuse vectors from an embedder whose identity differs."""
         name = os.path.basename(os.path.normpath(self.checkpoint)) if self.checkpoint else None
         return {"checkpoint": name, "path": self.checkpoint, "fingerprint": self.fingerprint,
-                "lower_case": self.lower_case}
+                "lower_case": self.lower_case, "precision": self.precision}
+
+    @property
+    def precision(self) -> str:
+        """What the encoder computes in: "float32", "bfloat16" or "float16" (never "auto")."""
+        return self.encoder.precision
 
     @property
     def hidden_size(self) -> int:

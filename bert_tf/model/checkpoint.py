@@ -235,7 +235,8 @@ def _first_line(error: Exception) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
-def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report: bool = False):
+def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report: bool = False,
+                 compute_dtype: str = "float32"):
     """Builds the Keras encoder from a Google checkpoint and restores its weights.
 
     Args:
@@ -243,6 +244,8 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
             `bert_model.ckpt.*`) or its `bert_model.ckpt` prefix.
         strict: when False, unexpected extra tensors are logged instead of raised.
         return_report: also return the `LoadReport`.
+        compute_dtype: "float32", or "bfloat16"/"float16" for the mixed-precision encoder
+            (see `BertEncoder`); `precision.resolve_precision` turns the user's option into this.
 
     Returns:
         `(config, encoder)`, or `(config, encoder, report)` with `return_report`.
@@ -261,11 +264,12 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
     start = time.perf_counter()
     directory, prefix = resolve_checkpoint_prefix(path)
     config = load_config(os.path.join(directory, "bert_config.json"))
-    return restore_encoder(config, prefix, strict=strict, return_report=return_report, start=start)
+    return restore_encoder(config, prefix, strict=strict, return_report=return_report, start=start,
+                           compute_dtype=compute_dtype)
 
 
 def restore_encoder(config: BertConfig, prefix: str | os.PathLike, *, strict: bool = True,
-                    return_report: bool = False, start: float | None = None):
+                    return_report: bool = False, start: float | None = None, compute_dtype: str = "float32"):
     """`load_encoder` for a checkpoint already found: `prefix` as `resolve_checkpoint_prefix` returns it.
 
     `bert_tf.store.CheckpointDir` resolves a checkpoint once and restores through this, so
@@ -274,7 +278,7 @@ def restore_encoder(config: BertConfig, prefix: str | os.PathLike, *, strict: bo
     Args:
         config: the checkpoint's config.
         prefix: its TF1 prefix (`DIR/bert_model.ckpt`).
-        strict, return_report: as for `load_encoder`.
+        strict, return_report, compute_dtype: as for `load_encoder`.
         start: `time.perf_counter()` when the load began, for the report (default: now).
 
     Raises:
@@ -288,7 +292,7 @@ def restore_encoder(config: BertConfig, prefix: str | os.PathLike, *, strict: bo
     ignored = _check_index(prefix, table, strict)
     # The variables are created from the checkpoint's tensors: no second copy of the weights.
     values = _CheckpointValues(prefix, table)
-    encoder = BertEncoder(config, initial_values=values)
+    encoder = BertEncoder(config, initial_values=values, compute_dtype=compute_dtype)
     unread = sorted(set(values.rows) - values.read)
     if unread:  # every variable was looked up above; a row nobody asked for has no variable
         raise AssertionError(f"checkpoint table rows with no encoder variable: {unread}")

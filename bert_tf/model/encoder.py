@@ -14,6 +14,12 @@ checkpoint table (`checkpoint.py`) can name every variable explicitly:
 Kernels keep TF1's `[in, out]` layout, so restoring needs no transposes.
 There is no dropout: this model only embeds.
 
+`compute_dtype="bfloat16"` (or "float16") builds the mixed-precision encoder of
+`precision.py`: the six dense layers of each block hold their kernels and biases
+in that dtype (the checkpoint's float32 values rounded once, at construction), the
+matmuls, attention and GELU compute in it, and the residual stream, LayerNorm,
+softmax, embeddings and pooler stay float32, so every output is float32.
+
 `BertEncoder(config, initial_values=...)` creates every variable straight from
 a value looked up by the path above (`checkpoint.load_encoder` passes the
 checkpoint's tensors), so a restored model never holds a second, throw-away
@@ -92,6 +98,10 @@ def _initializer(values: Optional[InitialValues], path: str, default: str):
     return lambda shape, dtype=None: values(path)
 
 
+#: The compute dtypes `BertEncoder` accepts (`precision.resolve_precision` maps the option onto them).
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
 def _dense(units, name, values, scope="", **kwargs):
     path = f"{scope}{name}"
     return keras.layers.Dense(units, name=name, **kwargs,
@@ -168,19 +178,23 @@ class BertEmbeddings(keras.layers.Layer):
 class TransformerBlock(keras.layers.Layer):
     """One post-LayerNorm transformer layer, as in Google's `transformer_model`."""
 
-    def __init__(self, config: BertConfig, initial_values: Optional[InitialValues] = None, **kwargs):
+    def __init__(self, config: BertConfig, initial_values: Optional[InitialValues] = None, *,
+                 compute_dtype: str = "float32", **kwargs):
         super().__init__(**kwargs)
         h, values, scope = config.hidden_size, initial_values, f"{self.name}/"
         self.num_heads = config.num_attention_heads
         self.head_size = config.head_size
         self.activation = ACTIVATIONS[config.hidden_act]
-        self.query = _dense(h, "query", values, scope)
-        self.key = _dense(h, "key", values, scope)
-        self.value = _dense(h, "value", values, scope)
-        self.attention_output = _dense(h, "attention_output", values, scope)
+        # None in float32: the float32 graph then has no casts at all.
+        self.low = None if compute_dtype == "float32" else tf.as_dtype(compute_dtype)
+        d = {"dtype": compute_dtype}
+        self.query = _dense(h, "query", values, scope, **d)
+        self.key = _dense(h, "key", values, scope, **d)
+        self.value = _dense(h, "value", values, scope, **d)
+        self.attention_output = _dense(h, "attention_output", values, scope, **d)
         self.attention_layer_norm = _layer_norm("attention_layer_norm", values, scope)
-        self.intermediate = _dense(config.intermediate_size, "intermediate", values, scope)
-        self.output_dense = _dense(h, "output", values, scope)
+        self.intermediate = _dense(config.intermediate_size, "intermediate", values, scope, **d)
+        self.output_dense = _dense(h, "output", values, scope, **d)
         self.output_layer_norm = _layer_norm("output_layer_norm", values, scope)
         self._hidden = h
 
@@ -218,6 +232,8 @@ class TransformerBlock(keras.layers.Layer):
 
     def _call_tokens(self, x, attention_adder, packing):
         # x: [tokens, hidden]
+        if self.low is not None:
+            return self._call_tokens_mixed(x, attention_adder, packing)
         q, k, v = (packing.to_heads(self._dense(layer, x), self.num_heads)  # [batch, heads, seq, head_size]
                    for layer in (self.query, self.key, self.value))
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
@@ -228,6 +244,22 @@ class TransformerBlock(keras.layers.Layer):
         x = self.attention_layer_norm(x + self._dense(self.attention_output, context))
         y = self._dense(self.output_dense, self._dense(self.intermediate, x, self.activation))
         return self.output_layer_norm(x + y)
+
+    def _call_tokens_mixed(self, x, attention_adder, packing):
+        # The residual stream x stays float32 and is rounded to the compute dtype only where a
+        # matmul reads it; each matmul's output is rounded once (oneDNN accumulates in float32).
+        low, f32 = self.low, tf.float32
+        x_low = tf.cast(x, low)
+        q, k, v = (packing.to_heads(self._dense(layer, x_low), self.num_heads)  # gathers move half the bytes
+                   for layer in (self.query, self.key, self.value))
+        # Scores go back to float32 for the mask and the softmax: their differences, not their
+        # size, decide the weights, and exp() magnifies rounding of large logits.
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), f32) * (1.0 / math.sqrt(self.head_size))
+        probs = tf.cast(tf.nn.softmax(scores + attention_adder, axis=-1), low)
+        context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x_low))
+        x = self.attention_layer_norm(x + tf.cast(self._dense(self.attention_output, context), f32))
+        y = self._dense(self.output_dense, self._dense(self.intermediate, tf.cast(x, low), self.activation))
+        return self.output_layer_norm(x + tf.cast(y, f32))
 
 
 class Packing:
@@ -327,19 +359,28 @@ class BertEncoder(keras.Model):
         >>> out = encoder({"input_word_ids": ids, "input_mask": mask, "input_type_ids": types})
     """
 
-    def __init__(self, config: BertConfig, initial_values: Optional[InitialValues] = None, **kwargs):
+    def __init__(self, config: BertConfig, initial_values: Optional[InitialValues] = None, *,
+                 compute_dtype: str = "float32", **kwargs):
         """Builds every variable at once.
 
         Args:
             config: the model shape.
             initial_values: maps each variable's path (module docstring) to its value,
                 e.g. the checkpoint's tensors; by default Keras's usual initializers.
+            compute_dtype: "float32" (default), or "bfloat16"/"float16" for mixed precision
+                (module docstring); the outputs are float32 either way.
+
+        Raises:
+            ValueError: an unknown `compute_dtype`.
         """
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {compute_dtype!r}")
         kwargs.setdefault("name", "bert")
         super().__init__(**kwargs)
         self.config = config
+        self.precision = compute_dtype  # the compute dtype's name: "float32", "bfloat16" or "float16"
         self.embeddings = BertEmbeddings(config, initial_values, name="embeddings")
-        self.blocks = [TransformerBlock(config, initial_values, name=f"layer_{i}")
+        self.blocks = [TransformerBlock(config, initial_values, compute_dtype=compute_dtype, name=f"layer_{i}")
                        for i in range(config.num_hidden_layers)]
         self.pooler = _dense(config.hidden_size, "pooler", initial_values, activation="tanh")
         self.embeddings.build()

@@ -65,7 +65,7 @@ SIGNATURES = ("serving_default", "encode", "preprocess", "metadata")
 
 def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike, *,
                        version: int = 1, options: EmbeddingOptions | None = None, lower_case: bool | None = None,
-                       force: bool = False, **option_values) -> Path:
+                       precision: str = "float32", force: bool = False, **option_values) -> Path:
     """Exports the embedder for one checkpoint as a servable SavedModel.
 
     The embedding options are fixed at export time and have the meaning they have in
@@ -82,6 +82,9 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
             `max_seq_length=`). `max_seq_length` is the longest encoder input: longer texts
             are windowed by `serving_default` and truncated by `preprocess`.
         lower_case: override the checkpoint's casing.
+        precision: what the exported graph computes in, as for `BertEmbedder.from_checkpoint`
+            ("auto" is decided here, on this machine); every output stays float32, and the
+            metadata records the precision.
         force: replace an existing `out_dir/version/`.
 
     Returns:
@@ -110,7 +113,8 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
     if options.sentence_strategy is None:
         raise ValueError("sentence_strategy must be one of mean, cls, pooled, max for an export "
                          "(serving_default returns a sentence vector)")
-    embedder = BertEmbedder.from_checkpoint(checkpoint, lower_case=lower_case, max_seq_length=options.max_seq_length)
+    embedder = BertEmbedder.from_checkpoint(checkpoint, lower_case=lower_case, precision=precision,
+                                            max_seq_length=options.max_seq_length)
     resolved = embedder.resolve(options.replace(max_seq_length=embedder.max_seq_length))
     metadata = _metadata(embedder, resolved, version)
 
@@ -147,6 +151,9 @@ def _metadata(embedder, resolved: ResolvedOptions, version: int) -> dict:
         "checkpoint": os.path.basename(os.path.normpath(embedder.checkpoint)),
         "config": embedder.config.to_dict(),
         "lower_case": embedder.lower_case,
+        # What the encoder computes in; every output tensor is float32 whatever this says.
+        "precision": embedder.precision,
+        "output_dtype": "float32",
         "max_seq_length": resolved.max_seq_length,
         "options": options.to_dict(),
         # The options resolved for this checkpoint, for clients that read them directly.
@@ -333,7 +340,7 @@ def _embed(sentences, tokenizer, encoder, resolved: ResolvedOptions) -> dict:
 def _encode_in_batches(encoder, segments, resolved: ResolvedOptions):
     """The encoder over a request's segments in the library's batches: sorted by length and cut into
     calls of at most `MAX_BATCH_POSITIONS` padded positions (`embed.batching.plan_batches`, in the
-    graph), each padded to its own longest member. A request of texts of mixed lengths then pads no
+    graph), each padded as the library pads its calls. A request of texts of mixed lengths then pads no
     more than the Python API does.
 
     Args:
@@ -361,8 +368,11 @@ def _encode_in_batches(encoder, segments, resolved: ResolvedOptions):
         fits = tf.cast(k, tf.int64) * padded[first:] <= MAX_BATCH_POSITIONS
         rows = tf.maximum(tf.reduce_sum(tf.cast(fits, tf.int32)), 1)
         chunk = tf.gather(segments, order[first:first + rows])
-        ids = chunk.to_tensor(default_value=0)
-        mask = tf.ones_like(chunk).to_tensor(default_value=0)
+        # Padded as `batching.batch_arrays` pads (to a multiple of PAD_MULTIPLE): the same shapes
+        # run the same kernels, which bfloat16, rounding each matmul's output, needs to agree.
+        shape = tf.stack([tf.cast(rows, tf.int64), padded[first + rows - 1]])
+        ids = chunk.to_tensor(default_value=0, shape=shape)
+        mask = tf.ones_like(chunk).to_tensor(default_value=0, shape=shape)
         states, pooled = encoder.token_states(ids, mask)
         values = (head.combine_layers(states, resolved.hidden_states, options.combine),
                   states[resolved.sentence_state], pooled)

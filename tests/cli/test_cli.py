@@ -117,6 +117,23 @@ def test_awkward_lines_are_reported_not_fatal(tmp_path, minilm_checkpoint):
     assert out.read_bytes() == before  # the failed run left the earlier output as it was
 
 
+def test_embed_in_bfloat16_equals_the_bfloat16_python_api(tmp_path, minilm_checkpoint):
+    """`--precision bfloat16` reaches the model: the same batches give the Python API's bfloat16
+    vectors to float32 rounding, which differ from float32 by bfloat16 rounding."""
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(SEEDS) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    run("embed", "--checkpoint", minilm_checkpoint, "--precision", "bfloat16", "--input", src, "--output", out)
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    bf16 = BertEmbedder.from_checkpoint(minilm_checkpoint, precision="bfloat16")
+    written = np.concatenate([[w["vector"] for w in r["words"]] for r in records]).astype(np.float32)
+    ours = np.concatenate([[w.vector for w in ws] for ws in bf16.embed_words(SEEDS)])
+    assert_same(bf16, written, ours, "bfloat16 word vectors, CLI vs API")
+    f32 = np.concatenate([[w.vector for w in ws] for ws in BertEmbedder.from_checkpoint(minilm_checkpoint)
+                          .embed_words(SEEDS)])
+    assert np.abs(written - f32).max() > 10 * encoder_bound(bf16.config, f32)
+
+
 @pytest.mark.parametrize("args, message", [
     (["embed", "--checkpoint", "/no/such/checkpoint", "hello"], b"does not exist"),
     (["embed", "--input", "/no/such/file.txt", "--checkpoint", "{ckpt}"], b"cannot read /no/such/file.txt"),
@@ -125,6 +142,7 @@ def test_awkward_lines_are_reported_not_fatal(tmp_path, minilm_checkpoint):
     (["embed", "--frobnicate", "hello"], b"unrecognized arguments: --frobnicate"),
     (["similarity", "--words", "zebra", "--checkpoint", "{ckpt}", "A mouse."], b"in none of the sentences"),
     (["info", "/no/such/checkpoint"], b"does not exist"),
+    (["embed", "--precision", "half", "hello"], b"argument --precision: invalid choice: 'half'"),
 ])
 def test_user_errors_are_one_line_without_traceback(minilm_checkpoint, args, message):
     args = [a.replace("{ckpt}", str(minilm_checkpoint)) for a in args]

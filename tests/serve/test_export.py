@@ -75,6 +75,7 @@ def exports(minilm_checkpoint, tmp_path_factory):
         "long": export_saved_model(minilm_checkpoint, root / "bert_64", max_seq_length=64, combine="concat",
                                    subword_pooling="first", dim=1000, sentence_strategy="max",
                                    sentence_layer=-1),
+        "bf16": export_saved_model(minilm_checkpoint, root / "bert_bf16", precision="bfloat16"),
     }
 
 
@@ -127,7 +128,10 @@ def fresh(exports, embedder, tmp_path_factory):
             ("metadata", "default", "metadata", {}),
             ("again_seed", "again", "serving_default", {"sentences": SEED}),
             ("again_mixed", "again", "serving_default", {"sentences": MIXED}),
-            ("again_encode", "again", "encode", ids)]
+            ("again_encode", "again", "encode", ids),
+            ("bf16_seed", "bf16", "serving_default", {"sentences": SEED + UNICODE}),
+            ("bf16_mixed", "bf16", "serving_default", {"sentences": MIXED}),
+            ("bf16_metadata", "bf16", "metadata", {})]
     spec = {"out": str(work / "out.npz"),
             "jobs": [{"name": n, "model": str(exports[m]), "signature": s, "inputs": i} for n, m, s, i in jobs]}
     (work / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
@@ -276,6 +280,20 @@ def test_metadata_records_the_options(fresh, exports, minilm_checkpoint):
     assert served["hidden_state_indices"] == [3, 4, 5, 6] and served["sentence_hidden_state_index"] == 5
     vocab = (exports["default"] / "assets" / "vocab.txt").read_bytes()
     assert vocab == (Path(minilm_checkpoint) / "vocab.txt").read_bytes()
+
+
+def test_a_bfloat16_export_matches_the_bfloat16_api(fresh, minilm_checkpoint):
+    """Loaded without bert_tf, the bfloat16 SavedModel computes what `precision="bfloat16"` does
+    in Python (the same batches through the same kernels: float32 rounding of that result), returns
+    float32 tensors, and says in its metadata what it computes in."""
+    bf16 = BertEmbedder.from_checkpoint(minilm_checkpoint, precision="bfloat16")
+    for name, texts in (("bf16_seed", SEED + UNICODE), ("bf16_mixed", MIXED)):
+        out = _outputs(fresh, name)
+        assert out["word_vectors"].dtype == np.float32 and out["sentence_embedding"].dtype == np.float32
+        _check_against_python(out, bf16, texts)
+    served = json.loads(str(_outputs(fresh, "bf16_metadata")["json"]))
+    assert served["precision"] == "bfloat16" and served["output_dtype"] == "float32"
+    assert json.loads(str(_outputs(fresh, "metadata")["json"]))["precision"] == "float32"
 
 
 def test_exporting_twice_gives_the_same_outputs(fresh, exports):
@@ -544,7 +562,7 @@ def test_cli_arguments_reach_export_saved_model(tmp_path, monkeypatch, capsys):
     args = parser.parse_args(["export", "--checkpoint", "ckpt", "--out", "exports/x", "--version", "3",
                               "--layers=-1,-2", "--combine", "concat", "--dim", "100", "--cased",
                               "--max-seq-length", "128", "--sentence-strategy", "cls", "--sentence-layer", "-1",
-                              "--force"])
+                              "--precision", "bfloat16", "--force"])
     assert args.func(args) == 0
     assert capsys.readouterr().out.strip() == str(Path("exports/x/3"))
     from bert_tf import EmbeddingOptions
@@ -552,9 +570,9 @@ def test_cli_arguments_reach_export_saved_model(tmp_path, monkeypatch, capsys):
     assert calls == [(("ckpt", "exports/x"), dict(
         version=3, options=EmbeddingOptions(layers=(-1, -2), combine="concat", subword_pooling="mean", dim=100,
                                             max_seq_length=128, sentence_strategy="cls", sentence_layer=-1),
-        lower_case=False, force=True))]
+        lower_case=False, precision="bfloat16", force=True))]
     defaults = parser.parse_args(["export"])
     assert (defaults.out, defaults.version, defaults.layers, defaults.lower_case, defaults.force,
-            defaults.max_seq_length) == ("exports/bert", 1, None, None, False, None)
+            defaults.max_seq_length, defaults.precision) == ("exports/bert", 1, None, None, False, None, "float32")
     with pytest.raises(SystemExit):
         parser.parse_args(["export", "--layers", "last"])

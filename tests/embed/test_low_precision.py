@@ -1,0 +1,93 @@
+"""bfloat16 (and float16) against float32 on the real all-MiniLM-L6-v2: the fidelity bar of the
+`precision` option. These run on every CPU: where bfloat16 is not native, oneDNN emulates it and
+the numbers are the same kind of rounding, only slower.
+
+The bar (mean cosine >= 0.9995, minimum >= 0.995 for word vectors) is what a user comparing
+words by cosine cannot tell from float32: the differences it allows are two orders of magnitude
+below the gap between senses that the polysemy test measures.
+"""
+
+import numpy as np
+import pytest
+
+from bert_tf import BertEmbedder
+from bert_tf.cli.demo import SEED_EXPERIMENTS
+from bert_tf.cli.similarity import cosine_matrix, pick_words
+from tests.embed.test_semantics import POLYSEMY, cos
+
+pytestmark = pytest.mark.slow
+
+MEAN_BAR, MIN_BAR = 0.9995, 0.995
+
+TEXTS = [s for _, sentences, _ in SEED_EXPERIMENTS for s in sentences] + [
+    s for triple in POLYSEMY.values() for s in triple] + [
+    "Unaffable lexicographers disambiguate polysemous words in 2026, don't they?",
+    "东京 is the capital of Japan; café au lait costs €3.",
+    " ".join(["The long river bank stretched past the old mill and the quiet town."] * 40),  # 560 pieces: windows
+]
+
+
+@pytest.fixture(scope="module")
+def embedders(minilm_checkpoint):
+    return {p: BertEmbedder.from_checkpoint(minilm_checkpoint, precision=p) for p in ("float32", "bfloat16", "float16")}
+
+
+def _cosines(a, b):
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_word_vectors_hold_the_fidelity_bar(embedders, precision):
+    ref = embedders["float32"].embed_words(TEXTS)
+    out = embedders[precision].embed_words(TEXTS)
+    assert [[w.text for w in ws] for ws in out] == [[w.text for w in ws] for ws in ref]
+    a = np.concatenate([np.stack([w.vector for w in ws]) for ws in ref if ws])
+    b = np.concatenate([np.stack([w.vector for w in ws]) for ws in out if ws])
+    assert b.dtype == np.float32
+    c = _cosines(a, b)
+    print(f"{precision} word vectors: cosine to float32 mean {c.mean():.6f} min {c.min():.6f} over {len(c)}")
+    assert c.mean() >= MEAN_BAR and c.min() >= MIN_BAR
+    assert not np.array_equal(a, b)  # computed in the low precision, not silently in float32
+
+
+@pytest.mark.parametrize("strategy", ["mean", "cls", "pooled", "max"])
+def test_sentence_vectors_hold_the_fidelity_bar(embedders, strategy):
+    a = embedders["float32"].sentence_vectors(TEXTS, sentence_strategy=strategy)
+    b = embedders["bfloat16"].sentence_vectors(TEXTS, sentence_strategy=strategy)
+    assert b.dtype == np.float32 and b.shape == a.shape
+    c = _cosines(a, b)
+    assert c.mean() >= MEAN_BAR and c.min() >= MIN_BAR, (strategy, c.mean(), c.min())
+
+
+def test_token_states_hold_the_fidelity_bar(embedders):
+    ref = embedders["float32"].token_states(TEXTS[:12])
+    out = embedders["bfloat16"].token_states(TEXTS[:12])
+    for r, o in zip(ref, out):
+        assert o.states.dtype == np.float32 and o.states.shape == r.states.shape
+        assert o.pieces == r.pieces
+        # The embedding output is float32 arithmetic in both (the lookups and LayerNorm).
+        np.testing.assert_array_equal(o.states[0], r.states[0])
+        c = _cosines(r.states[1:], o.states[1:])  # every layer, every token
+        assert c.mean() >= MEAN_BAR and c.min() >= MIN_BAR, (c.mean(), c.min())
+
+
+def test_the_polysemy_result_is_unchanged(embedders):
+    sentences = [s for triple in POLYSEMY.values() for s in triple]
+    wins = {}
+    for precision in ("float32", "bfloat16"):
+        results = embedders[precision].embed_words(sentences)
+        emb = [{w.text: w.vector for w in reversed(ws)} for ws in results]
+        wins[precision] = [cos(emb[3 * k][w], emb[3 * k + 1][w]) > max(cos(emb[3 * k][w], emb[3 * k + 2][w]),
+                                                                       cos(emb[3 * k + 1][w], emb[3 * k + 2][w]))
+                           for k, w in enumerate(POLYSEMY)]
+    assert wins["bfloat16"] == wins["float32"]
+
+
+@pytest.mark.parametrize("name, sentences, targets", SEED_EXPERIMENTS, ids=[e[0] for e in SEED_EXPERIMENTS])
+def test_the_seed_experiment_table_is_within_a_hundredth(embedders, name, sentences, targets):
+    tables = {}
+    for precision in ("float32", "bfloat16"):
+        results = embedders[precision].embed_words(sentences)
+        picked = pick_words([{w.text: w.vector for w in reversed(ws)} for ws in results], targets)
+        tables[precision] = cosine_matrix([p.vector for p in picked])
+    assert np.abs(tables["bfloat16"] - tables["float32"]).max() <= 0.01

@@ -1,0 +1,121 @@
+"""The `precision` option: which compute dtype `"auto"` picks from the CPU flags, and the warnings."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from bert_tf.model import precision as prec
+from bert_tf.model.precision import Hardware, detect_hardware, resolve_precision
+
+ZEN4 = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})
+SAPPHIRE_RAPIDS = frozenset({"avx2", "avx512f", "amx_tile", "amx_bf16"})
+AVX2_ONLY = frozenset({"avx", "avx2", "fma"})
+
+
+@pytest.fixture(autouse=True)
+def no_gpu_and_fresh_warnings(monkeypatch):
+    monkeypatch.setattr(prec, "_gpu_capability", lambda: None)
+    monkeypatch.setattr(prec, "_warned", set())
+
+
+@pytest.mark.parametrize("flags, environ, native", [
+    (ZEN4, {}, True),
+    (SAPPHIRE_RAPIDS, {}, True),
+    (AVX2_ONLY, {}, False),
+    (frozenset(), {}, False),
+    (ZEN4, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),  # oneDNN held below its bfloat16 kernels
+    (ZEN4, {"ONEDNN_MAX_CPU_ISA": "avx512_core_bf16"}, True),
+    (ZEN4, {"TF_ENABLE_ONEDNN_OPTS": "0"}, False),  # Eigen's kernels: no native bfloat16
+])
+def test_auto_follows_the_cpu_flags_and_onednn(flags, environ, native):
+    hardware = detect_hardware(flags, environ)
+    assert hardware.native_bf16 is native
+    assert resolve_precision("auto", hardware) == ("bfloat16" if native else "float32")
+
+
+def test_the_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n"
+                       "processor\t: 1\nflags\t\t: fpu\n", encoding="utf-8")
+    assert prec.cpu_flags(str(cpuinfo)) == {"fpu", "sse2", "avx2", "avx512f", "avx512_bf16"}
+    assert prec.cpu_flags(str(tmp_path / "missing")) == frozenset()
+
+
+def test_auto_says_once_what_it_chose_and_why(caplog):
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        for _ in range(3):
+            assert resolve_precision("auto", detect_hardware(AVX2_ONLY, {})) == "float32"
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    assert "float32" in lines[0] and "AVX512_BF16" in lines[0]
+
+
+def test_bfloat16_without_native_support_warns_once_naming_the_missing_feature(caplog):
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        for _ in range(3):
+            assert resolve_precision("bfloat16", detect_hardware(AVX2_ONLY, {})) == "bfloat16"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "slower than float32" in warnings[0] and "AVX512_BF16" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        assert resolve_precision("bfloat16", detect_hardware(ZEN4, {})) == "bfloat16"
+    assert not caplog.records  # native: nothing to say
+
+
+def test_on_a_gpu_auto_picks_bfloat16_or_float16_by_compute_capability():
+    assert resolve_precision("auto", Hardware(True, (8, 0), "a GPU")) == "bfloat16"
+    assert resolve_precision("auto", Hardware(False, (7, 5), "a GPU")) == "float16"
+
+
+@pytest.mark.parametrize("bad", ["bf16", "BFLOAT16", None, 16])
+def test_an_unknown_precision_names_the_choices(bad):
+    with pytest.raises(ValueError, match="precision must be one of 'float32', 'bfloat16', 'float16', 'auto'"):
+        resolve_precision(bad)
+
+
+def test_auto_reaches_the_embedder(make_checkpoint, monkeypatch):
+    from bert_tf import BertEmbedder
+
+    directory, _ = make_checkpoint()
+    monkeypatch.setattr(prec, "cpu_flags", lambda path="/proc/cpuinfo": AVX2_ONLY)
+    assert BertEmbedder.from_checkpoint(directory, precision="auto").precision == "float32"
+    monkeypatch.setattr(prec, "cpu_flags", lambda path="/proc/cpuinfo": ZEN4)
+    embedder = BertEmbedder.from_checkpoint(directory, precision="auto")
+    assert embedder.precision == "bfloat16" and embedder.identity()["precision"] == "bfloat16"
+    # The mixed encoder keeps its dense kernels in bfloat16 and nothing else.
+    block = embedder.encoder.blocks[0]
+    assert str(block.query.kernel.dtype) == "bfloat16" and str(block.output_dense.bias.dtype) == "bfloat16"
+    assert str(block.attention_layer_norm.gamma.dtype) == "float32"
+    assert str(embedder.encoder.embeddings.word_embeddings.dtype) == "float32"
+
+
+def test_an_unknown_precision_is_refused_before_the_model_loads(tmp_path):
+    from bert_tf import BertEmbedder
+
+    with pytest.raises(ValueError, match="precision must be one of"):
+        BertEmbedder.from_checkpoint(tmp_path / "nothing-here", precision="half")
+
+
+def test_the_mixed_encoder_returns_float32_close_to_float32(make_checkpoint):
+    """On a tiny random model: every output float32, within bfloat16 rounding (relative 2^-8 per
+    rounding, a few roundings deep) of the float32 encoder; and the float32 graph is untouched."""
+    from bert_tf.model.checkpoint import load_encoder
+
+    directory, _ = make_checkpoint()
+    _, e32 = load_encoder(directory)
+    _, e16 = load_encoder(directory, compute_dtype="bfloat16")
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 90, (3, 9)).astype(np.int32)
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0
+    inputs = {"input_word_ids": ids, "input_mask": mask, "input_type_ids": np.zeros_like(ids)}
+    a, b = e32(inputs), e16(inputs)
+    for key in ("sequence_output", "pooled_output", "embedding_output"):
+        assert b[key].dtype == np.float32, key
+    x, y = a["sequence_output"].numpy()[mask == 1], b["sequence_output"].numpy()[mask == 1]
+    cos = (x * y).sum(-1) / np.linalg.norm(x, axis=-1) / np.linalg.norm(y, axis=-1)
+    assert cos.min() > 0.99
+    assert not np.array_equal(x, y)  # it really computed in bfloat16
+    np.testing.assert_array_equal(a["embedding_output"].numpy(), b["embedding_output"].numpy())  # float32 there
