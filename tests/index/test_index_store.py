@@ -89,7 +89,7 @@ def test_query_word_missing_from_sentence_or_index_is_a_clear_error(built):
         index.search_word("river bank", "river bank water")
 
 
-def test_another_checkpoint_casing_or_options_is_refused(built, make_checkpoint):
+def test_another_checkpoint_casing_precision_or_options_is_refused(built, make_checkpoint):
     index, _ = built
     other_dir, _ = make_checkpoint("other", seed=1, vocab=VOCAB, vocab_size=len(VOCAB))
     other = BertEmbedder.from_checkpoint(other_dir)
@@ -100,6 +100,9 @@ def test_another_checkpoint_casing_or_options_is_refused(built, make_checkpoint)
     cased = BertEmbedder.from_checkpoint(index.identity["path"], lower_case=False)
     with pytest.raises(IndexMismatchError, match="uncased"):
         OccurrenceIndex.open(index.directory, embedder=cased)
+    half = BertEmbedder.from_checkpoint(index.identity["path"], precision="bfloat16")
+    with pytest.raises(IndexMismatchError, match="built with .* in float32; the query's model runs in bfloat16"):
+        OccurrenceIndex.open(index.directory, embedder=half)
     # The defaults written out are the same vectors, and batching changes none: accepted.
     OccurrenceIndex.open(index.directory, embedder=index.embedder,
                          options=EmbeddingOptions(layers=(-2, -1), batch_size=3))
