@@ -9,6 +9,7 @@ the approximate index is trained (large indexes only), and the manifest is writt
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sqlite3
@@ -239,13 +240,8 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
 
 
 def _chunks(items, size):
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
+    items = iter(items)
+    while chunk := list(itertools.islice(items, size)):
         yield chunk
 
 
