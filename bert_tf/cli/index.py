@@ -156,8 +156,9 @@ def search(args) -> int:
         hits = index.search(args.sentence, args.k)
         vectors = index.sentences.rows([h.text_id for h in hits])
     if args.projector:
-        _write_projector(args, vectors, [{"word": h.word or "", "score": f"{h.score:.4f}", "sentence": h.text}
-                                         for h in hits], name=args.word or "search")
+        # The projector's metadata columns are word, sense, sentence: a search has no senses, so it gives the rank.
+        _write_projector(args, vectors, [(h.word or "", f"rank {n}", h.text) for n, h in enumerate(hits, start=1)],
+                         name=f"{args.word} search" if args.word else "search")
     _print_hits(hits, args.json)
     return 0
 
@@ -192,8 +193,9 @@ def senses(args) -> int:
         plot_senses(args.plot, report.vectors, report.clusters, sentences, word=report.word, force=args.force)
         print(f"bert-tf: saved {args.plot}", file=sys.stderr)
     if args.projector:
-        _write_projector(args, report.vectors, [{"word": report.word, "sense": str(int(label)), "sentence": s}
-                                                for label, s in zip(report.labels, sentences)], name=report.word)
+        _write_projector(args, report.vectors, [(report.word, int(label) + 1, s)
+                                                for label, s in zip(report.labels, sentences)],
+                         name=f"{report.word} senses")
     return 0
 
 

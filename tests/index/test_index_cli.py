@@ -122,3 +122,20 @@ def test_build_refuses_an_existing_index_before_loading_the_model(index_dir, bui
                  "--checkpoint", str(out.parent / "no-such-checkpoint")]) == 1
     assert "already exists" in capsys.readouterr().err
     assert (out / "manifest.json").read_bytes() == before
+
+
+def test_senses_plot_and_projector_files(index_dir, tmp_path, capsys):
+    out, _ = index_dir
+    plot, projector = tmp_path / "bank.png", tmp_path / "projector"
+    assert main(["senses", str(out), "bank", "--n-senses", "2", "--plot", str(plot), "--projector",
+                 str(projector)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metadata = next(projector.glob("**/*metadata*.tsv")).read_text(encoding="utf-8").splitlines()
+    assert len(metadata) == 1 + 4 and all("[bank]" in row or "bank" in row for row in metadata[1:])
+    before = plot.read_bytes()
+    assert main(["senses", str(out), "bank", "--plot", str(plot)]) == 1  # no --force: the plot is kept
+    assert "already exists" in capsys.readouterr().err and plot.read_bytes() == before
+    assert main(["search", str(out), "--word", "bank", "river bank water", "-k", "2", "--projector",
+                 str(tmp_path / "p2")]) == 0
+    rows = next((tmp_path / "p2").glob("**/*metadata*.tsv")).read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + 2 and "rank 1" in rows[1]
