@@ -131,7 +131,8 @@ def test_senses_plot_and_projector_files(index_dir, tmp_path, capsys):
                  str(projector)]) == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metadata = next(projector.glob("**/*metadata*.tsv")).read_text(encoding="utf-8").splitlines()
-    assert len(metadata) == 1 + 4 and all("[bank]" in row or "bank" in row for row in metadata[1:])
+    assert metadata[0] == "word\tsense\tsentence" and len(metadata) == 1 + 4
+    assert all(row.startswith("bank\t") for row in metadata[1:])
     before = plot.read_bytes()
     assert main(["senses", str(out), "bank", "--plot", str(plot)]) == 1  # no --force: the plot is kept
     assert "already exists" in capsys.readouterr().err and plot.read_bytes() == before
