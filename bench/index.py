@@ -2,7 +2,7 @@
 
     python bench/index.py --quick          # 10k occurrences (while developing)
     python bench/index.py                  # 10k, 100k and 1M (minutes; run once)
-    python bench/index.py --sizes 100000 --scann   # also ScaNN at each size, for the choice of library
+    python bench/index.py --sizes 100000 --scann   # also ScaNN, for the choice of library
 
 The vectors are synthetic, of the real width (384, all-MiniLM-L6-v2's): a shared offset
 (BERT's vectors all lean one way, which is why raw cosines are all high), plus one of
@@ -211,7 +211,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10k occurrences only")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=None)
-    parser.add_argument("--scann", action="store_true", help="also measure ScaNN (via its pybind module)")
+    parser.add_argument("--scann", action="store_true",
+                        help="also measure ScaNN (via its pybind module), at sizes up to 100k (its build takes "
+                             "minutes beyond)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 storage comparison")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
@@ -219,7 +221,8 @@ def main(argv=None) -> int:
     sizes = args.sizes or ([10_000] if args.quick else [10_000, 100_000, 1_000_000])
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-index-"))
     work.mkdir(parents=True, exist_ok=True)
-    rows = [run(n, work, int8=not args.no_int8 and n <= 100_000, scann=args.scann) for n in sizes]
+    rows = [run(n, work, int8=not args.no_int8 and n <= 100_000, scann=args.scann and n <= 100_000)
+            for n in sizes]
     report = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
               "load_average": os.getloadavg(), "width": WIDTH, "queries": QUERIES, "results": rows}
     print(json.dumps(report, indent=1))

@@ -6,6 +6,7 @@ terminal, with its score) and one JSON object per line with `--json`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -32,7 +33,7 @@ def add_commands(add) -> None:
     actions = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     b = actions.add_parser("build", help="embed a corpus (or read a beam-embed Parquet output) into an index",
                            description="embed a corpus (or read a beam-embed Parquet output) into an index",
-                           epilog=EXAMPLES["index"])
+                           epilog=EXAMPLES["index"], formatter_class=argparse.RawDescriptionHelpFormatter)
     source = b.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", "-i", help="text file, one text per line")
     source.add_argument("--parquet", metavar="PREFIX_OR_GLOB",
@@ -98,7 +99,13 @@ def build(args) -> int:
     check_target(args.out, replace=args.force)  # before the model is loaded
     progress = False if args.no_progress else None
     if args.parquet:
+        from bert_tf.embed.options import EmbeddingOptions
         from bert_tf.index.parquet import build_index_from_parquet
+
+        if (options_from_args(args) != EmbeddingOptions() or args.checkpoint or args.lower_case is not None
+                or getattr(args, "precision", "float32") != "float32"):
+            raise UserError("--parquet indexes the vectors as `bert-tf beam-embed` made them, with the model and "
+                            "options recorded in the files; the embedding options apply to --input only")
 
         index = build_index_from_parquet(args.parquet, args.out, scoring=args.scoring,
                                          vector_dtype=args.vector_dtype, force=args.force, progress=progress)

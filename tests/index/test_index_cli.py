@@ -103,6 +103,7 @@ def test_neighbors_and_senses(index_dir, capsys):
     (["search", "{index}", "--word", "loan", "river bank water"], "'loan' is not in the query sentence"),
     (["search", "{index}", "--word", "boat", "river bank water boat", "--checkpoint", "{other}"], "fingerprint"),
     (["senses", "{index}", "boat house"], "is 2 words to the model"),
+    (["index", "build", "--parquet", "{tmp}", "--out", "{tmp}/x", "--combine", "mean"], "apply to --input only"),
     (["senses", "{index}", "water", "--n-senses", "0"], "n_senses"),
 ])
 def test_errors_are_one_line(index_dir, tmp_path, capsys, argv, message):

@@ -186,7 +186,7 @@ def write_beam_parquet(path, embedder, texts, options, *, metadata=True):
                         ("word_vectors", pa.list_(pa.list_(pa.float32()))),
                         ("sentence_vector", pa.list_(pa.float32()))])
     if metadata:
-        schema = schema.with_metadata({b"bert_tf": json.dumps({"identity": embedder.identity(),
+        schema = schema.with_metadata({b"bert_tf": json.dumps({"format_version": 1, "identity": embedder.identity(),
                                                                "options": options.to_dict()}).encode()})
     pq.write_table(pa.Table.from_pydict(rows, schema=schema), path, row_group_size=7)
 
