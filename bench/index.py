@@ -158,7 +158,8 @@ def run(n: int, work: Path, *, int8: bool, scann: bool) -> dict:
     seconds = build(directory, n, "float16")
     index = OccurrenceIndex.open(directory, verify=False)
     size = sum(p.stat().st_size for p in directory.iterdir())
-    row.update(build_s=round(seconds, 2), approximate_build_s=(index.manifest.get("approximate") or {}).get("seconds"), occurrences_per_s=round(n / seconds),
+    approximate_s = (index.manifest.get("approximate") or {}).get("seconds")
+    row.update(build_s=round(seconds, 2), approximate_build_s=approximate_s, occurrences_per_s=round(n / seconds),
                bytes_per_occurrence=round(size / n), searcher=index.searcher("words").kind,
                files={p.name: p.stat().st_size for p in directory.iterdir()})
     truth32, _ = float32_truth(n)
@@ -190,7 +191,8 @@ def run(n: int, work: Path, *, int8: bool, scann: bool) -> dict:
         searcher = scann_searcher(stored)
         if searcher is not None:
             found, p50, p99 = timed_search(searcher, qs)
-            row.update(scann_build_s=round(searcher.seconds, 2), scann_p50_ms=round(p50, 3), scann_p99_ms=round(p99, 3), scann_recall_at_10=recall(found, want16))
+            row.update(scann_build_s=round(searcher.seconds, 2), scann_p50_ms=round(p50, 3),
+                       scann_p99_ms=round(p99, 3), scann_recall_at_10=recall(found, want16))
     index.close()
     del stored, exact
     if int8:
