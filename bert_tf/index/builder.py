@@ -121,12 +121,13 @@ class IndexWriter:
             self._compact(name, width)
             if self.stats[name].count:  # no statistics without vectors (a corpus of empty texts)
                 np.savez(self.directory / f"{name}_stats.npz", **self.stats[name].to_arrays())
-        approximate = None
-        if self.n_occurrences > EXACT_LIMIT:
-            started = time.perf_counter()
-            approximate = build_approximate(VectorStore(self.directory, layout.WORDS, self.vector_dtype),
-                                            self.directory / layout.APPROXIMATE)
-            approximate["seconds"] = round(time.perf_counter() - started, 3)
+        approximate = {}
+        for name in self.widths:
+            if self.counts[name] > EXACT_LIMIT:
+                started = time.perf_counter()
+                approximate[name] = build_approximate(VectorStore(self.directory, name, self.vector_dtype),
+                                                      self.directory / layout.approximate_file(name))
+                approximate[name]["seconds"] = round(time.perf_counter() - started, 3)
         manifest = {
             "identity": self.identity, "options": self.options, "scoring": self.scoring,
             "vector_dtype": self.vector_dtype, "widths": self.widths,

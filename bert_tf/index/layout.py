@@ -5,7 +5,7 @@
       words.npy [, .scales.npy] every occurrence's unit vector (float16, or int8 and a scale per row)
       sentences.npy [...]       every text's unit sentence vector
       word_stats*, sentence_stats*   the corpus statistics queries are normalised with
-      words.faiss               the approximate index (only above `search.EXACT_LIMIT` occurrences)
+      words.faiss, sentences.faiss   approximate indexes (only above `search.EXACT_LIMIT` rows)
       manifest.json             written last: model identity, options, scoring, counts, and the
                                 size and SHA-256 of every other file
 
@@ -27,9 +27,13 @@ MANIFEST = "manifest.json"
 META = "meta.sqlite"
 WORDS = "words"
 SENTENCES = "sentences"
-APPROXIMATE = "words.faiss"
 #: Options that do not change a vector (only how calls are batched), so a query may differ in them.
 NEUTRAL_OPTIONS = ("batch_size",)
+
+
+def approximate_file(name: str) -> str:
+    """The faiss index of the `name` vectors (`WORDS` or `SENTENCES`)."""
+    return f"{name}.faiss"
 
 
 class CorruptIndexError(ValueError):

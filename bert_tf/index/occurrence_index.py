@@ -268,9 +268,9 @@ class OccurrenceIndex:
         """The nearest-neighbour search over word (`"words"`) or sentence (`"sentences"`) vectors."""
         if name not in self._searchers:
             store = self.words if name == layout.WORDS else self.sentences
-            approximate = self.manifest.get("approximate") if name == layout.WORDS else None
+            approximate = (self.manifest.get("approximate") or {}).get(name)
             if approximate:
-                self._searchers[name] = ApproximateSearch(self.directory / layout.APPROXIMATE, store,
+                self._searchers[name] = ApproximateSearch(self.directory / layout.approximate_file(name), store,
                                                           nprobe=approximate["nprobe"])
             else:
                 if len(store) > EXACT_LIMIT:

@@ -228,7 +228,7 @@ def clustered(n, width, seed=0):
 def test_approximate_search_recall_at_10_on_a_small_index(tmp_path, monkeypatch):
     import bert_tf.index.builder as builder
 
-    monkeypatch.setattr(builder, "EXACT_LIMIT", 1000)
+    monkeypatch.setattr(builder, "EXACT_LIMIT", 500)  # 6000 occurrences and 600 texts: both approximate
     vectors = clustered(6000, 64)
     with staged_directory(tmp_path / "ix") as staging:
         writer = IndexWriter(staging, identity={"checkpoint": "synthetic", "path": None, "fingerprint": "0",
@@ -251,3 +251,9 @@ def test_approximate_search_recall_at_10_on_a_small_index(tmp_path, monkeypatch)
         _, want = brute_force(index, query, 10)
         recalls.append(len(set(got.tolist()) & set(want.tolist())) / 10)
     assert np.mean(recalls) >= 0.95, np.mean(recalls)
+    texts = index.searcher("sentences")
+    assert texts.kind == "approximate" and (tmp_path / "ix" / "sentences.faiss").is_file()
+    stored = index.sentences.all()
+    for row in (0, 299, 599):  # a stored text's own vector: itself first, with the exact score
+        scores, rows = texts.search(stored[row], 3)
+        assert rows[0] == row and scores[0] == pytest.approx(float(stored[row] @ stored[row]))
