@@ -17,7 +17,7 @@ from bert_tf.embed.options import check_choice
 
 VECTOR_DTYPES = ("float16", "int8")
 #: Rows decoded at a time when the whole matrix is read (bounds memory on big indexes).
-CHUNK_ROWS = 65536
+CHUNK_ROWS = 16384
 
 
 def vector_file(name: str) -> str:
