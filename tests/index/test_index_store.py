@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -25,17 +26,38 @@ def corpus(n=60, seed=0):
     return [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 9)))) for _ in range(n)]
 
 
-@pytest.fixture
-def tiny(make_checkpoint):
-    directory, _ = make_checkpoint("tiny", vocab=VOCAB, vocab_size=len(VOCAB))
-    return BertEmbedder.from_checkpoint(directory)
+def write_checkpoint(directory, seed=0):
+    from bert_tf.model.config import BertConfig
+    from bert_tf.testing import write_random_checkpoint
+
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
+    write_random_checkpoint(directory, config, seed=seed, vocab=VOCAB)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("index")
+
+
+@pytest.fixture(scope="module")
+def tiny(module_dir):
+    """One tiny random model for the module (loading and tracing it is most of a test's time)."""
+    return BertEmbedder.from_checkpoint(write_checkpoint(module_dir / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def shared(tiny, module_dir):
+    """One index of `corpus()` for the tests that only read it."""
+    return build_index(corpus(), module_dir / "shared", embedder=tiny), corpus()
 
 
 @pytest.fixture
-def built(tiny, tmp_path):
-    texts = corpus()
-    index = build_index(texts, tmp_path / "ix", embedder=tiny)
-    return index, texts
+def built(shared, tiny, tmp_path):
+    """A copy of the shared index of this test's own, to damage or replace."""
+    shutil.copytree(shared[0].directory, tmp_path / "ix")
+    return OccurrenceIndex.open(tmp_path / "ix", embedder=tiny), shared[1]
 
 
 def brute_force(index, query, k):
@@ -46,8 +68,8 @@ def brute_force(index, query, k):
     return scores[order], order
 
 
-def test_exact_search_is_brute_force_cosine_in_the_same_order(built):
-    index, texts = built
+def test_exact_search_is_brute_force_cosine_in_the_same_order(shared):
+    index, texts = shared
     rng = np.random.default_rng(1)
     for row in rng.choice(index.n_occurrences, 5, replace=False):
         query = index.words.rows([row])[0]
@@ -58,8 +80,8 @@ def test_exact_search_is_brute_force_cosine_in_the_same_order(built):
     assert index.searcher("words").kind == "exact"
 
 
-def test_stored_vectors_are_the_embedders_normalised_to_float16_rounding(built, tiny):
-    index, texts = built
+def test_stored_vectors_are_the_embedders_normalised_to_float16_rounding(shared, tiny):
+    index, texts = shared
     raw = np.concatenate([np.stack([w.vector for w in words])
                           for words, _ in tiny.iter_embed(texts, index.options) if words])
     stats = VectorStats().update(raw)
@@ -69,8 +91,8 @@ def test_stored_vectors_are_the_embedders_normalised_to_float16_rounding(built, 
     np.testing.assert_allclose(np.linalg.norm(index.words.all(), axis=1), 1, atol=len(want[0]) * 2.0 ** -11)
 
 
-def test_search_word_and_texts_return_the_indexed_occurrences(built):
-    index, texts = built
+def test_search_word_and_texts_return_the_indexed_occurrences(shared):
+    index, texts = shared
     hits = index.search_word("bank", texts[next(i for i, t in enumerate(texts) if "bank" in t.split())], k=5)
     assert hits and all(h.word == "bank" and h.text[h.start:h.end] == "bank" for h in hits)
     assert hits[0].score == pytest.approx(1, abs=1e-2)  # the query sentence is in the corpus
@@ -81,17 +103,17 @@ def test_search_word_and_texts_return_the_indexed_occurrences(built):
     assert neighbors and all(n.word != "bank" for n in neighbors)
 
 
-def test_query_word_missing_from_sentence_or_index_is_a_clear_error(built):
-    index, _ = built
+def test_query_word_missing_from_sentence_or_index_is_a_clear_error(shared):
+    index, _ = shared
     with pytest.raises(ValueError, match="'loan' is not in the query sentence"):
         index.search_word("loan", "river bank water")
     with pytest.raises(ValueError, match="is 2 words to the model"):
         index.search_word("river bank", "river bank water")
 
 
-def test_another_checkpoint_casing_precision_or_options_is_refused(built, make_checkpoint):
-    index, _ = built
-    other_dir, _ = make_checkpoint("other", seed=1, vocab=VOCAB, vocab_size=len(VOCAB))
+def test_another_checkpoint_casing_precision_or_options_is_refused(shared, tmp_path):
+    index, _ = shared
+    other_dir = write_checkpoint(tmp_path / "other", seed=1)
     other = BertEmbedder.from_checkpoint(other_dir)
     with pytest.raises(IndexMismatchError, match="fingerprint"):
         OccurrenceIndex.open(index.directory, embedder=other)
@@ -204,7 +226,7 @@ def test_an_index_from_beam_parquet_equals_one_built_from_the_texts(tiny, tmp_pa
     assert hit.id.startswith("corpus.txt:") and hit.text[hit.start:hit.end] == "bank"
 
 
-def test_parquet_without_bert_tf_metadata_or_of_two_models_is_refused(tiny, tmp_path, make_checkpoint):
+def test_parquet_without_bert_tf_metadata_or_of_two_models_is_refused(tiny, tmp_path):
     write_beam_parquet(tmp_path / "bare.parquet", tiny, corpus(3), tiny.options(), metadata=False)
     with pytest.raises(ValueError, match="no bert_tf metadata"):
         build_index_from_parquet(tmp_path / "bare.parquet", tmp_path / "a")
