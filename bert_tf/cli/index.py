@@ -120,7 +120,7 @@ def _build_from_file(args, progress):
     import itertools
 
     from bert_tf.cli.writers import count_lines, read_lines
-    from bert_tf.embed.embedder import BertEmbedder
+    from bert_tf.embed.api import get_embedder
     from bert_tf.index.builder import build_index
 
     try:
@@ -129,8 +129,7 @@ def _build_from_file(args, progress):
         raise UserError(f"cannot read {args.input}: {e.strerror}") from None
     with handle:
         options = options_from_args(args)  # checked before the model is loaded
-        kwargs = {"precision": args.precision} if getattr(args, "precision", None) else {}
-        embedder = BertEmbedder.from_checkpoint(args.checkpoint, lower_case=args.lower_case, **kwargs)
+        embedder = get_embedder(args.checkpoint, lower_case=args.lower_case, precision=args.precision)
         # tee holds only the lines between the two readers: the builder takes ids and texts in step.
         for_texts, for_ids = itertools.tee(_readable(read_lines(handle)))
         return build_index((line.text for line in for_texts), args.out, embedder=embedder, options=options,

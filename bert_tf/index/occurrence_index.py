@@ -214,13 +214,11 @@ class OccurrenceIndex:
     def embedder(self):
         """The model queries are embedded with (loaded from the recorded checkpoint on first use)."""
         if self._embedder is None:
-            from bert_tf.embed.embedder import BertEmbedder
+            from bert_tf.embed.api import get_embedder
 
             path = self._checkpoint or self.identity.get("path")
-            kwargs = {}
-            if self.identity.get("precision") not in (None, "float32"):
-                kwargs["precision"] = self.identity["precision"]
-            embedder = BertEmbedder.from_checkpoint(path, lower_case=self.identity.get("lower_case"), **kwargs)
+            embedder = get_embedder(path, lower_case=self.identity.get("lower_case"),
+                                    precision=self.identity.get("precision") or "float32")
             self.check_embedder(embedder)
             self._embedder = embedder
         return self._embedder
