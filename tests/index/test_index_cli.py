@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bert_tf.cli.main import main
+from tests.index.test_index_store import write_checkpoint
 
 WORDS = "river bank water money loan stone tree house rate fish boat".split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS]
@@ -14,21 +15,11 @@ CORPUS = ["river bank water", "money bank loan", "stone tree house", "fish boat 
           "tree bank river"]
 
 
-def write_checkpoint(directory, seed):
-    from bert_tf.model.config import BertConfig
-    from bert_tf.testing import write_random_checkpoint
-
-    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
-    write_random_checkpoint(directory, config, seed=seed, vocab=VOCAB)
-    return directory
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """One index for the module (the commands only read it): `(index, checkpoint, corpus)`."""
     tmp = tmp_path_factory.mktemp("cli")
-    checkpoint = write_checkpoint(tmp / "tiny", seed=0)
+    checkpoint = write_checkpoint(tmp / "tiny", vocab=VOCAB)
     corpus = tmp / "corpus.txt"
     corpus.write_bytes("\n".join(CORPUS[:3]).encode() + b"\n\xff\xfe\n" + "\n".join(CORPUS[3:]).encode() + b"\n")
     out = tmp / "ix"
@@ -38,7 +29,7 @@ def built(tmp_path_factory):
 
 
 def test_build_skips_undecodable_lines_and_keeps_line_numbers(tmp_path, capsys):
-    checkpoint = write_checkpoint(tmp_path / "tiny", seed=0)
+    checkpoint = write_checkpoint(tmp_path / "tiny", vocab=VOCAB)
     corpus = tmp_path / "corpus.txt"
     corpus.write_bytes(b"river bank\n\xff\xfe\nfish boat\n")
     assert main(["index", "build", "--input", str(corpus), "--out", str(tmp_path / "ix"), "--checkpoint",
@@ -108,7 +99,7 @@ def test_neighbors_and_senses(index_dir, capsys):
 ])
 def test_errors_are_one_line(index_dir, tmp_path, capsys, argv, message):
     out, _ = index_dir
-    other = write_checkpoint(tmp_path / "other", seed=3)
+    other = write_checkpoint(tmp_path / "other", seed=3, vocab=VOCAB)
     (tmp_path / "empty").mkdir()
     argv = [a.format(missing=tmp_path / "nope", tmp=tmp_path / "empty", index=out, other=other) for a in argv]
     assert main(argv) == 1

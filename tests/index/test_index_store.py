@@ -15,6 +15,8 @@ from bert_tf.files.atomic import staged_directory
 from bert_tf.index import (CorruptIndexError, IndexMismatchError, IndexWriter, OccurrenceIndex, build_index,
                            build_index_from_parquet)
 from bert_tf.index.scoring import VectorStats, normalize
+from bert_tf.testing import write_random_checkpoint
+from tests.conftest import tiny_config
 
 WORDS = ("river bank water money loan stone tree house rate fish boat road city hill light cold warm "
          "old new red blue green").split()
@@ -26,13 +28,9 @@ def corpus(n=60, seed=0):
     return [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 9)))) for _ in range(n)]
 
 
-def write_checkpoint(directory, seed=0):
-    from bert_tf.model.config import BertConfig
-    from bert_tf.testing import write_random_checkpoint
-
-    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
-    write_random_checkpoint(directory, config, seed=seed, vocab=VOCAB)
+def write_checkpoint(directory, seed=0, vocab=VOCAB):
+    """A tiny random checkpoint whose vocabulary holds the corpus's words (so they are not all [UNK])."""
+    write_random_checkpoint(directory, tiny_config(vocab_size=len(vocab)), seed=seed, vocab=vocab)
     return directory
 
 
