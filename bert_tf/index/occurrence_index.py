@@ -258,6 +258,9 @@ class OccurrenceIndex:
                          f"sees them: {' '.join(w.text for w in words) or 'none'})")
 
     def _unit(self, name: str, vector: np.ndarray) -> np.ndarray:
+        if self.stats[name] is None:
+            what = "word occurrences" if name == layout.WORDS else "texts"
+            raise ValueError(f"the index {self.directory} holds no {what}: there is nothing to search")
         return normalize(np.asarray(vector, np.float32)[None, :], self.stats[name], self.scoring)[0]
 
     # ------------------------------------------------------------------ lookups
@@ -331,8 +334,8 @@ class OccurrenceIndex:
             ValueError: `word` is not in `sentence`, or not in the index.
         """
         _check_k(k)
-        target, query = self.query_occurrence(word, sentence)
-        rows = self._rows_of(target)
+        rows = self._rows_of(self.model_word(word))  # before the query: an unknown word needs no model run
+        _, query = self.query_occurrence(word, sentence)
         scores, best = top_k(self.words.rows(rows) @ query, rows, k)
         return self.occurrence_hits(best, scores)
 
@@ -353,6 +356,8 @@ class OccurrenceIndex:
             words_only: leave out tokens without a letter or digit (punctuation).
         """
         _check_k(k)
+        if not self.n_occurrences:
+            raise ValueError(f"the index {self.directory} has no word occurrences (its texts are all empty)")
         target, query = self.query_occurrence(word, sentence)
         scores, rows = self.searcher(layout.WORDS).search(query, NEIGHBOR_CANDIDATES_PER_RESULT * k)
         hits = self.occurrence_hits(rows, scores)
