@@ -205,7 +205,7 @@ def _gather_sentences(args, outputs=()) -> list[str]:
         UserError: an undecodable line, or no sentence at all.
     """
     from bert_tf.files.output import check_output
-    from bert_tf.cli.plotting import check_png_path
+    from bert_tf.files.figures import check_png_path
 
     source = _open_input(args)
     try:

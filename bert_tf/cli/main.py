@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_embedding_arguments(p, batching=False)
     p.set_defaults(func=commands.export)
 
+    from bert_tf.cli import beam as beam_command
+
+    p = add("beam-embed", beam_command.HELP)
+    beam_command.add_arguments(p)
+    p.set_defaults(func=beam_command.run)
+
     from bert_tf.cli import index as index_commands
 
     index_commands.add_commands(add)  # index build, search, senses, neighbors
@@ -150,7 +156,13 @@ def _configure_logging(verbose: bool) -> None:
     handler.setFormatter(logging.Formatter("bert-tf: %(message)s"))
     logger = logging.getLogger("bert_tf")
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.setLevel(logging.INFO)
+    if not verbose:
+        # Warnings, and the few info lines the library marks as the user's to see (`ANNOUNCE`,
+        # e.g. what precision="auto" chose and why); the rest of the info lines need --verbose.
+        from bert_tf.logs import ANNOUNCE
+
+        handler.addFilter(lambda record: record.levelno >= logging.WARNING or getattr(record, ANNOUNCE, False))
     logger.propagate = False
 
 

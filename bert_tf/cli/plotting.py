@@ -11,33 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from bert_tf.files.figures import check_png_path, pyplot
 from bert_tf.files.output import AtomicFile
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def check_png_path(path: str | os.PathLike, *, option: str | None = None) -> str:
-    """Refuses a plot path that does not end in `.png` or whose folder does not exist; returns it as `str`.
-
-    Args:
-        path: where the figure is to go.
-        option: the command-line flag that gave it, for the message.
-    """
-    path = os.fspath(path)
-    if not path.lower().endswith(".png"):
-        given = f"{option} " if option else ""
-        raise ValueError(f"plots are saved as PNG; give {given}a path ending in .png, got {path!r}")
-    parent = os.path.dirname(path) or "."
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"cannot save {path}: the folder {parent} does not exist")
-    return path
 
 
 def _save(fig, path: str) -> None:
@@ -55,7 +30,7 @@ def save_heatmap(labels: Sequence[str], matrix: np.ndarray, path: str | os.PathL
         bert_tf.files.output.OutputError: it cannot be written (names `path` and the reason).
     """
     path = check_png_path(path)
-    plt = _pyplot()
+    plt = pyplot()
     n = len(labels)
     size = 1.6 + 0.9 * n
     fig, ax = plt.subplots(figsize=(size + 1.0, size), dpi=100)
@@ -94,7 +69,7 @@ def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path:
         raise ValueError(f"need the word {word!r} in at least two sentences to plot, found {len(vectors)}")
     pca = PCA(n_components=2)
     points = pca.fit_transform(np.asarray(vectors, np.float64))
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
     ax.scatter(points[:, 0], points[:, 1], s=40, c=np.arange(len(points)), cmap="tab10")
     for (x, y), label in zip(points, labels):

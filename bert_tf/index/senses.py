@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bert_tf.files.figures import check_png_path, pyplot
 from bert_tf.files.output import AtomicFile, check_output, output_errors
 
 #: The best silhouette a word's clustering must reach to be split into senses at all; below it, the
@@ -30,6 +31,9 @@ ONE_SENSE_SILHOUETTE = 0.1
 SILHOUETTE_TOLERANCE = 0.05
 #: The fewest occurrences `cluster_senses` chooses a number of senses for (a silhouette needs k < n).
 MIN_OCCURRENCES = 3
+#: Above this many occurrences the number of senses is chosen on a sample of this size (the
+#: silhouette is quadratic in the occurrences), and k-means may use several threads.
+SMALL_PROBLEM = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +95,12 @@ def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    # a word's few hundred occurrences cluster in milliseconds on one thread; OpenMP's threads
+    # waiting for each other cost more than that, many times over on a busy machine
+    threads = 1 if len(x) <= SMALL_PROBLEM else None
+    with warnings.catch_warnings(), threadpool_limits(limits=threads):
         # duplicate occurrences can leave fewer distinct clusters than asked: the caller checks
         warnings.simplefilter("ignore", ConvergenceWarning)
         return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
@@ -144,17 +153,19 @@ def cluster_senses(vectors, *, n_senses: int | None = None, max_senses: int = 8,
     if n < MIN_OCCURRENCES:
         raise ValueError(f"need at least {MIN_OCCURRENCES} occurrences to tell a word's senses apart, found {n}; "
                          "index a larger corpus, or give the number of senses")
+    # on a large word the number of senses is chosen on a sample, then everything is clustered once
+    sample = x if n <= SMALL_PROBLEM else x[np.random.default_rng(seed).choice(n, SMALL_PROBLEM, replace=False)]
     scores, candidates = {}, {}
-    for k in range(2, min(max_senses, n - 1) + 1):
-        labels = _kmeans(x, k, seed)
+    for k in range(2, min(max_senses, len(sample) - 1) + 1):
+        labels = _kmeans(sample, k, seed)
         if len(np.unique(labels)) < 2:  # identical vectors: k-means found one cluster only
             continue
         candidates[k] = labels
-        scores[k] = float(silhouette_score(x, labels, metric="cosine"))
+        scores[k] = float(silhouette_score(sample, labels, metric="cosine"))
     if not scores or max(scores.values()) < ONE_SENSE_SILHOUETTE:
         return _finish(x, np.zeros(n, np.int64), "one-sense", scores)
     best = min(k for k in scores if scores[k] >= max(scores.values()) - SILHOUETTE_TOLERANCE)
-    return _finish(x, candidates[best], "silhouette", scores)
+    return _finish(x, candidates[best] if sample is x else _kmeans(x, best, seed), "silhouette", scores)
 
 
 def _finish(x: np.ndarray, labels: np.ndarray, chosen_by: str, scores: dict[int, float]) -> SenseClusters:
@@ -174,10 +185,14 @@ def snippet(sentence: str, start: int, end: int, *, width: int = 28) -> str:
 
     Example:
         >>> snippet("We had a picnic on the grassy bank of the river.", 30, 34, width=10)
-        '…he grassy bank of the ri…'
+        '… grassy bank of the…'
     """
     left = sentence[max(0, start - width):start]
     right = sentence[end:end + width]
+    if start > width and " " in left:
+        left = left[left.index(" "):]  # cut at a word boundary, not inside a word
+    if end + width < len(sentence) and " " in right:
+        right = right[:right.rindex(" ")]
     text = (("…" if start > width else "") + left + sentence[start:end] + right
             + ("…" if end + width < len(sentence) else ""))
     return " ".join(text.split())
@@ -187,15 +202,6 @@ def find_word(sentence: str, word: str) -> tuple[int, int]:
     """The character span of the first whole-word, case-insensitive occurrence of `word` (or (0, 0))."""
     match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", sentence, flags=re.IGNORECASE)
     return (match.start(), match.end()) if match else (0, 0)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sentences: Sequence[str], *, word: str,
@@ -222,9 +228,7 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
     """
     from sklearn.decomposition import PCA
 
-    path = os.fspath(path)
-    if not path.lower().endswith(".png"):
-        raise ValueError(f"plots are saved as PNG; give --plot a path ending in .png, got {path!r}")
+    path = check_png_path(path, option="--plot")
     check_output(path, force=force, option="--plot")
     x = prepare(vectors)
     if not len(x) == len(clusters.labels) == len(sentences) or (spans is not None and len(spans) != len(x)):
@@ -236,7 +240,7 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
         ratio = pca.explained_variance_ratio_
     else:
         points, ratio = np.zeros((len(x), 2)), np.zeros(2)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 7), dpi=100)
     colours = plt.get_cmap("tab10")
     for sense, size in enumerate(clusters.sizes):
@@ -246,8 +250,11 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
     for sense, central in enumerate(clusters.central(examples)):
         for i in central:
             start, end = spans[i] if spans is not None else find_word(sentences[i], word)
+            right_half = points[i, 0] > (points[:, 0].min() + points[:, 0].max()) / 2
+            # labels grow away from the nearer edge, so none runs off the figure
             ax.annotate(snippet(sentences[i], start, end), points[i], fontsize=8, color=colours(sense % 10),
-                        xytext=(5, 4), textcoords="offset points")
+                        xytext=(-5 if right_half else 5, 4), textcoords="offset points",
+                        ha="right" if right_half else "left")
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
     ax.set_title(f"'{word}': {len(x)} occurrences in {clusters.n_senses} sense(s) (PCA of the contextual vectors)")

@@ -17,8 +17,9 @@ There is no dropout: this model only embeds.
 `compute_dtype="bfloat16"` (or "float16") builds the mixed-precision encoder of
 `precision.py`: the six dense layers of each block hold their kernels and biases
 in that dtype (the checkpoint's float32 values rounded once, at construction), the
-matmuls, attention and GELU compute in it, and the residual stream, LayerNorm,
-softmax, embeddings and pooler stay float32, so every output is float32.
+matmuls, attention and GELU compute in it (the softmax's statistics in float32
+inside oneDNN's kernel), and the residual stream, LayerNorm, embeddings and pooler
+stay float32, so every output is float32.
 
 `BertEncoder(config, initial_values=...)` creates every variable straight from
 a value looked up by the path above (`checkpoint.load_encoder` passes the
@@ -252,10 +253,13 @@ class TransformerBlock(keras.layers.Layer):
         x_low = tf.cast(x, low)
         q, k, v = (packing.to_heads(self._dense(layer, x_low), self.num_heads)  # gathers move half the bytes
                    for layer in (self.query, self.key, self.value))
-        # Scores go back to float32 for the mask and the softmax: their differences, not their
-        # size, decide the weights, and exp() magnifies rounding of large logits.
-        scores = tf.cast(tf.matmul(q, k, transpose_b=True), f32) * (1.0 / math.sqrt(self.head_size))
-        probs = tf.cast(tf.nn.softmax(scores + attention_adder, axis=-1), low)
+        # The scale goes on q (exact for head sizes that are powers of 4) rather than on the scores,
+        # so scores are rounded once, by the matmul. oneDNN's softmax reads and writes bfloat16
+        # but computes its max, exponentials and sum in float32; the adder is 0 or -10000, and
+        # rounding the latter still gives an exact 0 weight.
+        q = q * tf.constant(1.0 / math.sqrt(self.head_size), low)
+        scores = tf.matmul(q, k, transpose_b=True)
+        probs = tf.nn.softmax(scores + tf.cast(attention_adder, low), axis=-1)
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x_low))
         x = self.attention_layer_norm(x + tf.cast(self._dense(self.attention_output, context), f32))
         y = self._dense(self.output_dense, self._dense(self.intermediate, tf.cast(x, low), self.activation))

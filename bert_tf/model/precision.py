@@ -124,7 +124,8 @@ def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
             chosen = "bfloat16" if hardware.native_bf16 else "float16"
         else:
             chosen = "bfloat16" if hardware.native_bf16 else "float32"
-        _once("info", f"auto:{chosen}:{hardware.reason}", "precision='auto' chose %s: %s", chosen, hardware.reason)
+        _once("announce", f"auto:{chosen}:{hardware.reason}", "precision='auto' chose %s: %s", chosen,
+              hardware.reason)
         return chosen
     if hardware.gpu is None and (precision == "float16" or not hardware.native_bf16):
         why = ("the CPU has no float16 matmul instructions oneDNN uses" if precision == "float16"
@@ -136,6 +137,8 @@ def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
 
 
 def _once(level: str, key: str, message: str, *args) -> None:
+    from bert_tf import logs
+
     if key not in _warned:
         _warned.add(key)
-        getattr(logger, level)(message, *args)
+        (logs.announce if level == "announce" else getattr(logger, level))(message, *args)

@@ -74,6 +74,17 @@ def test_well_separated_clusters_are_recovered_with_their_number(sizes):
     assert set(clusters.scores) == set(range(2, min(8, sum(sizes) - 1) + 1))
 
 
+def test_a_large_word_chooses_its_senses_on_a_sample_and_clusters_all(monkeypatch):
+    from bert_tf.index import senses
+
+    monkeypatch.setattr(senses, "SMALL_PROBLEM", 20)
+    vectors, labels = blobs((30, 25, 12), seed=5)
+    clusters = cluster_senses(vectors)
+    assert clusters.n_senses == 3 and len(clusters.labels) == len(vectors)
+    assert adjusted_rand_score(labels, clusters.labels) == 1.0
+    assert sorted(clusters.scores) == list(range(2, 9))  # every k up to max_senses was tried on the sample
+
+
 def test_one_blob_is_one_sense():
     rng = np.random.default_rng(1)
     vectors = 4.0 + rng.standard_normal((60, 32))  # one isotropic cloud: no split is convincing
@@ -204,6 +215,6 @@ def test_snippets_show_the_word_on_one_line():
     start, end = find_word(sentence, "BANK")
     assert sentence[start:end] == "bank"
     text = snippet(sentence, start, end, width=10)
-    assert text == "…he grassy bank of the ri…" and "\t" not in snippet(sentence, start, end, width=30)
+    assert text == "… grassy bank of the…" and "\t" not in snippet(sentence, start, end, width=30)
     assert find_word("Bankers bank on banks.", "bank") == (8, 12)
     assert isinstance(cluster_senses(np.eye(4), n_senses=2), SenseClusters)

@@ -119,3 +119,15 @@ def test_the_mixed_encoder_returns_float32_close_to_float32(make_checkpoint):
     assert cos.min() > 0.99
     assert not np.array_equal(x, y)  # it really computed in bfloat16
     np.testing.assert_array_equal(a["embedding_output"].numpy(), b["embedding_output"].numpy())  # float32 there
+
+
+def test_the_cli_shows_what_auto_chose_without_verbose_but_not_other_info_lines(make_checkpoint, monkeypatch,
+                                                                                 capsys):
+    from bert_tf.cli import main
+
+    directory, _ = make_checkpoint()
+    monkeypatch.setattr(prec, "cpu_flags", lambda path="/proc/cpuinfo": AVX2_ONLY)
+    assert main(["embed", "--checkpoint", str(directory), "--precision", "auto", "a b c"]) == 0
+    err = capsys.readouterr().err
+    assert "bert-tf: precision='auto' chose float32: this CPU has no native bfloat16" in err
+    assert "restored" not in err  # the load report is an info line for --verbose

