@@ -172,7 +172,7 @@ def search(args) -> int:
 def senses(args) -> int:
     import numpy as np
 
-    from bert_tf.cli.plotting import check_png_path
+    from bert_tf.files.figures import check_png_path
     from bert_tf.files.output import check_output
 
     if args.plot:
@@ -191,12 +191,14 @@ def senses(args) -> int:
             print(f"\nsense {n}: {sense.size} occurrences")
             for hit in sense.examples:
                 print(f"  {hit.score:6.3f}  {highlight(hit)}")
-    sentences = [h.text for h in index.occurrence_hits(report.clustered, np.zeros(len(report.clustered)))] \
-        if (args.plot or args.projector) else None
+    hits = index.occurrence_hits(report.clustered, np.zeros(len(report.clustered))) if (args.plot or args.projector) \
+        else []
+    sentences = [h.text for h in hits]
     if args.plot:
         from bert_tf.index.senses import plot_senses
 
-        plot_senses(args.plot, report.vectors, report.clusters, sentences, word=report.word, force=args.force)
+        plot_senses(args.plot, report.vectors, report.clusters, sentences, word=report.word,
+                    spans=[(h.start, h.end) for h in hits], examples=args.examples, force=args.force)
         print(f"bert-tf: saved {args.plot}", file=sys.stderr)
     if args.projector:
         _write_projector(args, report.vectors, [(report.word, int(label) + 1, s)
