@@ -290,3 +290,22 @@ def test_a_corpus_of_empty_texts_builds_an_index_that_finds_nothing(tiny, tmp_pa
     nothing = build_index([], tmp_path / "nothing", embedder=tiny)
     with pytest.raises(ValueError, match="holds no texts"):
         nothing.search("river bank")
+
+
+@pytest.mark.slow
+def test_an_index_of_a_real_beam_embed_run(tiny, tmp_path):
+    pytest.importorskip("apache_beam")
+    from bert_tf.cli.main import main
+
+    texts = corpus(30)
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    assert main(["beam-embed", "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out"),
+                 "--checkpoint", tiny.identity()["path"]]) == 0
+    beam = build_index_from_parquet(tmp_path / "out", tmp_path / "beam")
+    direct = build_index(texts, tmp_path / "direct", embedder=tiny)
+    assert beam.identity == direct.identity and beam.n_occurrences == direct.n_occurrences
+    # Other batches round differently in float32; stored as float16 the vectors agree to its half-ulp.
+    assert np.abs(beam.words.all() - direct.words.all()).max() <= 2.0 ** -10
+    hit = OccurrenceIndex.open(tmp_path / "beam", embedder=tiny).search_word("bank", texts[0] if "bank" in
+                                                                            texts[0] else "river bank", k=1)[0]
+    assert hit.id.endswith(f":{texts.index(hit.text) + 1}") and hit.text[hit.start:hit.end] == "bank"
