@@ -28,7 +28,7 @@ ROWS_PER_BATCH = 512
 
 
 def parquet_files(source: str | os.PathLike) -> list[str]:
-    """The files a `--parquet` argument names: a file, a glob, or a Beam output prefix (`PREFIX-*.parquet`).
+    """The files a `--parquet` argument names: a file, a glob, or a Beam output prefix (`PREFIX-*-of-*.parquet`).
 
     Raises:
         FileNotFoundError: nothing matches (the message says what was looked for).
@@ -40,8 +40,9 @@ def parquet_files(source: str | os.PathLike) -> list[str]:
         files = sorted(f for f in glob.glob(source) if os.path.isfile(f))
         looked = source
     else:
-        looked = f"{source}*.parquet"
-        files = sorted(f for f in glob.glob(glob.escape(source) + "*.parquet") if os.path.isfile(f))
+        # Beam's shard names only: a prefix `out` must not take in `out2-...` of another run.
+        looked = f"{source}-*-of-*.parquet"
+        files = sorted(f for f in glob.glob(glob.escape(source) + "-*-of-*.parquet") if os.path.isfile(f))
     if not files:
         raise FileNotFoundError(f"no Parquet file matches {looked}: give the --output prefix of "
                                 "`bert-tf beam-embed`, a glob, or a file")
