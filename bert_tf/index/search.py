@@ -1,11 +1,12 @@
 """Nearest neighbours of unit vectors by inner product (cosine): exact, or faiss IVF with an exact re-ranking.
 
 Below `EXACT_LIMIT` rows the whole matrix is scored with one matrix product (exact, and
-as fast as an approximate index there). Above it, a faiss `IVF{nlist},SQ8` index
+a few milliseconds at most there). Above it, a faiss `IVF{nlist},SQ8` index
 (inverted lists over k-means cells, 8-bit codes) proposes candidates from the
 `nprobe` closest cells and the candidates are scored again on the stored vectors, so
 the scores returned are the same numbers exact search would give; only a true
-neighbour outside the probed cells can be missed. bench/index.py measures the recall.
+neighbour outside the probed cells can be missed. bench/index.py measures the recall,
+and why faiss rather than ScaNN (docs/index.md).
 """
 
 from __future__ import annotations
