@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("beam-embed", beam_command.HELP, allow_abbrev=False)
     beam_command.add_arguments(p)
     p.set_defaults(func=beam_command.run)
+
+    from bert_tf.cli import index as index_commands
+
+    index_commands.add_commands(add)  # index build, search, senses, neighbors
     return parser
 
 

@@ -1,1 +1,19 @@
 """The occurrence index: every word occurrence of a corpus with its vector, searchable by sense."""
+
+from bert_tf.index.builder import IndexWriter, build_index
+from bert_tf.index.layout import CorruptIndexError, IndexMismatchError
+from bert_tf.index.occurrence_index import Hit, Neighbor, OccurrenceIndex, Sense, SenseReport
+from bert_tf.index.parquet import build_index_from_parquet
+
+__all__ = [
+    "CorruptIndexError",
+    "Hit",
+    "IndexMismatchError",
+    "IndexWriter",
+    "Neighbor",
+    "OccurrenceIndex",
+    "Sense",
+    "SenseReport",
+    "build_index",
+    "build_index_from_parquet",
+]

@@ -1,0 +1,160 @@
+"""What an index folder holds, the manifest that says it is complete, and the checks made on opening it.
+
+    INDEX_DIR/
+      meta.sqlite               texts (id, key, text) and occurrences (id, text_id, word, start, end)
+      words.npy [, .scales.npy] every occurrence's unit vector (float16, or int8 and a scale per row)
+      sentences.npy [...]       every text's unit sentence vector
+      word_stats*, sentence_stats*   the corpus statistics queries are normalised with
+      words.faiss, sentences.faiss   approximate indexes (only above `search.EXACT_LIMIT` rows)
+      manifest.json             written last: model identity, options, scoring, counts, and the
+                                size and SHA-256 of every other file
+
+An index is built in a hidden staging folder and renamed into place when complete, so an
+interrupted build leaves nothing under the final name; a folder without a valid manifest,
+or whose files do not match it, is refused with `CorruptIndexError`, never searched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+FORMAT = "bert_tf occurrence index"
+VERSION = 1
+MANIFEST = "manifest.json"
+META = "meta.sqlite"
+WORDS = "words"
+SENTENCES = "sentences"
+#: Options that do not change a vector (only how calls are batched), so a query may differ in them.
+NEUTRAL_OPTIONS = ("batch_size",)
+
+
+def approximate_file(name: str) -> str:
+    """The faiss index of the `name` vectors (`WORDS` or `SENTENCES`)."""
+    return f"{name}.faiss"
+
+
+class CorruptIndexError(ValueError):
+    """The folder is not a complete, intact index (interrupted build, damaged or missing file)."""
+
+
+class IndexMismatchError(ValueError):
+    """A query was embedded with another model or other options than the index."""
+
+
+def sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_records(directory: Path) -> dict:
+    """`{name: {"bytes", "sha256"}}` of every file in `directory` but the manifest."""
+    return {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
+            for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
+
+
+def write_manifest(directory: Path, manifest: dict) -> None:
+    """Writes the manifest last, fsynced, with the records of every file already there."""
+    manifest = {"format": FORMAT, "version": VERSION, **manifest, "files": file_records(directory)}
+    path = directory / MANIFEST
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_manifest(directory: str | os.PathLike, *, verify: bool = True) -> dict:
+    """The manifest of a complete index, its files checked against it.
+
+    Args:
+        directory: the index folder.
+        verify: also compare every file's SHA-256 (sizes are always compared).
+
+    Raises:
+        FileNotFoundError: `directory` does not exist.
+        CorruptIndexError: no manifest (a build that did not finish, or not an index), an
+            unreadable one, or a file missing, of the wrong size or with the wrong checksum.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no index at {directory}: build one with `bert-tf index build --input FILE "
+                                f"--out {directory}`")
+    path = directory / MANIFEST
+    rebuild = f"rebuild it with `bert-tf index build ... --out {directory} --force`"
+    if not path.is_file():
+        raise CorruptIndexError(f"{directory} is not a complete index (no {MANIFEST}: its build did not finish, "
+                                f"or it is not an index); {rebuild}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptIndexError(f"{path} cannot be read ({e}); {rebuild}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CorruptIndexError(f"{path} is not the manifest of a bert_tf index; {rebuild}")
+    if manifest.get("version") != VERSION:
+        raise CorruptIndexError(f"{directory} is an index of format version {manifest.get('version')}; this "
+                                f"bert_tf reads version {VERSION}: {rebuild}")
+    for name, record in manifest.get("files", {}).items():
+        file = directory / name
+        if not file.is_file():
+            raise CorruptIndexError(f"{directory} is damaged: {name} is missing; {rebuild}")
+        size = file.stat().st_size
+        if size != record["bytes"]:
+            raise CorruptIndexError(f"{directory} is damaged: {name} has {size} bytes, the manifest says "
+                                    f"{record['bytes']}; {rebuild}")
+        if verify and sha256(file) != record["sha256"]:
+            raise CorruptIndexError(f"{directory} is damaged: {name} does not match its checksum; {rebuild}")
+    return manifest
+
+
+def vector_options(options: dict) -> dict:
+    """The options that make the vectors what they are (batching left out)."""
+    return {k: v for k, v in options.items() if k not in NEUTRAL_OPTIONS}
+
+
+def check_same_model(recorded: dict, identity: dict, *, where: str) -> None:
+    """Refuses an embedder whose vectors are not comparable with the index's.
+
+    Args:
+        recorded: the index's `BertEmbedder.identity()`.
+        identity: the query embedder's.
+        where: the index, for the message.
+
+    Raises:
+        IndexMismatchError: another checkpoint (by fingerprint, or by path when one has none),
+            other casing or another precision.
+    """
+    built = f"{where} was built with {recorded.get('checkpoint')} ({recorded.get('path')})"
+    fix = f"query it with that checkpoint (--checkpoint {recorded.get('path')}) and its casing"
+    a, b = recorded.get("fingerprint"), identity.get("fingerprint")
+    if a and b:
+        if a != b:
+            raise IndexMismatchError(f"{built}, fingerprint {a[:12]}; the query's model "
+                                     f"{identity.get('checkpoint')} has fingerprint {b[:12]}: {fix}")
+    elif os.path.realpath(recorded.get("path") or "") != os.path.realpath(identity.get("path") or ""):
+        raise IndexMismatchError(f"{built}; the query's model is {identity.get('path')}: {fix}")
+    if recorded.get("lower_case") != identity.get("lower_case"):
+        casing = {True: "uncased", False: "cased", None: "unknown casing"}
+        raise IndexMismatchError(f"{built}, {casing[recorded.get('lower_case')]}; the query's tokenizer is "
+                                 f"{casing[identity.get('lower_case')]}: {fix}")
+    p, q = recorded.get("precision") or "float32", identity.get("precision") or "float32"
+    if p != q:
+        raise IndexMismatchError(f"{built} in {p}; the query's model runs in {q}: query it with --precision {p}")
+
+
+def check_same_options(recorded: dict, options: dict, *, where: str) -> None:
+    """Refuses query options that make other vectors than the index's.
+
+    Raises:
+        IndexMismatchError: naming every option that differs, with the index's value.
+    """
+    a, b = vector_options(recorded), vector_options(options)
+    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if differ:
+        said = ", ".join(f"{k}={b.get(k)!r} (the index has {a.get(k)!r})" for k in differ)
+        raise IndexMismatchError(f"{where} was built with other embedding options: {said}; query it with the "
+                                 "index's options (leave them out to use them)")

@@ -1,0 +1,431 @@
+"""`OccurrenceIndex`: an index folder opened for queries.
+
+Every query sentence is embedded with the model and options the index was built with
+(checked: another checkpoint, casing, precision or options is refused), normalised with
+the index's own corpus statistics, and compared by cosine with the stored unit vectors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.index import layout
+from bert_tf.index.scoring import VectorStats, normalize
+from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, top_k
+from bert_tf.index.vectors import VectorStore
+
+logger = logging.getLogger("bert_tf")
+
+#: Occurrences clustered at most by `senses` (a random sample of a more frequent word).
+MAX_SENSE_OCCURRENCES = 2000
+#: Occurrences `neighbors` aggregates per word asked for.
+NEIGHBOR_CANDIDATES_PER_RESULT = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """One result: a text, or one word occurrence in it, and its cosine score.
+
+    Attributes:
+        id: the text's id (its line number, or the id of a Beam output row).
+        text: the whole text.
+        word: the word as the model sees it (None for a whole-text result).
+        start, end: the word's character offsets: `text[start:end]` (None for a whole text).
+        score: cosine similarity with the query, after the index's scoring (1 is identical).
+        text_id: the text's row in the index.
+        occurrence: the occurrence's row in the index (None for a whole text).
+    """
+
+    id: str
+    text: str
+    word: str | None
+    start: int | None
+    end: int | None
+    score: float
+    text_id: int
+    occurrence: int | None = None
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "word": self.word, "start": self.start, "end": self.end,
+                "score": round(float(self.score), 6), "id": self.id, "occurrence": self.occurrence}
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbor:
+    """Another word used like the query's word: its best score, how many of its occurrences came close, the best one."""
+
+    word: str
+    score: float
+    count: int
+    example: Hit
+
+    def to_json(self) -> dict:
+        return {"word": self.word, "score": round(float(self.score), 6), "count": self.count,
+                "example": self.example.to_json()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sense:
+    """One cluster of a word's occurrences: its size and its most central examples (score: cosine to its centre)."""
+
+    label: int
+    size: int
+    examples: list[Hit]
+
+    def to_json(self) -> dict:
+        return {"sense": self.label, "size": self.size, "examples": [e.to_json() for e in self.examples]}
+
+
+@dataclasses.dataclass
+class SenseReport:
+    """`OccurrenceIndex.senses`: the clusters, largest first, and what they were made from."""
+
+    word: str
+    senses: list[Sense]
+    chosen_by: str
+    occurrences: int  # of the word in the index
+    clustered: np.ndarray  # the occurrence rows clustered
+    labels: np.ndarray  # their sense labels
+    vectors: np.ndarray  # their unit vectors
+    clusters: object  # the `SenseClusters`
+
+    @property
+    def n_senses(self) -> int:
+        return len(self.senses)
+
+
+class OccurrenceIndex:
+    """Every word occurrence of a corpus with its vector, searchable by sense.
+
+    Example:
+        >>> index = OccurrenceIndex.open("corpus.index")
+        >>> for hit in index.search_word("bank", "I sat on the bank of the river.", k=3):
+        ...     print(f"{hit.score:.2f} {hit.text}")
+    """
+
+    def __init__(self, directory: Path, manifest: dict, *, embedder=None, checkpoint=None):
+        self.directory = directory
+        self.manifest = manifest
+        self._embedder = None
+        self._checkpoint = checkpoint
+        dtype = manifest["vector_dtype"]
+        self.words = VectorStore(directory, layout.WORDS, dtype)
+        self.sentences = VectorStore(directory, layout.SENTENCES, dtype)
+        counts = manifest["counts"]
+        if len(self.words) != counts["occurrences"] or len(self.sentences) != counts["texts"]:
+            raise layout.CorruptIndexError(f"{directory} is damaged: its vector files do not hold the "
+                                           f"{counts['occurrences']} occurrences and {counts['texts']} texts of "
+                                           "its manifest; rebuild it")
+        self.stats = {name: _load_stats(directory, name) for name in (layout.WORDS, layout.SENTENCES)}
+        self.db = sqlite3.connect(f"{(directory / layout.META).resolve().as_uri()}?mode=ro", uri=True,
+                                  check_same_thread=False)
+        self._searchers: dict[str, object] = {}
+        if embedder is not None:
+            self.check_embedder(embedder)
+            self._embedder = embedder
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike, *, embedder=None, checkpoint: str | os.PathLike | None = None,
+             options: EmbeddingOptions | None = None, verify: bool = True) -> "OccurrenceIndex":
+        """Opens a complete index for queries.
+
+        Args:
+            directory: the index folder.
+            embedder: the `BertEmbedder` queries are embedded with; it must be the index's model.
+                Default: loaded from `checkpoint`, or from the path the index records, when
+                the first sentence query comes.
+            checkpoint: where the index's checkpoint is now, if it has moved.
+            options: `EmbeddingOptions` the caller expects; refused unless they make the index's vectors.
+            verify: compare every file with its checksum (sizes are always compared).
+
+        Raises:
+            FileNotFoundError: no such folder.
+            CorruptIndexError: a build that did not finish, or a damaged file.
+            IndexMismatchError: `embedder` or `options` differ from the index's.
+        """
+        directory = Path(directory)
+        manifest = layout.read_manifest(directory, verify=verify)
+        index = cls(directory, manifest, embedder=embedder, checkpoint=checkpoint)
+        if options is not None:
+            index.check_options(options)
+        return index
+
+    # ------------------------------------------------------------------ what it holds
+
+    @property
+    def identity(self) -> dict:
+        """The `identity()` of the embedder the index was built with."""
+        return self.manifest["identity"]
+
+    @property
+    def options(self) -> EmbeddingOptions:
+        """The embedding options the index was built with (queries are embedded with them)."""
+        return EmbeddingOptions(**self.manifest["options"])
+
+    @property
+    def scoring(self) -> str:
+        return self.manifest["scoring"]
+
+    @property
+    def n_texts(self) -> int:
+        return len(self.sentences)
+
+    @property
+    def n_occurrences(self) -> int:
+        return len(self.words)
+
+    def __repr__(self) -> str:
+        return (f"OccurrenceIndex({str(self.directory)!r}: {self.n_texts} texts, {self.n_occurrences} occurrences, "
+                f"{self.identity.get('checkpoint')}, scoring={self.scoring})")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "OccurrenceIndex":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the query model
+
+    def check_embedder(self, embedder) -> None:
+        """Raises `IndexMismatchError` unless `embedder` makes this index's vectors."""
+        layout.check_same_model(self.identity, embedder.identity(), where=f"the index {self.directory}")
+        self._check_options_with(embedder, self.options)
+
+    def check_options(self, options: EmbeddingOptions) -> None:
+        """Raises `IndexMismatchError` unless `options` make this index's vectors (with its model)."""
+        self._check_options_with(self.embedder, options)
+
+    def _check_options_with(self, embedder, options: EmbeddingOptions) -> None:
+        layout.check_same_options(_canonical(embedder, self.options), _canonical(embedder, options),
+                                  where=f"the index {self.directory}")
+
+    @property
+    def embedder(self):
+        """The model queries are embedded with (loaded from the recorded checkpoint on first use)."""
+        if self._embedder is None:
+            from bert_tf.embed.api import get_embedder
+
+            path = self._checkpoint or self.identity.get("path")
+            embedder = get_embedder(path, lower_case=self.identity.get("lower_case"),
+                                    precision=self.identity.get("precision") or "float32")
+            self.check_embedder(embedder)
+            self._embedder = embedder
+        return self._embedder
+
+    def embed(self, sentence: str):
+        """`(words, sentence_vector)` of a query sentence, embedded as the index's texts were."""
+        from bert_tf.text.inputs import check_text
+
+        sentence = check_text(0, sentence)
+        ((words, vector),) = list(self.embedder.iter_embed([sentence], self.options, progress=False))
+        return words, vector
+
+    def model_word(self, word: str) -> str:
+        """`word` as the model sees it (lower-cased, accents stripped by an uncased model).
+
+        Raises:
+            ValueError: `word` is no word, or several to the model (`New York`, `don't`).
+        """
+        words = self.embedder.tokenizer.tokenize_words([word])[0]
+        if len(words) != 1:
+            seen = " ".join(w.text for w in words) or "nothing"
+            raise ValueError(f"{word!r} is {len(words)} words to the model ({seen}); give one word")
+        return words[0].text
+
+    def query_occurrence(self, word: str, sentence: str) -> tuple[str, np.ndarray]:
+        """`(word as the model sees it, its unit vector)` at its first occurrence in `sentence`.
+
+        Raises:
+            ValueError: the word is not in the sentence (the message lists the sentence's words).
+        """
+        target = self.model_word(word)
+        words, _ = self.embed(sentence)
+        for w in words:
+            if w.text == target:
+                return target, self._unit(layout.WORDS, w.vector)
+        raise ValueError(f"the word {target!r} is not in the query sentence {sentence!r} (its words as the model "
+                         f"sees them: {' '.join(w.text for w in words) or 'none'})")
+
+    def _unit(self, name: str, vector: np.ndarray) -> np.ndarray:
+        if self.stats[name] is None:
+            what = "word occurrences" if name == layout.WORDS else "texts"
+            raise ValueError(f"the index {self.directory} holds no {what}: there is nothing to search")
+        return normalize(np.asarray(vector, np.float32)[None, :], self.stats[name], self.scoring)[0]
+
+    # ------------------------------------------------------------------ lookups
+
+    def searcher(self, name: str = layout.WORDS):
+        """The nearest-neighbour search over word (`"words"`) or sentence (`"sentences"`) vectors."""
+        if name not in self._searchers:
+            store = self.words if name == layout.WORDS else self.sentences
+            approximate = (self.manifest.get("approximate") or {}).get(name)
+            if approximate:
+                self._searchers[name] = ApproximateSearch(self.directory / layout.approximate_file(name), store,
+                                                          nprobe=approximate["nprobe"])
+            else:
+                if len(store) > EXACT_LIMIT:
+                    logger.info("exact search over %d vectors of %s", len(store), self.directory)
+                self._searchers[name] = ExactSearch(store.all())
+        return self._searchers[name]
+
+    def occurrences_of(self, word: str) -> np.ndarray:
+        """The rows of every occurrence of `word` (as the model sees it), in corpus order."""
+        rows = self.db.execute("SELECT id FROM occurrences WHERE word = ? ORDER BY id", (word,)).fetchall()
+        return np.array([r[0] for r in rows], np.int64)
+
+    def occurrence_hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
+        """`Hit`s of occurrence rows, in the order given."""
+        rows = [int(r) for r in rows]
+        found = {}
+        for start in range(0, len(rows), 500):  # SQLite's limit on bound parameters
+            part = rows[start:start + 500]
+            query = ("SELECT o.id, o.text_id, o.word, o.start, o.\"end\", t.key, t.text FROM occurrences o "
+                     f"JOIN texts t ON t.id = o.text_id WHERE o.id IN ({','.join('?' * len(part))})")
+            for row in self.db.execute(query, part):
+                found[row[0]] = row
+        out = []
+        for r, score in zip(rows, scores):
+            if r not in found:
+                raise layout.CorruptIndexError(f"{self.directory} is damaged: occurrence {r} has a vector but no "
+                                               "row in meta.sqlite; rebuild it")
+            _, text_id, word, start, end, key, text = found[r]
+            out.append(Hit(key, text, word, start, end, float(score), text_id, r))
+        return out
+
+    def text_hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
+        rows = [int(r) for r in rows]
+        found = {}
+        for start in range(0, len(rows), 500):
+            part = rows[start:start + 500]
+            query = f"SELECT id, key, text FROM texts WHERE id IN ({','.join('?' * len(part))})"
+            found.update({row[0]: row for row in self.db.execute(query, part)})
+        missing = [r for r in rows if r not in found]
+        if missing:
+            raise layout.CorruptIndexError(f"{self.directory} is damaged: text {missing[0]} has a vector but no row "
+                                           "in meta.sqlite; rebuild it")
+        return [Hit(found[r][1], found[r][2], None, None, None, float(s), r) for r, s in zip(rows, scores)]
+
+    # ------------------------------------------------------------------ queries
+
+    def search(self, sentence: str, k: int = 10) -> list[Hit]:
+        """The `k` texts whose sentence vectors are closest to `sentence`'s, best first."""
+        _check_k(k)
+        _, vector = self.embed(sentence)
+        scores, rows = self.searcher(layout.SENTENCES).search(self._unit(layout.SENTENCES, vector), k)
+        return self.text_hits(rows, scores)
+
+    def search_word(self, word: str, sentence: str, k: int = 10) -> list[Hit]:
+        """The `k` occurrences of `word` closest to its occurrence in `sentence`: the same sense first.
+
+        Exact: every occurrence of the word is scored.
+
+        Raises:
+            ValueError: `word` is not in `sentence`, or not in the index.
+        """
+        _check_k(k)
+        rows = self._rows_of(self.model_word(word))  # before the query: an unknown word needs no model run
+        _, query = self.query_occurrence(word, sentence)
+        scores, best = top_k(self.words.rows(rows) @ query, rows, k)
+        return self.occurrence_hits(best, scores)
+
+    def _rows_of(self, word: str) -> np.ndarray:
+        rows = self.occurrences_of(word)
+        if not len(rows):
+            raise ValueError(f"the index {self.directory} has no occurrence of {word!r} (as the model sees it)")
+        return rows
+
+    def neighbors(self, word: str, sentence: str, k: int = 10, *, words_only: bool = True) -> list[Neighbor]:
+        """Other words whose occurrences lie closest to `word` in `sentence` (keyword expansion).
+
+        The nearest occurrences of any word are gathered (`NEIGHBOR_CANDIDATES_PER_RESULT` per
+        result), those of `word` itself left out, and grouped by word: each word scores its best
+        occurrence, and `count` says how many of its occurrences were among the nearest.
+
+        Args:
+            words_only: leave out tokens without a letter or digit (punctuation).
+        """
+        _check_k(k)
+        if not self.n_occurrences:
+            raise ValueError(f"the index {self.directory} has no word occurrences (its texts are all empty)")
+        target, query = self.query_occurrence(word, sentence)
+        scores, rows = self.searcher(layout.WORDS).search(query, NEIGHBOR_CANDIDATES_PER_RESULT * k)
+        hits = self.occurrence_hits(rows, scores)
+        grouped: dict[str, list[Hit]] = {}
+        for hit in hits:  # best first, so a word's first hit is its best
+            if hit.word == target or (words_only and not any(ch.isalnum() for ch in hit.word)):
+                continue
+            grouped.setdefault(hit.word, []).append(hit)
+        ranked = sorted(grouped.values(), key=lambda g: (-g[0].score, g[0].word))
+        return [Neighbor(g[0].word, g[0].score, len(g), g[0]) for g in ranked[:k]]
+
+    def senses(self, word: str, *, n_senses: int | None = None, max_senses: int = 8, examples: int = 3,
+               max_occurrences: int = MAX_SENSE_OCCURRENCES, seed: int = 0) -> SenseReport:
+        """The occurrences of `word` clustered into senses, largest first, each with its most central examples.
+
+        Args:
+            word: the word (as typed; compared as the model sees it).
+            n_senses: the number of senses; None chooses it from the data (up to `max_senses`).
+            examples: central examples per sense.
+            max_occurrences: a more frequent word is clustered on a random sample of this many.
+            seed: for the sample and the clustering.
+
+        Raises:
+            ValueError: the word is not in the index, or has too few occurrences for `n_senses`.
+        """
+        from bert_tf.index.senses import cluster_senses
+
+        target = self.model_word(word)
+        rows = self._rows_of(target)
+        total = len(rows)
+        if len(rows) > max_occurrences:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, max_occurrences, replace=False))
+        vectors = self.words.rows(rows)
+        clusters = cluster_senses(vectors, n_senses=n_senses, max_senses=max_senses, seed=seed)
+        labels = np.asarray(clusters.labels)
+        central = clusters.central(examples)
+        senses = []
+        for label, size in enumerate(clusters.sizes):
+            picked = np.asarray(central[label], np.int64)
+            senses.append(Sense(label, size, self.occurrence_hits(rows[picked], clusters.similarity[picked])))
+        senses.sort(key=lambda s: (-s.size, s.label))
+        return SenseReport(target, senses, clusters.chosen_by, total, rows, labels, vectors, clusters)
+
+
+def _load_stats(directory: Path, name: str) -> VectorStats | None:
+    path = directory / f"{name}_stats.npz"
+    if not path.is_file():
+        return None  # the index has no vectors of this kind
+    try:
+        with np.load(path) as arrays:
+            return VectorStats.from_arrays(arrays)
+    except (OSError, ValueError) as e:
+        raise layout.CorruptIndexError(f"{directory} is damaged: {path.name} cannot be read ({e}); rebuild it") \
+            from None
+
+
+def _check_k(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+
+
+def _canonical(embedder, options: EmbeddingOptions) -> dict:
+    """Options as the vectors they make: defaults resolved against the model (layers=None is the last four)."""
+    resolved = embedder.resolve(embedder.options(options))
+    n_states = embedder.config.num_hidden_layers + 1
+    out = resolved.options.to_dict()
+    out["layers"] = [i - n_states for i in resolved.hidden_states]
+    out["sentence_layer"] = resolved.sentence_state - n_states
+    out["max_seq_length"] = resolved.max_seq_length
+    out["dim"] = resolved.vector_size
+    return out

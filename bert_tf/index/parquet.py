@@ -1,0 +1,177 @@
+"""Building an index from the Parquet output of `bert-tf beam-embed`, without the model.
+
+The files hold, per text, the columns `id`, `text`, `words`, `starts`, `ends`,
+`word_vectors` and `sentence_vector`; their schema metadata key `b"bert_tf"` holds JSON
+with the embedder's `identity` and the `options` the vectors were made with. Every file
+of one source must agree on both: vectors of two models in one index would give scores
+that mean nothing.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import numpy as np
+
+from bert_tf.embed.options import EmbeddingOptions, check_choice
+from bert_tf.files.atomic import staged_directory
+from bert_tf.index.builder import IndexWriter, progress_bar
+from bert_tf.index.scoring import DEFAULT_SCORING, SCORING_MODES
+from bert_tf.index.vectors import VECTOR_DTYPES
+
+METADATA_KEY = b"bert_tf"
+COLUMNS = ("id", "text", "words", "starts", "ends", "word_vectors", "sentence_vector")
+#: Rows read from a file at a time.
+ROWS_PER_BATCH = 512
+
+
+def parquet_files(source: str | os.PathLike) -> list[str]:
+    """The files a `--parquet` argument names: a file, a glob, or a Beam output prefix (`PREFIX-*-of-*.parquet`).
+
+    Raises:
+        FileNotFoundError: nothing matches (the message says what was looked for).
+    """
+    source = os.fspath(source)
+    if os.path.isfile(source):
+        return [source]
+    if glob.has_magic(source):
+        files = sorted(f for f in glob.glob(source) if os.path.isfile(f))
+        looked = source
+    else:
+        # Beam's shard names only: a prefix `out` must not take in `out2-...` of another run.
+        looked = f"{source}-*-of-*.parquet"
+        files = sorted(f for f in glob.glob(glob.escape(source) + "-*-of-*.parquet") if os.path.isfile(f))
+    if not files:
+        raise FileNotFoundError(f"no Parquet file matches {looked}: give the --output prefix of "
+                                "`bert-tf beam-embed`, a glob, or a file")
+    return files
+
+
+def read_header(path: str) -> dict:
+    """`{"identity", "options"}` from one file's schema metadata.
+
+    Raises:
+        ValueError: the file is not Parquet, lacks a column, or was not written by bert_tf.
+    """
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as e:  # pyarrow raises its own ArrowInvalid, OSError...
+        raise ValueError(f"{path} cannot be read as Parquet: {e}") from None
+    missing = [c for c in COLUMNS if c not in schema.names]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}: it is not an output of "
+                         "`bert-tf beam-embed --format parquet`")
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    try:
+        header = json.loads(raw) if raw is not None else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = None
+    if not isinstance(header, dict) or not isinstance(header.get("identity"), dict) \
+            or not isinstance(header.get("options"), dict):
+        raise ValueError(f"{path} has no bert_tf metadata (identity and options of the model that made it); "
+                         "an index needs to know which model made the vectors: write it with `bert-tf beam-embed`")
+    return header
+
+
+def build_index_from_parquet(source: str | os.PathLike, out: str | os.PathLike, *,
+                             scoring: str = DEFAULT_SCORING, vector_dtype: str = "float16", force: bool = False,
+                             progress: bool | None = None):
+    """Writes the occurrence index of a `beam-embed` Parquet output to the folder `out`.
+
+    Args:
+        source: a Parquet file, a glob, or the output prefix given to `bert-tf beam-embed`.
+        out, scoring, vector_dtype, force, progress: as for `build_index`.
+
+    Returns:
+        The new index, opened (its query model is loaded when first needed).
+
+    Raises:
+        FileNotFoundError: no file matches `source`.
+        ValueError: a file without bert_tf metadata, files of different models or options, or
+            rows whose vectors do not match their words.
+    """
+    import pyarrow.parquet as pq
+
+    from bert_tf.index.occurrence_index import OccurrenceIndex
+
+    check_choice("scoring", scoring, SCORING_MODES)
+    check_choice("vector_dtype", vector_dtype, VECTOR_DTYPES)
+    files = parquet_files(source)
+    headers = [read_header(f) for f in files]
+    for f, h in zip(files[1:], headers[1:]):
+        if h != headers[0]:
+            raise ValueError(f"{f} was made by another model or with other options than {files[0]}: "
+                             "index the outputs of one run at a time")
+    identity = headers[0]["identity"]
+    options = EmbeddingOptions(**headers[0]["options"]).to_dict()  # checked, and in the one canonical form
+    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    if not total:
+        raise ValueError(f"{source} holds no rows: nothing to index")
+    width, sentence_width = _widths(files)
+    with staged_directory(out, replace=force) as staging:
+        writer = IndexWriter(staging, identity=identity, options=options, width=width,
+                             sentence_width=sentence_width, scoring=scoring, vector_dtype=vector_dtype)
+        bar = progress_bar(total, progress, "indexing")
+        try:
+            for path in files:
+                for batch in _batches(path, COLUMNS):
+                    for key, text, words, word_vectors, sentence in _rows(batch, path):
+                        writer.add(key, text, words, word_vectors, sentence)
+                    bar.update(batch.num_rows)
+            writer.finish(source={"kind": "parquet", "files": [os.path.basename(f) for f in files],
+                                  "texts": writer.n_texts})
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            bar.close()
+    return OccurrenceIndex.open(out)
+
+
+def _batches(path: str, columns):
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).iter_batches(batch_size=ROWS_PER_BATCH, columns=list(columns))
+
+
+def _widths(files: list[str]) -> tuple[int, int]:
+    """The widths of word and sentence vectors, from the first row that has words (read as a stream)."""
+    for path in files:
+        for batch in _batches(path, ("word_vectors", "sentence_vector")):
+            inner = batch.column("word_vectors").flatten()
+            if len(inner):
+                sentence = batch.column("sentence_vector").value_lengths()
+                return int(inner.value_lengths()[0].as_py()), int(sentence[0].as_py())
+    raise ValueError(f"{files[0]}: no row has any word, so there is nothing to index")
+
+
+def _rows(batch, path: str):
+    """`(id, text, [(word, start, end)], word_vectors [n, width], sentence_vector)` per row of a record batch."""
+    columns = {name: batch.column(name) for name in COLUMNS}
+    ids = columns["id"].to_pylist()
+    texts = columns["text"].to_pylist()
+    words = columns["words"].to_pylist()
+    starts = columns["starts"].to_pylist()
+    ends = columns["ends"].to_pylist()
+    vectors = columns["word_vectors"]
+    word_counts = vectors.value_lengths().to_numpy(zero_copy_only=False)
+    inner = vectors.flatten()
+    components = inner.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    widths = inner.value_lengths().to_numpy(zero_copy_only=False)
+    sentences = columns["sentence_vector"].to_pylist()
+    w = c = 0
+    for r in range(batch.num_rows):
+        n = int(word_counts[r])
+        width = int(widths[w]) if n else 0
+        if n and np.any(widths[w:w + n] != width):
+            raise ValueError(f"{path}: row id {ids[r]!r} has word vectors of different widths")
+        if not (len(words[r]) == len(starts[r]) == len(ends[r]) == n):
+            raise ValueError(f"{path}: row id {ids[r]!r} has {len(words[r])} words but {n} word vectors")
+        block = components[c:c + n * width].reshape(n, width)
+        yield ids[r], texts[r], list(zip(words[r], starts[r], ends[r])), block, np.asarray(sentences[r], np.float32)
+        w += n
+        c += n * width
