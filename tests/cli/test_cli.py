@@ -41,7 +41,8 @@ def assert_same(embedder, written, ours, what):
 
 def test_help_lists_every_command_with_an_example():
     out = run("--help").stdout.decode()
-    for command in ("embed", "similarity", "plot", "info", "download", "convert", "export", "demo", "beam-embed"):
+    for command in ("embed", "similarity", "plot", "info", "download", "convert", "export", "demo", "beam-embed",
+                    "index", "search", "senses", "neighbors"):
         assert command in out
         sub = run(command, "--help").stdout.decode()
         assert "example" in sub
