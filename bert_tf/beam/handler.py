@@ -1,10 +1,9 @@
 """`BertModelHandler`: the RunInference model handler, one `BertEmbedder` per worker process.
 
 RunInference keeps the model in Beam's `shared.Shared` cache: `load_model` runs once
-per worker process and every thread of that process uses the same embedder. The
-embedder is also kept in this module's per-process cache (`EmbedSpec.load`), so a
-launcher that loaded it to check the options (the DirectRunner in-process) does not
-load it a second time.
+per worker process and every thread of that process uses the same embedder. It comes
+from the library's per-process model cache (`get_embedder`), so a launcher that loaded
+it to check the options (the DirectRunner in-process) does not load it a second time.
 
 Batching is by word pieces, not by element count. Beam's `BatchElements` sizes each
 batch with `estimated_pieces` (the pieces are not known before the tokenizer runs,
@@ -19,8 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
@@ -37,9 +35,6 @@ logger = logging.getLogger("bert_tf")
 BATCH_PIECES = 16 * MAX_BATCH_POSITIONS
 #: UTF-8 bytes per word piece, roughly, for English (4-5 letters a piece) and CJK (3 bytes, one piece).
 BYTES_PER_PIECE = 4
-
-_EMBEDDERS: dict["EmbedSpec", Any] = {}
-_EMBEDDERS_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,23 +64,16 @@ class EmbedSpec:
             object.__setattr__(self, "checkpoint", str(self.checkpoint))
 
     def load(self):
-        """This spec's `BertEmbedder`, loaded once per process (remote checkpoints copied first)."""
-        with _EMBEDDERS_LOCK:
-            if self not in _EMBEDDERS:
-                from bert_tf.embed.embedder import BertEmbedder
-                from bert_tf.store.remote import local_checkpoint
+        """This spec's `BertEmbedder`: `get_embedder`'s, loaded once per process and shared by its
+        threads (remote checkpoints copied to this machine first). A launcher that loaded it to check
+        the options (the DirectRunner in process) does not load it a second time."""
+        from bert_tf.embed.api import get_embedder
+        from bert_tf.store.remote import local_checkpoint
 
-                local = None if self.checkpoint is None else local_checkpoint(self.checkpoint)
-                embedder = BertEmbedder.from_checkpoint(local, lower_case=self.lower_case, precision=self.precision)
-                embedder.resolve(embedder.options(self.options))  # bad options fail at load, not per batch
-                _EMBEDDERS[self] = embedder
-            return _EMBEDDERS[self]
-
-
-def register(spec: EmbedSpec, embedder) -> None:
-    """Makes `spec.load()` return `embedder` in this process (a launcher pins a spec to what it loaded)."""
-    with _EMBEDDERS_LOCK:
-        _EMBEDDERS.setdefault(spec, embedder)
+        local = None if self.checkpoint is None else local_checkpoint(self.checkpoint)
+        embedder = get_embedder(local, lower_case=self.lower_case, precision=self.precision)
+        embedder.resolve(embedder.options(self.options))  # bad options fail at load, not per batch
+        return embedder
 
 
 def estimated_pieces(element: tuple[str, str]) -> int:

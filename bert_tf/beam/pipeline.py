@@ -292,11 +292,10 @@ def pin(spec: EmbedSpec):
     """Loads `spec`'s embedder here and returns `(pinned spec, embedder)`: the spec names the checkpoint
     folder that was resolved (None: the default) and the precision that was chosen ("auto"), so every
     worker embeds with what the launcher checked and recorded."""
-    from bert_tf.beam.handler import register
-
     embedder = spec.load()
     checkpoint = spec.checkpoint if spec.checkpoint is not None and is_remote(spec.checkpoint) \
         else str(embedder.checkpoint)
+    # The pinned spec loads this very embedder here: get_embedder's cache holds it under the same
+    # folder, casing and precision.
     pinned = dataclasses.replace(spec, checkpoint=checkpoint, precision=embedder.precision)
-    register(pinned, embedder)
     return pinned, embedder
