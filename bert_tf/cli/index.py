@@ -11,7 +11,7 @@ import json
 import sys
 
 from bert_tf.cli.commands import UserError
-from bert_tf.cli.flags import add_embedding_arguments, options_from_args
+from bert_tf.cli.flags import add_embedding_arguments, embedder_from_args, options_from_args
 
 EXAMPLES = {
     "index": "examples:\n  bert-tf index build --input corpus.txt --out corpus.index\n"
@@ -120,7 +120,6 @@ def _build_from_file(args, progress):
     import itertools
 
     from bert_tf.cli.writers import count_lines, read_lines
-    from bert_tf.embed.api import get_embedder
     from bert_tf.index.builder import build_index
 
     try:
@@ -129,7 +128,7 @@ def _build_from_file(args, progress):
         raise UserError(f"cannot read {args.input}: {e.strerror}") from None
     with handle:
         options = options_from_args(args)  # checked before the model is loaded
-        embedder = get_embedder(args.checkpoint, lower_case=args.lower_case, precision=args.precision)
+        embedder = embedder_from_args(args)
         # tee holds only the lines between the two readers: the builder takes ids and texts in step.
         for_texts, for_ids = itertools.tee(_readable(read_lines(handle)))
         return build_index((line.text for line in for_texts), args.out, embedder=embedder, options=options,
