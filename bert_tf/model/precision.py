@@ -35,6 +35,10 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 _BF16_ISAS = {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
               "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2"}
 
+#: `ONEDNN_MAX_CPU_ISA` values below AVX512_CORE: oneDNN there has no bfloat16 matmul at all, yet on a CPU
+#: with AVX-512 TensorFlow still hands it bfloat16 matmuls, and the process aborts in the kernel.
+_NO_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI"}
+
 _warned: set[str] = set()
 
 
@@ -119,6 +123,8 @@ def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
     if precision == "float32":
         return precision
     hardware = detect_hardware() if hardware is None else hardware
+    if precision == "bfloat16" and hardware.gpu is None:
+        check_bfloat16_runs()
     if precision == "auto":
         if hardware.gpu is not None:
             chosen = "bfloat16" if hardware.native_bf16 else "float16"
@@ -130,10 +136,29 @@ def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
     if hardware.gpu is None and (precision == "float16" or not hardware.native_bf16):
         why = ("the CPU has no float16 matmul instructions oneDNN uses" if precision == "float16"
                else hardware.reason)
-        _once("warning", f"slow:{precision}:{why}", "precision=%r will be slower than float32 here: %s, so oneDNN "
-              "emulates it; the results are still correct. Use precision='auto' to get float32 on such machines.",
+        _once("warning", f"slow:{precision}:{why}", "precision=%r will be slower than float32 here: %s, so it is "
+              "emulated; the results are still correct. Use precision='auto' to get float32 on such machines.",
               precision, why)
     return precision
+
+
+def check_bfloat16_runs(flags: frozenset[str] | None = None, environ=None) -> None:
+    """Refuses bfloat16 where it would abort the process: an AVX-512 CPU (so TensorFlow hands bfloat16
+    matmuls to oneDNN) whose oneDNN `ONEDNN_MAX_CPU_ISA` holds below AVX512_CORE (so oneDNN has no
+    kernel for them). A CPU that really lacks AVX-512 gets TensorFlow's own, emulated, kernels.
+
+    Raises:
+        ValueError: saying what to change.
+    """
+    environ = os.environ if environ is None else environ
+    isa = environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if isa not in _NO_BF16_ISAS or environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+        return
+    if "avx512f" in (cpu_flags() if flags is None else flags):
+        raise ValueError(f"precision='bfloat16' cannot run with ONEDNN_MAX_CPU_ISA={isa} on this AVX-512 CPU: "
+                         f"TensorFlow gives bfloat16 matmuls to oneDNN, which that setting leaves without a kernel "
+                         f"for them; unset ONEDNN_MAX_CPU_ISA (or set it to AVX512_CORE or above), set "
+                         f"TF_ENABLE_ONEDNN_OPTS=0, or use precision='float32' or 'auto'")
 
 
 def _once(level: str, key: str, message: str, *args) -> None:

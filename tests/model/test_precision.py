@@ -79,6 +79,8 @@ def test_auto_reaches_the_embedder(make_checkpoint, monkeypatch):
     from bert_tf import BertEmbedder
 
     directory, _ = make_checkpoint()
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # what detection reads (CI also runs this file with 0)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(prec, "cpu_flags", lambda path="/proc/cpuinfo": AVX2_ONLY)
     assert BertEmbedder.from_checkpoint(directory, precision="auto").precision == "float32"
     monkeypatch.setattr(prec, "cpu_flags", lambda path="/proc/cpuinfo": ZEN4)
@@ -131,3 +133,18 @@ def test_the_cli_shows_what_auto_chose_without_verbose_but_not_other_info_lines(
     err = capsys.readouterr().err
     assert "bert-tf: precision='auto' chose float32: this CPU has no native bfloat16" in err
     assert "restored" not in err  # the load report is an info line for --verbose
+
+
+@pytest.mark.parametrize("environ, refused", [
+    ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, True),  # oneDNN has no bfloat16 kernel below AVX512_CORE: it would abort
+    ({"ONEDNN_MAX_CPU_ISA": "avx512_core"}, False),  # emulated by oneDNN, slower, correct
+    ({"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": "0"}, False),  # TensorFlow's own kernels
+    ({}, False),
+])
+def test_bfloat16_is_refused_where_onednn_would_abort(environ, refused):
+    if refused:
+        with pytest.raises(ValueError, match="ONEDNN_MAX_CPU_ISA=AVX2 .* unset ONEDNN_MAX_CPU_ISA"):
+            prec.check_bfloat16_runs(ZEN4, environ)
+    else:
+        prec.check_bfloat16_runs(ZEN4, environ)
+    prec.check_bfloat16_runs(AVX2_ONLY, environ)  # a real AVX2 CPU: TensorFlow's emulated kernels run

@@ -75,8 +75,20 @@ def exports(minilm_checkpoint, tmp_path_factory):
         "long": export_saved_model(minilm_checkpoint, root / "bert_64", max_seq_length=64, combine="concat",
                                    subword_pooling="first", dim=1000, sentence_strategy="max",
                                    sentence_layer=-1),
-        "bf16": export_saved_model(minilm_checkpoint, root / "bert_bf16", precision="bfloat16"),
+        **({"bf16": export_saved_model(minilm_checkpoint, root / "bert_bf16", precision="bfloat16")}
+           if _bfloat16_runs() else {}),
     }
+
+
+def _bfloat16_runs() -> bool:
+    """False under a oneDNN cap that leaves bfloat16 without kernels (the CI's AVX2 rerun on an AVX-512 CPU)."""
+    from bert_tf.model.precision import check_bfloat16_runs
+
+    try:
+        check_bfloat16_runs()
+    except ValueError:
+        return False
+    return True
 
 
 def _encoder_inputs(tokenizer, texts):
@@ -132,6 +144,7 @@ def fresh(exports, embedder, tmp_path_factory):
             ("bf16_seed", "bf16", "serving_default", {"sentences": SEED + UNICODE}),
             ("bf16_mixed", "bf16", "serving_default", {"sentences": MIXED}),
             ("bf16_metadata", "bf16", "metadata", {})]
+    jobs = [job for job in jobs if job[1] in exports]
     spec = {"out": str(work / "out.npz"),
             "jobs": [{"name": n, "model": str(exports[m]), "signature": s, "inputs": i} for n, m, s, i in jobs]}
     (work / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
@@ -286,6 +299,9 @@ def test_a_bfloat16_export_matches_the_bfloat16_api(fresh, minilm_checkpoint):
     """Loaded without bert_tf, the bfloat16 SavedModel computes what `precision="bfloat16"` does
     in Python (the same batches through the same kernels: float32 rounding of that result), returns
     float32 tensors, and says in its metadata what it computes in."""
+    if not _bfloat16_runs():
+        pytest.skip("ONEDNN_MAX_CPU_ISA leaves oneDNN no bfloat16 kernel on this AVX-512 CPU (the CI's AVX2 "
+                    "rerun); the bfloat16 tests of tests/embed run TensorFlow's own kernels there instead")
     bf16 = BertEmbedder.from_checkpoint(minilm_checkpoint, precision="bfloat16")
     for name, texts in (("bf16_seed", SEED + UNICODE), ("bf16_mixed", MIXED)):
         out = _outputs(fresh, name)
