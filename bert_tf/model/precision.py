@@ -70,6 +70,12 @@ class Hardware:
     reason: str
 
 
+def _onednn_settings(environ) -> tuple[bool, str]:
+    """`(oneDNN on, ONEDNN_MAX_CPU_ISA upper-cased or "")` as TensorFlow reads them from `environ`."""
+    enabled = environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
+    return enabled, environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+
+
 def detect_hardware(flags: frozenset[str] | None = None, environ=None) -> Hardware:
     """What the CPU flags, TensorFlow and oneDNN say about bfloat16 here.
 
@@ -89,10 +95,10 @@ def detect_hardware(flags: frozenset[str] | None = None, environ=None) -> Hardwa
         found.append("bf16")
     if not found:
         return Hardware(False, None, "this CPU has no native bfloat16 (no AVX512_BF16 or AMX-BF16 in its flags)")
-    if environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+    onednn, isa = _onednn_settings(environ)
+    if not onednn:
         return Hardware(False, None, f"the CPU has {found[0].upper()} but TF_ENABLE_ONEDNN_OPTS=0 turns off the "
                                      f"oneDNN kernels that use it")
-    isa = environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
     if isa and not arm and isa not in _BF16_ISAS:
         return Hardware(False, None, f"the CPU has {found[0].upper()} but ONEDNN_MAX_CPU_ISA={isa} keeps oneDNN "
                                      f"from using it")
@@ -150,9 +156,8 @@ def check_bfloat16_runs(flags: frozenset[str] | None = None, environ=None) -> No
     Raises:
         ValueError: saying what to change.
     """
-    environ = os.environ if environ is None else environ
-    isa = environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
-    if isa not in _NO_BF16_ISAS or environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+    onednn, isa = _onednn_settings(os.environ if environ is None else environ)
+    if not onednn or isa not in _NO_BF16_ISAS:
         return
     if "avx512f" in (cpu_flags() if flags is None else flags):
         raise ValueError(f"precision='bfloat16' cannot run with ONEDNN_MAX_CPU_ISA={isa} on this AVX-512 CPU: "
