@@ -144,15 +144,16 @@ def _metadata(embedder, resolved: ResolvedOptions, version: int) -> dict:
     import bert_tf
 
     options = resolved.options
+    identity = embedder.identity()
     n_states = embedder.config.num_hidden_layers + 1
     return {
         "format": "bert_tf SavedModel",
         "version": version,
-        "checkpoint": os.path.basename(os.path.normpath(embedder.checkpoint)),
+        "checkpoint": identity["checkpoint"],
         "config": embedder.config.to_dict(),
-        "lower_case": embedder.lower_case,
+        "lower_case": identity["lower_case"],
         # What the encoder computes in; every output tensor is float32 whatever this says.
-        "precision": embedder.precision,
+        "precision": identity["precision"],
         "output_dtype": "float32",
         "max_seq_length": resolved.max_seq_length,
         "options": options.to_dict(),
