@@ -122,6 +122,12 @@ def bert_tf_bf16(ctx: Context) -> dict:
     return _words(ctx, "bert_tf_bf16", "bfloat16")
 
 
+@engine("bert_tf_int8", "bert_tf `get_bert_embeddings(..., precision=\"int8\")` (dynamic int8 dense layers)", NEEDS,
+        precision="int8", reference="bert_tf_words")
+def bert_tf_int8(ctx: Context) -> dict:
+    return _words(ctx, "bert_tf_int8", "int8")
+
+
 @engine("bert_tf_sentences", "bert_tf `BertEmbedder.sentence_vectors` (mean of layer -2)", NEEDS)
 def bert_tf_sentences(ctx: Context) -> dict:
     import_s = _import_tf()

@@ -18,6 +18,7 @@ from registry import engine
 VARIANTS = {
     "bert_tf": "bert_tf's model call (the traced forward `get_bert_embeddings` runs: last four layers summed)",
     "bert_tf_bf16": "the same model call with `precision=\"bfloat16\"` (layers summed in float32)",
+    "bert_tf_int8": "the same model call with `precision=\"int8\"` (dynamic int8 dense layers)",
     "ort": "ONNX Runtime on the same padded batch (ids and mask as bert_tf gets them)",
     "ort_int8": "ONNX Runtime on the int8 quantization of the same export, same padded batch",
     "tf_matmuls": "TensorFlow: only the 72 dense matmuls (+ bias, GELU) on the batch's real tokens",
@@ -129,11 +130,14 @@ def interleaved(ctx: Context) -> dict:
     threads = tf_threads(tf)
     embedder = BertEmbedder.from_checkpoint(ctx.checkpoint)
     notes = {}
-    if precision_api()["from_checkpoint"]:
-        forward_bf16 = _model_call(BertEmbedder.from_checkpoint(ctx.checkpoint, precision="bfloat16"))
-    else:
-        forward_bf16 = None
-        notes["bert_tf_bf16"] = "this bert_tf has no precision option (BertEmbedder.from_checkpoint(precision=...))"
+    from bert_tf.model.precision import PRECISIONS
+
+    low = {}
+    for name, precision in (("bert_tf_bf16", "bfloat16"), ("bert_tf_int8", "int8")):
+        if precision_api()["from_checkpoint"] and precision in PRECISIONS:
+            low[name] = _model_call(BertEmbedder.from_checkpoint(ctx.checkpoint, precision=precision))
+        else:
+            notes[name] = f"this bert_tf has no precision={precision!r} (BertEmbedder.from_checkpoint)"
     hidden = embedder.hidden_size
     forward = _model_call(embedder)
     tf_chain, numpy_chain = _dense_chains(embedder.encoder, hidden)
@@ -158,8 +162,8 @@ def interleaved(ctx: Context) -> dict:
         "numpy_matmuls": lambda b: numpy_chain(b["x"]),
         "matmul_peak_bf16": lambda b: bf16_matmul(bf16_a, bf16_b).numpy(),
     }
-    if forward_bf16:
-        variants["bert_tf_bf16"] = lambda b: [t.numpy() for t in forward_bf16(b["tf_ids"], b["tf_mask"])]
+    for name, call in low.items():
+        variants[name] = lambda b, call=call: [t.numpy() for t in call(b["tf_ids"], b["tf_mask"])]
     for name, model in (("ort", "onnx"), ("ort_int8", "onnx_int8")):
         call, why = _ort_variant(ctx, batches, model)
         if call:

@@ -60,7 +60,12 @@ def prepare(ctx: Context) -> dict:
 
 
 def export_onnx(ctx: Context) -> dict:
-    """Exports the HF model (returning the last-four-layer sum, as the other engines do) to ONNX.
+    """Exports the HF model (returning the last-four-layer sum, as the other engines do) to ONNX."""
+    return export_last_four(ctx.meta["hf_dir"], Path(ctx.meta["onnx"]), ctx.meta["max_position_embeddings"])
+
+
+def export_last_four(hf_dir: str, path: Path, max_positions: int) -> dict:
+    """The HF model at `hf_dir`, returning the sum of its last four layers, as ONNX at `path`.
 
     Dynamic batch and length. The TorchScript exporter on the eager attention path is
     tried first: ORT's CPU graph fusions recognise that graph best, and it ran faster than
@@ -83,11 +88,10 @@ def export_onnx(ctx: Context) -> dict:
 
     ids = torch.tensor([[101, 7592, 2088, 102]] * 2)
     mask = torch.ones_like(ids)
-    path = Path(ctx.meta["onnx"])
     names = dict(input_names=["input_ids", "attention_mask"], output_names=["last4"])
     t = time.perf_counter()
     try:
-        model = transformers.BertModel.from_pretrained(ctx.meta["hf_dir"], attn_implementation="eager").eval()
+        model = transformers.BertModel.from_pretrained(hf_dir, attn_implementation="eager").eval()
         axes = {"batch": 0, "seq": 1}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -97,8 +101,8 @@ def export_onnx(ctx: Context) -> dict:
         exporter = "torch.onnx.export(dynamo=False), eager attention, opset 17"
     except Exception as e:  # the TorchScript exporter is deprecated; fall back to dynamo
         print(f"TorchScript export failed ({e!r}); trying the dynamo exporter", file=sys.stderr)
-        model = transformers.BertModel.from_pretrained(ctx.meta["hf_dir"]).eval()
-        batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=ctx.meta["max_position_embeddings"])
+        model = transformers.BertModel.from_pretrained(hf_dir).eval()
+        batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=max_positions)
         program = torch.onnx.export(LastFour(model).eval(), (ids, mask), dynamo=True,
                                     dynamic_shapes={"input_ids": {0: batch, 1: seq},
                                                     "attention_mask": {0: batch, 1: seq}}, **names)
@@ -109,20 +113,24 @@ def export_onnx(ctx: Context) -> dict:
 
 
 def quantize_onnx(ctx: Context) -> dict:
-    """ONNX Runtime's int8 dynamic quantization of the float32 export: int8 weights (per tensor, signed),
+    """ONNX Runtime's int8 dynamic quantization of the float32 export (`quantize_int8`)."""
+    return quantize_int8(Path(ctx.meta["onnx"]), Path(ctx.meta["onnx_int8"]))
+
+
+def quantize_int8(source: Path, target: Path) -> dict:
+    """ONNX Runtime's int8 dynamic quantization of `source`: int8 weights (per tensor, signed),
     activations quantized to uint8 at run time, as `quantize_dynamic` does by default (MatMul and Gather
     nodes; LayerNorm, softmax and GELU stay float32)."""
     from onnxruntime import __version__
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     t = time.perf_counter()
-    source = Path(ctx.meta["onnx"])
-    quantize_dynamic(str(source), ctx.meta["onnx_int8"], weight_type=QuantType.QInt8,
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
                      # the dynamo fallback writes its weights beside the graph; keep that layout then
                      use_external_data_format=any(source.parent.glob(source.name + ".data")))
-    return {"onnx_int8": ctx.meta["onnx_int8"], "quantize_s": time.perf_counter() - t,
+    return {"onnx_int8": str(target), "quantize_s": time.perf_counter() - t,
             "how": "onnxruntime.quantization.quantize_dynamic(weight_type=QuantType.QInt8), defaults otherwise",
-            "onnxruntime": __version__, "bytes": Path(ctx.meta["onnx_int8"]).stat().st_size}
+            "onnxruntime": __version__, "bytes": target.stat().st_size}
 
 
 def matmul_probe(ctx: Context) -> dict:
@@ -133,4 +141,12 @@ def matmul_probe(ctx: Context) -> dict:
     return numpy_matmul(*MATMUL_SHAPES[0], reps=5)
 
 
-STEPS = {"prepare": prepare, "export-onnx": export_onnx, "quantize-onnx": quantize_onnx, "matmul-probe": matmul_probe}
+def real_fidelity(ctx: Context) -> dict:
+    """Every reduced-precision mode against its own float32 on the real all-MiniLM-L6-v2 (real_fidelity.py)."""
+    from real_fidelity import measure
+
+    return measure(ctx)
+
+
+STEPS = {"prepare": prepare, "export-onnx": export_onnx, "quantize-onnx": quantize_onnx, "matmul-probe": matmul_probe,
+         "real-fidelity": real_fidelity}

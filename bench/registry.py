@@ -23,6 +23,8 @@ ENGINE_MODULES = ("engines_matmul", "engines_bert_tf", "engines_peers", "interle
 BASELINE = "bert_tf_words"
 #: bert_tf in bfloat16: the engine issue 19's targets are about.
 BF16 = "bert_tf_bf16"
+#: bert_tf in int8 (dynamic quantization), compared with ONNX Runtime's int8.
+INT8 = "bert_tf_int8"
 #: The module of the peers: the engines bert_tf is compared with ("the fastest peer").
 PEER_MODULE = "engines_peers"
 #: The engines that run the ONNX export (the driver exports once for all of them).

@@ -49,6 +49,7 @@ import registry
 import workload  # numpy only
 from context import (BATCH_SIZE, BERT_BASE, MATMUL_SHAPES, PAD_TO, REQUIREMENTS_HINT, RESULTS, ROOT, THREADS,
                      WEIGHT_SEED, json_default)
+import real_fidelity
 from prepare import STEPS
 from processes import child_main, machine_info, package_versions, run_child
 from render import render
@@ -212,6 +213,8 @@ def driver(args) -> int:
         if check["mismatched_lengths"] or check["unk"]:
             log(f"bench: WARNING the workload does not tokenize as intended with bert_tf: {check}")
         _run_engines(args, selected, skipped, workdir, report, log)
+        if any(name in real_fidelity.MODES and name not in skipped for name in selected):
+            report["real_fidelity"] = run_child("step", "real-fidelity", args, workdir, log)
         _summarise(report, lengths.tolist(), workdir)
         report["total_s"] = time.perf_counter() - started
         for entry in report["engines"].values():  # keep the JSON readable

@@ -109,8 +109,9 @@ class BertEmbedder:
             lower_case: True or False overrides the casing inferred from the checkpoint (a
                 warning is logged when the override contradicts it); None (default) infers it.
             precision: what the encoder computes in: "float32" (default), "bfloat16",
-                "float16", or "auto" (bfloat16 where the hardware computes it natively, else
-                float32; one log line says which and why). See `bert_tf.model.precision`;
+                "float16", "int8" (dynamic int8 quantization of the dense layers, CPU only), or
+                "auto" (bfloat16 where the hardware computes it natively, else float32; one log
+                line says which and why). See `bert_tf.model.precision`;
                 the vectors returned are float32 whatever the precision.
             max_seq_length: the longest model input in word pieces, [CLS] and [SEP] included;
                 longer texts are embedded in overlapping windows. None (default): the
@@ -146,7 +147,7 @@ class BertEmbedder:
 
     @property
     def precision(self) -> str:
-        """What the encoder computes in: "float32", "bfloat16" or "float16" (never "auto")."""
+        """What the encoder computes in: "float32", "bfloat16", "float16" or "int8" (never "auto")."""
         return self.encoder.precision
 
     @property

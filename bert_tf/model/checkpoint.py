@@ -244,7 +244,7 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
             `bert_model.ckpt.*`) or its `bert_model.ckpt` prefix.
         strict: when False, unexpected extra tensors are logged instead of raised.
         return_report: also return the `LoadReport`.
-        compute_dtype: "float32", or "bfloat16"/"float16" for the mixed-precision encoder
+        compute_dtype: "float32", "bfloat16"/"float16" for the mixed-precision encoder, or "int8"
             (see `BertEncoder`); `precision.resolve_precision` turns the user's option into this.
 
     Returns:

@@ -21,6 +21,10 @@ matmuls, attention and GELU compute in it (the softmax's statistics in float32
 inside oneDNN's kernel), and the residual stream, LayerNorm, embeddings and pooler
 stay float32, so every output is float32.
 
+`compute_dtype="int8"` makes those six dense layers `quantize.QuantizedDense`:
+int8 kernels, each call's input quantized to uint8 over its own range, float32
+in and out; everything else computes in float32.
+
 `BertEncoder(config, initial_values=...)` creates every variable straight from
 a value looked up by the path above (`checkpoint.load_encoder` passes the
 checkpoint's tensors), so a restored model never holds a second, throw-away
@@ -37,6 +41,7 @@ import numpy as np
 
 from bert_tf.runtime import keras, tf
 from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
+from bert_tf.model.quantize import QuantizedDense
 
 #: Added to attention logits at padding positions, as in Google's modeling.py
 #: (`adder = (1.0 - mask) * -10000.0`), rather than -inf: identical softmax
@@ -100,12 +105,19 @@ def _initializer(values: Optional[InitialValues], path: str, default: str):
 
 
 #: The compute dtypes `BertEncoder` accepts (`precision.resolve_precision` maps the option onto them).
-COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16", "int8")
 
 
-def _dense(units, name, values, scope="", **kwargs):
+def _dense(units, name, values, scope="", activation=None, **kwargs):
+    """The dense layer at `scope/name`, with `activation` when called as a layer; an int8 layer
+    applies it inside its kernel. (`TransformerBlock._dense` reads a float layer's kernel and
+    bias itself and applies the activation there, where oneDNN fuses it.)"""
     path = f"{scope}{name}"
-    return keras.layers.Dense(units, name=name, **kwargs,
+    if kwargs.get("dtype") == "int8":  # int8 kernels, float32 in and out (quantize.py)
+        return QuantizedDense(units, name=name, activation=activation,
+                              kernel_value=None if values is None else lambda: values(f"{path}/kernel"),
+                              bias_value=None if values is None else lambda: values(f"{path}/bias"))
+    return keras.layers.Dense(units, name=name, activation=activation, **kwargs,
                               kernel_initializer=_initializer(values, f"{path}/kernel", "glorot_uniform"),
                               bias_initializer=_initializer(values, f"{path}/bias", "zeros"))
 
@@ -186,15 +198,16 @@ class TransformerBlock(keras.layers.Layer):
         self.num_heads = config.num_attention_heads
         self.head_size = config.head_size
         self.activation = ACTIVATIONS[config.hidden_act]
-        # None in float32: the float32 graph then has no casts at all.
-        self.low = None if compute_dtype == "float32" else tf.as_dtype(compute_dtype)
+        # None in float32 and int8: their graphs then have no casts at all (int8 layers take and
+        # return float32, and everything else in them computes in float32).
+        self.low = None if compute_dtype in ("float32", "int8") else tf.as_dtype(compute_dtype)
         d = {"dtype": compute_dtype}
         self.query = _dense(h, "query", values, scope, **d)
         self.key = _dense(h, "key", values, scope, **d)
         self.value = _dense(h, "value", values, scope, **d)
         self.attention_output = _dense(h, "attention_output", values, scope, **d)
         self.attention_layer_norm = _layer_norm("attention_layer_norm", values, scope)
-        self.intermediate = _dense(config.intermediate_size, "intermediate", values, scope, **d)
+        self.intermediate = _dense(config.intermediate_size, "intermediate", values, scope, self.activation, **d)
         self.output_dense = _dense(h, "output", values, scope, **d)
         self.output_layer_norm = _layer_norm("output_layer_norm", values, scope)
         self._hidden = h
@@ -211,7 +224,10 @@ class TransformerBlock(keras.layers.Layer):
     @staticmethod
     def _dense(layer, x, activation=None):
         # [tokens, in] @ [in, out] + bias as MatMul + BiasAdd (+ activation): the pattern
-        # TensorFlow's CPU graph rewriter fuses into one kernel.
+        # TensorFlow's CPU graph rewriter fuses into one kernel; an int8 layer is one kernel itself,
+        # its activation included.
+        if isinstance(layer, QuantizedDense):
+            return layer(x)
         y = tf.nn.bias_add(tf.matmul(x, layer.kernel), layer.bias)
         return y if activation is None else activation(y)
 
@@ -371,7 +387,8 @@ class BertEncoder(keras.Model):
             config: the model shape.
             initial_values: maps each variable's path (module docstring) to its value,
                 e.g. the checkpoint's tensors; by default Keras's usual initializers.
-            compute_dtype: "float32" (default), or "bfloat16"/"float16" for mixed precision
+            compute_dtype: "float32" (default), "bfloat16"/"float16" for mixed precision, or
+                "int8" for int8 dense layers
                 (module docstring); the outputs are float32 either way.
 
         Raises:
@@ -382,7 +399,7 @@ class BertEncoder(keras.Model):
         kwargs.setdefault("name", "bert")
         super().__init__(**kwargs)
         self.config = config
-        self.precision = compute_dtype  # the compute dtype's name: "float32", "bfloat16" or "float16"
+        self.precision = compute_dtype  # the compute dtype's name: "float32", "bfloat16", "float16" or "int8"
         self.embeddings = BertEmbeddings(config, initial_values, name="embeddings")
         self.blocks = [TransformerBlock(config, initial_values, compute_dtype=compute_dtype, name=f"layer_{i}")
                        for i in range(config.num_hidden_layers)]

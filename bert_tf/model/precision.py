@@ -8,6 +8,13 @@
   sentence vectors) stay float32, so the vectors returned are float32 and within
   bfloat16's rounding of the float32 ones.
 * `"float16"`: the same with float16, for GPUs without bfloat16.
+* `"int8"`: dynamic int8 quantization of the six dense layers of each block
+  (`quantize.py`), as ONNX Runtime's `quantize_dynamic` does it: kernels rounded
+  once to int8, each call's input to uint8 over its own range, products summed in
+  int32 by oneDNN (VNNI instructions where the CPU has them); attention,
+  LayerNorm, the residual stream and everything after the encoder stay float32.
+  The fastest mode on a CPU, at a small cost in fidelity (token vectors within
+  about 0.9997 cosine of float32). Never chosen by `"auto"`; CPU only.
 * `"auto"`: bfloat16 where the hardware computes it natively (a CPU with
   AVX512_BF16 or AMX-BF16 and TensorFlow's oneDNN kernels, or a GPU of compute
   capability 8.0 or later), float16 on an older GPU, float32 elsewhere. One log line
@@ -26,7 +33,7 @@ import platform
 
 logger = logging.getLogger("bert_tf")
 
-PRECISIONS = ("float32", "bfloat16", "float16", "auto")
+PRECISIONS = ("float32", "bfloat16", "float16", "int8", "auto")
 
 #: CPU flags (as /proc/cpuinfo spells them) whose instructions compute bfloat16 dot products.
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -38,6 +45,13 @@ _BF16_ISAS = {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_
 #: `ONEDNN_MAX_CPU_ISA` values below AVX512_CORE: oneDNN there has no bfloat16 matmul at all, yet on a CPU
 #: with AVX-512 TensorFlow still hands it bfloat16 matmuls, and the process aborts in the kernel.
 _NO_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI"}
+
+#: CPU flags whose instructions sum u8 x s8 products in int32 directly (VNNI, AMX-INT8).
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+#: `ONEDNN_MAX_CPU_ISA` values that leave oneDNN without VNNI: its u8 x s8 kernels there add pairs of
+#: products in saturating int16 (`vpmaddubsw`), which 8-bit inputs can overflow.
+_NO_VNNI_ISAS = {"SSE41", "AVX", "AVX2", "AVX512_CORE"}
 
 _warned: set[str] = set()
 
@@ -105,6 +119,15 @@ def detect_hardware(flags: frozenset[str] | None = None, environ=None) -> Hardwa
     return Hardware(True, None, f"the CPU has {found[0].upper()}")
 
 
+def int8_has_vnni(flags: frozenset[str] | None = None, environ=None) -> bool:
+    """True when oneDNN's int8 matmuls here sum u8 x s8 products exactly (VNNI or AMX-INT8, not capped
+    off by `ONEDNN_MAX_CPU_ISA`); without them, `quantize.QuantizedDense` keeps its kernels to 7 bits so
+    that no int16 pair sum can saturate."""
+    flags = cpu_flags() if flags is None else flags
+    _, isa = _onednn_settings(os.environ if environ is None else environ)
+    return any(f in flags for f in VNNI_FLAGS) and isa not in _NO_VNNI_ISAS
+
+
 def _gpu_capability() -> tuple[int, int] | None:
     from bert_tf.runtime import tf
 
@@ -116,19 +139,23 @@ def _gpu_capability() -> tuple[int, int] | None:
 
 
 def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
-    """The compute dtype name for a `precision` option value: "float32", "bfloat16" or "float16".
+    """The compute dtype name for a `precision` option value: "float32", "bfloat16", "float16" or "int8".
 
-    Logs the choice of `"auto"` once per process and reason; warns once when bfloat16 or
-    float16 will be emulated (slower than float32), naming the missing CPU feature.
+    Logs the choice of `"auto"` once per process and reason; warns once when bfloat16,
+    float16 or int8 will be emulated (slower than float32), naming the missing CPU feature
+    or kernel.
 
     Raises:
-        ValueError: `precision` is not one of `PRECISIONS`.
+        ValueError: `precision` is not one of `PRECISIONS`, or int8 on a GPU.
     """
     if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}; got {precision!r}")
     if precision == "float32":
         return precision
     hardware = detect_hardware() if hardware is None else hardware
+    if precision == "int8":
+        check_int8_runs(hardware)
+        return precision
     if precision == "bfloat16" and hardware.gpu is None:
         check_bfloat16_runs()
     if precision == "auto":
@@ -164,6 +191,31 @@ def check_bfloat16_runs(flags: frozenset[str] | None = None, environ=None) -> No
                          f"TensorFlow gives bfloat16 matmuls to oneDNN, which that setting leaves without a kernel "
                          f"for them; unset ONEDNN_MAX_CPU_ISA (or set it to AVX512_CORE or above), set "
                          f"TF_ENABLE_ONEDNN_OPTS=0, or use precision='float32' or 'auto'")
+
+
+def check_int8_runs(hardware: Hardware, onednn_int8: bool | None = None) -> None:
+    """Refuses int8 on a GPU (its kernels are oneDNN's, CPU only); warns once where TensorFlow has
+    no oneDNN int8 kernel, so the int8 arithmetic is emulated in float32 (correct, slower).
+
+    Args:
+        hardware: `detect_hardware()`'s answer.
+        onednn_int8: whether oneDNN's int8 matmul runs here (default: asks TensorFlow,
+            `quantize.onednn_int8_available`).
+
+    Raises:
+        ValueError: on a GPU machine, saying what to use instead.
+    """
+    if hardware.gpu is not None:
+        raise ValueError("precision='int8' uses oneDNN's CPU int8 kernels, and this machine computes on a GPU; "
+                         "use precision='auto' (bfloat16 or float16 there) or 'float32'")
+    if onednn_int8 is None:
+        from bert_tf.model.quantize import onednn_int8_available
+
+        onednn_int8 = onednn_int8_available()
+    if not onednn_int8:
+        _once("warning", "slow:int8", "precision='int8' will be slower than float32 here: this TensorFlow has no "
+              "oneDNN int8 matmul kernel (_QuantizedMatMul), so the int8 arithmetic is emulated in float32; the "
+              "results are the same.")
 
 
 def _once(level: str, key: str, message: str, *args) -> None:

@@ -18,6 +18,14 @@ from tests.embed.test_semantics import POLYSEMY, cos
 pytestmark = pytest.mark.slow
 
 MEAN_BAR, MIN_BAR = 0.9995, 0.995
+#: int8 is the lossy mode: on a trained model its activations have a few channels far larger than
+#: the rest, which take most of a per-call 8-bit range, and it does not hold the bar above. ONNX
+#: Runtime's `quantize_dynamic` of this same model (one scale per kernel) reaches 0.970 mean /
+#: 0.918 min on natural sentences (bench/real_fidelity.py); bert_tf's per-column kernel scales
+#: reach 0.995 / 0.989 there. This bar sits between the two, so it fails if the kernels lose their
+#: per-column scales, while leaving room for the 7-bit kernels of CPUs without VNNI; a wrong scale,
+#: offset or a saturated sum falls far below it (tests/model/test_quantize.py checks the arithmetic).
+INT8_MEAN_BAR, INT8_MIN_BAR = 0.985, 0.95
 
 TEXTS = [s for _, sentences, _ in SEED_EXPERIMENTS for s in sentences] + [
     s for triple in POLYSEMY.values() for s in triple] + [
@@ -30,6 +38,13 @@ TEXTS = [s for _, sentences, _ in SEED_EXPERIMENTS for s in sentences] + [
 @pytest.fixture(scope="module")
 def embedders(minilm_checkpoint):
     return {p: BertEmbedder.from_checkpoint(minilm_checkpoint, precision=p) for p in ("float32", "bfloat16", "float16")}
+
+
+@pytest.fixture(scope="module")
+def int8_pair(minilm_checkpoint):
+    """float32 and int8 only: CI runs the int8 test under ONEDNN_MAX_CPU_ISA=AVX2 too (7-bit kernels),
+    where bfloat16 is refused on an AVX-512 CPU."""
+    return tuple(BertEmbedder.from_checkpoint(minilm_checkpoint, precision=p) for p in ("float32", "int8"))
 
 
 def _cosines(a, b):
@@ -48,6 +63,20 @@ def test_word_vectors_hold_the_fidelity_bar(embedders, precision):
     print(f"{precision} word vectors: cosine to float32 mean {c.mean():.6f} min {c.min():.6f} over {len(c)}")
     assert c.mean() >= MEAN_BAR and c.min() >= MIN_BAR
     assert not np.array_equal(a, b)  # computed in the low precision, not silently in float32
+
+
+def test_int8_word_vectors_are_far_closer_to_float32_than_onnx_runtime_int8(int8_pair):
+    f32, int8 = int8_pair
+    ref = f32.embed_words(TEXTS)
+    out = int8.embed_words(TEXTS)
+    assert [[w.text for w in ws] for ws in out] == [[w.text for w in ws] for ws in ref]
+    a = np.concatenate([np.stack([w.vector for w in ws]) for ws in ref if ws])
+    b = np.concatenate([np.stack([w.vector for w in ws]) for ws in out if ws])
+    assert b.dtype == np.float32
+    c = _cosines(a, b)
+    print(f"int8 word vectors: cosine to float32 mean {c.mean():.6f} min {c.min():.6f} over {len(c)}")
+    assert c.mean() >= INT8_MEAN_BAR and c.min() >= INT8_MIN_BAR
+    assert not np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("strategy", ["mean", "cls", "pooled", "max"])

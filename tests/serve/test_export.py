@@ -77,6 +77,7 @@ def exports(minilm_checkpoint, tmp_path_factory):
                                    sentence_layer=-1),
         **({"bf16": export_saved_model(minilm_checkpoint, root / "bert_bf16", precision="bfloat16")}
            if _bfloat16_runs() else {}),
+        "int8": export_saved_model(minilm_checkpoint, root / "bert_int8", precision="int8"),
     }
 
 
@@ -143,7 +144,10 @@ def fresh(exports, embedder, tmp_path_factory):
             ("again_encode", "again", "encode", ids),
             ("bf16_seed", "bf16", "serving_default", {"sentences": SEED + UNICODE}),
             ("bf16_mixed", "bf16", "serving_default", {"sentences": MIXED}),
-            ("bf16_metadata", "bf16", "metadata", {})]
+            ("bf16_metadata", "bf16", "metadata", {}),
+            ("int8_seed", "int8", "serving_default", {"sentences": SEED + UNICODE}),
+            ("int8_mixed", "int8", "serving_default", {"sentences": MIXED}),
+            ("int8_metadata", "int8", "metadata", {})]
     jobs = [job for job in jobs if job[1] in exports]
     spec = {"out": str(work / "out.npz"),
             "jobs": [{"name": n, "model": str(exports[m]), "signature": s, "inputs": i} for n, m, s, i in jobs]}
@@ -310,6 +314,19 @@ def test_a_bfloat16_export_matches_the_bfloat16_api(fresh, minilm_checkpoint):
     served = json.loads(str(_outputs(fresh, "bf16_metadata")["json"]))
     assert served["precision"] == "bfloat16" and served["output_dtype"] == "float32"
     assert json.loads(str(_outputs(fresh, "metadata")["json"]))["precision"] == "float32"
+
+
+def test_an_int8_export_matches_the_int8_api(fresh, minilm_checkpoint):
+    """The int8 SavedModel quantizes each model call as `precision="int8"` does in Python (the same
+    batches, so the same per-call input ranges, through the same kernels): float32 rounding of that
+    result; float32 tensors out, and metadata that says int8."""
+    int8 = BertEmbedder.from_checkpoint(minilm_checkpoint, precision="int8")
+    for name, texts in (("int8_seed", SEED + UNICODE), ("int8_mixed", MIXED)):
+        out = _outputs(fresh, name)
+        assert out["word_vectors"].dtype == np.float32 and out["sentence_embedding"].dtype == np.float32
+        _check_against_python(out, int8, texts)
+    served = json.loads(str(_outputs(fresh, "int8_metadata")["json"]))
+    assert served["precision"] == "int8" and served["output_dtype"] == "float32"
 
 
 def test_exporting_twice_gives_the_same_outputs(fresh, exports):

@@ -1,0 +1,234 @@
+"""int8 dense layers: the `precision="int8"` encoder's matmuls.
+
+Dynamic quantization, as ONNX Runtime's `quantize_dynamic` does it:
+
+* each dense kernel is rounded once, when the model is built, to int8 with one
+  symmetric scale per output column (`max|W[:, j]| / 127`): a trained BERT has a
+  few weights far larger than the rest, and one scale for the whole kernel
+  (ONNX Runtime's default) rounds every other column coarsely (7 bits on CPUs
+  without VNNI, where oneDNN's kernel adds pairs of products in saturating int16);
+* each call's input is rounded to uint8 with one asymmetric range for the whole
+  call (its minimum and maximum), so the range follows the data and needs no
+  calibration set;
+* the product is accumulated in int32 (oneDNN's VNNI kernels where the CPU has
+  them) and comes back float32 with the bias added and the activation (GELU)
+  applied, in one kernel (TensorFlow's `_QuantizedMatMul`).
+
+The input's offset is handled exactly: `x = lo + x_shifted`, so
+`x @ W = x_shifted @ W + lo * colsum(W)`; the second term is a vector, folded
+into the bias, and `x_shifted >= 0` is what oneDNN's u8 x s8 kernel takes.
+
+Because the input range is per call, a sentence's vectors depend (within the
+int8 rounding) on the other sentences of its model call, as with ONNX Runtime's
+dynamic quantization; the library and its SavedModel export batch identically,
+so they agree with each other.
+
+Where TensorFlow has no oneDNN int8 kernel (builds without oneDNN),
+`QuantizedDense` computes the same quantized arithmetic in float32: the same
+results to float32 rounding, slower than float32.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Optional
+
+import numpy as np
+
+from bert_tf.runtime import keras, tf
+
+#: Largest int8 magnitude used for kernels (symmetric: -127..127, as oneDNN and ONNX Runtime use),
+#: where oneDNN sums u8 x s8 products in int32 (VNNI, AMX-INT8); also oneDNN's reading of a kernel:
+#: `value * range / 127`.
+KERNEL_LEVELS = 127.0
+#: Kernel levels without VNNI: oneDNN then adds pairs of u8 x s8 products in saturating int16, and
+#: 2 x 255 x 63 = 32130 is the largest pair sum that stays below 2^15. The kernels lose the bit rather
+#: than the inputs: with one scale per column they round finely, while the inputs' per-call range is
+#: where a trained model's error comes from (7-bit inputs: mean cosine 0.979 on the real model's
+#: words against 0.994 for 7-bit kernels).
+KERNEL_LEVELS_NO_VNNI = 63.0
+#: uint8 levels for the shifted inputs.
+INPUT_LEVELS = 255.0
+#: `QuantizeV2`'s `ensure_minimum_range`: a range is at least this share of max(1, |min|, |max|).
+MINIMUM_RANGE = 0.01
+
+
+def quantize_kernel(kernel: np.ndarray, levels: float = KERNEL_LEVELS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A float kernel `[in, out]` as `(int8 values, scales, column sums)`.
+
+    `values * scales` (one scale per output column, `[out]` float32; values within
+    `-levels..levels`) is the kernel the layer computes with; the column sums are of that
+    dequantized kernel, `[out]` float32, for the input-offset term. A column of zeros gets scale 1.
+    """
+    if levels not in (KERNEL_LEVELS, KERNEL_LEVELS_NO_VNNI):
+        raise ValueError(f"kernel levels must be {KERNEL_LEVELS:g} or {KERNEL_LEVELS_NO_VNNI:g}; got {levels!r}")
+    kernel = np.asarray(kernel, dtype=np.float32)
+    largest = np.max(np.abs(kernel), axis=0) if kernel.size else np.zeros(kernel.shape[1:], np.float32)
+    scales = np.where(largest > 0, largest / levels, 1.0).astype(np.float32)
+    values = np.clip(np.rint(kernel / scales), -levels, levels).astype(np.int8)
+    column_sums = (values.astype(np.float64).sum(axis=0) * scales.astype(np.float64)).astype(np.float32)
+    return values, scales, column_sums
+
+
+#: What oneDNN's int8 matmul can apply to its output in the same kernel, by the activation
+#: functions of `encoder.ACTIVATIONS` (by name: `_QuantizedMatMul`'s `fused_ops`).
+FUSED_ACTIVATIONS = {"gelu_erf": "GeluExact", "gelu_tanh": "GeluApproximate", "relu": "Relu", "tanh": "Tanh"}
+
+
+@functools.lru_cache(maxsize=None)
+def onednn_int8_available() -> bool:
+    """True when this TensorFlow runs oneDNN's u8 x s8 matmul (`_QuantizedMatMul`).
+
+    Asked of TensorFlow itself, by running the kernel once on a 1x1 product. The kernel is
+    oneDNN's own, so it runs even with `TF_ENABLE_ONEDNN_OPTS=0`; builds without oneDNN lack it.
+    """
+    with tf.init_scope():
+        try:
+            out = onednn_matmul(tf.constant([[2]], tf.uint8), tf.constant(2.0), tf.constant([[3]], tf.int8),
+                                tf.constant([3.0]), tf.constant([0.0]))
+            expected = (2 * 2.0 / INPUT_LEVELS) * (3 * 3.0 / KERNEL_LEVELS)
+            return out.shape == (1, 1) and bool(np.allclose(out.numpy(), [[expected]], rtol=1e-3))
+        except (tf.errors.OpError, TypeError, ValueError):
+            return False
+
+
+def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Optional[str] = None):
+    """`activation(dequantize(x_u8) @ dequantize(kernel_i8) + bias)`, float32 out, in one oneDNN kernel.
+
+    Args:
+        x_u8: uint8 `[tokens, in]`, `round(x_shifted * 255 / x_range)` of an input shifted to start
+            at 0 (the shift's product belongs in `bias`).
+        x_range: float32 scalar.
+        kernel_i8: int8 `[in, out]`, `round(W[:, j] * 127 / kernel_ranges[j])`.
+        kernel_ranges: float32 `[out]`.
+        bias: float32 `[out]`.
+        activation: None, or a value of `FUSED_ACTIVATIONS`.
+
+    TensorFlow's `_QuantizedMatMul` has no Python wrapper; it is built here as a node (or run
+    eagerly) by name. Its kernel caches the weights reordered for oneDNN (`is_weight_const`);
+    the bias changes with every input (the offset term), so it is not cached.
+    """
+    def types(*dtypes):
+        return [d.as_datatype_enum for d in dtypes]
+
+    fused = ["BiasAdd"] + ([activation] if activation else []) + ["Dequantize"]
+    inputs = [tf.bitcast(x_u8, tf.quint8), tf.bitcast(kernel_i8, tf.qint8), bias,
+              tf.constant(0.0), x_range, -kernel_ranges, kernel_ranges]
+    attrs = {"Tdevice_inputs": types(tf.quint8, tf.qint8, tf.float32), "Thost_inputs": types(*[tf.float32] * 4),
+             "Tdevice_outputs": types(tf.float32), "Thost_outputs": [],
+             "T1": tf.quint8.as_datatype_enum, "T2": tf.qint8.as_datatype_enum,
+             "Tbias": tf.float32.as_datatype_enum, "Tout": tf.float32.as_datatype_enum,
+             "U": tf.float32.as_datatype_enum, "fused_ops": [f.encode() for f in fused],
+             "input_quant_mode": b"SCALED", "is_weight_const": True, "is_bias_const": False}
+    if tf.executing_eagerly():
+        from tensorflow.python.eager import context, execute
+
+        flat = []
+        for key, value in attrs.items():
+            flat += [key, value]
+        return execute.execute(b"_QuantizedMatMul", 1, inputs=inputs, attrs=tuple(flat), ctx=context.context())[0]
+    graph = tf.compat.v1.get_default_graph()
+    values = {}
+    for key, value in attrs.items():
+        if isinstance(value, list) and (not value or isinstance(value[0], int)):
+            values[key] = tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue(type=value))
+        elif isinstance(value, list):
+            values[key] = tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue(s=value))
+        elif isinstance(value, bool):
+            values[key] = tf.compat.v1.AttrValue(b=value)
+        elif isinstance(value, bytes):
+            values[key] = tf.compat.v1.AttrValue(s=value)
+        else:
+            values[key] = tf.compat.v1.AttrValue(type=value)
+    return graph.create_op("_QuantizedMatMul", inputs, [tf.float32], name="QuantizedMatMul", attrs=values).outputs[0]
+
+
+class QuantizedDense(keras.layers.Layer):
+    """`activation(x @ W + b)` with `W` held in int8 and `x` quantized per call (module docstring).
+
+    Variables: `kernel` int8 `[in, out]`, `kernel_scale` float32 `[out]` (one per column),
+    `kernel_column_sums` float32 `[out]`, `bias` float32 `[out]`. Takes and returns
+    float32 `[tokens, in]` / `[tokens, out]`.
+    """
+
+    def __init__(self, units: int, *, activation: Optional[Callable] = None,
+                 kernel_value: Optional[Callable[[], np.ndarray]] = None,
+                 bias_value: Optional[Callable[[], np.ndarray]] = None, onednn: Optional[bool] = None,
+                 kernel_levels: Optional[float] = None, **kwargs):
+        """
+        Args:
+            units: output width.
+            activation: applied to the output; inside oneDNN's kernel where it is one of
+                `FUSED_ACTIVATIONS` (by function name), after it otherwise.
+            kernel_value, bias_value: return the float32 kernel `[in, out]` and bias `[out]`
+                (e.g. from the checkpoint); by default Glorot-uniform and zeros, like `keras.layers.Dense`.
+            onednn: use oneDNN's int8 kernel (default: where `onednn_int8_available()`), or the
+                float32 emulation of the same arithmetic.
+            kernel_levels: the kernels' largest magnitude: `KERNEL_LEVELS`, or by default
+                `KERNEL_LEVELS_NO_VNNI` where oneDNN runs without VNNI (`precision.int8_has_vnni`).
+        """
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation = activation
+        self._fused = FUSED_ACTIVATIONS.get(getattr(activation, "__name__", None)) if activation else None
+        self._kernel_value, self._bias_value = kernel_value, bias_value
+        self.onednn = onednn_int8_available() if onednn is None else bool(onednn)
+        if kernel_levels is None:
+            from bert_tf.model.precision import int8_has_vnni
+
+            kernel_levels = KERNEL_LEVELS if not self.onednn or int8_has_vnni() else KERNEL_LEVELS_NO_VNNI
+        quantize_kernel(np.zeros((1, 1), np.float32), kernel_levels)  # refuses other levels now
+        self.kernel_levels = float(kernel_levels)
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        if self._kernel_value is not None:
+            kernel = np.asarray(self._kernel_value(), dtype=np.float32)
+        else:
+            kernel = np.asarray(keras.initializers.GlorotUniform()((fan_in, self.units)), dtype=np.float32)
+        if kernel.shape != (fan_in, self.units):
+            raise ValueError(f"{self.name}: kernel of shape {kernel.shape}, expected {(fan_in, self.units)}")
+        bias = (np.zeros(self.units, np.float32) if self._bias_value is None
+                else np.asarray(self._bias_value(), dtype=np.float32))
+        values, scales, column_sums = quantize_kernel(kernel, self.kernel_levels)
+        del kernel  # the float32 kernel is not kept
+        self._kernel_value = self._bias_value = None
+
+        def weight(name, value, dtype):
+            return self.add_weight(name=name, shape=value.shape, dtype=dtype, trainable=False,
+                                   initializer=lambda shape, dtype=None, v=value: v)
+
+        self.kernel = weight("kernel", values, "int8")
+        self.kernel_scale = weight("kernel_scale", scales, "float32")
+        self.kernel_column_sums = weight("kernel_column_sums", column_sums, "float32")
+        self.bias = weight("bias", bias, "float32")
+        self.built = True
+
+    def call(self, x):
+        low, width = input_range(x)
+        if self.onednn:
+            # SCALED mode rounds x_shifted * 255 / width the same way in oneDNN's QuantizeV2 and in
+            # TensorFlow's own (MIN_FIRST does not: TensorFlow's rounds x and min separately).
+            x_u8, _, _ = tf.raw_ops.QuantizeV2(input=x - low, min_range=tf.constant(0.0), max_range=width,
+                                               T=tf.quint8, mode="SCALED", round_mode="HALF_TO_EVEN")
+            y = onednn_matmul(tf.bitcast(x_u8, tf.uint8), width, self.kernel, self.kernel_scale * KERNEL_LEVELS,
+                              self.bias + low * self.kernel_column_sums, self._fused)
+            return y if self._fused or self.activation is None else self.activation(y)
+        # The same integers in float32: products of 255 x 127 summed over `in` inputs stay exact
+        # while in * 32385 < 2^24; beyond, float32 rounding of the sum (relative 6e-8).
+        steps = INPUT_LEVELS / width
+        x_levels = tf.round((x - low) * steps)
+        product = tf.matmul(x_levels, tf.cast(self.kernel, tf.float32))
+        y = tf.nn.bias_add(product * (self.kernel_scale / steps), self.bias + low * self.kernel_column_sums)
+        return y if self.activation is None else self.activation(y)
+
+
+def input_range(x) -> tuple:
+    """`(low, width)` of the range an input is quantized over: its minimum and maximum, widened to
+    hold 0 and to at least 1% of its largest magnitude (or of 1), as TensorFlow's `QuantizeV2` would
+    widen them itself, so that every path quantizes over the same range."""
+    low = tf.minimum(tf.reduce_min(x), 0.0)
+    high = tf.maximum(tf.reduce_max(x), 0.0)
+    floor = MINIMUM_RANGE * tf.maximum(tf.maximum(-low, high), 1.0)
+    return low, tf.maximum(high - low, floor)

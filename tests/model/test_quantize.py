@@ -1,0 +1,228 @@
+"""`precision="int8"`: the quantized dense layer against the arithmetic it defines, and the int8 encoder.
+
+Two kinds of bound, each derived rather than read off a machine:
+
+* oneDNN's kernel against the same quantized arithmetic in float64: the integer products and
+  their int32 sums are exact, so what is left is float32 rounding of the dequantized result, of
+  the scales and of the bias: a few units of float32 epsilon at the magnitude of the terms summed.
+* the quantized product against the exact float product: rounding `x` to uint8 moves each input
+  by at most half its step `s_x`, rounding `W` to int8 moves each weight by at most half its step
+  `s_w`, so output `j` moves by at most `s_x / 2 * sum_k |W[k, j]| + s_w / 2 * sum_k |x[k]|`.
+"""
+
+import logging
+
+import numpy as np
+import pytest
+
+from bert_tf.model import precision as prec
+from bert_tf.model.precision import Hardware
+from bert_tf.model.quantize import (INPUT_LEVELS, KERNEL_LEVELS, KERNEL_LEVELS_NO_VNNI, QuantizedDense,
+                                     onednn_int8_available, quantize_kernel)
+from bert_tf.model.encoder import gelu_erf, gelu_tanh
+from bert_tf.runtime import tf
+
+EPS32 = float(np.finfo(np.float32).eps)
+NEEDS_ONEDNN = pytest.mark.skipif(not onednn_int8_available(),
+                                  reason="this TensorFlow has no oneDNN int8 matmul kernel")
+
+
+def _layer(kernel, bias, onednn, kernel_levels=None):
+    layer = QuantizedDense(kernel.shape[1], kernel_value=lambda: kernel, bias_value=lambda: bias, onednn=onednn,
+                           kernel_levels=kernel_levels)
+    layer.build((None, kernel.shape[0]))
+    return layer
+
+
+def _range(x):
+    """The range the layer quantizes over (`quantize.input_range`), in float64."""
+    low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    return low, max(high - low, 0.01 * max(-low, high, 1.0))
+
+
+def _quantized_reference(x, kernel, bias, kernel_levels=KERNEL_LEVELS):
+    """The arithmetic the layer defines, in float64: uint8 input over its range, int8 kernel; and where
+    an input lies within float32 rounding of a rounding tie (either level is then right)."""
+    values, scale, column_sums = quantize_kernel(kernel, kernel_levels)
+    x = x.astype(np.float64)
+    low, width = _range(x)
+    steps = INPUT_LEVELS / width
+    scaled = (x - low) * steps
+    levels = np.rint(scaled)  # half to even, as the kernel rounds
+    assert levels.min() >= 0 and levels.max() <= INPUT_LEVELS
+    product = levels @ values.astype(np.float64)  # exact integers
+    ties = np.abs(scaled - np.floor(scaled) - 0.5) < 64 * EPS32 * np.maximum(scaled, 1)
+    scale = scale.astype(np.float64)
+    tie_bound = ties.astype(np.float64) @ np.abs(values.astype(np.float64)) * (scale / steps)
+    return product * (scale / steps) + low * column_sums.astype(np.float64) + bias, tie_bound
+
+
+def _case(seed, rows=37, fan_in=96, units=80, shift=0.4):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, fan_in)) * 2 + shift).astype(np.float32)
+    kernel = (rng.standard_normal((fan_in, units)) * 0.05).astype(np.float32)
+    bias = rng.standard_normal(units).astype(np.float32)
+    return x, kernel, bias
+
+
+def test_a_kernel_is_rounded_to_int8_with_one_symmetric_scale_per_column():
+    _, kernel, _ = _case(0)
+    kernel[:, 3] *= 40  # one column of outliers must not coarsen the others
+    values, scale, column_sums = quantize_kernel(kernel)
+    assert values.dtype == np.int8 and scale.shape == (kernel.shape[1],)
+    assert (np.abs(values).max(0) == KERNEL_LEVELS).all()  # every column uses its full range
+    np.testing.assert_array_equal(scale, (np.abs(kernel).max(0) / KERNEL_LEVELS).astype(np.float32))
+    assert (np.abs(values * scale - kernel) <= scale / 2 * (1 + 1e-6)).all()
+    np.testing.assert_allclose(column_sums, (values.astype(np.float64) * scale).sum(0), rtol=1e-6)
+    kernel[:, 1] = 0
+    zeros, zero_scale, zero_sums = quantize_kernel(kernel)
+    assert not zeros[:, 1].any() and zero_scale[1] == 1 and zero_sums[1] == 0  # no division by zero
+
+
+@pytest.mark.parametrize("onednn, levels", [pytest.param(True, None, marks=NEEDS_ONEDNN, id="onednn"),
+                                            pytest.param(True, KERNEL_LEVELS_NO_VNNI, marks=NEEDS_ONEDNN,
+                                                         id="onednn-7-bit-kernels"),
+                                            pytest.param(False, None, id="emulated")])
+@pytest.mark.parametrize("seed, shift", [(0, 0.4), (1, -3.0), (2, 5.0)])  # mixed signs; all negative; all positive
+def test_the_layer_computes_its_quantized_arithmetic(onednn, levels, seed, shift):
+    """Exact to float32 rounding, which also shows that no int16 pair sum saturated in oneDNN's
+    kernel: where the CPU (or ONEDNN_MAX_CPU_ISA) leaves it without VNNI, 8-bit inputs would."""
+    x, kernel, bias = _case(seed, shift=shift)
+    layer = _layer(kernel, bias, onednn, levels)
+    out = layer(tf.constant(x)).numpy()
+    assert out.dtype == np.float32 and out.shape == (x.shape[0], kernel.shape[1])
+    _assert_quantized_arithmetic(out, x, kernel, bias, layer.kernel_levels)
+
+
+def _assert_quantized_arithmetic(out, x, kernel, bias, kernel_levels):
+    ref, ties = _quantized_reference(x, kernel, bias, kernel_levels)
+    # Terms summed per output: the product (at most sum |levels| * |values| * scale/steps), the offset
+    # term and the bias. oneDNN's int32 sums are exact; the emulation's float32 matmul sums blockwise,
+    # about log2(inputs) roundings deep; a few more for the scales, the offset and the bias.
+    values, scale, _ = quantize_kernel(kernel, kernel_levels)
+    low, _ = _range(x)
+    magnitude = (np.abs(x - low).sum(1, keepdims=True) @ np.abs(values * scale).max(0, keepdims=True)
+                 + abs(low) * np.abs(values * scale).sum(0) + np.abs(bias))
+    bound = (4 + np.log2(x.shape[1])) * EPS32 * magnitude + ties
+    assert (np.abs(out - ref) <= bound).all(), float((np.abs(out - ref) / bound).max())
+
+
+@pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
+def test_the_layer_is_within_its_rounding_of_the_float_product(onednn):
+    x, kernel, bias = _case(3)
+    layer = _layer(kernel, bias, onednn)
+    out = layer(tf.constant(x)).numpy().astype(np.float64)
+    exact = x.astype(np.float64) @ kernel.astype(np.float64) + bias
+    _, scale, _ = quantize_kernel(kernel, layer.kernel_levels)
+    step_x = _range(x)[1] / INPUT_LEVELS
+    bound = (step_x / 2 * np.abs(kernel).sum(0)[None, :]
+             + scale[None, :] / 2 * np.abs(x).sum(1, keepdims=True)) * (1 + 1e-4)
+    assert (np.abs(out - exact) <= bound).all()
+    cos = (out * exact).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(exact, axis=1)
+    assert cos.min() > 0.999  # and it is far from a wrong-offset or wrong-scale result
+
+
+@NEEDS_ONEDNN
+def test_onednn_and_the_emulation_agree_at_bert_width():
+    """768 inputs: oneDNN's int32 sums against the emulation's float32 ones (inexact beyond 2^24),
+    both the same arithmetic to float32 rounding, ties aside."""
+    x, kernel, bias = _case(4, rows=300, fan_in=768, units=256)
+    native = _layer(kernel, bias, True)
+    emulated = _layer(kernel, bias, False, native.kernel_levels)
+    for layer in (native, emulated):
+        _assert_quantized_arithmetic(layer(tf.constant(x)).numpy(), x, kernel, bias, native.kernel_levels)
+
+
+@pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
+@pytest.mark.parametrize("activation", [gelu_erf, gelu_tanh, tf.nn.relu, tf.nn.silu], ids=lambda f: f.__name__)
+def test_the_activation_is_applied_to_the_quantized_product(onednn, activation):
+    """GELU, ReLU (and tanh) run inside oneDNN's kernel; others (SiLU) after it: the same values."""
+    x, kernel, bias = _case(7)
+    plain = _layer(kernel, bias, onednn)
+    with_activation = QuantizedDense(kernel.shape[1], activation=activation, kernel_value=lambda: kernel,
+                                     bias_value=lambda: bias, onednn=onednn)
+    with_activation.build((None, kernel.shape[0]))
+    expected = activation(plain(tf.constant(x))).numpy()
+    out = with_activation(tf.constant(x)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=0, atol=32 * EPS32 * float(np.abs(expected).max()))
+    assert (with_activation._fused is not None) == (activation is not tf.nn.silu)
+
+
+@pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
+def test_a_constant_input_gives_the_exact_offset_product(onednn):
+    _, kernel, bias = _case(5)
+    x = np.full((3, kernel.shape[0]), -1.25, np.float32)  # no range at all: all of it is the offset term
+    layer = _layer(kernel, bias, onednn)
+    out = layer(tf.constant(x)).numpy()
+    values, scale, _ = quantize_kernel(kernel, layer.kernel_levels)
+    expected = x.astype(np.float64) @ (values.astype(np.float64) * scale) + bias
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, expected, rtol=0, atol=16 * EPS32 * float(np.abs(expected).max()))
+
+
+def test_the_int8_encoder_holds_int8_kernels_and_returns_float32(make_checkpoint):
+    from bert_tf.model.checkpoint import load_encoder
+    from tests.conftest import random_batch
+
+    directory, _ = make_checkpoint()
+    config, e32 = load_encoder(directory)
+    _, e8 = load_encoder(directory, compute_dtype="int8")
+    assert e8.precision == "int8"
+    dense = [layer for block in e8.blocks for layer in
+             (block.query, block.key, block.value, block.attention_output, block.intermediate, block.output_dense)]
+    assert all(isinstance(layer, QuantizedDense) and layer.kernel.dtype == "int8" for layer in dense)
+    assert not any(v.dtype == "float32" and tuple(v.shape) == (config.hidden_size, config.intermediate_size)
+                   for v in e8.variables)  # the float32 kernels are not kept beside the int8 ones
+    inputs = random_batch(config, [9, 6, 3])
+    a, b = e32(inputs), e8(inputs)
+    mask = inputs["input_mask"] == 1
+    for key in ("sequence_output", "pooled_output", "embedding_output"):
+        assert b[key].dtype == np.float32, key
+    x, y = a["sequence_output"].numpy()[mask], b["sequence_output"].numpy()[mask]
+    cos = (x * y).sum(-1) / np.linalg.norm(x, axis=-1) / np.linalg.norm(y, axis=-1)
+    assert cos.min() > 0.99 and not np.array_equal(x, y)
+    np.testing.assert_array_equal(a["embedding_output"].numpy(), b["embedding_output"].numpy())
+
+
+@pytest.mark.parametrize("flags, environ, vnni", [
+    (frozenset({"avx2", "avx512f", "avx512_vnni"}), {}, True),
+    (frozenset({"avx2", "avx_vnni"}), {}, True),
+    (frozenset({"avx2", "amx_int8"}), {}, True),
+    (frozenset({"avx2", "avx512f"}), {}, False),  # Skylake: AVX-512 without VNNI
+    (frozenset({"avx2", "fma"}), {}, False),
+    (frozenset({"avx2", "avx512f", "avx512_vnni"}), {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+    (frozenset({"avx2", "avx512f", "avx512_vnni"}), {"ONEDNN_MAX_CPU_ISA": "avx512_core_vnni"}, True),
+])
+def test_vnni_is_read_from_the_cpu_flags_and_onednn_cap(flags, environ, vnni):
+    assert prec.int8_has_vnni(flags, environ) is vnni
+
+
+def test_7_bit_kernels_are_the_default_without_vnni(monkeypatch):
+    _, kernel, bias = _case(6)
+    monkeypatch.setattr(prec, "int8_has_vnni", lambda flags=None, environ=None: False)
+    assert _layer(kernel, bias, True).kernel_levels == KERNEL_LEVELS_NO_VNNI
+    assert _layer(kernel, bias, False).kernel_levels == KERNEL_LEVELS  # the emulation cannot saturate
+    monkeypatch.setattr(prec, "int8_has_vnni", lambda flags=None, environ=None: True)
+    assert _layer(kernel, bias, True).kernel_levels == KERNEL_LEVELS
+
+
+def test_int8_is_resolved_and_never_chosen_by_auto(monkeypatch):
+    monkeypatch.setattr(prec, "_warned", set())
+    cpu = Hardware(True, None, "the CPU has AVX512_BF16")
+    assert prec.resolve_precision("int8", cpu) == "int8"
+    assert prec.resolve_precision("auto", cpu) == "bfloat16"
+
+
+def test_int8_on_a_gpu_is_refused_with_what_to_use():
+    with pytest.raises(ValueError, match="precision='int8' uses oneDNN's CPU int8 kernels.*use precision='auto'"):
+        prec.check_int8_runs(Hardware(True, (9, 0), "a GPU of compute capability 9.0"), onednn_int8=True)
+
+
+def test_int8_without_onednn_warns_once_that_it_is_emulated(monkeypatch, caplog):
+    monkeypatch.setattr(prec, "_warned", set())
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        for _ in range(3):
+            prec.check_int8_runs(Hardware(False, None, ""), onednn_int8=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "slower than float32" in warnings[0] and "no oneDNN int8 matmul kernel" in warnings[0]
