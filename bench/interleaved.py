@@ -26,6 +26,10 @@ VARIANTS = {
     "matmul_peak": "numpy float32 2048x2048x2048 matmul, the machine's peak at the same moments",
     "matmul_peak_bf16": "TensorFlow bfloat16 2048x768x3072 matmul, the bfloat16 peak at the same moments",
 }
+#: Variants whose thread pools keep spinning for a while after a call (OpenBLAS, ONNX Runtime): the
+#: next variant would share the cores with them, so the loop waits `SETTLE_S`, untimed, after each.
+SPINNING = ("ort", "ort_int8", "numpy_matmuls", "matmul_peak")
+SETTLE_S = 0.2
 #: The variants computing in bfloat16, given as shares of the bfloat16 peak too.
 BF16_VARIANTS = ("bert_tf_bf16", "matmul_peak_bf16")
 #: The bfloat16 peak's shape (the issue's: BERT's feed-forward on 2048 tokens).
@@ -154,7 +158,9 @@ def interleaved(ctx: Context) -> dict:
     peak_a, peak_b = (rng.standard_normal(shape, np.float32) for shape in (square[:2], square[1:]))
     m, k, n = BF16_PEAK_SHAPE
     bf16_a, bf16_b = (tf.constant(rng.standard_normal(shape, np.float32), tf.bfloat16) for shape in ([m, k], [k, n]))
-    bf16_matmul = tf.function(lambda a, b: tf.matmul(a, b))
+    # One element comes back: converting the whole bfloat16 product to numpy (ml_dtypes, element by
+    # element) took as long as the matmul itself and halved the peak this variant reports.
+    bf16_matmul = tf.function(lambda a, b: tf.matmul(a, b)[0, 0])
     variants = {
         "bert_tf": lambda b: [t.numpy() for t in forward(b["tf_ids"], b["tf_mask"])],
         "matmul_peak": lambda b: peak_a @ peak_b,
@@ -182,6 +188,8 @@ def interleaved(ctx: Context) -> dict:
                 t = time.perf_counter()
                 variants[name](b)
                 seconds[name] += (time.perf_counter() - t) / 2
+                if name in SPINNING:
+                    time.sleep(SETTLE_S)
         passes.append(seconds)
     shapes = [(len(b["ids"]), b["ids"].shape[1], b["real"]) for b in batches]
     return {"threads": threads, "variants": order, "passes": passes, "shapes": shapes, "ort": notes.get("ort"),

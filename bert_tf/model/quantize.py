@@ -105,8 +105,9 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
         activation: None, or a value of `FUSED_ACTIVATIONS`.
 
     TensorFlow's `_QuantizedMatMul` has no Python wrapper; it is built here as a node (or run
-    eagerly) by name. Its kernel caches the weights reordered for oneDNN (`is_weight_const`);
-    the bias changes with every input (the offset term), so it is not cached.
+    eagerly) by name. In a graph, each node's kernel caches its weights reordered for oneDNN
+    (`is_weight_const`); eagerly it may not, since one kernel serves every call of a signature. The
+    bias changes with every input (the offset term), so it is never cached.
     """
     def types(*dtypes):
         return [d.as_datatype_enum for d in dtypes]
@@ -123,6 +124,9 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
     if tf.executing_eagerly():
         from tensorflow.python.eager import context, execute
 
+        # Eager ops share one kernel per signature, so a cached kernel would serve the next layer of
+        # the same shape: eagerly, nothing is cached.
+        attrs["is_weight_const"] = False
         flat = []
         for key, value in attrs.items():
             flat += [key, value]

@@ -148,6 +148,20 @@ def test_the_activation_is_applied_to_the_quantized_product(onednn, activation):
     assert (with_activation._fused is not None) == (activation is not tf.nn.silu)
 
 
+@NEEDS_ONEDNN
+def test_layers_of_one_shape_keep_their_own_kernels_eagerly_and_in_graphs():
+    """oneDNN's kernel caches the reordered weights; eager ops share one kernel per signature, so a
+    cache there would hand the first layer's weights to the next layer of the same shape."""
+    x = tf.constant(_case(8)[0])
+    for seed in (9, 10, 11):
+        _, kernel, bias = _case(seed)
+        native = _layer(kernel, bias, True)
+        emulated = _layer(kernel, bias, False, native.kernel_levels)
+        expected = emulated(x).numpy()
+        for out in (native(x).numpy(), tf.function(lambda v: native(v))(x).numpy()):
+            np.testing.assert_allclose(out, expected, rtol=0, atol=64 * EPS32 * float(np.abs(expected).max()))
+
+
 @pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
 def test_a_constant_input_gives_the_exact_offset_product(onednn):
     _, kernel, bias = _case(5)
