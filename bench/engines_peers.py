@@ -69,7 +69,7 @@ TORCH_MODES = {
 }
 
 
-def _torch_ready(ctx: Context, mode: str = "float32"):
+def torch_ready(ctx: Context, mode: str = "float32"):
     """The PyTorch model, its call (ids, mask -> last four layers summed, float32) and the HF tokenizer, after a
     first tiny call; `info` says how long that took and how much RSS it left. `mode`: one of `TORCH_MODES`."""
     import contextlib
@@ -127,7 +127,7 @@ def _fidelity(ctx: Context, name: str, tokenizer, call) -> dict:
 
 
 def _torch_sorted(ctx: Context, name: str, mode: str) -> dict:
-    model, call, info, tokenizer = _torch_ready(ctx, mode)
+    model, call, info, tokenizer = torch_ready(ctx, mode)
     timer = ModelTimer()
     result = measure_passes(lambda: _sorted_pass(ctx, tokenizer, call, timer), ctx.runs, on_pass=timer.new_pass)
     probe = _torch_probe(ctx, model, tokenizer, name) if mode == "float32" else {}
@@ -155,7 +155,7 @@ def hf_torch_autocast(ctx: Context) -> dict:
 # than the others: fewer passes by default.
 @engine("hf_torch_pad128", "HF transformers BertModel, PyTorch, input order, padded to 128", TORCH, default_runs=2)
 def hf_torch_pad128(ctx: Context) -> dict:
-    _, call, info, tokenizer = _torch_ready(ctx)
+    _, call, info, tokenizer = torch_ready(ctx)
     timer = ModelTimer()
 
     def run_pass(texts=ctx.texts):

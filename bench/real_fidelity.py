@@ -74,7 +74,7 @@ def measure(ctx: Context) -> dict:
 
     from bert_tf.model.convert import convert_hf_checkpoint
     from bert_tf.text.tokenization import BertTokenizer
-    from engines_peers import _torch_ready, ort_session
+    from engines_peers import torch_ready, ort_session
     from prepare import export_last_four, quantize_int8
     from registry import ENGINES
 
@@ -100,7 +100,7 @@ def measure(ctx: Context) -> dict:
                                               "onnx_int8": str(work / "minilm_int8.onnx")})
     if "torch" in families:
         for mode in ["float32"] + [MODES[m][1] for m in wanted if MODES[m][0] == "torch"]:
-            _, call, _, _ = _torch_ready(real_ctx, mode)
+            _, call, _, _ = torch_ready(real_ctx, mode)
             vectors["torch", mode] = _run(call, ids)
     if "ort" in families:
         try:

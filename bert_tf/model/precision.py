@@ -9,12 +9,13 @@
   bfloat16's rounding of the float32 ones.
 * `"float16"`: the same with float16, for GPUs without bfloat16.
 * `"int8"`: dynamic int8 quantization of the six dense layers of each block
-  (`quantize.py`), as ONNX Runtime's `quantize_dynamic` does it: kernels rounded
-  once to int8, each call's input to uint8 over its own range, products summed in
-  int32 by oneDNN (VNNI instructions where the CPU has them); attention,
-  LayerNorm, the residual stream and everything after the encoder stay float32.
-  The fastest mode on a CPU, at a small cost in fidelity (token vectors within
-  about 0.9997 cosine of float32). Never chosen by `"auto"`; CPU only.
+  (`quantize.py`), as ONNX Runtime's `quantize_dynamic` does it but with one
+  kernel scale per column: kernels rounded once to int8, each call's input to
+  uint8 over its own range, products summed in int32 by oneDNN (VNNI
+  instructions where the CPU has them); attention, LayerNorm, the residual stream
+  and everything after the encoder stay float32. The fastest mode on a CPU, and
+  the least faithful (token vectors of a trained model at about 0.995 cosine to
+  float32). Never chosen by `"auto"`; CPU only.
 * `"auto"`: bfloat16 where the hardware computes it natively (a CPU with
   AVX512_BF16 or AMX-BF16 and TensorFlow's oneDNN kernels, or a GPU of compute
   capability 8.0 or later), float16 on an older GPU, float32 elsewhere. One log line
@@ -50,7 +51,7 @@ _NO_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI"}
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 #: `ONEDNN_MAX_CPU_ISA` values that leave oneDNN without VNNI: its u8 x s8 kernels there add pairs of
-#: products in saturating int16 (`vpmaddubsw`), which 8-bit inputs can overflow.
+#: products in saturating int16 (`vpmaddubsw`), which 8-bit inputs times 8-bit kernels can overflow.
 _NO_VNNI_ISAS = {"SSE41", "AVX", "AVX2", "AVX512_CORE"}
 
 _warned: set[str] = set()

@@ -175,7 +175,8 @@ class QuantizedDense(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = units
         self.activation = activation
-        self._fused = FUSED_ACTIVATIONS.get(getattr(activation, "__name__", None)) if activation else None
+        # The name oneDNN applies it by, or None (then it is applied after the kernel).
+        self.fused_activation = FUSED_ACTIVATIONS.get(getattr(activation, "__name__", None)) if activation else None
         self._kernel_value, self._bias_value = kernel_value, bias_value
         self.onednn = onednn_int8_available() if onednn is None else bool(onednn)
         if kernel_levels is None:
@@ -217,8 +218,8 @@ class QuantizedDense(keras.layers.Layer):
             x_u8, _, _ = tf.raw_ops.QuantizeV2(input=x - low, min_range=tf.constant(0.0), max_range=width,
                                                T=tf.quint8, mode="SCALED", round_mode="HALF_TO_EVEN")
             y = onednn_matmul(tf.bitcast(x_u8, tf.uint8), width, self.kernel, self.kernel_scale * KERNEL_LEVELS,
-                              self.bias + low * self.kernel_column_sums, self._fused)
-            return y if self._fused or self.activation is None else self.activation(y)
+                              self.bias + low * self.kernel_column_sums, self.fused_activation)
+            return y if self.fused_activation or self.activation is None else self.activation(y)
         # The same integers in float32: products of 255 x 127 summed over `in` inputs stay exact
         # while in * 32385 < 2^24; beyond, float32 rounding of the sum (relative 6e-8).
         steps = INPUT_LEVELS / width

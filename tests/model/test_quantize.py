@@ -145,7 +145,7 @@ def test_the_activation_is_applied_to_the_quantized_product(onednn, activation):
     expected = activation(plain(tf.constant(x))).numpy()
     out = with_activation(tf.constant(x)).numpy()
     np.testing.assert_allclose(out, expected, rtol=0, atol=32 * EPS32 * float(np.abs(expected).max()))
-    assert (with_activation._fused is not None) == (activation is not tf.nn.silu)
+    assert (with_activation.fused_activation is not None) == (activation is not tf.nn.silu)
 
 
 @NEEDS_ONEDNN
