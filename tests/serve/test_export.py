@@ -306,13 +306,7 @@ def test_a_bfloat16_export_matches_the_bfloat16_api(fresh, minilm_checkpoint):
     if not _bfloat16_runs():
         pytest.skip("ONEDNN_MAX_CPU_ISA leaves oneDNN no bfloat16 kernel on this AVX-512 CPU (the CI's AVX2 "
                     "rerun); the bfloat16 tests of tests/embed run TensorFlow's own kernels there instead")
-    bf16 = BertEmbedder.from_checkpoint(minilm_checkpoint, precision="bfloat16")
-    for name, texts in (("bf16_seed", SEED + UNICODE), ("bf16_mixed", MIXED)):
-        out = _outputs(fresh, name)
-        assert out["word_vectors"].dtype == np.float32 and out["sentence_embedding"].dtype == np.float32
-        _check_against_python(out, bf16, texts)
-    served = json.loads(str(_outputs(fresh, "bf16_metadata")["json"]))
-    assert served["precision"] == "bfloat16" and served["output_dtype"] == "float32"
+    _check_low_precision_export(fresh, minilm_checkpoint, "bf16", "bfloat16")
     assert json.loads(str(_outputs(fresh, "metadata")["json"]))["precision"] == "float32"
 
 
@@ -320,13 +314,19 @@ def test_an_int8_export_matches_the_int8_api(fresh, minilm_checkpoint):
     """The int8 SavedModel quantizes each model call as `precision="int8"` does in Python (the same
     batches, so the same per-call input ranges, through the same kernels): float32 rounding of that
     result; float32 tensors out, and metadata that says int8."""
-    int8 = BertEmbedder.from_checkpoint(minilm_checkpoint, precision="int8")
-    for name, texts in (("int8_seed", SEED + UNICODE), ("int8_mixed", MIXED)):
+    _check_low_precision_export(fresh, minilm_checkpoint, "int8", "int8")
+
+
+def _check_low_precision_export(fresh, checkpoint, export, precision):
+    """The `export`'s outputs (its `_seed`, `_mixed` and `_metadata` jobs) against the Python API at
+    `precision`: float32 tensors, the library's values to float32 rounding, and the metadata."""
+    embedder = BertEmbedder.from_checkpoint(checkpoint, precision=precision)
+    for name, texts in ((f"{export}_seed", SEED + UNICODE), (f"{export}_mixed", MIXED)):
         out = _outputs(fresh, name)
         assert out["word_vectors"].dtype == np.float32 and out["sentence_embedding"].dtype == np.float32
-        _check_against_python(out, int8, texts)
-    served = json.loads(str(_outputs(fresh, "int8_metadata")["json"]))
-    assert served["precision"] == "int8" and served["output_dtype"] == "float32"
+        _check_against_python(out, embedder, texts)
+    served = json.loads(str(_outputs(fresh, f"{export}_metadata")["json"]))
+    assert served["precision"] == precision and served["output_dtype"] == "float32"
 
 
 def test_exporting_twice_gives_the_same_outputs(fresh, exports):
