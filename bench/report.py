@@ -168,10 +168,9 @@ def targets(report: dict) -> dict:
         out.update(mean_cosine=fid["mean_cosine"], min_cosine=fid["min_cosine"])
     inter = next((e["summary"]["variants"] for name, e in report["engines"].items()
                   if ENGINES[name].kind == "interleaved" and e.get("summary")), {})
-    if "bert_tf_int8" in inter and "ort_int8" in inter:
-        out["interleaved_int8_vs_ort_int8"] = inter["ort_int8"]["time_vs_bert_tf"] / inter["bert_tf_int8"]["time_vs_bert_tf"]
-    if "bert_tf_bf16" in inter and "ort_int8" in inter:
-        out["interleaved_bf16_vs_ort_int8"] = inter["ort_int8"]["time_vs_bert_tf"] / inter["bert_tf_bf16"]["time_vs_bert_tf"]
+    for variant, key in (("bert_tf_int8", "interleaved_int8_vs_ort_int8"), ("bert_tf_bf16", "interleaved_bf16_vs_ort_int8")):
+        if variant in inter and "ort_int8" in inter:  # speed ratio: ONNX Runtime's time over bert_tf's
+            out[key] = inter["ort_int8"]["time_vs_bert_tf"] / inter[variant]["time_vs_bert_tf"]
     if "bert_tf_bf16" in inter:
         v = inter["bert_tf_bf16"]
         out["interleaved_vs_bert_tf_float32"] = 1 / v["time_vs_bert_tf"]

@@ -60,14 +60,24 @@ def quantize_kernel(kernel: np.ndarray, levels: float = KERNEL_LEVELS) -> tuple[
     `-levels..levels`) is the kernel the layer computes with; the column sums are of that
     dequantized kernel, `[out]` float32, for the input-offset term. A column of zeros gets scale 1.
     """
-    if levels not in (KERNEL_LEVELS, KERNEL_LEVELS_NO_VNNI):
-        raise ValueError(f"kernel levels must be {KERNEL_LEVELS:g} or {KERNEL_LEVELS_NO_VNNI:g}; got {levels!r}")
+    check_kernel_levels(levels)
     kernel = np.asarray(kernel, dtype=np.float32)
     largest = np.max(np.abs(kernel), axis=0) if kernel.size else np.zeros(kernel.shape[1:], np.float32)
     scales = np.where(largest > 0, largest / levels, 1.0).astype(np.float32)
     values = np.clip(np.rint(kernel / scales), -levels, levels).astype(np.int8)
     column_sums = (values.astype(np.float64).sum(axis=0) * scales.astype(np.float64)).astype(np.float32)
     return values, scales, column_sums
+
+
+def check_kernel_levels(levels) -> float:
+    """`levels` as a float, if it is `KERNEL_LEVELS` or `KERNEL_LEVELS_NO_VNNI`.
+
+    Raises:
+        ValueError: any other value.
+    """
+    if levels not in (KERNEL_LEVELS, KERNEL_LEVELS_NO_VNNI):
+        raise ValueError(f"kernel levels must be {KERNEL_LEVELS:g} or {KERNEL_LEVELS_NO_VNNI:g}; got {levels!r}")
+    return float(levels)
 
 
 #: What oneDNN's int8 matmul can apply to its output in the same kernel, by the activation
@@ -120,13 +130,13 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
              "T1": tf.quint8.as_datatype_enum, "T2": tf.qint8.as_datatype_enum,
              "Tbias": tf.float32.as_datatype_enum, "Tout": tf.float32.as_datatype_enum,
              "U": tf.float32.as_datatype_enum, "fused_ops": [f.encode() for f in fused],
-             "input_quant_mode": b"SCALED", "is_weight_const": True, "is_bias_const": False}
+             "input_quant_mode": b"SCALED", "is_bias_const": False,
+             # Eager ops share one kernel per signature, so a cached kernel would serve the next layer
+             # of the same shape: eagerly, nothing is cached.
+             "is_weight_const": not tf.executing_eagerly()}
     if tf.executing_eagerly():
         from tensorflow.python.eager import context, execute
 
-        # Eager ops share one kernel per signature, so a cached kernel would serve the next layer of
-        # the same shape: eagerly, nothing is cached.
-        attrs["is_weight_const"] = False
         flat = []
         for key, value in attrs.items():
             flat += [key, value]
@@ -183,8 +193,7 @@ class QuantizedDense(keras.layers.Layer):
             from bert_tf.model.precision import int8_has_vnni
 
             kernel_levels = KERNEL_LEVELS if not self.onednn or int8_has_vnni() else KERNEL_LEVELS_NO_VNNI
-        quantize_kernel(np.zeros((1, 1), np.float32), kernel_levels)  # refuses other levels now
-        self.kernel_levels = float(kernel_levels)
+        self.kernel_levels = check_kernel_levels(kernel_levels)
 
     def build(self, input_shape):
         fan_in = int(input_shape[-1])
@@ -212,20 +221,21 @@ class QuantizedDense(keras.layers.Layer):
 
     def call(self, x):
         low, width = input_range(x)
+        bias = self.bias + low * self.kernel_column_sums  # the offset's product (module docstring)
         if self.onednn:
             # SCALED mode rounds x_shifted * 255 / width the same way in oneDNN's QuantizeV2 and in
             # TensorFlow's own (MIN_FIRST does not: TensorFlow's rounds x and min separately).
             x_u8, _, _ = tf.raw_ops.QuantizeV2(input=x - low, min_range=tf.constant(0.0), max_range=width,
                                                T=tf.quint8, mode="SCALED", round_mode="HALF_TO_EVEN")
             y = onednn_matmul(tf.bitcast(x_u8, tf.uint8), width, self.kernel, self.kernel_scale * KERNEL_LEVELS,
-                              self.bias + low * self.kernel_column_sums, self.fused_activation)
+                              bias, self.fused_activation)
             return y if self.fused_activation or self.activation is None else self.activation(y)
         # The same integers in float32: products of 255 x 127 summed over `in` inputs stay exact
         # while in * 32385 < 2^24; beyond, float32 rounding of the sum (relative 6e-8).
         steps = INPUT_LEVELS / width
         x_levels = tf.round((x - low) * steps)
         product = tf.matmul(x_levels, tf.cast(self.kernel, tf.float32))
-        y = tf.nn.bias_add(product * (self.kernel_scale / steps), self.bias + low * self.kernel_column_sums)
+        y = tf.nn.bias_add(product * (self.kernel_scale / steps), bias)
         return y if self.activation is None else self.activation(y)
 
 
