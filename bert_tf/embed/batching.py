@@ -1,26 +1,33 @@
-"""Planning model calls: texts become model inputs ("segments"), segments become batches.
+"""The batch plan: which model inputs a request makes and how they are grouped into model calls.
+
+Written once, in TensorFlow ops (`plan_calls`): the library runs it eagerly, one traced call
+per chunk of texts (`plan`), and the SavedModel runs the same ops inside its graph. In
+bfloat16 and int8 a different call shape gives different vectors, so one plan is what makes
+the export return the library's vectors.
 
 A text becomes one model input, `[CLS] pieces [SEP]`; a text longer than
-`max_seq_length - 2` pieces becomes overlapping windows (`head.window_starts`).
+`max_seq_length - 2` pieces becomes overlapping windows (`head.window_plan`).
 Segments are sorted by length and batched by a budget of padded positions
 (rows x length): many short texts share one call, long ones go a few at a time, so
 every call is big enough for the matrix multiplications to run near their peak and
-small enough to bound memory. Each batch is padded only to its own longest member,
+small enough to bound memory. Each call is padded only to its own longest member,
 rounded up to a multiple of 8.
 
 A text's windows are consecutive segments of equal length, so they stay adjacent
-in the sorted order: a batch holds whole texts, except that a long text's windows
-may run on into the next batch.
+in the sorted order: a call holds whole texts, except that a long text's windows
+may run on into the next call. The plan says, per call, which texts are complete
+once it has run (`ready`, `ready_texts`), so a caller that reduces texts as they
+complete knows what to keep for the next call without working it out itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
 
 import numpy as np
 
-from bert_tf.embed.head import window_starts
+from bert_tf.embed import head
+from bert_tf.runtime import tf
 
 #: Pad each batch to a multiple of this many tokens (cheap alignment, few distinct shapes).
 PAD_MULTIPLE = 8
@@ -31,71 +38,97 @@ PAD_MULTIPLE = 8
 MAX_BATCH_POSITIONS = 2048
 
 
-def padded_length(n: int, limit: int) -> int:
-    """`n` rounded up to `PAD_MULTIPLE`, at most `limit`."""
-    return min(-(-n // PAD_MULTIPLE) * PAD_MULTIPLE, limit)
-
-
-def plan_batches(lengths: Sequence[int], batch_size: int | None, max_seq_length: int,
-                 max_positions: int | None = None) -> list[list[int]]:
-    """Groups segment indices, shortest first, into model calls.
+def plan_calls(n, span, max_seq_length, batch_size, max_positions) -> dict:
+    """The model inputs and model calls for texts of `n` pieces, in TensorFlow ops.
 
     Args:
-        lengths: each segment's length in tokens, [CLS] and [SEP] included.
-        batch_size: the most rows per call, or None.
+        n: [T] int64, pieces per text ([CLS] and [SEP] not counted).
+        span: pieces per window (`max_seq_length - 2`).
         max_seq_length: the padded length's upper limit.
-        max_positions: padded positions per call (default `MAX_BATCH_POSITIONS`); a single
-            segment longer than that runs alone.
+        batch_size: the most rows per call; 0 for no limit.
+        max_positions: padded positions per call; a single segment longer than that runs alone.
 
     Returns:
-        Lists of segment indices: consecutive runs of the segments sorted (stably) by length.
+        A dict of int64 tensors. The segments (`head.window_plan`): `seg_splits` [T + 1],
+        `num_windows` [T], `seg_text`, `seg_start`, `seg_len` [S]. The calls: `order` [S]
+        (segments sorted stably by length: calls take consecutive runs of it),
+        `call_splits` [C + 1] (call c runs `order[call_splits[c]:call_splits[c + 1]]`),
+        `call_padded` [C] (the length its rows are padded to), `token_splits` [S + 1] (where
+        each sorted segment's real tokens start in the calls' concatenated outputs). What is
+        complete after each call: `text_order` [T] (texts in the order their rows come back),
+        `ready` [C + 1] (sorted segments whose texts are all complete after call c:
+        `order[:ready[c + 1]]`) and `ready_texts` [C + 1] (`text_order[:ready_texts[c + 1]]`).
     """
-    max_positions = MAX_BATCH_POSITIONS if max_positions is None else max_positions
-    order = sorted(range(len(lengths)), key=lambda k: lengths[k])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for k in order:
-        seq = padded_length(lengths[k], max_seq_length)  # the longest so far: sorted
-        full = batch_size is not None and len(current) == batch_size
-        if current and (full or (len(current) + 1) * seq > max_positions):
-            batches.append(current)
-            current = []
-        current.append(k)
-    if current:
-        batches.append(current)
-    return batches
+    n = tf.cast(n, tf.int64)
+    max_seq_length = tf.cast(max_seq_length, tf.int64)
+    batch_size = tf.cast(batch_size, tf.int64)
+    max_positions = tf.cast(max_positions, tf.int64)
+    plan = head.window_plan(n, span)
+    lengths = plan["seg_len"] + 2
+    order = tf.argsort(lengths, stable=True)
+    sorted_lengths = tf.gather(lengths, order)
+    padded = tf.minimum((sorted_lengths + PAD_MULTIPLE - 1) // PAD_MULTIPLE * PAD_MULTIPLE, max_seq_length)
+    count = tf.size(order, out_type=tf.int64)
+
+    def step(first, splits):
+        # The most rows from `first` on whose padded positions fit the budget (at least one):
+        # lengths are sorted, so row k's padded length is the longest so far.
+        k = tf.range(1, count - first + 1)
+        rows = tf.maximum(tf.reduce_sum(tf.cast(k * padded[first:] <= max_positions, tf.int64)), 1)
+        rows = tf.where(batch_size > 0, tf.minimum(rows, batch_size), rows)
+        return first + rows, splits.write(splits.size(), first + rows)
+
+    _, ends = tf.while_loop(lambda first, _: first < count, step,
+                            (tf.constant(0, tf.int64), tf.TensorArray(tf.int64, size=0, dynamic_size=True)))
+    call_splits = tf.concat([tf.zeros([1], tf.int64), ends.stack()], axis=0)
+    window = tf.range(count) - tf.gather(plan["seg_splits"], plan["seg_text"])
+    is_last = tf.gather(window == tf.gather(plan["num_windows"], plan["seg_text"]) - 1, order)
+    text_ends = tf.reshape(tf.where(is_last), [-1]) + 1  # [T]: after each text's last sorted segment
+    ready_texts = tf.searchsorted(text_ends, call_splits, side="right")
+    ready = tf.gather(tf.concat([tf.zeros([1], tf.int64), text_ends], axis=0), ready_texts)
+    return {
+        **plan,
+        "order": tf.cast(order, tf.int64),
+        "call_splits": call_splits,
+        "call_padded": tf.gather(padded, call_splits[1:] - 1),
+        "token_splits": tf.concat([tf.zeros([1], tf.int64), tf.cumsum(sorted_lengths)], axis=0),
+        "text_order": tf.gather(plan["seg_text"], tf.gather(order, text_ends - 1)),
+        "ready": ready,
+        "ready_texts": ready_texts,
+    }
 
 
-@dataclasses.dataclass(frozen=True)
-class Segment:
-    """One model input: a text, or one window of a long text."""
-
-    text_index: int
-    window: int
-    num_windows: int
-    ids: np.ndarray  # [CLS] + pieces + [SEP], int32
+_scalar = tf.TensorSpec([], tf.int64)
+_plan_graph = tf.function(plan_calls, autograph=False,
+                          input_signature=[tf.TensorSpec([None], tf.int64), _scalar, _scalar, _scalar, _scalar])
 
 
-def segments_of(piece_ids: Sequence[np.ndarray], span: int, cls_id: int, sep_id: int) -> list[Segment]:
-    """The model inputs of texts given as their piece ids, text by text, window by window."""
-    segments = []
-    for t, ids in enumerate(piece_ids):
-        starts = window_starts(len(ids), span)
-        for w, start in enumerate(starts):
-            segment_ids = np.concatenate([[cls_id], ids[start:start + span], [sep_id]]).astype(np.int32)
-            segments.append(Segment(t, w, len(starts), segment_ids))
-    return segments
+def plan(n: np.ndarray, max_seq_length: int, batch_size: int | None) -> dict[str, np.ndarray]:
+    """`plan_calls` run eagerly (one traced graph for every input), as numpy arrays."""
+    out = _plan_graph(tf.constant(n, tf.int64), tf.constant(max_seq_length - 2, tf.int64),
+                      tf.constant(max_seq_length, tf.int64), tf.constant(batch_size or 0, tf.int64),
+                      tf.constant(MAX_BATCH_POSITIONS, tf.int64))
+    return {key: value.numpy() for key, value in out.items()}
 
 
-def batch_arrays(segments: Sequence[Segment], max_seq_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """int32 `ids` and `mask` `[rows, padded length]` for one model call (segments sorted by length)."""
-    seq = padded_length(max(len(s.ids) for s in segments), max_seq_length)
-    ids = np.zeros((len(segments), seq), np.int32)
-    mask = np.zeros((len(segments), seq), np.int32)
-    for row, segment in enumerate(segments):
-        n = len(segment.ids)
-        ids[row, :n] = segment.ids
-        mask[row, :n] = 1
+def call_arrays(plan: dict[str, np.ndarray], c: int, piece_ids: np.ndarray, piece_splits: np.ndarray,
+                cls_id: int, sep_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """int32 `ids` and `mask` `[rows, padded length]` of call `c` of a `plan`.
+
+    Args:
+        piece_ids: [P] the piece ids of all texts ([CLS] and [SEP] not included).
+        piece_splits: [T + 1] text t's pieces are `piece_ids[piece_splits[t]:piece_splits[t + 1]]`.
+    """
+    order = plan["order"][plan["call_splits"][c]:plan["call_splits"][c + 1]]
+    seq = int(plan["call_padded"][c])
+    ids = np.zeros((len(order), seq), np.int32)
+    mask = np.zeros((len(order), seq), np.int32)
+    starts = (piece_splits[plan["seg_text"][order]] + plan["seg_start"][order]).tolist()
+    for row, (start, length) in enumerate(zip(starts, plan["seg_len"][order].tolist())):
+        ids[row, 0] = cls_id
+        ids[row, 1:length + 1] = piece_ids[start:start + length]
+        ids[row, length + 1] = sep_id
+        mask[row, :length + 2] = 1
     return ids, mask
 
 

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from bert_tf.embed.batching import ModelCall, batch_arrays, plan_batches, segments_of
+from bert_tf.embed.batching import ModelCall, call_arrays, plan
 from bert_tf.embed.graphs import encode_graph, head_graph
-from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
-from bert_tf.embed.results import TokenStates, WordVector
+from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
+from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, ranges
 from bert_tf.runtime import tf
 from bert_tf.text.inputs import checked_texts, is_sized, iter_texts
 
@@ -40,24 +40,6 @@ logger = logging.getLogger("bert_tf")
 
 #: How many texts are tokenized and scheduled together; bounds memory on huge inputs.
 CHUNK_SIZE = 4096
-
-
-@dataclasses.dataclass
-class _Tokenized:
-    """The tokenizer's output for one text, as numpy."""
-
-    words: list[str]
-    starts: np.ndarray
-    ends: np.ndarray
-    ids: np.ndarray  # [n_pieces] int32, no [CLS]/[SEP]
-    pieces_per_word: np.ndarray  # [n_words]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Result:
-    words: np.ndarray | None  # [n_words, vector_size]
-    sentence: np.ndarray | None  # [hidden]
-    states: np.ndarray | None  # [n + 2, layers + 1, hidden]
 
 
 class BertEmbedder:
@@ -201,6 +183,34 @@ class BertEmbedder:
 
     # ------------------------------------------------------------------ public API
 
+    def embed(self, sentences: Iterable[str], output_value: str | Sequence[str] = ("word_vectors", "sentence_vectors"),
+              options: EmbeddingOptions | None = None, *, progress: bool | None = None,
+              **option_values) -> Embeddings:
+        """The one entry point: texts in, the outputs named by `output_value` out, as columns.
+
+        Like sentence-transformers' `encode(output_value=...)`: "word_vectors" ([W, D], one row
+        per word occurrence), "sentence_vectors" ([T, H]) and/or "token_states" ([P + 2T, L + 1,
+        H]), from ONE pass of the model; what is not asked for is not computed. Options: an
+        `EmbeddingOptions`, or its fields as keywords. The other methods are views of this one.
+
+        Raises:
+            TypeError: `sentences` is not a list of strings (names the bad index).
+            ValueError: a bad option or output name.
+        """
+        resolved, kinds = self._request(output_value, options, option_values)
+        texts = checked_texts(sentences)
+        return self._run(self._tokenize(list(texts)), resolved, kinds, progress)
+
+    def iter_batches(self, sentences: Iterable[str], output_value: str | Sequence[str] = ("word_vectors",
+                     "sentence_vectors"), options: EmbeddingOptions | None = None, *, progress: bool | None = None,
+                     chunk_size: int = CHUNK_SIZE, **option_values) -> Iterator[Embeddings]:
+        """`embed`, `chunk_size` texts at a time (input order): memory stays bounded on inputs of any
+        length. A list or tuple is checked whole before anything is embedded; from a stream, an
+        element that is not a str fails as soon as it is read, before its chunk is embedded."""
+        resolved, kinds = self._request(output_value, options, option_values)
+        for tokens in self._chunks(sentences, chunk_size):
+            yield self._run(tokens, resolved, kinds, progress)
+
     def embed_words(self, sentences: Iterable[str], *, layers: Sequence[int] | None = None,
                     combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
                     batch_size: int | None = None, max_seq_length: int | None = None,
@@ -220,9 +230,9 @@ class BertEmbedder:
                 before any text is embedded.
             ValueError: a bad option (names the allowed values).
         """
-        options = self.options(layers=layers, combine=combine, subword_pooling=subword_pooling, dim=dim,
-                               sentence_strategy=None, batch_size=batch_size, max_seq_length=max_seq_length)
-        return [words for words, _ in self.iter_embed(checked_texts(sentences), options, progress=progress)]
+        return list(self.iter_words(checked_texts(sentences), layers=layers, combine=combine,
+                                    subword_pooling=subword_pooling, dim=dim, batch_size=batch_size,
+                                    max_seq_length=max_seq_length, progress=progress))
 
     def iter_words(self, sentences: Iterable[str], *, layers: Sequence[int] | None = None,
                    combine: str = "sum", subword_pooling: str = "mean", dim: int | None = None,
@@ -230,10 +240,11 @@ class BertEmbedder:
                    progress: bool | None = None, chunk_size: int = CHUNK_SIZE) -> Iterator[list[WordVector]]:
         """Like `embed_words`, but yields one text's words at a time, in input order, `chunk_size`
         texts at a time: memory stays bounded on inputs of any length."""
-        options = self.options(layers=layers, combine=combine, subword_pooling=subword_pooling, dim=dim,
-                               sentence_strategy=None, batch_size=batch_size, max_seq_length=max_seq_length)
-        for words, _ in self.iter_embed(sentences, options, progress=progress, chunk_size=chunk_size):
-            yield words
+        for batch in self.iter_batches(sentences, "word_vectors", progress=progress, chunk_size=chunk_size,
+                                       layers=layers, combine=combine, subword_pooling=subword_pooling, dim=dim,
+                                       batch_size=batch_size, max_seq_length=max_seq_length):
+            for t in range(len(batch)):
+                yield batch.words_of(t)
 
     def iter_embed(self, sentences: Iterable[str], options: EmbeddingOptions | None = None, *,
                    progress: bool | None = None, chunk_size: int = CHUNK_SIZE,
@@ -242,16 +253,13 @@ class BertEmbedder:
 
         Yields `(words, sentence_vector)` per text in input order (`sentence_vector` is None
         when `sentence_strategy` is None). Options: an `EmbeddingOptions`, or its fields as
-        keywords. A list or tuple is checked whole before anything is embedded; from a
-        stream, an element that is not a str fails as soon as it is read, before its chunk
-        is embedded.
+        keywords. A view of `iter_batches`, for code that wants one text at a time.
         """
         options = self.options(options, **option_values)
-        resolved = self.resolve(options)
-        kinds = ("words",) + (("sentence",) if options.sentence_strategy else ())
-        for tokenized in self._chunks(sentences, chunk_size):
-            for t, result in enumerate(self._run(tokenized, resolved, kinds, progress)):
-                yield self._word_vectors(tokenized[t], result.words), result.sentence
+        outputs = ("word_vectors",) + (("sentence_vectors",) if options.sentence_strategy else ())
+        for batch in self.iter_batches(sentences, outputs, options, progress=progress, chunk_size=chunk_size):
+            for t in range(len(batch)):
+                yield batch.words_of(t), None if batch.sentence_vectors is None else batch.sentence_vectors[t]
 
     def sentence_vectors(self, sentences: Iterable[str], *, sentence_strategy: str = "mean",
                          sentence_layer: int = -2, batch_size: int | None = None,
@@ -271,27 +279,19 @@ class BertEmbedder:
         the first window. `strategy=` and `layer=`, the names of earlier versions, still work.
         """
         sentence_strategy, sentence_layer = _renamed(deprecated, sentence_strategy, sentence_layer)
-        options = self.options(sentence_strategy=sentence_strategy, sentence_layer=sentence_layer,
-                               batch_size=batch_size, max_seq_length=max_seq_length)
-        resolved = self.resolve(options)
-        out = [r.sentence for tokenized in self._chunks(checked_texts(sentences), CHUNK_SIZE)
-               for r in self._run(tokenized, resolved, ("sentence",), progress)]
-        return np.stack(out) if out else np.zeros((0, self.hidden_size), np.float32)
+        out = [batch.sentence_vectors for batch in self.iter_batches(
+            checked_texts(sentences), "sentence_vectors", progress=progress, sentence_strategy=sentence_strategy,
+            sentence_layer=sentence_layer, batch_size=batch_size, max_seq_length=max_seq_length)]
+        return np.concatenate(out) if out else np.zeros((0, self.hidden_size), np.float32)
 
     def token_states(self, sentences: Iterable[str], *, batch_size: int | None = None,
                      max_seq_length: int | None = None) -> list[TokenStates]:
         """All hidden states of every token, `[num_hidden_layers + 1, n_tokens, hidden]` per text."""
-        resolved = self.resolve(self.options(batch_size=batch_size, max_seq_length=max_seq_length))
         cls_id, sep_id = self.tokenizer.cls_id, self.tokenizer.sep_id
-        out = []
-        for tokenized in self._chunks(checked_texts(sentences), CHUNK_SIZE):
-            for tok, result in zip(tokenized, self._run(tokenized, resolved, ("states",), False)):
-                ids = np.concatenate([[cls_id], tok.ids, [sep_id]]).astype(np.int32)
-                word_index = np.concatenate([[-1], np.repeat(np.arange(len(tok.words)), tok.pieces_per_word),
-                                             [-1]]).astype(np.int32)
-                out.append(TokenStates(tuple(self._vocab[ids]), ids, word_index,
-                                       np.ascontiguousarray(result.states.transpose(1, 0, 2))))
-        return out
+        return [batch.token_states_of(t, cls_id, sep_id, self._vocab)
+                for batch in self.iter_batches(checked_texts(sentences), "token_states", progress=False,
+                                               batch_size=batch_size, max_seq_length=max_seq_length)
+                for t in range(len(batch))]
 
     def model_inputs(self, sentences: Iterable[str], options: EmbeddingOptions | None = None
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -301,14 +301,14 @@ class BertEmbedder:
         """
         resolved = self.resolve(self.options(options))
         calls = []
-        for tokenized in self._chunks(checked_texts(sentences), CHUNK_SIZE):
-            segments, batches = self._plan(tokenized, resolved)
-            calls.extend(batch_arrays([segments[k] for k in b], resolved.max_seq_length) for b in batches)
+        for tokens in self._chunks(checked_texts(sentences), CHUNK_SIZE):
+            plan = self._plan(tokens, resolved)
+            calls.extend(self._call_arrays(plan, c, tokens) for c in range(len(plan["call_padded"])))
         return calls
 
     # ------------------------------------------------------------------ machinery
 
-    def _chunks(self, sentences, chunk_size: int) -> Iterator[list[_Tokenized]]:
+    def _chunks(self, sentences, chunk_size: int) -> Iterator[Embeddings]:
         """Checks and tokenizes the input `chunk_size` texts at a time."""
         texts = checked_texts(sentences) if is_sized(sentences) else iter_texts(sentences)
         buffer: list[str] = []
@@ -320,114 +320,105 @@ class BertEmbedder:
         if buffer:
             yield self._tokenize(buffer)
 
-    def _tokenize(self, texts: list[str]) -> list[_Tokenized]:
-        out = self.tokenizer.tokenize(tf.constant([t.encode("utf-8") for t in texts]))
+    def _tokenize(self, texts: list[str]) -> Embeddings:
+        """The tokenizer's output for `texts`, as the columns of an `Embeddings` without outputs."""
+        out = self.tokenizer.tokenize(tf.constant([t.encode("utf-8") for t in texts], tf.string))
         pieces = out["pieces"]
-        piece_row_lengths = pieces.values.row_lengths().numpy()  # pieces per word, all texts
-        flat_ids = pieces.flat_values.numpy().astype(np.int32)
-        words_per_text = pieces.row_lengths().numpy()
-        words = out["words"].flat_values.numpy()
-        starts = out["starts"].flat_values.numpy()
-        ends = out["ends"].flat_values.numpy()
-        result = []
-        w = p = 0
-        for n_words in words_per_text:
-            counts = piece_row_lengths[w:w + n_words]
-            n_pieces = int(counts.sum())
-            result.append(_Tokenized([x.decode("utf-8") for x in words[w:w + n_words]],
-                                     starts[w:w + n_words], ends[w:w + n_words],
-                                     flat_ids[p:p + n_pieces], counts))
-            w += n_words
-            p += n_pieces
-        return result
+        pieces_per_word = pieces.values.row_lengths().numpy()  # all texts
+        piece_ids = pieces.flat_values.numpy().astype(np.int32)
+        word_splits = pieces.row_splits.numpy().astype(np.int64)
+        return Embeddings(
+            words=[x.decode("utf-8") for x in out["words"].flat_values.numpy()],
+            starts=out["starts"].flat_values.numpy(), ends=out["ends"].flat_values.numpy(),
+            pieces_per_word=pieces_per_word, word_splits=word_splits, piece_ids=piece_ids,
+            piece_splits=np.concatenate([[0], np.cumsum(pieces_per_word)])[word_splits],
+            pieces=self._vocab[piece_ids])
 
-    def _plan(self, tokenized: list[_Tokenized], resolved: ResolvedOptions):
-        segments = segments_of([tok.ids for tok in tokenized], resolved.span, self.tokenizer.cls_id,
-                               self.tokenizer.sep_id)
-        batches = plan_batches([len(s.ids) for s in segments], resolved.options.batch_size,
-                               resolved.max_seq_length)
-        return segments, batches
+    def _request(self, output_value, options: EmbeddingOptions | None, option_values: dict):
+        """The resolved options and the head's kinds for `output_value`, checked before anything runs."""
+        outputs = (output_value,) if isinstance(output_value, str) else tuple(output_value)
+        for name in outputs:
+            check_choice("output_value", name, OUTPUTS)
+        options = self.options(options, **option_values)
+        if "sentence_vectors" in outputs and options.sentence_strategy is None:
+            raise ValueError("output_value 'sentence_vectors' needs a sentence_strategy (one of mean, cls, "
+                             "pooled, max); got None")
+        return self.resolve(options), tuple(kind for kind, name in _KINDS if name in outputs)
 
-    def _run(self, tokenized: list[_Tokenized], resolved: ResolvedOptions, kinds: tuple[str, ...],
-             progress: bool | None) -> list[_Result]:
-        """Runs the model over all texts; each text goes through the head once its last window is back.
+    def _plan(self, tokens: Embeddings, resolved: ResolvedOptions) -> dict[str, np.ndarray]:
+        return plan(np.diff(tokens.piece_splits), resolved.max_seq_length, resolved.options.batch_size)
 
-        A batch holds consecutive segments of the length-sorted order, and a text's windows are
-        adjacent there: only the last text of a batch can be incomplete (its windows continue in
-        the next batch). Its rows are kept (copied, so no batch stays pinned) until they are all in.
+    def _call_arrays(self, plan: dict[str, np.ndarray], c: int, tokens: Embeddings):
+        return call_arrays(plan, c, tokens.piece_ids, tokens.piece_splits, self.tokenizer.cls_id,
+                           self.tokenizer.sep_id)
+
+    def _run(self, tokens: Embeddings, resolved: ResolvedOptions, kinds: tuple[str, ...],
+             progress: bool | None) -> Embeddings:
+        """Runs the model over a chunk's texts; the head reduces each group of texts the plan says is
+        complete after a call (`ready`), so memory holds about one call of token vectors.
+
+        Only the plan's `ready` decides what is complete: the rows of a call past it (the first
+        windows of a text that continues in the next call) are kept, copied so no call stays
+        pinned, and go to the head with the next call's.
         """
-        segments, batches = self._plan(tokenized, resolved)
+        plan = self._plan(tokens, resolved)
         encode, reduce = self._graph(resolved, kinds)
         span = tf.constant(resolved.span, tf.int64)
-        results: list[_Result | None] = [None] * len(tokenized)
-        carry: list[tuple[list[np.ndarray], np.ndarray]] = []  # rows of an incomplete text: (features, pooled)
-        for batch in _progress(batches, progress, len(tokenized)):
+        n = np.diff(tokens.piece_splits)
+        n_texts = len(n)
+        words = np.empty((len(tokens.words), resolved.vector_size), np.float32) if "words" in kinds else None
+        sentence = np.empty((n_texts, self.hidden_size), np.float32) if "sentence" in kinds else None
+        states = (np.empty((int(n.sum()) + 2 * n_texts, self.config.num_hidden_layers + 1, self.hidden_size),
+                           np.float32) if "states" in kinds else None)
+        token_splits = tokens.token_splits
+        ready, ready_texts, token_ends = plan["ready"], plan["ready_texts"], plan["token_splits"]
+        pending: list[dict[str, np.ndarray]] = []  # outputs of rows not yet complete, in call order
+        for c in _progress(range(len(plan["call_padded"])), progress, n_texts):
             started = time.perf_counter()
-            rows = [segments[k] for k in batch]
-            ids, mask = batch_arrays(rows, resolved.max_seq_length)
-            *features, pooled = (x.numpy() for x in encode(tf.constant(ids), tf.constant(mask)))
-            ends = np.cumsum(mask.sum(axis=1))
-            last = rows[-1]
-            complete_rows = len(rows)
-            if last.window != last.num_windows - 1:  # the trailing text continues in the next batch
-                complete_rows = next(r for r in range(len(rows)) if rows[r].text_index == last.text_index)
-            cut = int(ends[complete_rows - 1]) if complete_rows else 0
-            head_features = [f[:cut] for f in features]
-            head_pooled = pooled[:complete_rows]
-            if carry and complete_rows:  # the batch's first text began in earlier batches
-                head_features = [np.concatenate([*(c[0][i] for c in carry), f]) for i, f in enumerate(head_features)]
-                head_pooled = np.concatenate([*(c[1] for c in carry), head_pooled])
-                carry = []
-            if complete_rows < len(rows):
-                carry.append(([f[cut:].copy() for f in features], pooled[complete_rows:].copy()))
-            texts = list(dict.fromkeys(rows[r].text_index for r in range(complete_rows)))  # in feature order
-            if texts:
-                n = np.array([len(tokenized[t].ids) for t in texts], np.int64)
-                ppw = np.concatenate([tokenized[t].pieces_per_word for t in texts]).astype(np.int64)
-                out = reduce(*map(tf.constant, head_features), tf.constant(head_pooled), tf.constant(n),
-                             tf.constant(ppw), span)
-                self._split(out, texts, tokenized, results)
+            ids, mask = self._call_arrays(plan, c, tokens)
+            pending.append({name: x.numpy() for name, x in encode(tf.constant(ids), tf.constant(mask)).items()})
+            if ready[c + 1] > ready[c]:
+                rows = int(ready[c + 1] - ready[c])
+                cut = int(token_ends[ready[c + 1]] - token_ends[ready[c]])
+                whole = pending[0] if len(pending) == 1 else {
+                    name: np.concatenate([p[name] for p in pending]) for name in pending[0]}
+                done = {name: x[:rows] if name == "pooled" else x[:cut] for name, x in whole.items()}
+                rest = {name: x[rows:] if name == "pooled" else x[cut:] for name, x in whole.items()}
+                pending = [{name: x.copy() for name, x in rest.items()}] if len(rest["pooled"]) else []
+                texts = plan["text_order"][ready_texts[c]:ready_texts[c + 1]]
+                out = reduce({name: tf.constant(x) for name, x in done.items()}, tf.constant(n[texts]),
+                             tf.constant(tokens.pieces_per_word[ranges(tokens.word_splits, texts)].astype(np.int64)),
+                             span)
+                if words is not None:
+                    words[ranges(tokens.word_splits, texts)] = out["words"].numpy()
+                if sentence is not None:
+                    sentence[texts] = out["sentence"].numpy()
+                if states is not None:
+                    states[ranges(token_splits, texts)] = out["states"].numpy()
             if self.on_call is not None:
-                self.on_call(ModelCall(len(rows), ids.shape[1], int(ends[-1]), time.perf_counter() - started))
-        return results
-
-    @staticmethod
-    def _split(out: dict, texts: list[int], tokenized: list[_Tokenized], results: list) -> None:
-        """The head's flat outputs cut per text, each a copy of its own (no view of a batch)."""
-        words = out["words"].numpy() if "words" in out else None
-        sentence = out["sentence"].numpy() if "sentence" in out else None
-        states = out["states"].numpy() if "states" in out else None
-        w = s = 0
-        for i, t in enumerate(texts):
-            n_words, n_rows = len(tokenized[t].words), len(tokenized[t].ids) + 2
-            results[t] = _Result(None if words is None else words[w:w + n_words].copy(),
-                                 None if sentence is None else sentence[i].copy(),
-                                 None if states is None else states[s:s + n_rows].copy())
-            w += n_words
-            s += n_rows
+                self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), time.perf_counter() - started))
+        return dataclasses.replace(tokens, word_vectors=words, sentence_vectors=sentence, token_states=states)
 
     def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...]):
         """The traced encoder call and head for these options: one pair per options, any batch shape."""
         options = resolved.options
-        specs = []
+        features = {}
         if "words" in kinds:
-            specs.append((resolved.hidden_states, options.combine))
+            features["words"] = (resolved.hidden_states, options.combine)
         if "sentence" in kinds and options.sentence_strategy != "pooled":
-            specs.append(((resolved.sentence_state,), "sum"))
+            features["sentence"] = ((resolved.sentence_state,), "sum")
         if "states" in kinds:
-            specs.append((tuple(range(self.config.num_hidden_layers + 1)), "stack"))
-        key = (tuple(specs), kinds, options.subword_pooling, options.sentence_strategy, options.dim)
+            features["states"] = (tuple(range(self.config.num_hidden_layers + 1)), "stack")
+        key = (tuple(features.items()), kinds, options.subword_pooling, options.sentence_strategy, options.dim)
         with self._lock:
             if key not in self._graphs:
-                self._graphs[key] = encode_graph(self.encoder, specs)
-                self._graphs[key + ("head",)] = head_graph(self.config, specs, kinds, options)
+                self._graphs[key] = encode_graph(self.encoder, features)
+                self._graphs[key + ("head",)] = head_graph(self.config, features, kinds, options)
             return self._graphs[key], self._graphs[key + ("head",)]
 
-    def _word_vectors(self, tok: _Tokenized, vectors: np.ndarray) -> list[WordVector]:
-        pieces = self._vocab[tok.ids]
-        bounds = np.concatenate([[0], np.cumsum(tok.pieces_per_word)])
-        return [WordVector(text, int(s), int(e), tuple(pieces[bounds[k]:bounds[k + 1]]), vectors[k])
-                for k, (text, s, e) in enumerate(zip(tok.words, tok.starts, tok.ends))]
+
+#: The head's output kinds and the `output_value` names they answer.
+_KINDS = (("words", "word_vectors"), ("sentence", "sentence_vectors"), ("states", "token_states"))
 
 
 def _renamed(deprecated: dict, strategy: str, layer: int) -> tuple[str, int]:

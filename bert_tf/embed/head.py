@@ -30,19 +30,6 @@ from bert_tf.runtime import tf
 COMBINATIONS = ("sum", "mean", "concat", "stack")
 
 
-def window_starts(n: int, span: int) -> list[int]:
-    """Start offsets of the windows of `span` pieces that cover `n` pieces, overlapping by half.
-
-    The host-side twin of `window_plan`, for planning batches before anything runs.
-    """
-    if n <= span:
-        return [0]
-    stride = max(1, span // 2)
-    starts = list(range(0, n - span, stride))
-    starts.append(n - span)
-    return starts
-
-
 def combine_layers(states, layers, combine: str):
     """`states[i]` for i in `layers`, `[N, hidden]` each, combined per token.
 
@@ -61,7 +48,7 @@ def combine_layers(states, layers, combine: str):
 
 
 def window_plan(n, span):
-    """The windows of every text: `window_starts` for a batch, in the graph.
+    """The windows of every text, in the graph (`batching.plan_calls` plans the model calls over them).
 
     Args:
         n: [T] pieces per text.

@@ -48,8 +48,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bert_tf.embed import head
-from bert_tf.embed.batching import MAX_BATCH_POSITIONS, PAD_MULTIPLE
+from bert_tf.embed import batching, head
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 from bert_tf.model.encoder import ENCODER_INPUTS
 from bert_tf.runtime import tf
@@ -240,9 +239,7 @@ def _build(embedder, resolved: ResolvedOptions, metadata_json: str, vocab_path: 
     for training in (False, True):
         call.get_concrete_function(spec, training=training)
 
-    # TF Hub's reusable SavedModels are plain trackables with these attributes
-    # (Keras' own exporter builds the same kind of object).
-    root = tf.__internal__.tracking.AutoTrackable()
+    root = _SavedRoot()
     root.__call__ = call
     root.embed = embed
     root.encode = encode
@@ -256,6 +253,17 @@ def _build(embedder, resolved: ResolvedOptions, metadata_json: str, vocab_path: 
     root.metadata_file = tf.saved_model.Asset(str(metadata_path))
     root.do_lower_case = tf.Variable(embedder.lower_case, trainable=False, name="do_lower_case")
     return root
+
+
+class _SavedRoot(tf.Module):
+    """The saved object: a `tf.Module` holding TF Hub's reusable-SavedModel attributes.
+
+    TF Hub's interface names `variables` and `trainable_variables` as stored attributes;
+    `tf.Module` computes them instead (properties, not saved), so they are stored here.
+    """
+
+    variables = None
+    trainable_variables = None
 
 
 def check_encoder_inputs(ids, mask, types, config):
@@ -298,22 +306,18 @@ def check_encoder_inputs(ids, mask, types, config):
 
 
 def _embed(sentences, tokenizer, encoder, resolved: ResolvedOptions) -> dict:
-    """`serving_default`: strings -> padded words, word vectors, offsets and sentence vectors."""
+    """`serving_default`: strings -> padded words, word vectors, offsets and sentence vectors.
+
+    The windows and model calls come from `batching.plan_calls`, the plan the library runs, so
+    every call has the shape the library's has and bfloat16 and int8 give the library's vectors.
+    """
     options, span = resolved.options, resolved.span
     tok = tokenizer.tokenize(sentences)
     pieces = tok["pieces"]  # [batch, (words), (pieces)] int32
     text_pieces = pieces.merge_dims(1, 2)  # [batch, (pieces)]
     n = text_pieces.row_lengths()  # [batch] int64
-    plan = head.window_plan(n, span)
-
-    # One encoder input per window, [CLS] pieces[start:start + len] [SEP], as flat ragged rows.
-    starts = tf.gather(text_pieces.row_splits, plan["seg_text"]) + plan["seg_start"]
-    pieces_of = tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + plan["seg_len"]).flat_values)
-    windows = tf.RaggedTensor.from_row_lengths(pieces_of, plan["seg_len"], validate=False)
-    rows = tf.shape(plan["seg_len"], out_type=tf.int64)[:1]
-    segments = tf.concat([tf.fill(tf.concat([rows, [1]], 0), tokenizer.cls_id), windows,
-                          tf.fill(tf.concat([rows, [1]], 0), tokenizer.sep_id)], axis=1)
-    features, sentence_rows, pooled = _encode_in_batches(encoder, segments, resolved)
+    plan = batching.plan_calls(n, span, resolved.max_seq_length, 0, batching.MAX_BATCH_POSITIONS)
+    features, sentence_rows, pooled = _encode(encoder, text_pieces, plan, resolved, tokenizer)
 
     # The head, as BertEmbedder runs it.
     source, plan = head.stitch_indices(n, span, plan)
@@ -338,54 +342,49 @@ def _embed(sentences, tokenizer, encoder, resolved: ResolvedOptions) -> dict:
     }
 
 
-def _encode_in_batches(encoder, segments, resolved: ResolvedOptions):
-    """The encoder over a request's segments in the library's batches: sorted by length and cut into
-    calls of at most `MAX_BATCH_POSITIONS` padded positions (`embed.batching.plan_batches`, in the
-    graph), each padded as the library pads its calls. A request of texts of mixed lengths then pads no
-    more than the Python API does.
+def _encode(encoder, text_pieces, plan: dict, resolved: ResolvedOptions, tokenizer):
+    """The encoder over the plan's calls, each padded to the plan's length, as `batching.call_arrays` pads.
 
     Args:
-        segments: [S, (tokens)] int32, the model inputs, [CLS] and [SEP] included.
+        text_pieces: [T, (pieces)] int32, each text's pieces.
+        plan: `batching.plan_calls` for these texts.
 
     Returns:
         `(features, sentence_rows, pooled)`: the combined word-vector layers and the sentence layer of
         every real token, [N, ...] in segment order, and the pooler output [S, hidden].
     """
-    options = resolved.options
-    lengths = segments.row_lengths()  # [S] int64
-    order = tf.argsort(lengths, stable=True)
-    sorted_lengths = tf.gather(lengths, order)
-    padded = tf.minimum(-(-sorted_lengths // PAD_MULTIPLE) * PAD_MULTIPLE, resolved.max_seq_length)
-    count = tf.size(order)
-    width = resolved.width
-    hidden = encoder.config.hidden_size
+    # One encoder input per window, [CLS] pieces[start:start + len] [SEP], as ragged rows in call order.
+    order = plan["order"]
+    starts = tf.gather(text_pieces.row_splits, tf.gather(plan["seg_text"], order)) + tf.gather(plan["seg_start"], order)
+    lengths = tf.gather(plan["seg_len"], order)
+    windows = tf.RaggedTensor.from_row_lengths(
+        tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + lengths).flat_values), lengths,
+        validate=False)
+    count = tf.shape(order, out_type=tf.int64)[:1]
+    segments = tf.concat([tf.fill(tf.concat([count, [1]], 0), tokenizer.cls_id), windows,
+                          tf.fill(tf.concat([count, [1]], 0), tokenizer.sep_id)], axis=1)
+    splits, padded = plan["call_splits"], plan["call_padded"]
+    options, hidden = resolved.options, encoder.config.hidden_size
     out = [tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False, element_shape=shape)
-           for shape in ([None, width], [None, hidden], [None, hidden])]
+           for shape in ([None, resolved.width], [None, hidden], [None, hidden])]
 
-    def step(first, i, *arrays):
-        # The most rows from `first` on whose padded positions fit the budget (at least one):
-        # lengths are sorted, so row k's padded length is the longest so far.
-        k = tf.range(1, count - first + 1)
-        fits = tf.cast(k, tf.int64) * padded[first:] <= MAX_BATCH_POSITIONS
-        rows = tf.maximum(tf.reduce_sum(tf.cast(fits, tf.int32)), 1)
-        chunk = tf.gather(segments, order[first:first + rows])
-        # Padded as `batching.batch_arrays` pads (to a multiple of PAD_MULTIPLE): the same shapes
-        # run the same kernels, which bfloat16, rounding each matmul's output, needs to agree.
-        shape = tf.stack([tf.cast(rows, tf.int64), padded[first + rows - 1]])
+    def step(c, *arrays):
+        chunk = segments[splits[c]:splits[c + 1]]
+        shape = tf.stack([splits[c + 1] - splits[c], padded[c]])
         ids = chunk.to_tensor(default_value=0, shape=shape)
         mask = tf.ones_like(chunk).to_tensor(default_value=0, shape=shape)
         states, pooled = encoder.token_states(ids, mask)
         values = (head.combine_layers(states, resolved.hidden_states, options.combine),
                   states[resolved.sentence_state], pooled)
-        return (first + rows, i + 1, *(a.write(i, v) for a, v in zip(arrays, values)))
+        return (c + 1, *(a.write(tf.cast(c, tf.int32), v) for a, v in zip(arrays, values)))
 
-    _, _, *out = tf.while_loop(lambda first, i, *_: first < count, step, (tf.constant(0), tf.constant(0), *out))
+    calls = tf.size(padded, out_type=tf.int64)
+    _, *out = tf.while_loop(lambda c, *_: c < calls, step, (tf.constant(0, tf.int64), *out))
     features, sentence_rows, pooled = (a.concat() for a in out)
-    # Back from sorted to segment order: segment s's tokens start where its sorted position's do.
-    sorted_starts = tf.concat([[0], tf.cumsum(sorted_lengths)[:-1]], axis=0)
+    # Back from call order to segment order: segment s's tokens start where its sorted position's do.
     position = tf.math.invert_permutation(order)
-    starts = tf.gather(sorted_starts, position)
-    tokens = tf.ragged.range(starts, starts + lengths).flat_values
+    token_starts = tf.gather(plan["token_splits"], position)
+    tokens = tf.ragged.range(token_starts, token_starts + plan["seg_len"] + 2).flat_values
     return (tf.gather(features, tokens), tf.gather(sentence_rows, tokens),
             tf.ensure_shape(tf.gather(pooled, position), [None, hidden]))
 

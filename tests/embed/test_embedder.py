@@ -195,37 +195,68 @@ def test_the_rounding_bound_is_far_below_what_a_mistake_does(embedder):
     assert np.abs(off_by_one - best).max() > 100 * encoder_bound(embedder.config, best)
 
 
+def _calls(plan):
+    """The plan's calls as lists of segment lengths ([CLS] and [SEP] included), in call order."""
+    lengths = plan["seg_len"] + 2
+    splits = plan["call_splits"]
+    return [lengths[plan["order"][splits[c]:splits[c + 1]]].tolist() for c in range(len(splits) - 1)]
+
+
 def test_batches_are_filled_by_padded_positions():
-    from bert_tf.embed.batching import MAX_BATCH_POSITIONS, PAD_MULTIPLE, padded_length, plan_batches
+    from bert_tf.embed.batching import MAX_BATCH_POSITIONS, PAD_MULTIPLE, plan
 
     rng = np.random.default_rng(3)
-    lengths = list(rng.integers(3, 513, size=300)) + [512] * 5 + [3] * 400
-    batches = plan_batches(lengths, batch_size=None, max_seq_length=512)
-    assert sorted(k for b in batches for k in b) == list(range(len(lengths)))  # each segment once
-    for batch in batches:
-        seq = padded_length(max(lengths[k] for k in batch), 512)
-        assert seq % PAD_MULTIPLE == 0 and len(batch) * seq <= MAX_BATCH_POSITIONS
-        assert [lengths[k] for k in batch] == sorted(lengths[k] for k in batch)
+    pieces = list(rng.integers(1, 511, size=300)) + [510] * 5 + [1] * 400
+    p = plan(np.array(pieces), 512, None)
+    calls = _calls(p)
+    assert sorted(p["order"].tolist()) == list(range(len(pieces)))  # each segment once
+    assert sum(calls, []) == sorted(n + 2 for n in pieces)  # shortest first, stable
+    for c, lengths in enumerate(calls):
+        seq = p["call_padded"][c]
+        assert seq % PAD_MULTIPLE == 0 and seq >= max(lengths) and len(lengths) * seq <= MAX_BATCH_POSITIONS
+        assert seq == min(-(-max(lengths) // PAD_MULTIPLE) * PAD_MULTIPLE, 512)
     # Short texts share big calls (400 texts of 3 pieces, padded to 8: 256 per call)...
-    assert len(batches[0]) == MAX_BATCH_POSITIONS // 8
+    assert len(calls[0]) == MAX_BATCH_POSITIONS // 8
     # ...and every call but the last of each padded length is nearly full.
     by_seq = {}
-    for batch in batches:
-        by_seq.setdefault(padded_length(lengths[batch[-1]], 512), []).append(batch)
+    for c, lengths in enumerate(calls):
+        by_seq.setdefault(int(p["call_padded"][c]), []).append(lengths)
     for seq, group in by_seq.items():
         assert all(len(b) * seq > MAX_BATCH_POSITIONS - seq for b in group[:-1])
-    # One segment longer than the budget still runs, alone.
-    assert plan_batches([600, 10], None, 1024, max_positions=256) == [[1], [0]]
+
+
+def test_a_segment_longer_than_the_budget_runs_alone(monkeypatch):
+    from bert_tf.embed import batching
+
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 256)
+    assert _calls(batching.plan(np.array([598, 8]), 1024, None)) == [[10], [600]]
 
 
 def test_batch_size_caps_the_texts_per_call():
-    from bert_tf.embed.batching import plan_batches
+    from bert_tf.embed.batching import plan
 
-    lengths = [10] * 100 + [300] * 10
-    batches = plan_batches(lengths, batch_size=32, max_seq_length=512, max_positions=2048)
-    assert max(len(b) for b in batches) == 32  # short texts: the row cap binds
-    assert all(len(b) <= 6 for b in batches if max(lengths[k] for k in b) == 300)  # long ones: positions do
-    assert sorted(k for b in batches for k in b) == list(range(len(lengths)))
+    p = plan(np.array([8] * 100 + [298] * 10), 512, 32)
+    calls = _calls(p)
+    assert max(len(b) for b in calls) == 32  # short texts: the row cap binds
+    assert all(len(b) <= 6 for b in calls if max(b) == 300)  # long ones: positions do
+    assert sorted(p["order"].tolist()) == list(range(110))
+
+
+def test_the_plan_says_which_texts_are_complete_after_each_call(monkeypatch):
+    """A long text whose windows run over several calls is complete after the call with its last
+    window, and only then; every text is complete exactly once, in the order its rows come back."""
+    from bert_tf.embed import batching
+
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 64)  # two windows of 32 per call
+    n = np.array([100, 3, 70, 5])  # span 30: 6 and 4 windows of 32 positions; two short texts
+    p = batching.plan(n, 32, None)
+    calls = _calls(p)
+    assert calls[0] == [5, 7] and all(c == [32, 32] for c in calls[1:]) and len(calls) == 6
+    # Text 2's 4 windows follow text 0's 6 in the sorted order (stable), 2 per call.
+    assert p["text_order"].tolist() == [1, 3, 0, 2]
+    assert p["ready_texts"].tolist() == [0, 2, 2, 2, 3, 3, 4]
+    assert p["ready"].tolist() == [0, 2, 2, 2, 8, 8, 12]
+    assert p["token_splits"][-1] == 5 + 7 + 10 * 32
 
 
 def test_result_does_not_depend_on_how_texts_are_batched(embedder, monkeypatch):
@@ -265,14 +296,17 @@ def _owner(array: np.ndarray) -> np.ndarray:
 
 
 def test_results_hold_no_view_of_a_batch(embedder):
-    """What a text's results keep alive is that text's own data, never a whole batch's token vectors:
-    this is what holds memory to one batch of token vectors on inputs of any length."""
+    """What a text's results keep alive is its chunk's word and sentence vectors (the columns of one
+    `Embeddings`), never a model call's token vectors: this is what holds memory to one batch of
+    token vectors on inputs of any length."""
     texts = ["A mouse is a rodent animal.", "A mouse is a computer device.", "Rats.", ""]
     for strategy in ("cls", "pooled", "mean"):
-        for words, sentence in embedder.iter_embed(texts, sentence_strategy=strategy):
-            assert _owner(sentence).nbytes == sentence.nbytes
+        results = list(embedder.iter_embed(texts, sentence_strategy=strategy))
+        n_words = sum(len(words) for words, _ in results)
+        for words, sentence in results:
+            assert _owner(sentence).shape == (len(texts), embedder.hidden_size)
             for w in words:
-                assert _owner(w.vector).shape == (len(words), embedder.hidden_size)
+                assert _owner(w.vector).shape == (n_words, embedder.hidden_size)
     for states in embedder.token_states(texts):
         assert _owner(states.states).nbytes == states.states.nbytes
 
@@ -291,9 +325,10 @@ def test_long_text_is_windowed_not_truncated(embedder):
     from bert_tf.runtime import tf
 
     span = window - 2
-    starts = np.array(head.window_starts(n_pieces, span))
     n = tf.constant([n_pieces])
-    best = head.piece_positions(n, head.window_plan(n, span), span).numpy()[:, 0]  # one text: segment = window
+    plan = head.window_plan(n, span)
+    starts = plan["seg_start"].numpy()
+    best = head.piece_positions(n, plan, span).numpy()[:, 0]  # one text: segment = window
     flat = [(wi, p) for wi, w in enumerate(words) for p in range(len(w.pieces))]
     for piece in (0, n_pieces // 2, n_pieces - 1):
         start = starts[best[piece]]
@@ -366,3 +401,44 @@ def test_one_trace_serves_many_batch_shapes(embedder):
     assert before >= 2  # the encoder call and the head, for these options
     embedder.embed_words(texts, batch_size=2, combine="mean")
     assert embedder.traces == before
+
+
+def test_embed_returns_the_outputs_named_as_columns(embedder):
+    """One entry point, outputs chosen by name; the per-text views are the same numbers as the columns."""
+    texts = ["A mouse is a rodent animal.", "", "The bank of the river; the bank was muddy."]
+    batch = embedder.embed(texts, ["word_vectors", "sentence_vectors", "token_states"])
+    assert len(batch) == 3 and batch.word_splits.tolist() == [0, 7, 7, 18]
+    assert batch.word_vectors.shape == (18, embedder.hidden_size) and batch.sentence_vectors.shape == (3, 384)
+    assert batch.token_states.shape == (len(batch.piece_ids) + 6, embedder.config.num_hidden_layers + 1, 384)
+    words = embedder.embed_words(texts)
+    for t, expected in enumerate(words):
+        view = batch.words_of(t)
+        assert [(w.text, w.start, w.end, w.pieces) for w in view] == [(w.text, w.start, w.end, w.pieces)
+                                                                      for w in expected]
+        assert all(np.array_equal(a.vector, b.vector) for a, b in zip(view, expected))
+        assert batch.text(t)["words"] == [w.text for w in expected]
+        w0 = batch.word_splits[t]
+        assert [texts[t][s:e].lower() for s, e in zip(batch.starts[w0:w0 + len(view)], batch.ends[w0:w0 + len(view)])] \
+            == [w.text for w in expected]
+    np.testing.assert_array_equal(batch.sentence_vectors, embedder.sentence_vectors(texts))
+    for t, states in enumerate(embedder.token_states(texts)):
+        np.testing.assert_array_equal(batch.token_states_of(t, embedder.tokenizer.cls_id, embedder.tokenizer.sep_id,
+                                                            np.array(list(embedder.tokenizer.vocab))).states,
+                                      states.states)
+    only = embedder.embed(texts, "sentence_vectors", sentence_strategy="cls")
+    assert only.word_vectors is None and only.token_states is None
+    np.testing.assert_array_equal(only.sentence_vectors, embedder.sentence_vectors(texts, sentence_strategy="cls"))
+    empty = embedder.embed([], "word_vectors")
+    assert len(empty) == 0 and empty.word_vectors.shape == (0, 384)
+    with pytest.raises(ValueError, match="output_value must be one of word_vectors, sentence_vectors, token_states"):
+        embedder.embed(texts, "vectors")
+    with pytest.raises(ValueError, match="needs a sentence_strategy"):
+        embedder.embed(texts, "sentence_vectors", sentence_strategy=None)
+
+
+def test_iter_batches_streams_chunks_in_input_order(embedder):
+    texts = [f"Text number {i} is here." for i in range(7)]
+    batches = list(embedder.iter_batches(iter(texts), "word_vectors", chunk_size=3))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    np.testing.assert_array_equal(np.concatenate([b.word_vectors for b in batches]),
+                                  embedder.embed(texts, "word_vectors").word_vectors)

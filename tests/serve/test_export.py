@@ -22,7 +22,8 @@ import pytest
 
 from bert_tf.runtime import tf
 from bert_tf import BertEmbedder, get_bert_embeddings
-from bert_tf.embed.head import window_starts
+from bert_tf.embed import batching
+from bert_tf.embed.head import window_plan
 from bert_tf.serve.export import METADATA_ASSET, export_saved_model
 from bert_tf.testing import assert_float32_close, encoder_bound, tiny_vocab
 
@@ -49,6 +50,8 @@ UNICODE = [
 # About 150 pieces: one window at max_seq_length 512, several at 64.
 LONG = " ".join(["The bank of the river was muddy after the storm, said the antidisestablishmentarian."] * 8)
 MIXED = ["", LONG, "Short."]
+#: Texts of over 512 pieces among short ones: windows of 512 that run across model calls.
+LONG_MIXED = ["", LONG * 5, "Short.", *SEED, LONG * 4, LONG * 2]
 
 
 def _tf_free_env():
@@ -145,9 +148,11 @@ def fresh(exports, embedder, tmp_path_factory):
             ("bf16_seed", "bf16", "serving_default", {"sentences": SEED + UNICODE}),
             ("bf16_mixed", "bf16", "serving_default", {"sentences": MIXED}),
             ("bf16_metadata", "bf16", "metadata", {}),
+            ("bf16_long", "bf16", "serving_default", {"sentences": LONG_MIXED}),
             ("int8_seed", "int8", "serving_default", {"sentences": SEED + UNICODE}),
             ("int8_mixed", "int8", "serving_default", {"sentences": MIXED}),
-            ("int8_metadata", "int8", "metadata", {})]
+            ("int8_metadata", "int8", "metadata", {}),
+            ("int8_long", "int8", "serving_default", {"sentences": LONG_MIXED})]
     jobs = [job for job in jobs if job[1] in exports]
     spec = {"out": str(work / "out.npz"),
             "jobs": [{"name": n, "model": str(exports[m]), "signature": s, "inputs": i} for n, m, s, i in jobs]}
@@ -226,7 +231,7 @@ def test_texts_longer_than_max_seq_length_are_windowed_not_truncated(fresh, embe
     out = _outputs(fresh, "long")
     texts = MIXED + SEED[:1]
     pieces = len(embedder.tokenizer.tokenize(tf.constant([LONG]))["pieces"].flat_values)
-    assert len(window_starts(pieces, 62)) >= 4  # the long text really spans several windows of 64
+    assert window_plan(tf.constant([pieces]), 62)["num_windows"].numpy()[0] >= 4  # the long text really spans several windows of 64
     _check_against_python(out, embedder, texts, max_seq_length=64, combine="concat", subword_pooling="first",
                           dim=1000, sentence_strategy="max", sentence_layer=-1)
     # The last word of the long text has a vector, from the last window.
@@ -321,7 +326,12 @@ def _check_low_precision_export(fresh, checkpoint, export, precision):
     """The `export`'s outputs (its `_seed`, `_mixed` and `_metadata` jobs) against the Python API at
     `precision`: float32 tensors, the library's values to float32 rounding, and the metadata."""
     embedder = BertEmbedder.from_checkpoint(checkpoint, precision=precision)
-    for name, texts in ((f"{export}_seed", SEED + UNICODE), (f"{export}_mixed", MIXED)):
+    # The long request really has texts of more than 512 pieces whose windows run across calls.
+    n = np.diff(embedder.embed(LONG_MIXED, "sentence_vectors").piece_splits)
+    plan = batching.plan(n, 512, None)
+    assert n.max() > 512 and set(plan["ready"]) != set(plan["call_splits"])
+    for name, texts in ((f"{export}_seed", SEED + UNICODE), (f"{export}_mixed", MIXED),
+                        (f"{export}_long", LONG_MIXED)):
         out = _outputs(fresh, name)
         assert out["word_vectors"].dtype == np.float32 and out["sentence_embedding"].dtype == np.float32
         _check_against_python(out, embedder, texts)
