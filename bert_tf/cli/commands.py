@@ -132,7 +132,7 @@ def embed(args) -> int:
     import time
 
     from bert_tf.files.output import check_output
-    from bert_tf.cli.writers import Record, open_output
+    from bert_tf.cli.writers import open_output
 
     to_file = args.output not in (None, "-")
     # The suffix in any case (`x.NPZ`): the format follows what the name says.
@@ -165,9 +165,9 @@ def embed(args) -> int:
                         raise UserError(f"line {line.number}: {line.problem} (--strict stops here)")
                     print(f"bert-tf: skipped line {line.number}: {line.problem}", file=sys.stderr)
                     skipped += 1
-                results = embedder.iter_embed([line.text for line in good], options, progress=False)
-                writer.write([Record(line.number, line.text, words, sentence)
-                              for line, (words, sentence) in zip(good, results)])
+                texts = [line.text for line in good]
+                batch = embedder.embed(texts, ("word_vectors", "sentence_vectors"), options, progress=False)
+                writer.write([line.number for line in good], texts, batch)
                 written += len(good)
                 if bar is not None:
                     bar.update(len(chunk))

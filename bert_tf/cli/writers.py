@@ -19,11 +19,14 @@ import shutil
 import stat
 import sys
 import zipfile
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
 from bert_tf.files.output import AtomicFile, OutputError, commit, is_regular_or_missing, make_temp_dir, output_errors
+
+if TYPE_CHECKING:
+    from bert_tf.embed.results import Embeddings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,16 +68,6 @@ def count_lines(path: str) -> int | None:
     return n + (last != b"\n")
 
 
-@dataclasses.dataclass
-class Record:
-    """What the embedder produced for one line."""
-
-    line: int
-    text: str
-    words: list  # list[WordVector]
-    sentence_vector: np.ndarray
-
-
 #: Decimal places written to JSON: float32 vectors of BERT (values of order 1) keep about
 #: seven significant digits, so 8 places lose nothing of substance (error < 5e-9) and keep lines short.
 JSON_DECIMALS = 8
@@ -99,19 +92,24 @@ class JsonLinesWriter:
         self.atomic = atomic
         self.count = 0
 
-    def write(self, records: list[Record]) -> None:
+    def write(self, lines: Sequence[int], texts: Sequence[str], batch: Embeddings) -> None:
+        """Writes `batch` (`BertEmbedder.embed` of `texts`, with word and sentence vectors), text t as line `lines[t]`."""
+        starts, ends = batch.starts.tolist(), batch.ends.tolist()
+        piece_bounds = np.concatenate([[0], np.cumsum(batch.pieces_per_word)]).tolist()
         with output_errors(self.name):
-            for r in records:
+            for t, (line, text) in enumerate(zip(lines, texts)):
                 obj = {
-                    "line": r.line,
-                    "text": r.text,
-                    "words": [{"text": w.text, "start": w.start, "end": w.end, "pieces": list(w.pieces),
-                               "vector": _floats(w.vector)} for w in r.words],
-                    "sentence_vector": _floats(r.sentence_vector),
+                    "line": line,
+                    "text": text,
+                    "words": [{"text": batch.words[w], "start": starts[w], "end": ends[w],
+                               "pieces": batch.pieces[piece_bounds[w]:piece_bounds[w + 1]].tolist(),
+                               "vector": _floats(batch.word_vectors[w])}
+                              for w in range(batch.word_splits[t], batch.word_splits[t + 1])],
+                    "sentence_vector": _floats(batch.sentence_vectors[t]),
                 }
                 self.stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
             self.stream.flush()
-        self.count += len(records)
+        self.count += len(texts)
 
     def close(self) -> None:
         if self.atomic is not None:
@@ -162,29 +160,29 @@ class NpzWriter:
         self.count = 0
         self.words_per_line: list[int] = []
 
-    def write(self, records: list[Record]) -> None:
-        if not records:
+    def write(self, lines: Sequence[int], texts: Sequence[str], batch: Embeddings) -> None:
+        """Writes `batch` (`BertEmbedder.embed` of `texts`, with word and sentence vectors) as lines `lines`."""
+        if not len(texts):
             return
-        words = [w for r in records for w in r.words]
+        words_per_line = np.diff(batch.word_splits)
         arrays = {
-            "sentence_vectors": np.stack([r.sentence_vector for r in records]).astype(np.float32),
-            "line": np.array([r.line for r in records], np.int64),
-            "text": np.array([r.text for r in records], dtype=object),
-            "word_vectors": (np.stack([w.vector for w in words]).astype(np.float32) if words
-                             else np.zeros((0, 0), np.float32)),  # width comes from parts with words
-            "word_text": np.array([w.text for w in words], dtype=object),
-            "word_start": np.array([w.start for w in words], np.int64),
-            "word_end": np.array([w.end for w in words], np.int64),
-            "word_line_index": np.repeat(np.arange(self.count, self.count + len(records)),
-                                         [len(r.words) for r in records]).astype(np.int64),
+            "sentence_vectors": batch.sentence_vectors.astype(np.float32, copy=False),
+            "line": np.asarray(lines, np.int64),
+            "text": np.array(list(texts), dtype=object),
+            "word_vectors": batch.word_vectors.astype(np.float32, copy=False),
+            "word_text": np.array(batch.words, dtype=object),
+            "word_start": batch.starts.astype(np.int64),
+            "word_end": batch.ends.astype(np.int64),
+            "word_line_index": np.repeat(np.arange(self.count, self.count + len(texts)),
+                                         words_per_line).astype(np.int64),
         }
         with output_errors(self.path):
             for name, array in arrays.items():
                 part = os.path.join(self.tmp, f"{name}.{len(self.parts[name]):06d}.npy")
                 np.save(part, array, allow_pickle=array.dtype == object)
                 self.parts[name].append(part)
-        self.words_per_line.extend(len(r.words) for r in records)
-        self.count += len(records)
+        self.words_per_line.extend(words_per_line.tolist())
+        self.count += len(texts)
 
     def _empty_shape(self, name: str) -> tuple[int, ...]:
         if name not in self._FLOAT:

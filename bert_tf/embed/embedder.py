@@ -197,9 +197,13 @@ class BertEmbedder:
             TypeError: `sentences` is not a list of strings (names the bad index).
             ValueError: a bad option or output name.
         """
-        resolved, kinds = self._request(output_value, options, option_values)
         texts = checked_texts(sentences)
-        return self._run(self._tokenize(list(texts)), resolved, kinds, progress)
+        if not texts:
+            resolved, kinds = self._request(output_value, options, option_values)
+            return self._run(self._tokenize([]), resolved, kinds, progress)
+        # Planned chunk by chunk, as every other method plans: the same texts give the same calls.
+        return Embeddings.concat(list(self.iter_batches(texts, output_value, options, progress=progress,
+                                                        **option_values)))
 
     def iter_batches(self, sentences: Iterable[str], output_value: str | Sequence[str] = ("word_vectors",
                      "sentence_vectors"), options: EmbeddingOptions | None = None, *, progress: bool | None = None,

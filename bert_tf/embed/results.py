@@ -87,6 +87,27 @@ class Embeddings:
     def __len__(self) -> int:
         return len(self.word_splits) - 1
 
+    @classmethod
+    def concat(cls, batches: "list[Embeddings]") -> "Embeddings":
+        """The batches as one, texts in order (the splits offset, the columns concatenated)."""
+        if len(batches) == 1:
+            return batches[0]
+
+        def splits(name):
+            ends = np.cumsum([getattr(b, name)[-1] for b in batches])[:-1]
+            return np.concatenate([getattr(batches[0], name)] + [getattr(b, name)[1:] + e
+                                                                  for b, e in zip(batches[1:], ends)])
+
+        def joined(name):
+            arrays = [getattr(b, name) for b in batches]
+            return None if arrays[0] is None else np.concatenate(arrays)
+
+        return cls(words=[w for b in batches for w in b.words], starts=joined("starts"), ends=joined("ends"),
+                   pieces_per_word=joined("pieces_per_word"), word_splits=splits("word_splits"),
+                   piece_ids=joined("piece_ids"), piece_splits=splits("piece_splits"), pieces=joined("pieces"),
+                   word_vectors=joined("word_vectors"), sentence_vectors=joined("sentence_vectors"),
+                   token_states=joined("token_states"))
+
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}={None if x is None else x.shape}" for name, x in (
             ("word_vectors", self.word_vectors), ("sentence_vectors", self.sentence_vectors),

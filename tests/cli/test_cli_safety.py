@@ -241,7 +241,7 @@ def test_a_bug_raising_oserror_still_shows_its_traceback(monkeypatch, capsys, ti
     def broken(self, *args, **kwargs):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(BertEmbedder, "iter_embed", broken)
+    monkeypatch.setattr(BertEmbedder, "embed", broken)
     with pytest.raises(OSError, match="Input/output error"):
         main(["embed", "--checkpoint", str(tiny), "a b"])
 

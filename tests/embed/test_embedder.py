@@ -442,3 +442,9 @@ def test_iter_batches_streams_chunks_in_input_order(embedder):
     assert [len(b) for b in batches] == [3, 3, 1]
     np.testing.assert_array_equal(np.concatenate([b.word_vectors for b in batches]),
                                   embedder.embed(texts, "word_vectors").word_vectors)
+    whole = embedder.embed(texts, "word_vectors")
+    joined = type(whole).concat(batches)
+    assert joined.words == whole.words and joined.word_splits.tolist() == whole.word_splits.tolist()
+    assert joined.piece_splits.tolist() == whole.piece_splits.tolist()
+    assert [[w.pieces for w in joined.words_of(t)] for t in range(7)] == \
+        [[w.pieces for w in whole.words_of(t)] for t in range(7)]

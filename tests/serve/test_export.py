@@ -51,7 +51,7 @@ UNICODE = [
 LONG = " ".join(["The bank of the river was muddy after the storm, said the antidisestablishmentarian."] * 8)
 MIXED = ["", LONG, "Short."]
 #: Texts of over 512 pieces among short ones: windows of 512 that run across model calls.
-LONG_MIXED = ["", LONG * 5, "Short.", *SEED, LONG * 4, LONG * 2]
+LONG_MIXED = ["", LONG * 4, "Short.", *SEED, LONG * 5, LONG * 2]
 
 
 def _tf_free_env():
@@ -329,7 +329,7 @@ def _check_low_precision_export(fresh, checkpoint, export, precision):
     # The long request really has texts of more than 512 pieces whose windows run across calls.
     n = np.diff(embedder.embed(LONG_MIXED, "sentence_vectors").piece_splits)
     plan = batching.plan(n, 512, None)
-    assert n.max() > 512 and set(plan["ready"]) != set(plan["call_splits"])
+    assert n.max() > 512 and (plan["ready"] < plan["call_splits"]).any()  # a call ends inside a text
     for name, texts in ((f"{export}_seed", SEED + UNICODE), (f"{export}_mixed", MIXED),
                         (f"{export}_long", LONG_MIXED)):
         out = _outputs(fresh, name)
