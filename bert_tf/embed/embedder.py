@@ -4,14 +4,17 @@ How a batch of texts becomes vectors:
 
 1. The in-graph tokenizer splits each text into BERT's words (with character
    offsets) and word pieces.
-2. `batching` turns texts into model inputs (windows for long texts) and groups
-   them into calls by a budget of padded positions.
+2. `batching.plan_calls` (the plan the SavedModel runs too) turns texts into model
+   inputs (windows for long texts), groups them into calls by a budget of padded
+   positions, and says which texts are complete after each call.
 3. One traced graph per set of features runs `BertEncoder.token_states` (the dense
    layers see real tokens only) and combines the requested hidden layers.
 4. The head (`head`, the same functions the SavedModel runs) stitches each text's
    windows, pools pieces into words and makes the sentence vector, for the texts
-   whose last window has come back. Each text is reduced as soon as it is
-   complete, so memory holds about one batch of token vectors however long the input.
+   the plan says are complete. Each text is reduced as soon as it is complete, so
+   memory holds about one batch of token vectors however long the input.
+5. The outputs land in the columns of one `Embeddings` per chunk of texts, which
+   every public method returns or views.
 """
 
 from __future__ import annotations

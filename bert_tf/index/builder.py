@@ -224,11 +224,13 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
         try:
             number = 0
             for chunk in _chunks(iter_texts(texts), TEXTS_PER_CALL):
-                for text, (words, sentence) in zip(chunk, embedder.iter_embed(chunk, options, progress=False)):
+                batch = embedder.embed(chunk, ("word_vectors", "sentence_vectors"), options, progress=False)
+                for t, text in enumerate(chunk):
                     number += 1
                     key = next(ids) if ids is not None else number
-                    vectors = np.stack([w.vector for w in words]) if words else np.zeros((0, resolved.vector_size))
-                    writer.add(key, text, [(w.text, w.start, w.end) for w in words], vectors, sentence)
+                    w0, w1 = batch.word_splits[t], batch.word_splits[t + 1]
+                    writer.add(key, text, list(zip(batch.words[w0:w1], batch.starts[w0:w1], batch.ends[w0:w1])),
+                               batch.word_vectors[w0:w1], batch.sentence_vectors[t])
                 bar.update(len(chunk))
                 bar.set_postfix_str(f"{writer.n_occurrences} occurrences")
             writer.finish(source={"kind": "texts", "texts": writer.n_texts})
