@@ -93,7 +93,7 @@ class JsonLinesWriter:
         self.count = 0
 
     def write(self, lines: Sequence[int], texts: Sequence[str], batch: Embeddings) -> None:
-        """Writes `batch` (`BertEmbedder.embed` of `texts`, with word and sentence vectors), text t as line `lines[t]`."""
+        """Writes `batch` (`BertEmbedder.embed` of `texts`, word and sentence vectors), text t as line `lines[t]`."""
         starts, ends = batch.starts.tolist(), batch.ends.tolist()
         piece_bounds = np.concatenate([[0], np.cumsum(batch.pieces_per_word)]).tolist()
         with output_errors(self.name):

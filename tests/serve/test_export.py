@@ -231,7 +231,8 @@ def test_texts_longer_than_max_seq_length_are_windowed_not_truncated(fresh, embe
     out = _outputs(fresh, "long")
     texts = MIXED + SEED[:1]
     pieces = len(embedder.tokenizer.tokenize(tf.constant([LONG]))["pieces"].flat_values)
-    assert window_plan(tf.constant([pieces]), 62)["num_windows"].numpy()[0] >= 4  # the long text really spans several windows of 64
+    # The long text really spans several windows of 64.
+    assert window_plan(tf.constant([pieces]), 62)["num_windows"].numpy()[0] >= 4
     _check_against_python(out, embedder, texts, max_seq_length=64, combine="concat", subword_pooling="first",
                           dim=1000, sentence_strategy="max", sentence_layer=-1)
     # The last word of the long text has a vector, from the last window.
