@@ -13,6 +13,7 @@ from bert_tf.beam import EmbedSpec
 from bert_tf.beam import records
 from bert_tf.beam.pipeline import embed_corpus, run_files
 from bert_tf.cli.main import main
+from bert_tf.embed.corpus_format import space_of
 from bert_tf.testing import assert_float32_close, encoder_bound
 from tests.beam.conftest import assert_rows_match_embedder, read_dead_letters, read_parquet
 
@@ -47,17 +48,17 @@ def test_every_record_comes_out_once_in_the_output_or_the_dead_letters(first_run
     assert summary.words == sum(len(r["words"]) for r in rows.values())
 
 
-def test_a_run_is_sharded_and_its_files_say_what_built_them(first_run, embedder):
+def test_a_run_is_sharded_and_its_files_say_what_built_them(first_run, embedder, beam_checkpoint):
     prefix, summary, _ = first_run
     assert [os.path.basename(f) for f in summary.files] == ["corpus-00000-of-00002.parquet",
                                                             "corpus-00001-of-00002.parquet"]
     assert [os.path.basename(f) for f in summary.dead_letter_files] == ["corpus-dead-letters-00000-of-00001.jsonl"]
     meta = records.read_metadata(summary.files[0])
-    assert meta["identity"] == embedder.identity()
-    assert meta["options"] == embedder.options().to_dict()
+    space = space_of(meta)
+    assert space == embedder.space() and space.path == os.path.abspath(beam_checkpoint)
     manifest = json.load(open(summary.manifest))
     assert manifest["files"] == [os.path.basename(f) for f in summary.files + summary.dead_letter_files]
-    assert manifest["identity"] == meta["identity"] and manifest["counts"]["dead_letters"] == 2
+    assert manifest["space"] == meta["space"] == space.to_dict() and manifest["counts"]["dead_letters"] == 2
     assert not [n for n in os.listdir(prefix.parent) if n.startswith(".")]  # no staging or lock left
 
 

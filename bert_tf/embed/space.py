@@ -1,0 +1,183 @@
+"""`VectorSpace`: whether two sets of vectors can be compared, decided in one place.
+
+A cosine between two vectors means something only when the same model made both the
+same way: the same weights (the checkpoint's fingerprint, wherever its folder lives),
+the same casing, the same compute precision and the same options, resolved against the
+model (`layers=None` and `layers=(-4, -3, -2, -1)` make the same vectors). Under int8 the
+batch plan counts too: each model call's input is rounded with one range for the whole
+call (`bert_tf.model.quantize`), so how texts are grouped into calls changes their vectors.
+
+Every artefact records its `VectorSpace` (the index manifest, the Parquet schema metadata
+and manifest of a Beam run, the SavedModel's metadata) and every reader compares it with
+the one it is about to use (`differences`), refusing a mismatch with one line that names
+what differs. Standard library and `bert_tf.embed.options` only: readers of corpus outputs
+need neither TensorFlow, Beam nor faiss to import it.
+
+Example:
+    >>> space = embedder.space()  # the defaults; embedder.space(options) for others
+    >>> space.compatible(embedder.space(EmbeddingOptions(layers=(-1,))))
+    False
+    >>> space.differences(embedder.space(EmbeddingOptions(layers=(-1,))))
+    {'layers': ((-4, -3, -2, -1), (-1,))}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
+
+#: The version of `to_dict`'s form; `from_dict` refuses another.
+FORMAT_VERSION = 1
+#: What `describe_differences` calls the checkpoint (fingerprints, or paths where one is unknown).
+CHECKPOINT = "checkpoint"
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorSpace:
+    """What makes vectors comparable, as one frozen value.
+
+    Attributes:
+        fingerprint: the checkpoint's content hash (`CheckpointDir.fingerprint`); None when unknown,
+            and then the checkpoint is compared by `path`.
+        lower_case: the tokenizer's casing.
+        precision: what the encoder computed in ("float32", "bfloat16", "float16", "int8"; never "auto").
+        layers, combine, subword_pooling: how word vectors are made, `layers` counted from the last (-1).
+        vector_size: the word vectors' width (`dim` resolved).
+        sentence_strategy, sentence_layer: how sentence vectors are made (`sentence_layer` from the last).
+        max_seq_length: the longest model input, resolved: it decides where long texts are windowed.
+        batch_size, batch_positions: the batch plan (the most texts per call, the padded positions per
+            call); recorded only where it changes vectors (`batch_plan_changes_vectors`), else None.
+        name: the checkpoint's folder name, for messages (not compared).
+        path: the checkpoint's absolute path when recorded, to load it again (not compared when
+            both fingerprints are known: a moved checkpoint makes the same vectors).
+    """
+
+    fingerprint: str | None
+    lower_case: bool
+    precision: str
+    layers: tuple[int, ...]
+    combine: str
+    subword_pooling: str
+    vector_size: int
+    sentence_strategy: str | None
+    sentence_layer: int
+    max_seq_length: int
+    batch_size: int | None = None
+    batch_positions: int | None = None
+    name: str | None = dataclasses.field(default=None, compare=False)
+    path: str | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+        if not self.batch_plan_changes_vectors:
+            object.__setattr__(self, "batch_size", None)
+            object.__setattr__(self, "batch_positions", None)
+
+    @property
+    def batch_plan_changes_vectors(self) -> bool:
+        """Whether texts embedded in other model calls get other vectors: int8 rounds each call's
+        input with one range for the whole call. (The one rule: if int8 becomes batch-independent,
+        this line changes.)"""
+        return self.precision == "int8"
+
+    @classmethod
+    def of(cls, resolved: ResolvedOptions, *, fingerprint: str | None, lower_case: bool, precision: str,
+           path: str | None, batch_positions: int | None = None) -> "VectorSpace":
+        """The space of vectors made with `resolved` options by the model these arguments describe
+        (`BertEmbedder.space` fills them in)."""
+        options = resolved.options
+        name = os.path.basename(os.path.normpath(path)) if path else None
+        return cls(fingerprint, lower_case, precision, resolved.layers, options.combine, options.subword_pooling,
+                   resolved.vector_size, options.sentence_strategy, resolved.sentence_layer, resolved.max_seq_length,
+                   options.batch_size, batch_positions, name, path)
+
+    def options(self) -> EmbeddingOptions:
+        """The `EmbeddingOptions` that make vectors of this space (with the model it names): what
+        an index embeds its queries with, the batch plan included where it counts."""
+        return EmbeddingOptions(layers=self.layers, combine=self.combine, subword_pooling=self.subword_pooling,
+                                dim=self.vector_size, sentence_strategy=self.sentence_strategy,
+                                sentence_layer=self.sentence_layer, max_seq_length=self.max_seq_length,
+                                batch_size=self.batch_size)
+
+    # ------------------------------------------------------------------ comparing
+
+    def differences(self, other: "VectorSpace") -> dict[str, tuple[Any, Any]]:
+        """`{what: (this value, other's value)}` for everything that makes the two spaces' vectors
+        differ; empty when they are comparable. The checkpoint is compared by fingerprint, or by
+        path (resolved) when either fingerprint is unknown."""
+        out: dict[str, tuple[Any, Any]] = {}
+        if self.fingerprint and other.fingerprint:
+            if self.fingerprint != other.fingerprint:
+                out[CHECKPOINT] = (self._checkpoint(), other._checkpoint())
+        elif _real(self.path) != _real(other.path):
+            out[CHECKPOINT] = (self._checkpoint(), other._checkpoint())
+        for field in dataclasses.fields(self):
+            if field.compare and field.name != "fingerprint":
+                a, b = getattr(self, field.name), getattr(other, field.name)
+                if a != b:
+                    out[field.name] = (a, b)
+        return out
+
+    def compatible(self, other: "VectorSpace") -> bool:
+        """True when vectors of the two spaces can be compared."""
+        return not self.differences(other)
+
+    def describe_differences(self, other: "VectorSpace", *, this: str = "this", that: str = "the other") -> str:
+        """The differences in one line: `precision is 'int8' in the index, 'float32' in the query; ...`."""
+        return "; ".join(f"{name} is {_shown(name, a)} in {this}, {_shown(name, b)} in {that}"
+                         for name, (a, b) in self.differences(other).items())
+
+    def _checkpoint(self) -> str:
+        where = self.path or self.name or "an unnamed checkpoint"
+        return f"{where} (fingerprint {self.fingerprint[:12]})" if self.fingerprint else where
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self, *, with_path: bool = True) -> dict[str, Any]:
+        """JSON-ready (`layers` a list). `with_path=False` leaves the path out (an export shipped to
+        a server: the path of the machine that built it means nothing there)."""
+        out = {"version": FORMAT_VERSION, **dataclasses.asdict(self)}
+        out["layers"] = list(self.layers)
+        if not with_path:
+            out["path"] = None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "VectorSpace":
+        """The value `to_dict` wrote.
+
+        Raises:
+            ValueError: not such a dict, another version of it, or fields missing or unknown (the
+                caller says which artefact and how to remake it).
+        """
+        if not isinstance(data, dict):
+            raise ValueError("no vector space recorded")
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError(f"vector space of version {data.get('version')!r}; this bert_tf reads version "
+                             f"{FORMAT_VERSION}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = set(data) - {"version"}
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        if given - names or required - given:
+            odd = sorted((given - names) | (required - given))
+            raise ValueError(f"vector space with unknown or missing field(s) {', '.join(odd)}")
+        try:
+            return cls(**{k: data[k] for k in given})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"vector space that cannot be read ({e})") from None
+
+
+def _real(path: str | None) -> str | None:
+    return os.path.realpath(path) if path else None
+
+
+def _shown(name: str, value) -> str:
+    if name == CHECKPOINT:
+        return value
+    if name == "layers":
+        return ",".join(map(str, value))
+    return repr(value)
