@@ -23,7 +23,8 @@ import pytest
 from bert_tf.runtime import tf
 from bert_tf import BertEmbedder, get_bert_embeddings
 from bert_tf.embed.head import window_starts
-from bert_tf.serve.export import METADATA_ASSET, export_saved_model
+from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.serve.export import METADATA_ASSET, export_saved_model, exported_space
 from bert_tf.testing import assert_float32_close, encoder_bound, tiny_vocab
 
 pytestmark = pytest.mark.numerics
@@ -548,6 +549,15 @@ def test_options_force_and_overwrite_on_a_tiny_checkpoint(tiny, tmp_path):
     assert path == out / "1"
     metadata = _load_and_check(path, tiny, sentence_strategy="cls", sentence_layer=1, **first)
     assert metadata["combine"] == "concat" and metadata["vector_size"] == 40
+    # The export records the VectorSpace of its vectors (no path: it is served elsewhere) for readers to compare.
+    space = exported_space(path)
+    embedder = BertEmbedder.from_checkpoint(tiny)
+    assert space.path is None and space.name == os.path.basename(tiny)
+    assert space.compatible(embedder.space(EmbeddingOptions(sentence_strategy="cls", sentence_layer=1, **first)))
+    assert set(space.differences(embedder.space())) == {"combine", "subword_pooling", "vector_size",
+                                                        "sentence_strategy", "sentence_layer", "max_seq_length"}
+    with pytest.raises(FileNotFoundError, match="is not a bert_tf export"):
+        exported_space(out)
 
     with pytest.raises(FileExistsError, match="already exists.*force"):
         export_saved_model(tiny, out)
@@ -555,6 +565,7 @@ def test_options_force_and_overwrite_on_a_tiny_checkpoint(tiny, tmp_path):
     assert export_saved_model(tiny, out, sentence_strategy="pooled", force=True, **second) == path
     metadata = _load_and_check(path, tiny, sentence_strategy="pooled", **second)
     assert metadata["combine"] == "mean" and metadata["hidden_state_indices"] == [0, 3]
+    assert exported_space(path).layers == (-4, -1) and exported_space(path).combine == "mean"
     assert os.listdir(out) == ["1"]  # no temporary directory left behind
 
 
