@@ -293,7 +293,7 @@ def pin(spec: EmbedSpec):
     checked and recorded. A remote checkpoint is recorded by its URL, not by this machine's copy."""
     space = spec.load().space(spec.options)
     if spec.checkpoint is not None and is_remote(spec.checkpoint):
-        space = dataclasses.replace(space, path=spec.checkpoint)
+        space = space.at(spec.checkpoint)
     # The pinned spec loads this very embedder here: get_embedder's cache holds it under the same
     # folder, casing and precision.
     return dataclasses.replace(spec, checkpoint=space.path, precision=space.precision), space

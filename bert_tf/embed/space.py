@@ -89,10 +89,15 @@ class VectorSpace:
         """The space of vectors made with `resolved` options by the model these arguments describe
         (`BertEmbedder.space` fills them in)."""
         options = resolved.options
-        name = os.path.basename(os.path.normpath(path)) if path else None
-        return cls(fingerprint, lower_case, precision, resolved.layers, options.combine, options.subword_pooling,
-                   resolved.vector_size, options.sentence_strategy, resolved.sentence_layer, resolved.max_seq_length,
-                   options.batch_size, batch_positions, name, path)
+        space = cls(fingerprint, lower_case, precision, resolved.layers, options.combine, options.subword_pooling,
+                    resolved.vector_size, options.sentence_strategy, resolved.sentence_layer, resolved.max_seq_length,
+                    options.batch_size, batch_positions)
+        return space.at(path)
+
+    def at(self, path: str | None) -> "VectorSpace":
+        """The same space with its checkpoint recorded at `path` (a folder or a URL), named after it."""
+        name = os.path.basename(os.path.normpath(path)) if path else self.name
+        return dataclasses.replace(self, path=path, name=name)
 
     def options(self) -> EmbeddingOptions:
         """The `EmbeddingOptions` that make vectors of this space (with the model it names): what

@@ -152,7 +152,27 @@ def test_cli_writes_and_reports_from_beams_metrics(tmp_path, awkward_file, beam_
     assert not [line for line in lines if not line.startswith("bert-tf:")]  # no Beam or TF noise
     row = json.loads(open(f"{prefix}-00000-of-00001.jsonl", encoding="utf-8").readline())
     assert len(row["word_vectors"][0]) == 16
-    assert json.load(open(f"{prefix}-manifest.json"))["options"]["layers"] == [-1]
+    space = json.load(open(f"{prefix}-manifest.json"))["space"]
+    assert (space["layers"], space["vector_size"], space["path"]) == ([-1], 16, os.path.abspath(beam_checkpoint))
+
+
+def test_a_relative_checkpoint_is_recorded_absolute_and_the_run_indexed_from_elsewhere(tmp_path, beam_checkpoint,
+                                                                                       monkeypatch, capsys):
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(beam_checkpoint, work / "ckpts" / "tiny")
+    (work / "in.txt").write_text("the bank of the river\nmoney in the bank\n", encoding="utf-8")
+    monkeypatch.chdir(work)
+    code, _ = _cli("beam-embed", "--input", "in.txt", "--output", "out", "--checkpoint", "ckpts/tiny", capsys=capsys)
+    assert code == 0
+    absolute = str(work / "ckpts" / "tiny")
+    assert json.load(open("out-manifest.json"))["space"]["path"] == absolute
+    assert space_of(records.read_metadata(glob.glob("out-*-of-*.parquet")[0])).path == absolute
+    monkeypatch.chdir(tmp_path)
+    assert main(["index", "build", "--parquet", str(work / "out"), "--out", "ix"]) == 0
+    assert main(["search", "ix", "--word", "bank", "the bank of the river", "--json", "-k", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["word"] == "bank"
 
 
 @pytest.mark.parametrize("args, message", [
