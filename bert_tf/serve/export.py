@@ -148,7 +148,7 @@ def _metadata(embedder, resolved: ResolvedOptions, version: int) -> dict:
     import bert_tf
 
     options = resolved.options
-    space = embedder.space(options)
+    space = embedder.space(options.replace(batch_size=None))  # the graph fills its calls by positions only
     return {
         "format": "bert_tf SavedModel",
         "version": version,
