@@ -201,7 +201,12 @@ class OccurrenceIndex:
 
     def check_embedder(self, embedder) -> None:
         """Raises `IndexMismatchError` unless `embedder` makes this index's vectors (with the index's options)."""
-        self.check_space(embedder.space(self.options))
+        try:
+            space = embedder.space(self.options)
+        except ValueError:  # another model, which cannot serve the index's options (layers, dim): named
+            self.check_space(embedder.space())
+            raise
+        self.check_space(space)
 
     def check_options(self, options: EmbeddingOptions) -> None:
         """Raises `IndexMismatchError` unless `options` make this index's vectors (with its model)."""

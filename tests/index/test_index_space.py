@@ -13,7 +13,9 @@ from bert_tf.embed.batching import MAX_BATCH_POSITIONS
 from bert_tf.embed.embedder import BertEmbedder
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.index import CorruptIndexError, IndexMismatchError, OccurrenceIndex, build_index
-from tests.index.test_index_store import corpus, write_checkpoint
+from bert_tf.testing import write_random_checkpoint
+from tests.conftest import tiny_config
+from tests.index.test_index_store import VOCAB, corpus, write_checkpoint
 
 
 @pytest.fixture
@@ -51,10 +53,15 @@ def test_a_moved_checkpoint_is_named_and_found_with_checkpoint(relative_build, t
                     "there; pass --checkpoint DIR (checkpoint= in Python) with the folder it is in now")
     for command in (["search", index, "river bank water"], ["neighbors", index, "--word", "bank", "river bank"]):
         assert main(command + ["--checkpoint", str(tmp_path / "moved"), "--json", "-k", "1"]) == 0
-    # Another checkpoint given as the moved one is refused by its fingerprint.
-    other = write_checkpoint(tmp_path / "other", seed=1)
-    assert main(["search", index, "river bank water", "--checkpoint", str(other)]) == 1
-    assert "checkpoint is " in capsys.readouterr().err
+    # Another checkpoint given as the moved one is refused by its fingerprint, even one that cannot serve the
+    # index's options (layers=-2,-1 of a one-layer model).
+    for other, overrides in (("other", {}), ("shallow", {"num_hidden_layers": 1})):
+        write_random_checkpoint(tmp_path / other, tiny_config(vocab_size=len(VOCAB), **overrides), seed=1, vocab=VOCAB)
+        assert main(["search", index, "river bank water", "--checkpoint", str(tmp_path / other)]) == 1
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"bert-tf: error: the index {index} holds other vectors than the query's: checkpoint "
+                               f"is {recorded} (fingerprint "), line
+        assert f"in the index, {tmp_path / other} (fingerprint " in line
 
 
 def test_senses_needs_no_model(relative_build, tmp_path, monkeypatch, capsys):
