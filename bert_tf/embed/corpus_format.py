@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bert_tf.embed.space import VectorSpace
+from bert_tf.embed.space import VectorSpace, space_of_identity
 
 #: The schema-metadata key of Parquet outputs.
 METADATA_KEY = b"bert_tf"
 #: Bumped when the columns or the metadata change, so readers can refuse what they do not know.
-#: 1: `identity` and `options` as written (before `VectorSpace`).
+#: 1: `identity` and `options` as written (before `VectorSpace`; still read, see `space_of_identity`).
 FORMAT_VERSION = 2
 #: The columns of every output format, in order.
 COLUMNS = ("id", "text", "words", "starts", "ends", "word_vectors", "sentence_vector")
@@ -42,7 +42,9 @@ def space_of(metadata: Any) -> VectorSpace:
     if not isinstance(metadata, dict):
         raise ValueError("it has no bert_tf metadata (which model and options made the vectors)")
     version = metadata.get("format_version")
+    if version == 1:
+        return space_of_identity(metadata.get("identity"), metadata.get("options"))
     if version != FORMAT_VERSION:
         raise ValueError(f"its bert_tf metadata is of format version {version}, written by another bert_tf "
-                         f"(this one reads version {FORMAT_VERSION})")
+                         f"(this one reads versions 1 and {FORMAT_VERSION})")
     return VectorSpace.from_dict(metadata.get("space"))

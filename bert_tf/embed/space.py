@@ -31,6 +31,8 @@ from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 
 #: The version of `to_dict`'s form; `from_dict` refuses another.
 FORMAT_VERSION = 1
+#: The padded positions per model call of the bert_tf that wrote artefacts without a `VectorSpace`.
+VERSION_1_BATCH_POSITIONS = 2048
 #: What `describe_differences` calls the checkpoint (fingerprints, or paths where one is unknown).
 CHECKPOINT = "checkpoint"
 
@@ -159,21 +161,47 @@ class VectorSpace:
                 caller says which artefact and how to remake it).
         """
         if not isinstance(data, dict):
-            raise ValueError("no vector space recorded")
+            raise ValueError("no vector space is recorded")
         if data.get("version") != FORMAT_VERSION:
-            raise ValueError(f"vector space of version {data.get('version')!r}; this bert_tf reads version "
-                             f"{FORMAT_VERSION}")
+            raise ValueError(f"the recorded vector space is of version {data.get('version')!r}; this bert_tf "
+                             f"reads version {FORMAT_VERSION}")
         names = {f.name for f in dataclasses.fields(cls)}
         given = set(data) - {"version"}
         required = {f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
         if given - names or required - given:
             odd = sorted((given - names) | (required - given))
-            raise ValueError(f"vector space with unknown or missing field(s) {', '.join(odd)}")
+            raise ValueError(f"the recorded vector space has unknown or missing field(s) {', '.join(odd)}")
         try:
             return cls(**{k: data[k] for k in given})
         except (TypeError, ValueError) as e:
-            raise ValueError(f"vector space that cannot be read ({e})") from None
+            raise ValueError(f"the recorded vector space cannot be read ({e})") from None
+
+
+def space_of_identity(identity: Any, options: Any) -> VectorSpace:
+    """The space of an artefact of the format before `VectorSpace` (an index manifest of version 1, a
+    corpus run's metadata of format 1): the embedder's `identity` and the options as written, resolved
+    against the checkpoint's `bert_config.json` at the recorded path (no model is loaded).
+
+    Raises:
+        ValueError: not such a record, or its checkpoint's config is no longer at the recorded path.
+    """
+    from bert_tf.model.config import load_config
+
+    if not isinstance(identity, dict) or not isinstance(options, dict):
+        raise ValueError("it records no vector space")
+    path = identity.get("path")
+    config = os.path.join(path, "bert_config.json") if isinstance(path, str) else None
+    if config is None or not os.path.isfile(config):
+        raise ValueError(f"it was written by an earlier bert_tf, whose options can only be read with the "
+                         f"checkpoint's bert_config.json, and the checkpoint {path} is no longer there")
+    try:
+        resolved = EmbeddingOptions(**options).resolve(load_config(config))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"it was written by an earlier bert_tf, with options that cannot be read ({e})") from None
+    return VectorSpace.of(resolved, fingerprint=identity.get("fingerprint"), lower_case=identity.get("lower_case"),
+                          precision=identity.get("precision") or "float32", path=os.path.abspath(path),
+                          batch_positions=VERSION_1_BATCH_POSITIONS)
 
 
 def _real(path: str | None) -> str | None:

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 FORMAT = "bert_tf occurrence index"
-#: 2: the manifest records the `VectorSpace` ("space") where version 1 had "identity" and "options".
+#: 2: the manifest records the `VectorSpace` ("space") where version 1 had "identity" and "options" (still read).
 VERSION = 2
 MANIFEST = "manifest.json"
 META = "meta.sqlite"
@@ -94,9 +94,9 @@ def read_manifest(directory: str | os.PathLike, *, verify: bool = True) -> dict:
         raise CorruptIndexError(f"{path} cannot be read ({e}); {rebuild}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CorruptIndexError(f"{path} is not the manifest of a bert_tf index; {rebuild}")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in (1, VERSION):  # 1: read through `space.space_of_identity`
         raise CorruptIndexError(f"{directory} is an index of format version {manifest.get('version')}; this "
-                                f"bert_tf reads version {VERSION}: {rebuild}")
+                                f"bert_tf reads versions 1 and {VERSION}: {rebuild}")
     for name, record in manifest.get("files", {}).items():
         file = directory / name
         if not file.is_file():

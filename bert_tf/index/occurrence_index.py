@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from bert_tf.embed.options import EmbeddingOptions
-from bert_tf.embed.space import VectorSpace
+from bert_tf.embed.space import VectorSpace, space_of_identity
 from bert_tf.index import layout
 from bert_tf.index.scoring import VectorStats, normalize
 from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, top_k
@@ -119,10 +119,11 @@ class OccurrenceIndex:
         self._checkpoint = checkpoint
         self._word_tokenizer = None
         try:
-            self.space = VectorSpace.from_dict(manifest.get("space"))
+            self.space = space_of_identity(manifest.get("identity"), manifest.get("options")) \
+                if manifest.get("version") == 1 else VectorSpace.from_dict(manifest.get("space"))
         except ValueError as e:
-            raise layout.CorruptIndexError(f"{directory} is damaged: its manifest records a {e}; rebuild it") \
-                from None
+            raise layout.CorruptIndexError(f"{directory} cannot be read: {e}; rebuild it with `bert-tf index build "
+                                           f"... --out {directory} --force`") from None
         dtype = manifest["vector_dtype"]
         self.words = VectorStore(directory, layout.WORDS, dtype)
         self.sentences = VectorStore(directory, layout.SENTENCES, dtype)

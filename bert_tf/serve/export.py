@@ -201,8 +201,7 @@ def exported_space(version_dir: str | os.PathLike):
     try:
         return VectorSpace.from_dict(json.loads(path.read_text(encoding="utf-8")).get("space"))
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, ValueError) as e:
-        raise ValueError(f"{path} records no vector space this bert_tf reads ({e}); export the model again") \
-            from None
+        raise ValueError(f"{path}: {e}; export the model again with this bert_tf") from None
 
 
 # ---------------------------------------------------------------------- the graph

@@ -82,11 +82,11 @@ def test_json_round_trip_and_refusals():
         assert VectorSpace.from_dict(data) == space and VectorSpace.from_dict(data).path == space.path
         assert data["layers"] == list(space.layers) and data["version"] == 1
     assert BASE.to_dict(with_path=False)["path"] is None and BASE.to_dict(with_path=False)["name"] == BASE.name
-    with pytest.raises(ValueError, match="no vector space recorded"):
+    with pytest.raises(ValueError, match="no vector space is recorded"):
         VectorSpace.from_dict(None)
-    with pytest.raises(ValueError, match="version 2; this bert_tf reads version 1"):
+    with pytest.raises(ValueError, match="is of version 2; this bert_tf reads version 1"):
         VectorSpace.from_dict({**BASE.to_dict(), "version": 2})
-    with pytest.raises(ValueError, match="unknown or missing field\\(s\\) colour"):
+    with pytest.raises(ValueError, match="has unknown or missing field\\(s\\) colour"):
         VectorSpace.from_dict({**BASE.to_dict(), "colour": "red"})
     data = BASE.to_dict()
     del data["combine"]

@@ -107,17 +107,29 @@ def test_an_int8_index_pins_its_batch_plan(int8, tmp_path):
         OccurrenceIndex.open(unbatched.directory, embedder=other_plan)
 
 
-def test_an_index_of_the_previous_format_or_a_damaged_space_is_refused(int8, tmp_path):
+def test_an_index_of_the_previous_format_is_read_and_a_damaged_space_refused(int8, tmp_path):
     index = build_index(corpus(5), tmp_path / "ix", embedder=int8)
     path = tmp_path / "ix" / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
+    # Version 1 (c4f1d69) recorded identity() and the options as written; they resolve against the checkpoint's config.
     old = {k: v for k, v in manifest.items() if k != "space"}
-    old.update(version=1, identity={"path": index.space.path}, options=EmbeddingOptions().to_dict())
+    old.update(version=1, options=EmbeddingOptions().to_dict(),
+               identity={"checkpoint": "tiny", "path": index.space.path, "fingerprint": int8.fingerprint,
+                         "lower_case": True, "precision": "int8"})
     path.write_text(json.dumps(old), encoding="utf-8")
-    with pytest.raises(CorruptIndexError, match="format version 1; this bert_tf reads version 2: rebuild it"):
+    reopened = OccurrenceIndex.open(tmp_path / "ix")
+    assert reopened.space == index.space and reopened.space.batch_positions == 2048
+    assert reopened.search_word("bank", "river bank water", k=1)[0].word == "bank"
+    old["identity"]["path"] = str(tmp_path / "gone")
+    path.write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(CorruptIndexError, match="cannot be read: it was written by an earlier bert_tf, .* the "
+                                                "checkpoint .*gone is no longer there; rebuild it with"):
         OccurrenceIndex.open(tmp_path / "ix")
-    path.write_text(json.dumps({**manifest, "space": {**manifest["space"], "combine": None, "colour": 1}}),
-                    encoding="utf-8")
-    with pytest.raises(CorruptIndexError, match="records a vector space with unknown or missing field\\(s\\) colour"):
+    path.write_text(json.dumps({**manifest, "space": {**manifest["space"], "colour": 1}}), encoding="utf-8")
+    with pytest.raises(CorruptIndexError, match="the recorded vector space has unknown or missing field\\(s\\) "
+                                                "colour; rebuild it"):
+        OccurrenceIndex.open(tmp_path / "ix")
+    path.write_text(json.dumps({**manifest, "version": 3}), encoding="utf-8")
+    with pytest.raises(CorruptIndexError, match="format version 3; this bert_tf reads versions 1 and 2: rebuild"):
         OccurrenceIndex.open(tmp_path / "ix")
     assert os.path.isdir(tmp_path / "ix")  # refused, not removed

@@ -236,15 +236,29 @@ def test_parquet_without_bert_tf_metadata_or_of_two_models_is_refused(tiny, tmp_
     with pytest.raises(ValueError, match="m-1.parquet holds other vectors than .*m-0.parquet \\(combine is 'sum' in "
                                          "the first, 'mean' in this one\\)"):
         build_index_from_parquet(str(tmp_path / "m-*.parquet"), tmp_path / "b")
-    # A file of the format before VectorSpace (identity and options as written) is refused: run beam-embed again.
+    # A file of the format before VectorSpace (identity and options as written) whose checkpoint has gone.
+    identity = {"checkpoint": "gone", "path": str(tmp_path / "gone"), "fingerprint": tiny.fingerprint,
+                "lower_case": True, "precision": "float32"}
     write_beam_parquet(tmp_path / "old.parquet", tiny, corpus(3), tiny.options(),
-                       metadata={"format_version": 1, "identity": {"fingerprint": tiny.fingerprint},
-                                 "options": tiny.options().to_dict()})
-    with pytest.raises(ValueError, match="old.parquet: its bert_tf metadata is of format version 1.*beam-embed"):
+                       metadata={"format_version": 1, "identity": identity, "options": tiny.options().to_dict()})
+    with pytest.raises(ValueError, match="old.parquet: it was written by an earlier bert_tf, .*the checkpoint "
+                                         ".*gone is no longer there; .* beam-embed"):
         build_index_from_parquet(tmp_path / "old.parquet", tmp_path / "d")
     with pytest.raises(FileNotFoundError, match="no Parquet file matches"):
         build_index_from_parquet(tmp_path / "nothing", tmp_path / "c")
     assert not any((tmp_path / n).exists() for n in "abcd")
+
+
+def test_parquet_of_the_format_before_vector_space_is_read(tiny, tmp_path):
+    """Format 1 (c4f1d69) recorded identity() and the options as written: resolved with the checkpoint's config."""
+    identity = {"checkpoint": "tiny", "path": tiny.checkpoint, "fingerprint": tiny.fingerprint, "lower_case": True,
+                "precision": "float32"}
+    options = EmbeddingOptions(layers=(-1,), combine="mean")
+    write_beam_parquet(tmp_path / "old.parquet", tiny, corpus(10), options,
+                       metadata={"format_version": 1, "identity": identity, "options": options.to_dict()})
+    index = build_index_from_parquet(tmp_path / "old.parquet", tmp_path / "ix")
+    assert index.space == tiny.space(options) and index.space.path == tiny.checkpoint
+    assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["space"]["layers"] == [-1]
 
 
 def clustered(n, width, seed=0):
