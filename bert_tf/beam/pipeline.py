@@ -43,10 +43,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from bert_tf.beam.handler import EmbedSpec
-from bert_tf.embed.corpus_format import run_metadata
 from bert_tf.beam.sinks import DEAD_LETTERS, OUTPUT_FORMATS, SUFFIXES, WriteDeadLetters, WriteEmbeddings
 from bert_tf.beam.sources import ReadTexts
 from bert_tf.beam.transform import METRICS_NAMESPACE, EmbedTexts
+from bert_tf.embed.corpus_format import run_metadata
 from bert_tf.store.remote import is_remote
 
 logger = logging.getLogger("bert_tf")

@@ -136,3 +136,13 @@ def test_under_int8_the_batch_plan_changes_vectors_and_the_space(make_checkpoint
     assert int8.space().batch_positions == MAX_BATCH_POSITIONS
     shutil.rmtree(directory)  # the space is a value: it outlives the checkpoint folder
     assert int8.space().precision == "int8"
+
+
+def test_the_space_and_the_corpus_format_import_without_tensorflow_beam_or_faiss():
+    import subprocess
+    import sys
+
+    code = ("import sys, bert_tf.embed.space, bert_tf.embed.corpus_format; "
+            "print(sorted(m for m in ('apache_beam', 'faiss', 'tensorflow', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
