@@ -33,6 +33,8 @@ from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 FORMAT_VERSION = 1
 #: The padded positions per model call of the bert_tf that wrote artefacts without a `VectorSpace`.
 VERSION_1_BATCH_POSITIONS = 2048
+#: The fields of the batch plan, recorded only where it changes vectors.
+BATCH_PLAN = ("batch_size", "batch_positions")
 #: What `describe_differences` calls the checkpoint (fingerprints, or paths where one is unknown).
 CHECKPOINT = "checkpoint"
 
@@ -75,8 +77,8 @@ class VectorSpace:
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
         if not self.batch_plan_changes_vectors:
-            object.__setattr__(self, "batch_size", None)
-            object.__setattr__(self, "batch_positions", None)
+            for name in BATCH_PLAN:
+                object.__setattr__(self, name, None)
 
     @property
     def batch_plan_changes_vectors(self) -> bool:
@@ -121,8 +123,10 @@ class VectorSpace:
                 out[CHECKPOINT] = (self._checkpoint(), other._checkpoint())
         elif _real(self.path) != _real(other.path):
             out[CHECKPOINT] = (self._checkpoint(), other._checkpoint())
+        # The batch plan is compared where it counts on both sides; else the precision already differs.
+        plan = self.batch_plan_changes_vectors and other.batch_plan_changes_vectors
         for field in dataclasses.fields(self):
-            if field.compare and field.name != "fingerprint":
+            if field.compare and field.name != "fingerprint" and (plan or field.name not in BATCH_PLAN):
                 a, b = getattr(self, field.name), getattr(other, field.name)
                 if a != b:
                     out[field.name] = (a, b)

@@ -73,6 +73,8 @@ def test_the_batch_plan_counts_only_where_it_changes_vectors():
     assert int8.differences(dataclasses.replace(int8, batch_size=4)) == {"batch_size": (None, 4)}
     assert int8.differences(dataclasses.replace(int8, batch_positions=4096)) == {"batch_positions": (2048, 4096)}
     assert int8.options().batch_size is None and dataclasses.replace(int8, batch_size=4).options().batch_size == 4
+    # Against another precision, the precision is the difference (not a plan only one side has).
+    assert int8.differences(BASE) == {"precision": ("int8", "float32")}
 
 
 def test_json_round_trip_and_refusals():

@@ -286,10 +286,12 @@ def test_preprocess_is_cls_pieces_sep_padded_and_truncated(fresh, embedder):
     assert not out["input_type_ids"].any()
 
 
-def test_metadata_records_the_options(fresh, exports, minilm_checkpoint):
+def test_metadata_records_the_options(fresh, exports, minilm_checkpoint, embedder):
     asset = (exports["default"] / "assets" / METADATA_ASSET).read_text(encoding="utf-8")
     served = json.loads(str(_outputs(fresh, "metadata")["json"]))
     assert served == json.loads(asset)
+    assert exported_space(exports["default"]) == embedder.space() and served["space"]["path"] is None
+    assert exported_space(exports["int8"]).differences(embedder.space()) == {"precision": ("int8", "float32")}
     assert {k: served[k] for k in ("layers", "combine", "subword_pooling", "dim", "max_seq_length",
                                    "lower_case", "sentence_strategy", "sentence_layer", "vector_size")} == {
         "layers": [-4, -3, -2, -1], "combine": "sum", "subword_pooling": "mean", "dim": None,
