@@ -32,7 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bert_tf.embed.options import EmbeddingOptions  # noqa: E402
+from bert_tf.embed.options import DEFAULT_LAYERS  # noqa: E402
+from bert_tf.embed.space import VectorSpace  # noqa: E402
 from bert_tf.files.atomic import staged_directory  # noqa: E402
 from bert_tf.index import IndexWriter, OccurrenceIndex  # noqa: E402
 from bert_tf.index.scoring import DEFAULT_SCORING, VectorStats, normalize  # noqa: E402
@@ -56,11 +57,11 @@ def synthetic(n: int, seed: int = 0):
 
 
 def build(directory: Path, n: int, dtype: str) -> float:
-    identity = {"checkpoint": "synthetic", "path": None, "fingerprint": "synthetic", "lower_case": True}
+    space = VectorSpace("synthetic", True, "float32", DEFAULT_LAYERS, "sum", "mean", WIDTH, "mean", -2, 512,
+                        name="synthetic")
     started = time.perf_counter()
     with staged_directory(directory, replace=True) as staging:
-        writer = IndexWriter(staging, identity=identity, options=EmbeddingOptions().to_dict(), width=WIDTH,
-                             sentence_width=WIDTH, vector_dtype=dtype)
+        writer = IndexWriter(staging, space=space, width=WIDTH, sentence_width=WIDTH, vector_dtype=dtype)
         for chunk in synthetic(n):
             for start in range(0, len(chunk), WORDS_PER_TEXT):
                 part = chunk[start:start + WORDS_PER_TEXT]

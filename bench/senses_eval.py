@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     embedder = BertEmbedder.from_checkpoint(args.checkpoint)
     embedded = embed_sense_set(embedder, sense_set)
     seconds = time.perf_counter() - started
-    report = {"checkpoint": embedder.identity(), "rows": len(sense_set), "words": len(sense_set.vocabulary),
+    report = {"checkpoint": embedder.space().to_dict(), "rows": len(sense_set), "words": len(sense_set.vocabulary),
               "senses": sum(int(sense_set.labels_of(w).max()) + 1 for w in sense_set.vocabulary),
               "embed_seconds": round(seconds, 1), "retrieval": {}, "clustering": {}}
     sources = {"labelled": VectorStats().update(embedded.vectors),

@@ -11,8 +11,8 @@ How the outputs stay whole:
 * Before anything runs: the input must match files and must not be an output; a
   prefix that already holds a run (any of the names above) is refused unless
   `force`. The checkpoint and the options are checked by loading the embedder in
-  the launcher, which also records its `identity()` (with the precision it chose)
-  and pins the workers to the same checkpoint and precision.
+  the launcher, which also records the `VectorSpace` of its vectors (with the
+  precision it chose) and pins the workers to the same checkpoint and precision.
 * The pipeline writes into a hidden staging folder beside the prefix
   (`.NAME.bert-tf-PID-HOST.XXXXXXXX.tmp`), through Beam's file sinks (temporary
   files renamed on success). A failed or interrupted run removes it; one killed
@@ -43,10 +43,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from bert_tf.beam.handler import EmbedSpec
-from bert_tf.beam.records import run_metadata
 from bert_tf.beam.sinks import DEAD_LETTERS, OUTPUT_FORMATS, SUFFIXES, WriteDeadLetters, WriteEmbeddings
 from bert_tf.beam.sources import ReadTexts
 from bert_tf.beam.transform import METRICS_NAMESPACE, EmbedTexts
+from bert_tf.embed.corpus_format import run_metadata
 from bert_tf.store.remote import is_remote
 
 logger = logging.getLogger("bert_tf")
@@ -245,9 +245,8 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         raise IsADirectoryError(f"--input {input_pattern} is a folder; give a glob of its files, e.g. "
                                 f"{os.path.join(input_pattern, '*.txt')}")
     check_output_prefix(output_prefix, force=force, inputs=matched)
-    spec, embedder = pin(spec)
-    options = embedder.options(spec.options)
-    metadata = run_metadata(embedder.identity(), options.to_dict())
+    spec, space = pin(spec)
+    metadata = run_metadata(space)
 
     staging = _staging_dir(output_prefix)
     try:
@@ -263,8 +262,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         manifest = staged_prefix + MANIFEST
         final_names = [output_prefix + path[len(staged_prefix):] for path in staged] + [output_prefix + MANIFEST]
         with FileSystems.create(manifest) as f:
-            f.write(json.dumps({**metadata, "format": output_format, "input": input_pattern,
-                                "checkpoint": spec.checkpoint, "counts": counts,
+            f.write(json.dumps({**metadata, "format": output_format, "input": input_pattern, "counts": counts,
                                 "files": [os.path.basename(n) for n in final_names[:-1]]},
                                indent=1, sort_keys=True).encode("utf-8"))
         with _output_lock(output_prefix):
@@ -289,13 +287,13 @@ def _output_lock(prefix: str):
 
 
 def pin(spec: EmbedSpec):
-    """Loads `spec`'s embedder here and returns `(pinned spec, embedder)`: the spec names the checkpoint
-    folder that was resolved (None: the default) and the precision that was chosen ("auto"), so every
-    worker embeds with what the launcher checked and recorded."""
-    embedder = spec.load()
-    checkpoint = spec.checkpoint if spec.checkpoint is not None and is_remote(spec.checkpoint) \
-        else str(embedder.checkpoint)
+    """Loads `spec`'s embedder here and returns `(pinned spec, VectorSpace)`: the spec names the checkpoint
+    folder that was resolved (None: the default; its absolute path) and the precision that was chosen
+    ("auto"), both read from the space the run records, so every worker embeds with what the launcher
+    checked and recorded. A remote checkpoint is recorded by its URL, not by this machine's copy."""
+    space = spec.load().space(spec.options)
+    if spec.checkpoint is not None and is_remote(spec.checkpoint):
+        space = space.at(spec.checkpoint)
     # The pinned spec loads this very embedder here: get_embedder's cache holds it under the same
     # folder, casing and precision.
-    pinned = dataclasses.replace(spec, checkpoint=checkpoint, precision=embedder.precision)
-    return pinned, embedder
+    return dataclasses.replace(spec, checkpoint=space.path, precision=space.precision), space

@@ -13,7 +13,8 @@ not be (with its id and why). The columns, the same in every format:
 A `tf.train.Example` cannot nest lists, so there `word_vectors` is flattened row by
 row and `vector_size` (int64) gives the width to reshape it by (`tfrecord_features`).
 Parquet files carry what built them in their schema metadata under `b"bert_tf"`:
-the embedder's `identity()` and the options, as JSON (`run_metadata`).
+the `VectorSpace` of their vectors, as JSON (`bert_tf.embed.corpus_format`, which
+readers without Beam import too).
 
 Needs numpy; pyarrow and TensorFlow only for their own formats.
 """
@@ -26,10 +27,7 @@ from typing import Any
 
 import numpy as np
 
-#: The schema-metadata key of Parquet outputs, and of the run manifest's description.
-METADATA_KEY = b"bert_tf"
-#: Bumped when the columns change, so readers can refuse what they do not know.
-FORMAT_VERSION = 1
+from bert_tf.embed.corpus_format import FORMAT_VERSION, METADATA_KEY, run_metadata  # noqa: F401 - re-exported
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -70,11 +68,6 @@ class DeadLetter:
 
     def to_json(self) -> str:
         return json.dumps({"id": self.id, "reason": self.reason, "text": self.text}, ensure_ascii=False)
-
-
-def run_metadata(identity: dict, options: dict) -> dict[str, Any]:
-    """What a run's outputs record about how they were made (JSON-ready)."""
-    return {"format_version": FORMAT_VERSION, "identity": identity, "options": options}
 
 
 # ---------------------------------------------------------------------- Parquet

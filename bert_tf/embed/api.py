@@ -37,7 +37,7 @@ def get_embedder(checkpoint: str | os.PathLike | None = None, *, lower_case: boo
     key = (directory, lower_case, precision)
     with _EMBEDDERS_LOCK:
         if key not in _EMBEDDERS:
-            embedder = BertEmbedder.from_checkpoint(resolved, lower_case=lower_case, precision=precision)
+            embedder = BertEmbedder.load(resolved, lower_case=lower_case, compute_dtype=precision)
             _EMBEDDERS[key] = _EMBEDDERS.setdefault((directory, embedder.lower_case, precision), embedder)
         return _EMBEDDERS[key]
 

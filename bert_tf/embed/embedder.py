@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from bert_tf.embed.batching import ModelCall, call_arrays, plan
+from bert_tf.embed.batching import MAX_BATCH_POSITIONS, ModelCall, call_arrays, plan
 from bert_tf.embed.graphs import encode_graph, head_graph
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
 from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, ranges
+from bert_tf.embed.space import VectorSpace
 from bert_tf.runtime import tf
 from bert_tf.text.inputs import checked_texts, is_sized, iter_texts
 
@@ -111,24 +112,38 @@ class BertEmbedder:
         """
         from bert_tf.model.precision import resolve_precision
         from bert_tf.store.checkpoint_dir import CheckpointDir
-        from bert_tf.text.tokenization import BertTokenizer
         from bert_tf.text.vocab import check_lower_case
 
         lower_case = check_lower_case(lower_case)  # before the model is loaded
         compute_dtype = resolve_precision(precision)
         checkpoint = path if isinstance(path, CheckpointDir) else CheckpointDir.resolve(path)
+        return cls.load(checkpoint, lower_case=lower_case, compute_dtype=compute_dtype,
+                        max_seq_length=max_seq_length, batch_size=batch_size)
+
+    @classmethod
+    def load(cls, checkpoint: "CheckpointDir", *, lower_case: bool | None, compute_dtype: str,
+             max_seq_length: int | None = None, batch_size: int | None = None) -> "BertEmbedder":
+        """`from_checkpoint` once its choices are resolved: `lower_case` checked (`check_lower_case`)
+        and `compute_dtype` chosen (`resolve_precision`, never "auto"). `get_embedder` resolves them
+        itself for its cache key and calls this, so nothing is resolved twice."""
+        from bert_tf.text.tokenization import BertTokenizer
+
         config, encoder = checkpoint.load_encoder(compute_dtype=compute_dtype)
         tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(lower_case))
-        return cls(config, encoder, tokenizer, checkpoint=str(checkpoint.path), fingerprint=checkpoint.fingerprint,
-                   max_seq_length=max_seq_length, batch_size=batch_size)
+        # Absolute: the path is recorded in indexes and corpus outputs, read again from other folders.
+        return cls(config, encoder, tokenizer, checkpoint=os.path.abspath(checkpoint.path),
+                   fingerprint=checkpoint.fingerprint, max_seq_length=max_seq_length, batch_size=batch_size)
 
-    def identity(self) -> dict:
-        """What makes this embedder's vectors what they are, as JSON-ready values: the checkpoint's
-        name, path and fingerprint, the casing and the compute precision. Indexes and corpus outputs record it, and
-        refuse vectors from an embedder whose identity differs."""
-        name = os.path.basename(os.path.normpath(self.checkpoint)) if self.checkpoint else None
-        return {"checkpoint": name, "path": self.checkpoint, "fingerprint": self.fingerprint,
-                "lower_case": self.lower_case, "precision": self.precision}
+    def space(self, options: EmbeddingOptions | None = None) -> VectorSpace:
+        """The `VectorSpace` of the vectors this embedder makes with `options` (default: its defaults):
+        what indexes, corpus outputs and exports record, and compare with `VectorSpace.differences`.
+
+        Raises:
+            ValueError: options this model cannot serve.
+        """
+        resolved = self.resolve(self.options(options))
+        return VectorSpace.of(resolved, fingerprint=self.fingerprint, lower_case=self.lower_case,
+                              precision=self.precision, path=self.checkpoint, batch_positions=MAX_BATCH_POSITIONS)
 
     @property
     def precision(self) -> str:
@@ -155,8 +170,7 @@ class BertEmbedder:
     @property
     def default_layers(self) -> tuple[int, ...]:
         """What `layers=None` combines, as negative indices: the last four layers, or all of a smaller model."""
-        n = self.config.num_hidden_layers + 1
-        return tuple(i - n for i in EmbeddingOptions().resolve(self.config).hidden_states)
+        return EmbeddingOptions().resolve(self.config).layers
 
     @property
     def traces(self) -> int:
@@ -179,9 +193,9 @@ class BertEmbedder:
                 resolved = self._resolved[options] = options.resolve(self.config)
                 if options.layers is None and not self._said_default_layers and self.config.num_hidden_layers < 4:
                     self._said_default_layers = True  # once per embedder: the CLI resolves per chunk
-                    n = self.config.num_hidden_layers + 1
                     logger.info("this model has %d layer(s), fewer than the %d the default combines; using all "
-                                "of them (layers=%s)", n - 1, 4, ",".join(str(i - n) for i in resolved.hidden_states))
+                                "of them (layers=%s)", self.config.num_hidden_layers, 4,
+                                ",".join(map(str, resolved.layers)))
             return self._resolved[options]
 
     # ------------------------------------------------------------------ public API

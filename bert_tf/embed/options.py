@@ -145,7 +145,7 @@ class EmbeddingOptions:
         if not MIN_SEQ_LENGTH <= max_seq_length <= limit:
             raise ValueError(f"max_seq_length must be an integer from {MIN_SEQ_LENGTH} to {limit} "
                              f"(this checkpoint's max_position_embeddings); got {self.max_seq_length!r}")
-        return ResolvedOptions(self, states, sentence_state, width, self.dim or width, max_seq_length)
+        return ResolvedOptions(self, states, sentence_state, width, self.dim or width, max_seq_length, n_states)
 
 
 def _hidden_states(name: str, layers: tuple[int, ...], n_states: int) -> tuple[int, ...]:
@@ -173,6 +173,7 @@ class ResolvedOptions:
         width: the word vectors' width before `dim`.
         vector_size: their width after `dim`.
         max_seq_length: the longest model input, resolved.
+        num_states: the model's hidden states (its layers + the embedding output).
     """
 
     options: EmbeddingOptions
@@ -181,6 +182,18 @@ class ResolvedOptions:
     width: int
     vector_size: int
     max_seq_length: int
+    num_states: int
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """`hidden_states` counted from the last layer (-1), the form options are written in: what
+        the vectors are recorded as (`VectorSpace`), shown (the default layers) and exported."""
+        return tuple(i - self.num_states for i in self.hidden_states)
+
+    @property
+    def sentence_layer(self) -> int:
+        """`sentence_state` counted from the last layer (-1)."""
+        return self.sentence_state - self.num_states
 
     @property
     def span(self) -> int:

@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from bert_tf.embed.options import EmbeddingOptions, check_choice
+from bert_tf.embed.space import VectorSpace
 from bert_tf.files.atomic import staged_directory
 from bert_tf.index import layout
 from bert_tf.index.scoring import DEFAULT_SCORING, SCORING_MODES, VectorStats, normalize
@@ -47,19 +48,19 @@ class IndexWriter:
 
     Args:
         directory: the staging folder (see `bert_tf.files.atomic.staged_directory`).
-        identity: the embedder's `identity()`.
-        options: the embedding options, as `EmbeddingOptions.to_dict()`.
+        space: the `VectorSpace` of the vectors (`BertEmbedder.space(options)`): the model and the options
+            queries are embedded with, and what they are checked against.
         width, sentence_width: the widths of word and sentence vectors.
         scoring: how vectors are normalised (`bert_tf.index.scoring.SCORING_MODES`).
         vector_dtype: "float16" or "int8" (with a scale per row).
     """
 
-    def __init__(self, directory: str | os.PathLike, *, identity: dict, options: dict, width: int,
+    def __init__(self, directory: str | os.PathLike, *, space: VectorSpace, width: int,
                  sentence_width: int, scoring: str = DEFAULT_SCORING, vector_dtype: str = "float16"):
         check_choice("scoring", scoring, SCORING_MODES)
         check_choice("vector_dtype", vector_dtype, VECTOR_DTYPES)
         self.directory = Path(directory)
-        self.identity, self.options = identity, options
+        self.space = space
         self.widths = {layout.WORDS: int(width), layout.SENTENCES: int(sentence_width)}
         self.scoring, self.vector_dtype = scoring, vector_dtype
         self.db = sqlite3.connect(self.directory / layout.META)
@@ -129,7 +130,7 @@ class IndexWriter:
                                                       self.directory / layout.approximate_file(name))
                 approximate[name]["seconds"] = round(time.perf_counter() - started, 3)
         manifest = {
-            "identity": self.identity, "options": self.options, "scoring": self.scoring,
+            "space": self.space.to_dict(), "scoring": self.scoring,
             "vector_dtype": self.vector_dtype, "widths": self.widths,
             "counts": {"texts": self.n_texts, "occurrences": self.n_occurrences},
             "approximate": approximate, "source": source,
@@ -217,9 +218,8 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
     total = total if total is not None else (len(texts) if hasattr(texts, "__len__") else None)
     ids = iter(ids) if ids is not None else None
     with staged_directory(out, replace=force) as staging:
-        writer = IndexWriter(staging, identity=embedder.identity(), options=options.to_dict(),
-                             width=resolved.vector_size, sentence_width=embedder.hidden_size, scoring=scoring,
-                             vector_dtype=vector_dtype)
+        writer = IndexWriter(staging, space=embedder.space(options), width=resolved.vector_size,
+                             sentence_width=embedder.hidden_size, scoring=scoring, vector_dtype=vector_dtype)
         bar = progress_bar(total, progress, "indexing")
         try:
             number = 0

@@ -6,7 +6,7 @@
       sentences.npy [...]       every text's unit sentence vector
       word_stats*, sentence_stats*   the corpus statistics queries are normalised with
       words.faiss, sentences.faiss   approximate indexes (only above `search.EXACT_LIMIT` rows)
-      manifest.json             written last: model identity, options, scoring, counts, and the
+      manifest.json             written last: the `VectorSpace` of the vectors, scoring, counts, and the
                                 size and SHA-256 of every other file
 
 An index is built in a hidden staging folder and renamed into place when complete, so an
@@ -22,13 +22,12 @@ import os
 from pathlib import Path
 
 FORMAT = "bert_tf occurrence index"
-VERSION = 1
+#: 2: the manifest records the `VectorSpace` ("space") where version 1 had "identity" and "options" (still read).
+VERSION = 2
 MANIFEST = "manifest.json"
 META = "meta.sqlite"
 WORDS = "words"
 SENTENCES = "sentences"
-#: Options that do not change a vector (only how calls are batched), so a query may differ in them.
-NEUTRAL_OPTIONS = ("batch_size",)
 
 
 def approximate_file(name: str) -> str:
@@ -41,7 +40,7 @@ class CorruptIndexError(ValueError):
 
 
 class IndexMismatchError(ValueError):
-    """A query was embedded with another model or other options than the index."""
+    """A query was embedded with another model or other options than the index (another `VectorSpace`)."""
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -95,9 +94,9 @@ def read_manifest(directory: str | os.PathLike, *, verify: bool = True) -> dict:
         raise CorruptIndexError(f"{path} cannot be read ({e}); {rebuild}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CorruptIndexError(f"{path} is not the manifest of a bert_tf index; {rebuild}")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in (1, VERSION):  # 1: read through `space.space_of_identity`
         raise CorruptIndexError(f"{directory} is an index of format version {manifest.get('version')}; this "
-                                f"bert_tf reads version {VERSION}: {rebuild}")
+                                f"bert_tf reads versions 1 and {VERSION}: {rebuild}")
     for name, record in manifest.get("files", {}).items():
         file = directory / name
         if not file.is_file():
@@ -109,52 +108,3 @@ def read_manifest(directory: str | os.PathLike, *, verify: bool = True) -> dict:
         if verify and sha256(file) != record["sha256"]:
             raise CorruptIndexError(f"{directory} is damaged: {name} does not match its checksum; {rebuild}")
     return manifest
-
-
-def vector_options(options: dict) -> dict:
-    """The options that make the vectors what they are (batching left out)."""
-    return {k: v for k, v in options.items() if k not in NEUTRAL_OPTIONS}
-
-
-def check_same_model(recorded: dict, identity: dict, *, where: str) -> None:
-    """Refuses an embedder whose vectors are not comparable with the index's.
-
-    Args:
-        recorded: the index's `BertEmbedder.identity()`.
-        identity: the query embedder's.
-        where: the index, for the message.
-
-    Raises:
-        IndexMismatchError: another checkpoint (by fingerprint, or by path when one has none),
-            other casing or another precision.
-    """
-    built = f"{where} was built with {recorded.get('checkpoint')} ({recorded.get('path')})"
-    fix = f"query it with that checkpoint (--checkpoint {recorded.get('path')}) and its casing"
-    a, b = recorded.get("fingerprint"), identity.get("fingerprint")
-    if a and b:
-        if a != b:
-            raise IndexMismatchError(f"{built}, fingerprint {a[:12]}; the query's model "
-                                     f"{identity.get('checkpoint')} has fingerprint {b[:12]}: {fix}")
-    elif os.path.realpath(recorded.get("path") or "") != os.path.realpath(identity.get("path") or ""):
-        raise IndexMismatchError(f"{built}; the query's model is {identity.get('path')}: {fix}")
-    if recorded.get("lower_case") != identity.get("lower_case"):
-        casing = {True: "uncased", False: "cased", None: "unknown casing"}
-        raise IndexMismatchError(f"{built}, {casing[recorded.get('lower_case')]}; the query's tokenizer is "
-                                 f"{casing[identity.get('lower_case')]}: {fix}")
-    p, q = recorded.get("precision") or "float32", identity.get("precision") or "float32"
-    if p != q:
-        raise IndexMismatchError(f"{built} in {p}; the query's model runs in {q}: query it with --precision {p}")
-
-
-def check_same_options(recorded: dict, options: dict, *, where: str) -> None:
-    """Refuses query options that make other vectors than the index's.
-
-    Raises:
-        IndexMismatchError: naming every option that differs, with the index's value.
-    """
-    a, b = vector_options(recorded), vector_options(options)
-    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    if differ:
-        said = ", ".join(f"{k}={b.get(k)!r} (the index has {a.get(k)!r})" for k in differ)
-        raise IndexMismatchError(f"{where} was built with other embedding options: {said}; query it with the "
-                                 "index's options (leave them out to use them)")

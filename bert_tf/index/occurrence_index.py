@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.embed.space import VectorSpace, space_of_identity
 from bert_tf.index import layout
 from bert_tf.index.scoring import VectorStats, normalize
 from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, top_k
@@ -116,6 +117,13 @@ class OccurrenceIndex:
         self.manifest = manifest
         self._embedder = None
         self._checkpoint = checkpoint
+        self._word_tokenizer = None
+        try:
+            self.space = space_of_identity(manifest.get("identity"), manifest.get("options")) \
+                if manifest.get("version") == 1 else VectorSpace.from_dict(manifest.get("space"))
+        except ValueError as e:
+            raise layout.CorruptIndexError(f"{directory} cannot be read: {e}; rebuild it with `bert-tf index build "
+                                           f"... --out {directory} --force`") from None
         dtype = manifest["vector_dtype"]
         self.words = VectorStore(directory, layout.WORDS, dtype)
         self.sentences = VectorStore(directory, layout.SENTENCES, dtype)
@@ -161,14 +169,9 @@ class OccurrenceIndex:
     # ------------------------------------------------------------------ what it holds
 
     @property
-    def identity(self) -> dict:
-        """The `identity()` of the embedder the index was built with."""
-        return self.manifest["identity"]
-
-    @property
     def options(self) -> EmbeddingOptions:
-        """The embedding options the index was built with (queries are embedded with them)."""
-        return EmbeddingOptions(**self.manifest["options"])
+        """The embedding options of the index's vectors (queries are embedded with them): `space.options()`."""
+        return self.space.options()
 
     @property
     def scoring(self) -> str:
@@ -184,7 +187,7 @@ class OccurrenceIndex:
 
     def __repr__(self) -> str:
         return (f"OccurrenceIndex({str(self.directory)!r}: {self.n_texts} texts, {self.n_occurrences} occurrences, "
-                f"{self.identity.get('checkpoint')}, scoring={self.scoring})")
+                f"{self.space.name}, scoring={self.scoring})")
 
     def close(self) -> None:
         self.db.close()
@@ -198,27 +201,45 @@ class OccurrenceIndex:
     # ------------------------------------------------------------------ the query model
 
     def check_embedder(self, embedder) -> None:
-        """Raises `IndexMismatchError` unless `embedder` makes this index's vectors."""
-        layout.check_same_model(self.identity, embedder.identity(), where=f"the index {self.directory}")
-        self._check_options_with(embedder, self.options)
+        """Raises `IndexMismatchError` unless `embedder` makes this index's vectors (with the index's options)."""
+        try:
+            space = embedder.space(self.options)
+        except ValueError:  # another model, which cannot serve the index's options (layers, dim): named
+            self.check_space(embedder.space())
+            raise
+        self.check_space(space)
 
     def check_options(self, options: EmbeddingOptions) -> None:
         """Raises `IndexMismatchError` unless `options` make this index's vectors (with its model)."""
-        self._check_options_with(self.embedder, options)
+        self.check_space(self.embedder.space(options))
 
-    def _check_options_with(self, embedder, options: EmbeddingOptions) -> None:
-        layout.check_same_options(_canonical(embedder, self.options), _canonical(embedder, options),
-                                  where=f"the index {self.directory}")
+    def check_space(self, space: VectorSpace) -> None:
+        """Raises `IndexMismatchError`, naming every difference, unless vectors of `space` compare with the index's."""
+        if not self.space.compatible(space):
+            raise layout.IndexMismatchError(
+                f"the index {self.directory} holds other vectors than the query's: "
+                f"{self.space.describe_differences(space, this='the index', that='the query')}; query it with the "
+                "index's checkpoint, casing, precision and options (leave them out to use the index's)")
 
     @property
     def embedder(self):
-        """The model queries are embedded with (loaded from the recorded checkpoint on first use)."""
+        """The model queries are embedded with: loaded on first use from `checkpoint` or the recorded path,
+        with the recorded casing and precision.
+
+        Raises:
+            CheckpointNotFoundError: the recorded checkpoint is no longer where it was (the message
+                names it and says to pass `--checkpoint`).
+        """
         if self._embedder is None:
             from bert_tf.embed.api import get_embedder
+            from bert_tf.store.resolve import CheckpointNotFoundError
 
-            path = self._checkpoint or self.identity.get("path")
-            embedder = get_embedder(path, lower_case=self.identity.get("lower_case"),
-                                    precision=self.identity.get("precision") or "float32")
+            path = self._checkpoint or self.space.path
+            if self._checkpoint is None and path and not os.path.exists(path):
+                raise CheckpointNotFoundError(
+                    f"the index {self.directory} was built with the checkpoint {path}, which is no longer there; "
+                    "pass --checkpoint DIR (checkpoint= in Python) with the folder it is in now")
+            embedder = get_embedder(path, lower_case=self.space.lower_case, precision=self.space.precision)
             self.check_embedder(embedder)
             self._embedder = embedder
         return self._embedder
@@ -234,14 +255,29 @@ class OccurrenceIndex:
     def model_word(self, word: str) -> str:
         """`word` as the model sees it (lower-cased, accents stripped by an uncased model).
 
+        Needs no model: splitting words and normalising them depends only on the casing, which the
+        index records (the vocabulary splits words into pieces, not text into words).
+
         Raises:
             ValueError: `word` is no word, or several to the model (`New York`, `don't`).
         """
-        words = self.embedder.tokenizer.tokenize_words([word])[0]
+        words = self.word_tokenizer.tokenize_words([word])[0]
         if len(words) != 1:
             seen = " ".join(w.text for w in words) or "nothing"
             raise ValueError(f"{word!r} is {len(words)} words to the model ({seen}); give one word")
         return words[0].text
+
+    @property
+    def word_tokenizer(self):
+        """A tokenizer that gives the index's words (not its pieces): the query model's when it is loaded,
+        else one with the recorded casing and only BERT's special tokens, so `senses` needs no checkpoint."""
+        if self._embedder is not None:
+            return self._embedder.tokenizer
+        if self._word_tokenizer is None:
+            from bert_tf.text.tokenization import SPECIAL_TOKENS, BertTokenizer
+
+            self._word_tokenizer = BertTokenizer(SPECIAL_TOKENS, lower_case=self.space.lower_case)
+        return self._word_tokenizer
 
     def query_occurrence(self, word: str, sentence: str) -> tuple[str, np.ndarray]:
         """`(word as the model sees it, its unit vector)` at its first occurrence in `sentence`.
@@ -417,15 +453,3 @@ def _load_stats(directory: Path, name: str) -> VectorStats | None:
 def _check_k(k) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
-
-
-def _canonical(embedder, options: EmbeddingOptions) -> dict:
-    """Options as the vectors they make: defaults resolved against the model (layers=None is the last four)."""
-    resolved = embedder.resolve(embedder.options(options))
-    n_states = embedder.config.num_hidden_layers + 1
-    out = resolved.options.to_dict()
-    out["layers"] = [i - n_states for i in resolved.hidden_states]
-    out["sentence_layer"] = resolved.sentence_state - n_states
-    out["max_seq_length"] = resolved.max_seq_length
-    out["dim"] = resolved.vector_size
-    return out

@@ -1,28 +1,26 @@
 """Building an index from the Parquet output of `bert-tf beam-embed`, without the model.
 
-The files hold, per text, the columns `id`, `text`, `words`, `starts`, `ends`,
-`word_vectors` and `sentence_vector`; their schema metadata key `b"bert_tf"` holds JSON
-with the embedder's `identity` and the `options` the vectors were made with. Every file
-of one source must agree on both: vectors of two models in one index would give scores
-that mean nothing.
+The files hold, per text, the columns of `bert_tf.embed.corpus_format.COLUMNS`; their
+schema metadata records the `VectorSpace` of the vectors (the model and the options
+that made them). Every file of one source must record the same space: vectors of two
+models in one index would give scores that mean nothing.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 import numpy as np
 
-from bert_tf.embed.options import EmbeddingOptions, check_choice
+from bert_tf.embed.corpus_format import COLUMNS, METADATA_KEY, space_of
+from bert_tf.embed.options import check_choice
+from bert_tf.embed.space import VectorSpace
 from bert_tf.files.atomic import staged_directory
 from bert_tf.index.builder import IndexWriter, progress_bar
 from bert_tf.index.scoring import DEFAULT_SCORING, SCORING_MODES
 from bert_tf.index.vectors import VECTOR_DTYPES
 
-METADATA_KEY = b"bert_tf"
-COLUMNS = ("id", "text", "words", "starts", "ends", "word_vectors", "sentence_vector")
 #: Rows read from a file at a time.
 ROWS_PER_BATCH = 512
 
@@ -49,11 +47,12 @@ def parquet_files(source: str | os.PathLike) -> list[str]:
     return files
 
 
-def read_header(path: str) -> dict:
-    """`{"identity", "options"}` from one file's schema metadata.
+def read_space(path: str) -> VectorSpace:
+    """The `VectorSpace` one file's schema metadata records.
 
     Raises:
-        ValueError: the file is not Parquet, lacks a column, or was not written by bert_tf.
+        ValueError: the file is not Parquet, lacks a column, or was not written by this bert_tf's
+            `beam-embed` (the message says to run it again).
     """
     import pyarrow.parquet as pq
 
@@ -65,16 +64,11 @@ def read_header(path: str) -> dict:
     if missing:
         raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}: it is not an output of "
                          "`bert-tf beam-embed --format parquet`")
-    raw = (schema.metadata or {}).get(METADATA_KEY)
     try:
-        header = json.loads(raw) if raw is not None else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        header = None
-    if not isinstance(header, dict) or not isinstance(header.get("identity"), dict) \
-            or not isinstance(header.get("options"), dict):
-        raise ValueError(f"{path} has no bert_tf metadata (identity and options of the model that made it); "
-                         "an index needs to know which model made the vectors: write it with `bert-tf beam-embed`")
-    return header
+        return space_of((schema.metadata or {}).get(METADATA_KEY))
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}; an index needs to know which model made the vectors: write them with "
+                         "this bert_tf's `bert-tf beam-embed`") from None
 
 
 def build_index_from_parquet(source: str | os.PathLike, out: str | os.PathLike, *,
@@ -101,19 +95,18 @@ def build_index_from_parquet(source: str | os.PathLike, out: str | os.PathLike, 
     check_choice("scoring", scoring, SCORING_MODES)
     check_choice("vector_dtype", vector_dtype, VECTOR_DTYPES)
     files = parquet_files(source)
-    headers = [read_header(f) for f in files]
-    for f, h in zip(files[1:], headers[1:]):
-        if h != headers[0]:
-            raise ValueError(f"{f} was made by another model or with other options than {files[0]}: "
+    spaces = [read_space(f) for f in files]
+    for f, space in zip(files[1:], spaces[1:]):
+        if not spaces[0].compatible(space):
+            raise ValueError(f"{f} holds other vectors than {files[0]} "
+                             f"({spaces[0].describe_differences(space, this='the first', that='this one')}): "
                              "index the outputs of one run at a time")
-    identity = headers[0]["identity"]
-    options = EmbeddingOptions(**headers[0]["options"]).to_dict()  # checked, and in the one canonical form
     total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     if not total:
         raise ValueError(f"{source} holds no rows: nothing to index")
     width, sentence_width = _widths(files)
     with staged_directory(out, replace=force) as staging:
-        writer = IndexWriter(staging, identity=identity, options=options, width=width,
+        writer = IndexWriter(staging, space=spaces[0], width=width,
                              sentence_width=sentence_width, scoring=scoring, vector_dtype=vector_dtype)
         bar = progress_bar(total, progress, "indexing")
         try:

@@ -139,25 +139,29 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
 
 
 def _metadata(embedder, resolved: ResolvedOptions, version: int) -> dict:
-    """What a client needs to know about the export; deterministic (no paths, no times)."""
+    """What a client needs to know about the export; deterministic (no paths, no times).
+
+    `space` is the `VectorSpace` of the served vectors (`exported_space` reads it back), without
+    the path: the folder of the machine that exported means nothing where the model is served.
+    The flat keys repeat it for clients that read them directly."""
     import bert_tf
 
     options = resolved.options
-    identity = embedder.identity()
-    n_states = embedder.config.num_hidden_layers + 1
+    space = embedder.space(options.replace(batch_size=None))  # the graph fills its calls by positions only
     return {
         "format": "bert_tf SavedModel",
         "version": version,
-        "checkpoint": identity["checkpoint"],
+        "space": space.to_dict(with_path=False),
+        "checkpoint": space.name,
         "config": embedder.config.to_dict(),
-        "lower_case": identity["lower_case"],
+        "lower_case": space.lower_case,
         # What the encoder computes in; every output tensor is float32 whatever this says.
-        "precision": identity["precision"],
+        "precision": space.precision,
         "output_dtype": "float32",
         "max_seq_length": resolved.max_seq_length,
         "options": options.to_dict(),
         # The options resolved for this checkpoint, for clients that read them directly.
-        "layers": [i - n_states for i in resolved.hidden_states],
+        "layers": list(space.layers),
         "hidden_state_indices": list(resolved.hidden_states),
         "combine": options.combine,
         "subword_pooling": options.subword_pooling,
@@ -174,6 +178,29 @@ def _metadata(embedder, resolved: ResolvedOptions, version: int) -> dict:
         "tensorflow": tf.__version__,
         "tensorflow_text": TENSORFLOW_TEXT_VERSION,
     }
+
+
+def exported_space(version_dir: str | os.PathLike):
+    """The `VectorSpace` of an export's vectors, from `assets/bert_tf_export.json` (no graph is loaded):
+    compare it with `VectorSpace.differences` before mixing the served vectors with others.
+
+    Raises:
+        FileNotFoundError: the folder holds no bert_tf export.
+        ValueError: an export by another bert_tf, without a readable space (export it again).
+
+    Example:
+        >>> exported_space("exports/bert/1").differences(embedder.space())
+        {}
+    """
+    from bert_tf.embed.space import VectorSpace
+
+    path = Path(version_dir) / "assets" / METADATA_ASSET
+    if not path.is_file():
+        raise FileNotFoundError(f"{version_dir} is not a bert_tf export (no assets/{METADATA_ASSET})")
+    try:
+        return VectorSpace.from_dict(json.loads(path.read_text(encoding="utf-8")).get("space"))
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}; export the model again with this bert_tf") from None
 
 
 # ---------------------------------------------------------------------- the graph
@@ -389,4 +416,4 @@ def _encode(encoder, text_pieces, plan: dict, resolved: ResolvedOptions, tokeniz
             tf.ensure_shape(tf.gather(pooled, position), [None, hidden]))
 
 
-__all__ = ["export_saved_model", "METADATA_ASSET", "SIGNATURES"]
+__all__ = ["export_saved_model", "exported_space", "METADATA_ASSET", "SIGNATURES"]

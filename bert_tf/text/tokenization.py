@@ -41,7 +41,8 @@ from bert_tf.text.vocab import check_lower_case, infer_lower_case, load_vocab, r
 #: Google's `max_input_chars_per_word`: longer normalised words become [UNK].
 MAX_CHARS_PER_WORD = 100
 
-_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+#: What every vocabulary must hold; their ids are the tokenizer's `pad_id`, `unk_id`, `cls_id`, `sep_id`.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 
 
 class Word(NamedTuple):
@@ -89,7 +90,7 @@ class BertTokenizer(tf.Module):
         lower_case = check_lower_case(lower_case, allow_none=False)
         super().__init__(name="bert_tokenizer")
         vocab = [str(token) for token in vocab]
-        missing = [t for t in _SPECIAL_TOKENS if t not in vocab]
+        missing = [t for t in SPECIAL_TOKENS if t not in vocab]
         if missing:
             raise ValueError(f"vocabulary lacks special tokens: {', '.join(missing)}")
         if int(max_chars_per_word) < 1:
@@ -102,7 +103,7 @@ class BertTokenizer(tf.Module):
         # (words never hold spaces), since FastWordpieceTokenizer wants unique tokens.
         index = {token: i for i, token in enumerate(vocab)}
         wordpiece_vocab = [t if index[t] == i else f" duplicate {i}" for i, t in enumerate(vocab)]
-        self.pad_id, self.unk_id, self.cls_id, self.sep_id = (index[t] for t in _SPECIAL_TOKENS)
+        self.pad_id, self.unk_id, self.cls_id, self.sep_id = (index[t] for t in SPECIAL_TOKENS)
         self.vocab_size = len(vocab)
 
         self._chars = CharLookup(lower_case=self._lower_case)
@@ -256,6 +257,7 @@ class BertTokenizer(tf.Module):
 __all__ = [
     "BertTokenizer",
     "MAX_CHARS_PER_WORD",
+    "SPECIAL_TOKENS",
     "Word",
     # Re-exported from bert_tf.text.vocab and .char_tables, where they live, for existing imports.
     "check_lower_case",

@@ -13,6 +13,7 @@ from bert_tf.beam import EmbedSpec
 from bert_tf.beam import records
 from bert_tf.beam.pipeline import embed_corpus, run_files
 from bert_tf.cli.main import main
+from bert_tf.embed.corpus_format import space_of
 from bert_tf.testing import assert_float32_close, encoder_bound
 from tests.beam.conftest import assert_rows_match_embedder, read_dead_letters, read_parquet
 
@@ -47,17 +48,17 @@ def test_every_record_comes_out_once_in_the_output_or_the_dead_letters(first_run
     assert summary.words == sum(len(r["words"]) for r in rows.values())
 
 
-def test_a_run_is_sharded_and_its_files_say_what_built_them(first_run, embedder):
+def test_a_run_is_sharded_and_its_files_say_what_built_them(first_run, embedder, beam_checkpoint):
     prefix, summary, _ = first_run
     assert [os.path.basename(f) for f in summary.files] == ["corpus-00000-of-00002.parquet",
                                                             "corpus-00001-of-00002.parquet"]
     assert [os.path.basename(f) for f in summary.dead_letter_files] == ["corpus-dead-letters-00000-of-00001.jsonl"]
     meta = records.read_metadata(summary.files[0])
-    assert meta["identity"] == embedder.identity()
-    assert meta["options"] == embedder.options().to_dict()
+    space = space_of(meta)
+    assert space == embedder.space() and space.path == os.path.abspath(beam_checkpoint)
     manifest = json.load(open(summary.manifest))
     assert manifest["files"] == [os.path.basename(f) for f in summary.files + summary.dead_letter_files]
-    assert manifest["identity"] == meta["identity"] and manifest["counts"]["dead_letters"] == 2
+    assert manifest["space"] == meta["space"] == space.to_dict() and manifest["counts"]["dead_letters"] == 2
     assert not [n for n in os.listdir(prefix.parent) if n.startswith(".")]  # no staging or lock left
 
 
@@ -151,7 +152,27 @@ def test_cli_writes_and_reports_from_beams_metrics(tmp_path, awkward_file, beam_
     assert not [line for line in lines if not line.startswith("bert-tf:")]  # no Beam or TF noise
     row = json.loads(open(f"{prefix}-00000-of-00001.jsonl", encoding="utf-8").readline())
     assert len(row["word_vectors"][0]) == 16
-    assert json.load(open(f"{prefix}-manifest.json"))["options"]["layers"] == [-1]
+    space = json.load(open(f"{prefix}-manifest.json"))["space"]
+    assert (space["layers"], space["vector_size"], space["path"]) == ([-1], 16, os.path.abspath(beam_checkpoint))
+
+
+def test_a_relative_checkpoint_is_recorded_absolute_and_the_run_indexed_from_elsewhere(tmp_path, beam_checkpoint,
+                                                                                       monkeypatch, capsys):
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(beam_checkpoint, work / "ckpts" / "tiny")
+    (work / "in.txt").write_text("the bank of the river\nmoney in the bank\n", encoding="utf-8")
+    monkeypatch.chdir(work)
+    code, _ = _cli("beam-embed", "--input", "in.txt", "--output", "out", "--checkpoint", "ckpts/tiny", capsys=capsys)
+    assert code == 0
+    absolute = str(work / "ckpts" / "tiny")
+    assert json.load(open("out-manifest.json"))["space"]["path"] == absolute
+    assert space_of(records.read_metadata(glob.glob("out-*-of-*.parquet")[0])).path == absolute
+    monkeypatch.chdir(tmp_path)
+    assert main(["index", "build", "--parquet", str(work / "out"), "--out", "ix"]) == 0
+    assert main(["search", "ix", "--word", "bank", "the bank of the river", "--json", "-k", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["word"] == "bank"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -122,7 +122,7 @@ def test_parquet_tfrecord_and_jsonl_read_back_into_the_same_arrays(tmp_path, bea
     from bert_tf.runtime import tf
 
     spec = EmbedSpec(str(beam_checkpoint))
-    metadata = run_metadata(embedder.identity(), embedder.options(spec.options).to_dict())
+    metadata = run_metadata(embedder.space(spec.options))
     width = embedder.resolve(embedder.options(spec.options)).vector_size
     with make_pipeline() as p:
         out = p | beam.Create(list(TEXTS.items())) | EmbedTexts(spec)
@@ -131,7 +131,7 @@ def test_parquet_tfrecord_and_jsonl_read_back_into_the_same_arrays(tmp_path, bea
                                                                   num_shards=2)
     (first, *_) = parquet_files = sorted(glob.glob(str(tmp_path / "parquet-*-of-00002.parquet")))
     assert len(parquet_files) == 2
-    assert read_metadata(first) == json.loads(json.dumps(metadata))  # identity() and the options, under b"bert_tf"
+    assert read_metadata(first) == json.loads(json.dumps(metadata))  # the VectorSpace, under b"bert_tf"
     assert METADATA_KEY in pq.read_schema(first).metadata
     import pyarrow as pa
 

@@ -52,6 +52,13 @@ def test_a_remote_checkpoint_is_copied_once_and_embeds_like_the_local_one(tmp_pa
         np.testing.assert_array_equal(sentence, ref_sentence)  # same weights, same code path: bit-equal
         np.testing.assert_array_equal(np.stack([w.vector for w in words]), np.stack([w.vector for w in ref_words]))
 
+    # A run records the remote checkpoint by its URL (not this machine's copy) and pins the workers to it.
+    from bert_tf.beam.pipeline import pin
+
+    pinned, space = pin(EmbedSpec(url, precision="auto"))
+    assert pinned.checkpoint == space.path == url and pinned.precision == space.precision != "auto"
+    assert space.fingerprint == embedder.fingerprint and space.name == "tiny"
+
 
 def test_a_missing_remote_checkpoint_says_so(tmp_path):
     with pytest.raises(CheckpointNotFoundError, match="checkpoint ram://nowhere-.* does not exist or is empty"):

@@ -387,8 +387,7 @@ def test_token_states_match_hugging_face(embedder, hf_minilm):
 def test_model_is_loaded_once(minilm_checkpoint, monkeypatch):
     get_bert_embeddings(["warm up"], checkpoint=minilm_checkpoint)
     calls = []
-    monkeypatch.setattr(BertEmbedder, "from_checkpoint",
-                        classmethod(lambda cls, *a, **k: calls.append(a)))
+    monkeypatch.setattr(BertEmbedder, "load", classmethod(lambda cls, *a, **k: calls.append(a)))
     get_bert_embeddings(["again"], checkpoint=minilm_checkpoint)
     get_bert_embeddings(["and again"], checkpoint=str(minilm_checkpoint) + "/")
     assert calls == []

@@ -9,8 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
+from bert_tf.embed.corpus_format import run_metadata
 from bert_tf.embed.embedder import BertEmbedder
 from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.embed.space import VectorSpace
 from bert_tf.files.atomic import staged_directory
 from bert_tf.index import (CorruptIndexError, IndexMismatchError, IndexWriter, OccurrenceIndex, build_index,
                            build_index_from_parquet)
@@ -113,15 +115,16 @@ def test_another_checkpoint_casing_precision_or_options_is_refused(shared, tmp_p
     index, _ = shared
     other_dir = write_checkpoint(tmp_path / "other", seed=1)
     other = BertEmbedder.from_checkpoint(other_dir)
-    with pytest.raises(IndexMismatchError, match="fingerprint"):
+    with pytest.raises(IndexMismatchError, match="checkpoint is .*tiny \\(fingerprint .* in the index, .*other "
+                                                 "\\(fingerprint .* in the query"):
         OccurrenceIndex.open(index.directory, embedder=other)
-    with pytest.raises(IndexMismatchError, match="combine='mean' \\(the index has 'sum'\\)"):
+    with pytest.raises(IndexMismatchError, match="combine is 'sum' in the index, 'mean' in the query"):
         OccurrenceIndex.open(index.directory, embedder=index.embedder, options=EmbeddingOptions(combine="mean"))
-    cased = BertEmbedder.from_checkpoint(index.identity["path"], lower_case=False)
-    with pytest.raises(IndexMismatchError, match="uncased"):
+    cased = BertEmbedder.from_checkpoint(index.space.path, lower_case=False)
+    with pytest.raises(IndexMismatchError, match="lower_case is True in the index, False in the query"):
         OccurrenceIndex.open(index.directory, embedder=cased)
-    half = BertEmbedder.from_checkpoint(index.identity["path"], precision="bfloat16")
-    with pytest.raises(IndexMismatchError, match="built with .* in float32; the query's model runs in bfloat16"):
+    half = BertEmbedder.from_checkpoint(index.space.path, precision="bfloat16")
+    with pytest.raises(IndexMismatchError, match="precision is 'float32' in the index, 'bfloat16' in the query"):
         OccurrenceIndex.open(index.directory, embedder=half)
     # The defaults written out are the same vectors, and batching changes none: accepted.
     OccurrenceIndex.open(index.directory, embedder=index.embedder,
@@ -206,8 +209,8 @@ def write_beam_parquet(path, embedder, texts, options, *, metadata=True):
                         ("word_vectors", pa.list_(pa.list_(pa.float32()))),
                         ("sentence_vector", pa.list_(pa.float32()))])
     if metadata:
-        schema = schema.with_metadata({b"bert_tf": json.dumps({"format_version": 1, "identity": embedder.identity(),
-                                                               "options": options.to_dict()}).encode()})
+        recorded = run_metadata(embedder.space(options)) if metadata is True else metadata
+        schema = schema.with_metadata({b"bert_tf": json.dumps(recorded).encode()})
     pq.write_table(pa.Table.from_pydict(rows, schema=schema), path, row_group_size=7)
 
 
@@ -230,11 +233,32 @@ def test_parquet_without_bert_tf_metadata_or_of_two_models_is_refused(tiny, tmp_
         build_index_from_parquet(tmp_path / "bare.parquet", tmp_path / "a")
     write_beam_parquet(tmp_path / "m-0.parquet", tiny, corpus(3), tiny.options())
     write_beam_parquet(tmp_path / "m-1.parquet", tiny, corpus(3), tiny.options(combine="mean"))
-    with pytest.raises(ValueError, match="another model or with other options"):
+    with pytest.raises(ValueError, match="m-1.parquet holds other vectors than .*m-0.parquet \\(combine is 'sum' in "
+                                         "the first, 'mean' in this one\\)"):
         build_index_from_parquet(str(tmp_path / "m-*.parquet"), tmp_path / "b")
+    # A file of the format before VectorSpace (identity and options as written) whose checkpoint has gone.
+    identity = {"checkpoint": "gone", "path": str(tmp_path / "gone"), "fingerprint": tiny.fingerprint,
+                "lower_case": True, "precision": "float32"}
+    write_beam_parquet(tmp_path / "old.parquet", tiny, corpus(3), tiny.options(),
+                       metadata={"format_version": 1, "identity": identity, "options": tiny.options().to_dict()})
+    with pytest.raises(ValueError, match="old.parquet: it was written by an earlier bert_tf, .*the checkpoint "
+                                         ".*gone is no longer there; .* beam-embed"):
+        build_index_from_parquet(tmp_path / "old.parquet", tmp_path / "d")
     with pytest.raises(FileNotFoundError, match="no Parquet file matches"):
         build_index_from_parquet(tmp_path / "nothing", tmp_path / "c")
-    assert not any((tmp_path / n).exists() for n in "abc")
+    assert not any((tmp_path / n).exists() for n in "abcd")
+
+
+def test_parquet_of_the_format_before_vector_space_is_read(tiny, tmp_path):
+    """Format 1 (c4f1d69) recorded identity() and the options as written: resolved with the checkpoint's config."""
+    identity = {"checkpoint": "tiny", "path": tiny.checkpoint, "fingerprint": tiny.fingerprint, "lower_case": True,
+                "precision": "float32"}
+    options = EmbeddingOptions(layers=(-1,), combine="mean")
+    write_beam_parquet(tmp_path / "old.parquet", tiny, corpus(10), options,
+                       metadata={"format_version": 1, "identity": identity, "options": options.to_dict()})
+    index = build_index_from_parquet(tmp_path / "old.parquet", tmp_path / "ix")
+    assert index.space == tiny.space(options) and index.space.path == tiny.checkpoint
+    assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["space"]["layers"] == [-1]
 
 
 def clustered(n, width, seed=0):
@@ -251,9 +275,8 @@ def test_approximate_search_recall_at_10_on_a_small_index(tmp_path, monkeypatch)
     monkeypatch.setattr(builder, "EXACT_LIMIT", 500)  # 6000 occurrences and 600 texts: both approximate
     vectors = clustered(6000, 64)
     with staged_directory(tmp_path / "ix") as staging:
-        writer = IndexWriter(staging, identity={"checkpoint": "synthetic", "path": None, "fingerprint": "0",
-                                                "lower_case": True}, options=EmbeddingOptions().to_dict(),
-                             width=64, sentence_width=64)
+        space = VectorSpace("0", True, "float32", (-1,), "sum", "mean", 64, "mean", -2, 512, name="synthetic")
+        writer = IndexWriter(staging, space=space, width=64, sentence_width=64)
         for start in range(0, len(vectors), 10):
             part = vectors[start:start + 10]
             writer.add(str(start), "w " * len(part), [("w", 2 * i, 2 * i + 1) for i in range(len(part))], part,
@@ -300,10 +323,10 @@ def test_an_index_of_a_real_beam_embed_run(tiny, tmp_path):
     texts = corpus(30)
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     assert main(["beam-embed", "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out"),
-                 "--checkpoint", tiny.identity()["path"]]) == 0
+                 "--checkpoint", tiny.checkpoint]) == 0
     beam = build_index_from_parquet(tmp_path / "out", tmp_path / "beam")
     direct = build_index(texts, tmp_path / "direct", embedder=tiny)
-    assert beam.identity == direct.identity and beam.n_occurrences == direct.n_occurrences
+    assert beam.space == direct.space and beam.n_occurrences == direct.n_occurrences
     # Other batches round differently in float32; stored as float16 the vectors agree to its half-ulp.
     assert np.abs(beam.words.all() - direct.words.all()).max() <= 2.0 ** -10
     hit = OccurrenceIndex.open(tmp_path / "beam", embedder=tiny).search_word("bank", texts[0] if "bank" in

@@ -85,7 +85,7 @@ def test_auto_reaches_the_embedder(make_checkpoint, monkeypatch):
     assert BertEmbedder.from_checkpoint(directory, precision="auto").precision == "float32"
     monkeypatch.setattr(prec, "cpu_flags", lambda path="/proc/cpuinfo": ZEN4)
     embedder = BertEmbedder.from_checkpoint(directory, precision="auto")
-    assert embedder.precision == "bfloat16" and embedder.identity()["precision"] == "bfloat16"
+    assert embedder.precision == "bfloat16" and embedder.space().precision == "bfloat16"
     # The mixed encoder keeps its dense kernels in bfloat16 and nothing else.
     block = embedder.encoder.blocks[0]
     assert str(block.query.kernel.dtype) == "bfloat16" and str(block.output_dense.bias.dtype) == "bfloat16"

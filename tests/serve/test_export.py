@@ -24,7 +24,8 @@ from bert_tf.runtime import tf
 from bert_tf import BertEmbedder, get_bert_embeddings
 from bert_tf.embed import batching
 from bert_tf.embed.head import window_plan
-from bert_tf.serve.export import METADATA_ASSET, export_saved_model
+from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.serve.export import METADATA_ASSET, export_saved_model, exported_space
 from bert_tf.testing import assert_float32_close, encoder_bound, tiny_vocab
 
 pytestmark = pytest.mark.numerics
@@ -291,10 +292,12 @@ def test_preprocess_is_cls_pieces_sep_padded_and_truncated(fresh, embedder):
     assert not out["input_type_ids"].any()
 
 
-def test_metadata_records_the_options(fresh, exports, minilm_checkpoint):
+def test_metadata_records_the_options(fresh, exports, minilm_checkpoint, embedder):
     asset = (exports["default"] / "assets" / METADATA_ASSET).read_text(encoding="utf-8")
     served = json.loads(str(_outputs(fresh, "metadata")["json"]))
     assert served == json.loads(asset)
+    assert exported_space(exports["default"]) == embedder.space() and served["space"]["path"] is None
+    assert exported_space(exports["int8"]).differences(embedder.space()) == {"precision": ("int8", "float32")}
     assert {k: served[k] for k in ("layers", "combine", "subword_pooling", "dim", "max_seq_length",
                                    "lower_case", "sentence_strategy", "sentence_layer", "vector_size")} == {
         "layers": [-4, -3, -2, -1], "combine": "sum", "subword_pooling": "mean", "dim": None,
@@ -559,6 +562,15 @@ def test_options_force_and_overwrite_on_a_tiny_checkpoint(tiny, tmp_path):
     assert path == out / "1"
     metadata = _load_and_check(path, tiny, sentence_strategy="cls", sentence_layer=1, **first)
     assert metadata["combine"] == "concat" and metadata["vector_size"] == 40
+    # The export records the VectorSpace of its vectors (no path: it is served elsewhere) for readers to compare.
+    space = exported_space(path)
+    embedder = BertEmbedder.from_checkpoint(tiny)
+    assert space.path is None and space.name == os.path.basename(tiny)
+    assert space.compatible(embedder.space(EmbeddingOptions(sentence_strategy="cls", sentence_layer=1, **first)))
+    assert set(space.differences(embedder.space())) == {"combine", "subword_pooling", "vector_size",
+                                                        "sentence_strategy", "sentence_layer", "max_seq_length"}
+    with pytest.raises(FileNotFoundError, match="is not a bert_tf export"):
+        exported_space(out)
 
     with pytest.raises(FileExistsError, match="already exists.*force"):
         export_saved_model(tiny, out)
@@ -566,6 +578,7 @@ def test_options_force_and_overwrite_on_a_tiny_checkpoint(tiny, tmp_path):
     assert export_saved_model(tiny, out, sentence_strategy="pooled", force=True, **second) == path
     metadata = _load_and_check(path, tiny, sentence_strategy="pooled", **second)
     assert metadata["combine"] == "mean" and metadata["hidden_state_indices"] == [0, 3]
+    assert exported_space(path).layers == (-4, -1) and exported_space(path).combine == "mean"
     assert os.listdir(out) == ["1"]  # no temporary directory left behind
 
 

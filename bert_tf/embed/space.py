@@ -1,0 +1,220 @@
+"""`VectorSpace`: whether two sets of vectors can be compared, decided in one place.
+
+A cosine between two vectors means something only when the same model made both the
+same way: the same weights (the checkpoint's fingerprint, wherever its folder lives),
+the same casing, the same compute precision and the same options, resolved against the
+model (`layers=None` and `layers=(-4, -3, -2, -1)` make the same vectors). Under int8 the
+batch plan counts too: each model call's input is rounded with one range for the whole
+call (`bert_tf.model.quantize`), so how texts are grouped into calls changes their vectors.
+
+Every artefact records its `VectorSpace` (the index manifest, the Parquet schema metadata
+and manifest of a Beam run, the SavedModel's metadata) and every reader compares it with
+the one it is about to use (`differences`), refusing a mismatch with one line that names
+what differs. Standard library and `bert_tf.embed.options` only: readers of corpus outputs
+need neither TensorFlow, Beam nor faiss to import it.
+
+Example:
+    >>> space = embedder.space()  # the defaults; embedder.space(options) for others
+    >>> space.compatible(embedder.space(EmbeddingOptions(layers=(-1,))))
+    False
+    >>> space.differences(embedder.space(EmbeddingOptions(layers=(-1,))))
+    {'layers': ((-4, -3, -2, -1), (-1,))}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
+
+#: The version of `to_dict`'s form; `from_dict` refuses another.
+FORMAT_VERSION = 1
+#: The padded positions per model call of the bert_tf that wrote artefacts without a `VectorSpace`.
+VERSION_1_BATCH_POSITIONS = 2048
+#: The fields of the batch plan, recorded only where it changes vectors.
+BATCH_PLAN = ("batch_size", "batch_positions")
+#: What `describe_differences` calls the checkpoint (fingerprints, or paths where one is unknown).
+CHECKPOINT = "checkpoint"
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorSpace:
+    """What makes vectors comparable, as one frozen value.
+
+    Attributes:
+        fingerprint: the checkpoint's content hash (`CheckpointDir.fingerprint`); None when unknown,
+            and then the checkpoint is compared by `path`.
+        lower_case: the tokenizer's casing.
+        precision: what the encoder computed in ("float32", "bfloat16", "float16", "int8"; never "auto").
+        layers, combine, subword_pooling: how word vectors are made, `layers` counted from the last (-1).
+        vector_size: the word vectors' width (`dim` resolved).
+        sentence_strategy, sentence_layer: how sentence vectors are made (`sentence_layer` from the last).
+        max_seq_length: the longest model input, resolved: it decides where long texts are windowed.
+        batch_size, batch_positions: the batch plan (the most texts per call, the padded positions per
+            call); recorded only where it changes vectors (`batch_plan_changes_vectors`), else None.
+        name: the checkpoint's folder name, for messages (not compared).
+        path: the checkpoint's absolute path when recorded, to load it again (not compared when
+            both fingerprints are known: a moved checkpoint makes the same vectors).
+    """
+
+    fingerprint: str | None
+    lower_case: bool
+    precision: str
+    layers: tuple[int, ...]
+    combine: str
+    subword_pooling: str
+    vector_size: int
+    sentence_strategy: str | None
+    sentence_layer: int
+    max_seq_length: int
+    batch_size: int | None = None
+    batch_positions: int | None = None
+    name: str | None = dataclasses.field(default=None, compare=False)
+    path: str | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+        if not self.batch_plan_changes_vectors:
+            for name in BATCH_PLAN:
+                object.__setattr__(self, name, None)
+
+    @property
+    def batch_plan_changes_vectors(self) -> bool:
+        """Whether texts embedded in other model calls get other vectors: int8 rounds each call's
+        input with one range for the whole call. (The one rule: if int8 becomes batch-independent,
+        this line changes.)"""
+        return self.precision == "int8"
+
+    @classmethod
+    def of(cls, resolved: ResolvedOptions, *, fingerprint: str | None, lower_case: bool, precision: str,
+           path: str | None, batch_positions: int | None = None) -> "VectorSpace":
+        """The space of vectors made with `resolved` options by the model these arguments describe
+        (`BertEmbedder.space` fills them in)."""
+        options = resolved.options
+        space = cls(fingerprint, lower_case, precision, resolved.layers, options.combine, options.subword_pooling,
+                    resolved.vector_size, options.sentence_strategy, resolved.sentence_layer, resolved.max_seq_length,
+                    options.batch_size, batch_positions)
+        return space.at(path)
+
+    def at(self, path: str | None) -> "VectorSpace":
+        """The same space with its checkpoint recorded at `path` (a folder or a URL), named after it."""
+        name = os.path.basename(os.path.normpath(path)) if path else self.name
+        return dataclasses.replace(self, path=path, name=name)
+
+    def options(self) -> EmbeddingOptions:
+        """The `EmbeddingOptions` that make vectors of this space (with the model it names): what
+        an index embeds its queries with, the batch plan included where it counts."""
+        return EmbeddingOptions(layers=self.layers, combine=self.combine, subword_pooling=self.subword_pooling,
+                                dim=self.vector_size, sentence_strategy=self.sentence_strategy,
+                                sentence_layer=self.sentence_layer, max_seq_length=self.max_seq_length,
+                                batch_size=self.batch_size)
+
+    # ------------------------------------------------------------------ comparing
+
+    def differences(self, other: "VectorSpace") -> dict[str, tuple[Any, Any]]:
+        """`{what: (this value, other's value)}` for everything that makes the two spaces' vectors
+        differ; empty when they are comparable. The checkpoint is compared by fingerprint, or by
+        path (resolved) when either fingerprint is unknown."""
+        out: dict[str, tuple[Any, Any]] = {}
+        if self.fingerprint and other.fingerprint:
+            if self.fingerprint != other.fingerprint:
+                out[CHECKPOINT] = (self._checkpoint(), other._checkpoint())
+        elif _real(self.path) != _real(other.path):
+            out[CHECKPOINT] = (self._checkpoint(), other._checkpoint())
+        # The batch plan is compared where it counts on both sides; else the precision already differs.
+        plan = self.batch_plan_changes_vectors and other.batch_plan_changes_vectors
+        for field in dataclasses.fields(self):
+            if field.compare and field.name != "fingerprint" and (plan or field.name not in BATCH_PLAN):
+                a, b = getattr(self, field.name), getattr(other, field.name)
+                if a != b:
+                    out[field.name] = (a, b)
+        return out
+
+    def compatible(self, other: "VectorSpace") -> bool:
+        """True when vectors of the two spaces can be compared."""
+        return not self.differences(other)
+
+    def describe_differences(self, other: "VectorSpace", *, this: str = "this", that: str = "the other") -> str:
+        """The differences in one line: `precision is 'int8' in the index, 'float32' in the query; ...`."""
+        return "; ".join(f"{name} is {_shown(name, a)} in {this}, {_shown(name, b)} in {that}"
+                         for name, (a, b) in self.differences(other).items())
+
+    def _checkpoint(self) -> str:
+        where = self.path or self.name or "an unnamed checkpoint"
+        return f"{where} (fingerprint {self.fingerprint[:12]})" if self.fingerprint else where
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self, *, with_path: bool = True) -> dict[str, Any]:
+        """JSON-ready (`layers` a list). `with_path=False` leaves the path out (an export shipped to
+        a server: the path of the machine that built it means nothing there)."""
+        out = {"version": FORMAT_VERSION, **dataclasses.asdict(self)}
+        out["layers"] = list(self.layers)
+        if not with_path:
+            out["path"] = None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "VectorSpace":
+        """The value `to_dict` wrote.
+
+        Raises:
+            ValueError: not such a dict, another version of it, or fields missing or unknown (the
+                caller says which artefact and how to remake it).
+        """
+        if not isinstance(data, dict):
+            raise ValueError("no vector space is recorded")
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError(f"the recorded vector space is of version {data.get('version')!r}; this bert_tf "
+                             f"reads version {FORMAT_VERSION}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = set(data) - {"version"}
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        if given - names or required - given:
+            odd = sorted((given - names) | (required - given))
+            raise ValueError(f"the recorded vector space has unknown or missing field(s) {', '.join(odd)}")
+        try:
+            return cls(**{k: data[k] for k in given})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"the recorded vector space cannot be read ({e})") from None
+
+
+def space_of_identity(identity: Any, options: Any) -> VectorSpace:
+    """The space of an artefact of the format before `VectorSpace` (an index manifest of version 1, a
+    corpus run's metadata of format 1): the embedder's `identity` and the options as written, resolved
+    against the checkpoint's `bert_config.json` at the recorded path (no model is loaded).
+
+    Raises:
+        ValueError: not such a record, or its checkpoint's config is no longer at the recorded path.
+    """
+    from bert_tf.model.config import load_config
+
+    if not isinstance(identity, dict) or not isinstance(options, dict):
+        raise ValueError("it records no vector space")
+    path = identity.get("path")
+    config = os.path.join(path, "bert_config.json") if isinstance(path, str) else None
+    if config is None or not os.path.isfile(config):
+        raise ValueError(f"it was written by an earlier bert_tf, whose options can only be read with the "
+                         f"checkpoint's bert_config.json, and the checkpoint {path} is no longer there")
+    try:
+        resolved = EmbeddingOptions(**options).resolve(load_config(config))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"it was written by an earlier bert_tf, with options that cannot be read ({e})") from None
+    return VectorSpace.of(resolved, fingerprint=identity.get("fingerprint"), lower_case=identity.get("lower_case"),
+                          precision=identity.get("precision") or "float32", path=os.path.abspath(path),
+                          batch_positions=VERSION_1_BATCH_POSITIONS)
+
+
+def _real(path: str | None) -> str | None:
+    return os.path.realpath(path) if path else None
+
+
+def _shown(name: str, value) -> str:
+    if name == CHECKPOINT:
+        return value
+    if name == "layers":
+        return ",".join(map(str, value))
+    return repr(value)
