@@ -21,9 +21,9 @@ import json
 import os
 from pathlib import Path
 
-FORMAT = "bert_tf occurrence index"
+from bert_tf.files.owned import INDEX_FORMAT as FORMAT, INDEX_MANIFEST as MANIFEST  # how --force knows an index
+
 VERSION = 1
-MANIFEST = "manifest.json"
 META = "meta.sqlite"
 WORDS = "words"
 SENTENCES = "sentences"
@@ -86,15 +86,17 @@ def read_manifest(directory: str | os.PathLike, *, verify: bool = True) -> dict:
                                 f"--out {directory}`")
     path = directory / MANIFEST
     rebuild = f"rebuild it with `bert-tf index build ... --out {directory} --force`"
+    # Without a manifest of ours the folder is not recognised as an index, so --force would not replace it.
+    elsewhere = "build the index into a new folder with `bert-tf index build ... --out NEW_DIR`"
     if not path.is_file():
         raise CorruptIndexError(f"{directory} is not a complete index (no {MANIFEST}: its build did not finish, "
-                                f"or it is not an index); {rebuild}")
+                                f"or it is not an index); {elsewhere}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptIndexError(f"{path} cannot be read ({e}); {rebuild}") from None
+        raise CorruptIndexError(f"{path} cannot be read ({e}); {elsewhere}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CorruptIndexError(f"{path} is not the manifest of a bert_tf index; {rebuild}")
+        raise CorruptIndexError(f"{path} is not the manifest of a bert_tf index; {elsewhere}")
     if manifest.get("version") != VERSION:
         raise CorruptIndexError(f"{directory} is an index of format version {manifest.get('version')}; this "
                                 f"bert_tf reads version {VERSION}: {rebuild}")

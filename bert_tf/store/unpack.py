@@ -14,7 +14,6 @@ which `bert_tf.store.checkpoint_dir.is_complete` checks later.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
 import json
 import posixpath
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bert_tf.files.atomic import staged_directory
-from bert_tf.files.layout import MANIFEST, missing_shards, required_files
-from bert_tf.files.output import AtomicFile
+from bert_tf.files.owned import CHECKPOINT
+from bert_tf.files.layout import missing_shards, required_files, write_manifest
 from bert_tf.model.config import BertConfig
 from bert_tf.store.messages import DownloadError, human, say
 
@@ -206,7 +205,8 @@ def _sha256_file(path: Path) -> str:
 
 def unpack(zip_path: Path, plan: ZipPlan, target: Path, manifest: dict[str, Any]) -> None:
     """Unpacks into a temporary folder beside `target`, then renames it into place."""
-    with staged_directory(target, replace=True) as staging:
+    # Only a checkpoint of ours is replaced (an incomplete one, or with --force); any other folder is refused.
+    with staged_directory(target, replace=True, owner=CHECKPOINT) as staging:
         inside = staging.resolve()
         with zipfile.ZipFile(zip_path) as archive:
             for info, rel in plan.members:
@@ -217,19 +217,6 @@ def unpack(zip_path: Path, plan: ZipPlan, target: Path, manifest: dict[str, Any]
                 with archive.open(info) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
         write_manifest(staging, manifest)
-
-
-def write_manifest(directory: Path, fields: dict[str, Any]) -> None:
-    """Writes `directory/MANIFEST.json`: `fields`, every file below `directory` with its size, and when."""
-    from bert_tf import __version__
-
-    files = {p.relative_to(directory).as_posix(): p.stat().st_size
-             for p in sorted(directory.rglob("*")) if p.is_file() and p.name != MANIFEST}
-    manifest = {**fields, "files": files, "bert_tf_version": __version__,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    with AtomicFile(directory / MANIFEST, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
 
 
 # --------------------------------------------------------------------------- disk space
