@@ -99,9 +99,14 @@ def _projector_arguments(parser, *, plot: bool = False) -> None:
 def build(args) -> int:
     from bert_tf.files.owned import INDEX, check_replaceable
 
-    # Before the model is loaded: only an index of ours is replaced, never the folder holding the input.
-    check_replaceable(args.out, INDEX, force=args.force,
-                      inputs=[("the input file", args.input)] if args.input else [])
+    if args.parquet:
+        from bert_tf.index.parquet import parquet_files
+
+        inputs = [("the Parquet input", f) for f in parquet_files(args.parquet)]
+    else:
+        inputs = [("the input file", args.input)]
+    # Before the model is loaded: only an index of ours is replaced, never a folder holding the input.
+    check_replaceable(args.out, INDEX, force=args.force, inputs=inputs)
     progress = False if args.no_progress else None
     if args.parquet:
         from bert_tf.embed.options import EmbeddingOptions
