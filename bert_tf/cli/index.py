@@ -102,7 +102,10 @@ def build(args) -> int:
     if args.parquet:
         from bert_tf.index.parquet import parquet_files
 
-        inputs = [("the Parquet input", f) for f in parquet_files(args.parquet)]
+        try:
+            inputs = [("the Parquet input", f) for f in parquet_files(args.parquet)]
+        except FileNotFoundError:
+            inputs = []  # said below, after the options are checked
     else:
         inputs = [("the input file", args.input)]
     # Before the model is loaded: only an index of ours is replaced, never a folder holding the input.
