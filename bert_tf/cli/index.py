@@ -88,9 +88,9 @@ def _projector_arguments(parser, *, plot: bool = False) -> None:
     parser.add_argument("--projector", metavar="DIR",
                         help="also write the vectors for TensorBoard's Embedding Projector here "
                              "(`tensorboard --logdir DIR`)")
-    outputs = "--plot / --projector outputs" if plot else "a --projector folder"
+    outputs = "an existing --plot or --projector" if plot else "an existing --projector folder"
     parser.add_argument("--force", action="store_true",
-                        help=f"replace {outputs} that exist (a --projector folder only if bert-tf wrote it)")
+                        help=f"replace {outputs} (a --projector folder only if bert-tf wrote it)")
 
 
 # ---------------------------------------------------------------------- commands

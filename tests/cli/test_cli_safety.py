@@ -113,6 +113,13 @@ def test_help_documents_force(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "--force" in capsys.readouterr().out
+    for command, plot in (("search", False), ("senses", True)):  # search has no --plot to replace
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        force = " ".join(capsys.readouterr().out.split("--force ", 1)[1].split())
+        assert force.startswith("replace an existing --plot or --projector" if plot else
+                                "replace an existing --projector folder (a --projector folder only if bert-tf "
+                                "wrote it)"), force
 
 
 @pytest.mark.parametrize("name", ["o.jsonl", "o.npz"])
