@@ -32,7 +32,7 @@ import secrets
 import shutil
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 try:
     import fcntl
@@ -267,7 +267,7 @@ def replace_dir(new: Path, target: Path) -> None:
 
 @contextlib.contextmanager
 def staged_directory(target: str | os.PathLike, *, replace: bool = False, owner: str | None = None,
-                     inputs=()) -> Iterator[Path]:
+                     inputs: Iterable[tuple[str, str | os.PathLike]] = ()) -> Iterator[Path]:
     """Yields an empty folder beside `target`; on success it becomes `target`, on any error it is removed.
 
     The temporary name starts with a dot and ends in `.tmp` (`.NAME.XXXXXXXX.tmp`), so

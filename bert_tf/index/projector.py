@@ -63,10 +63,10 @@ def write_projector(out_dir: str | os.PathLike, vectors, metadata: Sequence[Sequ
 
     Raises:
         ValueError: vectors that are not a finite non-empty 2-D array, metadata of another
-            length or with rows that are not three fields, an empty name.
+            length or with rows that are not three fields, an empty name; an `out_dir` that is
+            the current folder or holds it.
         FileExistsError: `out_dir` is a projector folder and `force` is False, a folder bert_tf did
             not write, or a file.
-        ValueError: `out_dir` is the current folder or holds it.
         PermissionError, OSError: it cannot be written (the message names it).
 
     Example:

@@ -1,8 +1,9 @@
 """Hugging Face BERT weights (`config.json` + `model.safetensors`) to Google's checkpoint layout.
 
 The output is a directory any Google BERT tool can read: `bert_config.json`,
-`vocab.txt` and a TF1 name-based `bert_model.ckpt`. It is written into a
-temporary directory beside the target and renamed into place, so the target
+`vocab.txt` and a TF1 name-based `bert_model.ckpt`, plus the `MANIFEST.json` by which
+a later `force=True` knows it as bert_tf's own (`bert_tf.files.owned`). It is written
+into a temporary directory beside the target and renamed into place, so the target
 is either complete or absent. No torch is needed: safetensors is read with numpy.
 """
 

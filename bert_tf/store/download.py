@@ -191,7 +191,7 @@ def _check_replaceable(target: Path, from_zip) -> None:
         check_replaceable(target, CHECKPOINT, force=True,
                           inputs=[("the zip being unpacked", from_zip)] if from_zip is not None else [])
     except (FileExistsError, ValueError) as e:
-        raise DownloadError(f"{e} (--dest chooses another root folder)") from None
+        raise DownloadError(str(e)) from None
 
 
 def _install(zip_path: Path, target: Path, *, name: str, source: str, sha256: str | None,
