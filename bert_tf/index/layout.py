@@ -16,11 +16,11 @@ or whose files do not match it, is refused with `CorruptIndexError`, never searc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
+from bert_tf.files.digest import sha256_file as sha256
 from bert_tf.files.owned import INDEX_FORMAT as FORMAT, INDEX_MANIFEST as MANIFEST  # how --force knows an index
 
 VERSION = 1
@@ -42,14 +42,6 @@ class CorruptIndexError(ValueError):
 
 class IndexMismatchError(ValueError):
     """A query was embedded with another model or other options than the index."""
-
-
-def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_records(directory: Path) -> dict:

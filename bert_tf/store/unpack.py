@@ -14,7 +14,6 @@ which `bert_tf.store.checkpoint_dir.is_complete` checks later.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import posixpath
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bert_tf.files.atomic import staged_directory
+from bert_tf.files.digest import sha256_file
 from bert_tf.files.owned import CHECKPOINT
 from bert_tf.files.layout import missing_shards, required_files, write_manifest
 from bert_tf.model.config import BertConfig
@@ -102,7 +102,7 @@ def verify_zip(path: Path, *, sha256: str | None) -> ZipPlan:
             raise BadZip(f"{path} is not a complete BERT checkpoint: {', '.join(missing)} missing"
                           f"{' under ' + root if root else ''} (expected {', '.join(required_files())}, "
                           "bert_model.ckpt.data-*)")
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
         if sha256 is not None and digest != sha256:
             raise BadZip(f"SHA-256 of {path} is {digest}, expected {sha256}: "
                           "the file is corrupt or not the published one")
@@ -190,14 +190,6 @@ def _check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -
         raise BadZip(f"{path}: member {info.filename!r} uses an unsupported compression ({e})") from None
     except RuntimeError as e:  # zipfile's "File ... is encrypted, password required"
         raise BadZip(f"{path}: member {info.filename!r} cannot be read ({e})") from None
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- unpacking
