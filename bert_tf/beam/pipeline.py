@@ -89,10 +89,12 @@ def check_output_prefix(prefix: str, *, force: bool, inputs: Sequence[str] = ())
 
     Raises:
         ValueError: the prefix names a folder or ends in a separator, or an input file is one of its outputs.
-        FileExistsError: the prefix holds a run (finished or not) and `force` is false.
+        FileExistsError: the prefix holds a run (finished or not) and `force` is false, or a
+            `PREFIX-manifest.json` there that bert_tf did not write (whatever `force` says).
         OutputError: its folder does not exist (local outputs).
     """
     from bert_tf.files.output import OutputError
+    from bert_tf.files.owned import force_hint, is_run_manifest
 
     directory, name = FileSystems.split(prefix)
     if not name:
@@ -112,8 +114,22 @@ def check_output_prefix(prefix: str, *, force: bool, inputs: Sequence[str] = ())
         finished = any(p.endswith(MANIFEST) for p in existing)
         what = "a finished run" if finished else f"{len(existing)} file(s) of an earlier run"
         raise FileExistsError(f"--output {prefix} already holds {what} ({os.path.basename(existing[0])}, ...); "
-                              "pass --force to replace it as a whole, or choose another prefix")
+                              f"pass {force_hint()} to replace it as a whole, or choose another prefix")
+    manifest = next((p for p in existing if p.endswith(MANIFEST)), None)
+    if manifest is not None and not is_run_manifest(_read_json(manifest)):
+        # The shard names alone could be another tool's: a manifest that is not ours says they are.
+        raise FileExistsError(f"--output {prefix}: {os.path.basename(manifest)} is not the manifest of a "
+                              f"bert-tf run, so the files at this prefix are never replaced, even with "
+                              f"{force_hint()}; choose another prefix")
     return existing
+
+
+def _read_json(path: str):
+    try:
+        with FileSystems.open(path) as f:
+            return json.loads(f.read(1 << 24))
+    except Exception:  # noqa: BLE001 - unreadable or not JSON: not a manifest of ours
+        return None
 
 
 def check_pipeline_args(args: Sequence[str]) -> None:

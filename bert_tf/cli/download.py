@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from bert_tf.files.owned import command_line_spelling
 from bert_tf.store.checkpoint_dir import is_complete
 from bert_tf.store.download import DownloadError, check_sha256, download_checkpoint
 from bert_tf.store.messages import human
@@ -66,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="root folder; the checkpoint goes to DIR/NAME/ (default: checkpoints)")
     parser.add_argument("--sha256", type=_sha256_arg, metavar="HEX",
                         help="expected SHA-256 of the zip, checked before unpacking")
-    parser.add_argument("--force", action="store_true", help="redo it even when DIR/NAME/ is already complete")
+    parser.add_argument("--force", action="store_true",
+                        help="redo it even when DIR/NAME/ is already complete (a DIR/NAME/ that bert-tf did not "
+                             "write is never replaced)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar or status lines")
     parser.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print(_format_list(Path(args.dest)))
         return 0
-    with _sigterm_as_interrupt() as terminated:
+    with _sigterm_as_interrupt() as terminated, command_line_spelling():
         try:
             path = download_checkpoint(args.name, url=args.url, from_zip=args.from_zip, dest=args.dest,
                                        sha256=args.sha256, force=args.force, progress=args.progress,

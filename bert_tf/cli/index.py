@@ -45,7 +45,8 @@ def add_commands(add) -> None:
     b.add_argument("--vector-dtype", choices=VECTOR_DTYPES, default="float16",
                    help="how vectors are stored (default float16; int8 is half the size)")
     b.add_argument("--force", action="store_true",
-                   help="replace DIR if it exists (only once the new index is complete)")
+                   help="replace DIR if it is an index bert-tf wrote (only once the new index is complete); "
+                        "any other folder is never replaced")
     b.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     add_embedding_arguments(b)
     b.set_defaults(func=build)
@@ -73,7 +74,7 @@ def add_commands(add) -> None:
     q.add_argument("--max-senses", type=int, default=8, help="the most senses chosen from the data (default 8)")
     q.add_argument("--examples", type=int, default=3, help="central examples shown per sense (default 3)")
     q.add_argument("--plot", help="save the senses in 2-D as a PNG here (an existing file only with --force)")
-    _projector_arguments(q)
+    _projector_arguments(q, plot=True)
     q.set_defaults(func=senses)
 
     q = query_parser("neighbors", "other words used like a word of a sentence (keyword expansion)")
@@ -83,20 +84,32 @@ def add_commands(add) -> None:
     q.set_defaults(func=neighbors)
 
 
-def _projector_arguments(parser) -> None:
+def _projector_arguments(parser, *, plot: bool = False) -> None:
     parser.add_argument("--projector", metavar="DIR",
                         help="also write the vectors for TensorBoard's Embedding Projector here "
                              "(`tensorboard --logdir DIR`)")
-    parser.add_argument("--force", action="store_true", help="replace --plot / --projector outputs that exist")
+    outputs = "an existing --plot or --projector" if plot else "an existing --projector folder"
+    parser.add_argument("--force", action="store_true",
+                        help=f"replace {outputs} (a --projector folder only if bert-tf wrote it)")
 
 
 # ---------------------------------------------------------------------- commands
 
 
 def build(args) -> int:
-    from bert_tf.files.atomic import check_target
+    from bert_tf.files.owned import INDEX, check_replaceable
 
-    check_target(args.out, replace=args.force)  # before the model is loaded
+    if args.parquet:
+        from bert_tf.index.parquet import parquet_files
+
+        try:
+            inputs = [("the Parquet input", f) for f in parquet_files(args.parquet)]
+        except FileNotFoundError:
+            inputs = []  # said below, after the options are checked
+    else:
+        inputs = [("the input file", args.input)]
+    # Before the model is loaded: only an index of ours is replaced, never a folder holding the input.
+    check_replaceable(args.out, INDEX, force=args.force, inputs=inputs)
     progress = False if args.no_progress else None
     if args.parquet:
         from bert_tf.embed.options import EmbeddingOptions
@@ -153,6 +166,7 @@ def _open(args):
 
 
 def search(args) -> int:
+    _check_projector(args)
     index = _open(args)
     if args.word:
         hits = index.search_word(args.word, args.sentence, args.k)
@@ -177,6 +191,7 @@ def senses(args) -> int:
     if args.plot:
         check_png_path(args.plot, option="--plot")
         check_output(args.plot, force=args.force, option="--plot")
+    _check_projector(args)
     index = _open(args)
     report = index.senses(args.word, n_senses=args.n_senses, max_senses=args.max_senses, examples=args.examples)
     if args.json:
@@ -246,6 +261,14 @@ def _print_hits(hits, as_json: bool) -> None:
 
 def _emit(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False))
+
+
+def _check_projector(args) -> None:
+    """Refuses a --projector folder that may not be written, before any work (see `bert_tf.files.owned`)."""
+    if args.projector:
+        from bert_tf.files.owned import PROJECTOR, check_replaceable
+
+        check_replaceable(args.projector, PROJECTOR, force=args.force, inputs=[("the index", args.index)])
 
 
 def _write_projector(args, vectors, metadata, *, name: str) -> None:

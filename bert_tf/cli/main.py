@@ -5,7 +5,8 @@ checkpoint, an unreadable file, a bad option value) print one line and exit
 non-zero; `--verbose` shows the traceback and TensorFlow's own logging.
 
 Output files are never destroyed: an existing one is replaced only with
-`--force`, the input is never the output, and every file is written to a
+`--force`, a folder only if bert_tf wrote it (`bert_tf.files.owned`), the input
+is never the output, and every file is written to a
 temporary beside it and renamed into place on success (`bert_tf.files.output`), so a
 failed, interrupted (Ctrl-C, SIGTERM) or killed run leaves the old file as it
 was; debris of a killed run is removed by the next run writing to that folder.
@@ -122,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("convert", "convert Hugging Face BERT weights (config.json + model.safetensors) to Google's layout")
     p.add_argument("hf_dir", help="directory with config.json, model.safetensors and vocab.txt")
     p.add_argument("out_dir", help="checkpoint directory to write")
-    p.add_argument("--force", action="store_true", help="replace out_dir if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace out_dir if it is a checkpoint bert-tf wrote (any other folder is never replaced)")
     p.set_defaults(func=commands.convert)
 
     from bert_tf.cli import download
@@ -135,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="exports/bert", metavar="DIR",
                    help="model base directory; the SavedModel goes to DIR/VERSION/ (default: exports/bert)")
     p.add_argument("--version", type=int, default=1, help="model version directory (default: 1)")
-    p.add_argument("--force", action="store_true", help="replace DIR/VERSION/ if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR/VERSION/ if bert-tf exported it (any other folder is never replaced)")
     add_embedding_arguments(p, batching=False)
     p.set_defaults(func=commands.export)
 
@@ -222,10 +225,13 @@ def main(argv=None) -> int:
     if args.verbose:
         os.environ.setdefault("BERT_TF_VERBOSE_TF", "1")
     _configure_logging(args.verbose)
+    from bert_tf.files.owned import command_line_spelling
+
     previous = _install_signal_handlers()
     del _received[:]
     try:
-        return _run(args)
+        with command_line_spelling():  # the library's messages say --force, not force=True
+            return _run(args)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import re
@@ -31,7 +32,7 @@ import secrets
 import shutil
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 try:
     import fcntl
@@ -100,11 +101,13 @@ def check_target(target: str | os.PathLike, *, replace: bool = False) -> None:
             of one of its parent folders.
         PermissionError: the nearest existing parent is not writable.
     """
+    from bert_tf.files.owned import force_hint
+
     target = Path(target)
     if (target.exists() or target.is_symlink()) and not replace:
-        raise FileExistsError(f"{target} already exists (pass force=True / --force to replace it)")
+        raise FileExistsError(f"{target} already exists (pass {force_hint()} to replace it)")
     if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} is a file, not a folder; --force replaces folders only: "
+        raise FileExistsError(f"{target} is a file, not a folder; {force_hint()} replaces folders only: "
                               "choose another path or remove the file")
     parent = target.parent
     while not parent.exists() and parent != parent.parent:
@@ -263,7 +266,8 @@ def replace_dir(new: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_directory(target: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+def staged_directory(target: str | os.PathLike, *, replace: bool = False, owner: str | None = None,
+                     inputs: Iterable[tuple[str, str | os.PathLike]] = ()) -> Iterator[Path]:
     """Yields an empty folder beside `target`; on success it becomes `target`, on any error it is removed.
 
     The temporary name starts with a dot and ends in `.tmp` (`.NAME.XXXXXXXX.tmp`), so
@@ -275,20 +279,32 @@ def staged_directory(target: str | os.PathLike, *, replace: bool = False) -> Ite
     Args:
         target: the folder to create.
         replace: allow replacing an existing `target` folder (otherwise `FileExistsError`).
+        owner: the kind of bert_tf folder written (`bert_tf.files.owned.INDEX`, ...): then an
+            existing `target` is replaced only if it is empty, or with `replace` one of ours of
+            that kind (`bert_tf.files.owned.check_replaceable`, which also refuses the cwd).
+        inputs: with `owner`, `(description, path)` of what is read: `target` may not hold them.
 
     Raises:
-        FileExistsError: `target` exists and `replace` is False, or it is a file.
+        FileExistsError: `target` exists and `replace` is False, or it is a file; with `owner`,
+            a folder that `check_replaceable` refuses.
+        ValueError: with `owner`, `target` is the current folder or holds it or an input.
         PermissionError, OSError: its parent cannot be written (the message names it).
 
     Example:
         >>> with staged_directory("checkpoints/my-model") as tmp:
         ...     (tmp / "bert_config.json").write_text("{}")
     """
-    target = Path(target)
-    check_target(target, replace=replace)
+    target, inputs = Path(target), tuple(inputs)
+    if owner is None:
+        check = functools.partial(check_target, target, replace=replace)
+    else:
+        from bert_tf.files.owned import check_replaceable
+
+        check = functools.partial(check_replaceable, target, owner, force=replace, inputs=inputs)
+    check()
     with target_lock(target):
         remove_leftovers(target)
-        check_target(target, replace=replace)  # again: another writer may have finished meanwhile
+        check()  # again: another writer may have finished meanwhile
         try:
             staging = _make_hidden_dir(target.parent, target.name, "tmp")
         except OSError as e:

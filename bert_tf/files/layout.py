@@ -8,12 +8,17 @@ checkpoints without NumPy or TensorFlow installed.
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import re
+from pathlib import Path
+from typing import Any
 
 #: The TF1 checkpoint prefix inside every Google checkpoint folder.
 PREFIX = "bert_model.ckpt"
-#: Written by the store beside the checkpoint: every file with its size (see `bert_tf.store.unpack`).
+#: Written into every checkpoint folder bert_tf unpacks or converts: every file with its size. `is_complete`
+#: (`bert_tf.store.checkpoint_dir`) checks the sizes; `--force` knows the folder as bert_tf's own by it.
 MANIFEST = "MANIFEST.json"
 
 _SHARD = re.compile(r"^(?P<prefix>.+)\.data-(?P<index>\d+)-of-(?P<count>\d+)$")
@@ -61,3 +66,18 @@ def missing_files(directory: str | os.PathLike, prefix: str = PREFIX) -> list[st
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             missing.append(name)
     return missing + missing_shards(names, prefix)
+
+
+def write_manifest(directory: str | os.PathLike, fields: dict[str, Any]) -> None:
+    """Writes `directory/MANIFEST.json`: `fields`, every file below `directory` with its size, and when."""
+    from bert_tf import __version__
+    from bert_tf.files.output import AtomicFile
+
+    directory = Path(directory)
+    files = {p.relative_to(directory).as_posix(): p.stat().st_size
+             for p in sorted(directory.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    manifest = {**fields, "files": files, "bert_tf_version": __version__,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    with AtomicFile(directory / MANIFEST, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")

@@ -190,7 +190,8 @@ def check_output(path: str | os.PathLike, *, force: bool, inputs: Iterable[tuple
     Raises:
         ValueError: the output is one of the inputs (even with `force`).
         IsADirectoryError: the output is a folder.
-        FileExistsError: the output exists and `force` is false (says to pass --force).
+        FileExistsError: the output exists and `force` is false (says to pass --force, or
+            force=True outside the command line).
         OutputError: the output's folder does not exist or is not a folder.
     """
     path = os.fspath(path)
@@ -208,7 +209,9 @@ def check_output(path: str | os.PathLike, *, force: bool, inputs: Iterable[tuple
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(f"{option} {path} is a folder; give a file name")
         if stat.S_ISREG(st.st_mode) and not force:
-            raise FileExistsError(f"{path} already exists; pass --force to replace it")
+            from bert_tf.files.owned import force_hint
+
+            raise FileExistsError(f"{path} already exists; pass {force_hint()} to replace it")
         return
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.exists(parent):

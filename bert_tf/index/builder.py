@@ -23,6 +23,7 @@ import numpy as np
 from bert_tf.embed.options import EmbeddingOptions, check_choice
 from bert_tf.embed.space import VectorSpace
 from bert_tf.files.atomic import staged_directory
+from bert_tf.files.owned import INDEX
 from bert_tf.index import layout
 from bert_tf.index.scoring import DEFAULT_SCORING, SCORING_MODES, VectorStats, normalize
 from bert_tf.index.search import EXACT_LIMIT, build_approximate
@@ -187,7 +188,8 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
         ids: one id per text (default: 1, 2, ...: line numbers of a file).
         scoring: how vectors are normalised before cosine (`SCORING_MODES`; default `DEFAULT_SCORING`).
         vector_dtype: "float16" (default) or "int8".
-        force: replace an existing index at `out` (only once the new one is complete).
+        force: replace an existing index at `out` (only once the new one is complete); a folder that
+            is not an index written by bert_tf is never replaced (`bert_tf.files.owned`).
         progress: a progress bar on stderr (None: on a terminal).
         total: the number of texts, for the progress bar, when `texts` has no len().
 
@@ -195,7 +197,8 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
         The new index, opened (`OccurrenceIndex`).
 
     Raises:
-        FileExistsError: `out` exists and `force` is false.
+        FileExistsError: `out` exists and `force` is false, or it is not an index of ours.
+        ValueError: `out` is the current folder or holds it.
         ValueError: a bad option, `sentence_strategy=None`.
         TypeError: a text that is not a str (before it is embedded).
 
@@ -217,7 +220,7 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
     resolved = embedder.resolve(options)
     total = total if total is not None else (len(texts) if hasattr(texts, "__len__") else None)
     ids = iter(ids) if ids is not None else None
-    with staged_directory(out, replace=force) as staging:
+    with staged_directory(out, replace=force, owner=INDEX) as staging:
         writer = IndexWriter(staging, space=embedder.space(options), width=resolved.vector_size,
                              sentence_width=embedder.hidden_size, scoring=scoring, vector_dtype=vector_dtype)
         bar = progress_bar(total, progress, "indexing")

@@ -16,15 +16,15 @@ or whose files do not match it, is refused with `CorruptIndexError`, never searc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-FORMAT = "bert_tf occurrence index"
+from bert_tf.files.digest import sha256_file as sha256
+from bert_tf.files.owned import INDEX_FORMAT as FORMAT, INDEX_MANIFEST as MANIFEST  # how --force knows an index
+
 #: 2: the manifest records the `VectorSpace` ("space") where version 1 had "identity" and "options" (still read).
 VERSION = 2
-MANIFEST = "manifest.json"
 META = "meta.sqlite"
 WORDS = "words"
 SENTENCES = "sentences"
@@ -41,14 +41,6 @@ class CorruptIndexError(ValueError):
 
 class IndexMismatchError(ValueError):
     """A query was embedded with another model or other options than the index (another `VectorSpace`)."""
-
-
-def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_records(directory: Path) -> dict:
@@ -85,15 +77,17 @@ def read_manifest(directory: str | os.PathLike, *, verify: bool = True) -> dict:
                                 f"--out {directory}`")
     path = directory / MANIFEST
     rebuild = f"rebuild it with `bert-tf index build ... --out {directory} --force`"
+    # Without a manifest of ours the folder is not recognised as an index, so --force would not replace it.
+    elsewhere = "build the index into a new folder with `bert-tf index build ... --out NEW_DIR`"
     if not path.is_file():
         raise CorruptIndexError(f"{directory} is not a complete index (no {MANIFEST}: its build did not finish, "
-                                f"or it is not an index); {rebuild}")
+                                f"or it is not an index); {elsewhere}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptIndexError(f"{path} cannot be read ({e}); {rebuild}") from None
+        raise CorruptIndexError(f"{path} cannot be read ({e}); {elsewhere}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CorruptIndexError(f"{path} is not the manifest of a bert_tf index; {rebuild}")
+        raise CorruptIndexError(f"{path} is not the manifest of a bert_tf index; {elsewhere}")
     if manifest.get("version") not in (1, VERSION):  # 1: read through `space.space_of_identity`
         raise CorruptIndexError(f"{directory} is an index of format version {manifest.get('version')}; this "
                                 f"bert_tf reads versions 1 and {VERSION}: {rebuild}")

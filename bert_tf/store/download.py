@@ -31,6 +31,7 @@ import urllib.parse
 from pathlib import Path
 
 from bert_tf.files.atomic import not_writable, target_lock
+from bert_tf.files.owned import CHECKPOINT, check_replaceable, force_hint
 from bert_tf.store import fetch
 from bert_tf.store.checkpoint_dir import is_complete
 from bert_tf.store.messages import DownloadError, DownloadInterrupted, human, say
@@ -76,7 +77,9 @@ def download_checkpoint(name: str | None = None, *, url: str | None = None,
         from_zip: unpack this local zip (fetched by hand); no network access.
         dest: the root folder; the checkpoint goes to `dest/NAME/`.
         sha256: the zip's expected SHA-256 (hex); default the registry's, if known.
-        force: redo even when `dest/NAME/` is complete.
+        force: redo even when `dest/NAME/` is complete. Whatever `force` says, a `dest/NAME/`
+            that bert_tf did not write (no `MANIFEST.json` of ours, or other files in it) is
+            never replaced.
         progress: show a progress bar and status lines on stderr (the bar only on a terminal).
         timeout: seconds to wait for the connection and for each read.
         retries: how many times in a row an attempt may fail without bringing any
@@ -129,8 +132,9 @@ def download_checkpoint(name: str | None = None, *, url: str | None = None,
     expected_sha256 = sha256 or (spec.sha256 if spec else None)
 
     if not force and is_complete(target):
-        say(progress, f"{target} is already complete; nothing to do (--force to redo it)")
+        say(progress, f"{target} is already complete; nothing to do ({force_hint()} to redo it)")
         return target
+    _check_replaceable(target, from_zip)
     if offline:
         from bert_tf.store.offline import require_package
 
@@ -173,6 +177,21 @@ def download_checkpoint(name: str | None = None, *, url: str | None = None,
             raise DownloadInterrupted(f"stopped before {target} was written{keep}") from None
     say(progress, f"done: {target}")
     return target
+
+
+def _check_replaceable(target: Path, from_zip) -> None:
+    """Refuses, before any network access, a `target` that is there but not a checkpoint bert_tf wrote.
+
+    What is there is about to be replaced (it is incomplete, or `force` asked for it): only a
+    checkpoint with bert_tf's `MANIFEST.json` and nothing else in it may be (`bert_tf.files.owned`).
+    """
+    if not target.exists() and not target.is_symlink():
+        return
+    try:
+        check_replaceable(target, CHECKPOINT, force=True,
+                          inputs=[("the zip being unpacked", from_zip)] if from_zip is not None else [])
+    except (FileExistsError, ValueError) as e:
+        raise DownloadError(str(e)) from None
 
 
 def _install(zip_path: Path, target: Path, *, name: str, source: str, sha256: str | None,

@@ -54,7 +54,7 @@ def build_offline(target: str | Path, *, force: bool = False,
     from importlib import metadata
 
     from bert_tf.model.convert import convert_hf_checkpoint
-    from bert_tf.store.unpack import write_manifest
+    from bert_tf.files.layout import write_manifest
 
     try:
         version = metadata.version(OFFLINE_DISTRIBUTION)

@@ -14,8 +14,6 @@ which `bert_tf.store.checkpoint_dir.is_complete` checks later.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import hashlib
 import json
 import posixpath
 import re
@@ -27,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bert_tf.files.atomic import staged_directory
-from bert_tf.files.layout import MANIFEST, missing_shards, required_files
-from bert_tf.files.output import AtomicFile
+from bert_tf.files.digest import sha256_file
+from bert_tf.files.owned import CHECKPOINT
+from bert_tf.files.layout import missing_shards, required_files, write_manifest
 from bert_tf.model.config import BertConfig
 from bert_tf.store.messages import DownloadError, human, say
 
@@ -103,7 +102,7 @@ def verify_zip(path: Path, *, sha256: str | None) -> ZipPlan:
             raise BadZip(f"{path} is not a complete BERT checkpoint: {', '.join(missing)} missing"
                           f"{' under ' + root if root else ''} (expected {', '.join(required_files())}, "
                           "bert_model.ckpt.data-*)")
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
         if sha256 is not None and digest != sha256:
             raise BadZip(f"SHA-256 of {path} is {digest}, expected {sha256}: "
                           "the file is corrupt or not the published one")
@@ -193,20 +192,13 @@ def _check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -
         raise BadZip(f"{path}: member {info.filename!r} cannot be read ({e})") from None
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- unpacking
 
 
 def unpack(zip_path: Path, plan: ZipPlan, target: Path, manifest: dict[str, Any]) -> None:
     """Unpacks into a temporary folder beside `target`, then renames it into place."""
-    with staged_directory(target, replace=True) as staging:
+    # Only a checkpoint of ours is replaced (an incomplete one, or with --force); any other folder is refused.
+    with staged_directory(target, replace=True, owner=CHECKPOINT) as staging:
         inside = staging.resolve()
         with zipfile.ZipFile(zip_path) as archive:
             for info, rel in plan.members:
@@ -217,19 +209,6 @@ def unpack(zip_path: Path, plan: ZipPlan, target: Path, manifest: dict[str, Any]
                 with archive.open(info) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
         write_manifest(staging, manifest)
-
-
-def write_manifest(directory: Path, fields: dict[str, Any]) -> None:
-    """Writes `directory/MANIFEST.json`: `fields`, every file below `directory` with its size, and when."""
-    from bert_tf import __version__
-
-    files = {p.relative_to(directory).as_posix(): p.stat().st_size
-             for p in sorted(directory.rglob("*")) if p.is_file() and p.name != MANIFEST}
-    manifest = {**fields, "files": files, "bert_tf_version": __version__,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    with AtomicFile(directory / MANIFEST, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
 
 
 # --------------------------------------------------------------------------- disk space

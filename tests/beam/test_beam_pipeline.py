@@ -65,7 +65,7 @@ def test_a_run_is_sharded_and_its_files_say_what_built_them(first_run, embedder,
 def test_a_finished_run_is_refused_and_left_as_it_was(first_run, awkward_file, beam_checkpoint):
     prefix, _, _ = first_run
     before = _snapshot(prefix)
-    with pytest.raises(FileExistsError, match="already holds a finished run.*--force"):
+    with pytest.raises(FileExistsError, match="already holds a finished run.*pass force=True"):
         embed_corpus(str(awkward_file[0]), str(prefix), EmbedSpec(str(beam_checkpoint)))
     assert _snapshot(prefix) == before
 

@@ -113,6 +113,13 @@ def test_help_documents_force(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "--force" in capsys.readouterr().out
+    for command, plot in (("search", False), ("senses", True)):  # search has no --plot to replace
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        force = " ".join(capsys.readouterr().out.split("--force ", 1)[1].split())
+        assert force.startswith("replace an existing --plot or --projector" if plot else
+                                "replace an existing --projector folder (a --projector folder only if bert-tf "
+                                "wrote it)"), force
 
 
 @pytest.mark.parametrize("name", ["o.jsonl", "o.npz"])
@@ -374,3 +381,177 @@ def test_no_sentences_is_a_clear_error(tmp_path, capsys, tiny, command, monkeypa
     src.write_text("\n\n")
     code, _, err = cli(capsys, *command, "--checkpoint", tiny, "--input", src)
     assert code == 1 and "no sentences" in one_error_line(err) and "words available" not in err
+
+
+# ---------------------------------------------------------------------- --force replaces only bert-tf's own
+
+INDEX_WORDS = "river bank water money loan stone tree house".split()
+CORPUS = ["river bank water", "money bank loan", "stone tree house", "tree bank river"]
+ZIP_NAME = "tiny_L-1_H-16_A-2"
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file and folder below `folder` with its bytes (None for a folder)."""
+    return {p.relative_to(folder).as_posix(): (None if p.is_dir() else p.read_bytes())
+            for p in sorted(folder.rglob("*"))}
+
+
+def user_folder(path: Path) -> Path:
+    """A folder of the user's: a file, and a subfolder with a file."""
+    (path / "sub").mkdir(parents=True, exist_ok=True)
+    (path / "notes.txt").write_text("the user's notes")
+    (path / "sub" / "data.csv").write_text("1,2\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """What the commands read: a checkpoint, a corpus, an index of it, a Hugging Face folder, a checkpoint zip."""
+    import zipfile
+
+    from safetensors.numpy import save_file
+
+    from bert_tf.model.config import BertConfig
+    from bert_tf.testing import google_to_hf_weights, random_weights, tiny_vocab, write_random_checkpoint
+    from tests.index.test_index_store import write_checkpoint
+
+    root = tmp_path_factory.mktemp("world")
+    checkpoint = write_checkpoint(root / "tiny", vocab=["[PAD]", "[UNK]", "[CLS]", "[SEP]", *INDEX_WORDS])
+    corpus = root / "corpus.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n")
+    index = root / "corpus.index"
+    assert main(["index", "build", "--input", str(corpus), "--out", str(index), "--checkpoint", str(checkpoint),
+                 "--no-progress"]) == 0
+
+    config = BertConfig(vocab_size=200, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, type_vocab_size=2)
+    hf = root / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text(json.dumps({**config.to_dict(), "model_type": "bert", "layer_norm_eps": 1e-12}))
+    save_file(google_to_hf_weights(random_weights(config), config.num_hidden_layers), str(hf / "model.safetensors"))
+    (hf / "vocab.txt").write_text("\n".join(tiny_vocab(config.vocab_size)) + "\n")
+
+    source = root / "zip-source"
+    write_random_checkpoint(source, config)
+    archive = root / f"{ZIP_NAME}.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(source.iterdir()):
+            zf.write(path, f"{ZIP_NAME}/{path.name}")
+    return {"checkpoint": checkpoint, "corpus": corpus, "index": index, "hf": hf, "zip": archive}
+
+
+def _case(name, w, tmp, monkeypatch):
+    """`(argv, the user's folder, what the one error line says)` for the case `name`."""
+    ck = ["--checkpoint", w["checkpoint"]]
+    user = user_folder(tmp / "mine")
+    if name == "index build --input DIR/corpus.txt --out DIR":  # the issue's case: it deleted DIR
+        shutil.copy(w["corpus"], user / "corpus.txt")
+        return (["index", "build", "--input", user / "corpus.txt", "--out", user, "--force", *ck, "--no-progress"],
+                user, f"refusing to write {user}: it contains the input file ({user / 'corpus.txt'})")
+    if name == "index build --out USER_DIR":
+        return (["index", "build", "--input", w["corpus"], "--out", user, "--force", *ck, "--no-progress"],
+                user, f"{user} is a folder bert_tf did not write (it has no manifest.json), so it is never "
+                      "replaced, even with --force")
+    if name == "index build --out .":  # was a raw OSError: [Errno 16] Device or resource busy
+        monkeypatch.chdir(user)
+        return (["index", "build", "--input", w["corpus"], "--out", ".", "--force", *ck], user,
+                "refusing to write an index to .: it is the current folder")
+    if name == "index build --out ..":
+        monkeypatch.chdir(user / "sub")
+        return (["index", "build", "--input", w["corpus"], "--out", "..", "--force", *ck], user,
+                "refusing to write an index to ..: it is a parent of the current folder")
+    if name == "senses --projector USER_DIR":  # the issue's case: it wiped DIR
+        return (["senses", w["index"], "bank", "--n-senses", "2", "--projector", user, "--force"], user,
+                "is a folder bert_tf did not write (it has no bert_tf_projector.json)")
+    if name == "search --projector USER_DIR":
+        return (["search", w["index"], "river bank", "--projector", user, "--force"], user,
+                "is a folder bert_tf did not write (it has no bert_tf_projector.json)")
+    if name == "export --out DIR (DIR/1 the user's)":
+        user = user_folder(tmp / "exports" / "1")
+        return (["export", *ck, "--out", tmp / "exports", "--version", "1", "--force"], user,
+                "is a folder bert_tf did not write (it has no assets/bert_tf_export.json)")
+    if name == "convert HF USER_DIR":
+        return (["convert", w["hf"], user, "--force"], user, "is a folder bert_tf did not write (it has no "
+                                                               "MANIFEST.json)")
+    if name == "download --dest DIR (DIR/NAME the user's)":
+        user = user_folder(tmp / "dest" / ZIP_NAME)
+        return (["download", ZIP_NAME, "--from-zip", w["zip"], "--dest", tmp / "dest", "--force", "--no-progress"],
+                user, "is a folder bert_tf did not write (it has no MANIFEST.json)")
+    if name == "beam-embed --output USER_DIR/corpus (a manifest not ours)":
+        (user / "corpus-manifest.json").write_text('{"the user": "s"}')
+        return (["beam-embed", "--input", w["corpus"], "--output", user / "corpus", *ck, "--force"], user,
+                "corpus-manifest.json is not the manifest of a bert-tf run, so the files at this prefix are never "
+                "replaced, even with --force")
+    if name == "embed --output USER_DIR":
+        return (["embed", "a b", "--output", user, "--force", *ck], user, f"--output {user} is a folder")
+    if name in ("plot --out USER_DIR.png", "similarity --plot USER_DIR.png", "senses --plot USER_DIR.png"):
+        user = user_folder(tmp / "figure.png")
+        argv = {"plot": ["plot", "bank", "river bank", "--out", user, *ck],
+                "similarity": ["similarity", "--words", "bank", "river bank", "--plot", user, *ck],
+                "senses": ["senses", w["index"], "bank", "--plot", user]}[name.split()[0]]
+        return [*argv, "--force"], user, f"{name.split()[1]} {user} is a folder"
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", [
+    "index build --input DIR/corpus.txt --out DIR", "index build --out USER_DIR", "index build --out .",
+    "index build --out ..", "senses --projector USER_DIR", "search --projector USER_DIR",
+    "export --out DIR (DIR/1 the user's)", "convert HF USER_DIR", "download --dest DIR (DIR/NAME the user's)",
+    "beam-embed --output USER_DIR/corpus (a manifest not ours)", "embed --output USER_DIR",
+    "plot --out USER_DIR.png", "similarity --plot USER_DIR.png", "senses --plot USER_DIR.png",
+])
+def test_a_folder_holding_a_users_files_survives_every_command_with_force(world, tmp_path, capsys, monkeypatch,
+                                                                          name):
+    argv, user, message = _case(name, world, tmp_path, monkeypatch)
+    before = snapshot(user)
+    code, _, err = cli(capsys, *argv)
+    assert code == 1 and message in one_error_line(err), err
+    assert snapshot(user) == before
+    assert not [p for p in user.parent.iterdir() if p.name.startswith(".")]  # no staging folder, no lock
+
+
+def test_forced_outputs_that_bert_tf_wrote_are_still_replaced(world, tmp_path, capsys):
+    ck = ["--checkpoint", world["checkpoint"]]
+    index, projector, converted = tmp_path / "ix", tmp_path / "proj", tmp_path / "converted"
+    dest = tmp_path / "dest"
+    commands = {
+        index: ["index", "build", "--input", world["corpus"], "--out", index, *ck, "--no-progress"],
+        projector: ["senses", world["index"], "bank", "--n-senses", "2", "--projector", projector],
+        converted: ["convert", world["hf"], converted],
+        dest / ZIP_NAME: ["download", ZIP_NAME, "--from-zip", world["zip"], "--dest", dest, "--no-progress"],
+    }
+    for out, argv in commands.items():
+        assert cli(capsys, *argv)[0] == 0, argv
+        first = snapshot(out)
+        if argv[0] != "download":  # a complete checkpoint is left as it is without --force
+            code, _, err = cli(capsys, *argv)
+            assert code == 1 and f"{out} already exists" in one_error_line(err) and "pass --force" in err
+        assert snapshot(out).keys() == first.keys()
+        (out / "stale.bin").write_bytes(b"ours, from the first run")  # ... but then it is not ours alone
+        code, _, err = cli(capsys, *argv, "--force")
+        assert code == 1 and "also holds 'stale.bin', which bert_tf did not write" in one_error_line(err)
+        (out / "stale.bin").unlink()
+        code, _, err = cli(capsys, *argv, "--force")
+        assert code == 0, err
+        assert snapshot(out).keys() == first.keys()
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.slow
+def test_beam_embed_with_force_replaces_its_run_and_nothing_else_and_the_index_keeps_its_parquet(world, tmp_path,
+                                                                                               capsys):
+    user = user_folder(tmp_path / "mine")
+    mine = snapshot(user)
+    argv = ["beam-embed", "--input", world["corpus"], "--output", user / "corpus", "--checkpoint",
+            world["checkpoint"], "--num-shards", "1", "--force"]
+    for _ in range(2):  # a new run, then a forced replacement of it
+        code, _, err = cli(capsys, *argv)
+        assert code == 0, err
+        assert {k: v for k, v in snapshot(user).items() if not k.startswith("corpus-")} == mine
+    run = sorted(p.name for p in user.iterdir() if p.name.startswith("corpus-"))
+    assert run == ["corpus-00000-of-00001.parquet", "corpus-dead-letters-00000-of-00001.jsonl",
+                   "corpus-manifest.json"]
+    before = snapshot(user)
+    code, _, err = cli(capsys, "index", "build", "--parquet", user / "corpus", "--out", user, "--force")
+    assert code == 1 and f"refusing to write {user}: it contains the Parquet input" in one_error_line(err)
+    assert snapshot(user) == before

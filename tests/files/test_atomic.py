@@ -143,7 +143,7 @@ def test_a_file_in_the_way_and_a_read_only_parent_are_one_line_errors(tmp_path):
     with pytest.raises(FileExistsError, match="notes.txt is a file, not a folder"):
         with staged_directory(tmp_path / "notes.txt" / "model"):
             pass
-    with pytest.raises(FileExistsError, match="is a file, not a folder; --force replaces folders only"):
+    with pytest.raises(FileExistsError, match="is a file, not a folder; force=True replaces folders only"):
         with staged_directory(tmp_path / "notes.txt", replace=True):
             pass
     assert (tmp_path / "notes.txt").read_text() == "mine"

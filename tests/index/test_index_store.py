@@ -172,7 +172,7 @@ def test_an_interrupted_build_leaves_nothing_and_keeps_the_old_index(tiny, tmp_p
         build_index(stream(), old.directory, embedder=tiny, force=True)
     assert (old.directory / "manifest.json").read_bytes() == before
     OccurrenceIndex.open(old.directory)  # still whole
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="pass force=True"):
         build_index(["a"], old.directory, embedder=tiny)
 
 

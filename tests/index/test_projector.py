@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from bert_tf.files.owned import PROJECTOR, PROJECTOR_MARKER, foreign_entries, kind_of
 from bert_tf.index import projector
 from bert_tf.index.projector import CONFIG_FILE, METADATA_FILE, VECTORS_FILE, write_projector
 
@@ -29,7 +30,9 @@ def _config_values(text: str) -> dict:
 def test_the_folder_holds_vectors_metadata_and_a_config_that_points_at_them(tmp_path):
     vectors, metadata = _inputs()
     out = write_projector(tmp_path / "proj", vectors, metadata, name='bank "senses"')
-    assert sorted(p.name for p in out.iterdir()) == sorted([VECTORS_FILE, METADATA_FILE, CONFIG_FILE])
+    assert sorted(p.name for p in out.iterdir()) == sorted([VECTORS_FILE, METADATA_FILE, CONFIG_FILE,
+                                                            PROJECTOR_MARKER])
+    assert kind_of(out) == PROJECTOR and foreign_entries(out, PROJECTOR) == []
     config = _config_values((out / CONFIG_FILE).read_text(encoding="utf-8"))
     assert config == {"tensor_name": 'bank "senses"', "tensor_path": VECTORS_FILE, "metadata_path": METADATA_FILE}
     # the vectors read back exactly, as TensorBoard parses them (floats split on tabs)
@@ -45,19 +48,30 @@ def test_the_folder_holds_vectors_metadata_and_a_config_that_points_at_them(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]  # no staging folder, no lock left
 
 
-def test_an_existing_folder_is_refused_unless_empty_or_forced(tmp_path):
+def test_an_existing_folder_is_refused_unless_empty_or_ours_and_forced(tmp_path):
     vectors, metadata = _inputs()
     target = tmp_path / "proj"
     target.mkdir()
     write_projector(target, vectors, metadata, name="bank")  # an empty folder is used
     first = (target / VECTORS_FILE).read_text()
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="pass force=True"):
         write_projector(target, vectors[:2], metadata[:2], name="bank")
     assert (target / VECTORS_FILE).read_text() == first
-    (target / "mine.txt").write_text("the user's")
+    (target / "mine.txt").write_text("the user's")  # ours, but holding the user's file: never replaced
+    with pytest.raises(FileExistsError, match="also holds 'mine.txt', which bert_tf did not write"):
+        write_projector(target, vectors[:2], metadata[:2], name="bank", force=True)
+    assert (target / "mine.txt").read_text() == "the user's" and (target / VECTORS_FILE).read_text() == first
+    (target / "mine.txt").unlink()
     write_projector(target, vectors[:2], metadata[:2], name="bank", force=True)
-    assert sorted(p.name for p in target.iterdir()) == sorted([VECTORS_FILE, METADATA_FILE, CONFIG_FILE])
+    assert sorted(p.name for p in target.iterdir()) == sorted([VECTORS_FILE, METADATA_FILE, CONFIG_FILE,
+                                                               PROJECTOR_MARKER])
     assert len((target / VECTORS_FILE).read_text().splitlines()) == 2
+    user = tmp_path / "user"  # a folder the projector did not write, however forced
+    (user / "sub").mkdir(parents=True)
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="is a folder bert_tf did not write"):
+        write_projector(user, vectors, metadata, name="bank", force=True)
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt", "sub"]
     a_file = tmp_path / "file"
     a_file.write_text("x")
     with pytest.raises(FileExistsError, match="is a file"):

@@ -75,13 +75,20 @@ def test_configs_google_bert_cannot_express_are_refused(tmp_path, minilm_hf_dir,
     assert not (tmp_path / "out").exists()
 
 
-def test_existing_output_needs_force(tmp_path, minilm_hf_dir):
+def test_existing_output_needs_force_and_only_ours_is_replaced(tmp_path, minilm_hf_dir):
     out = tmp_path / "model"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="force"):
+    for force in (False, True):  # a folder bert_tf did not write is never replaced
+        with pytest.raises(FileExistsError, match="is a folder bert_tf did not write"):
+            convert_hf_checkpoint(minilm_hf_dir, out, force=force)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    convert_hf_checkpoint(minilm_hf_dir, out)  # an empty folder is used
+    with pytest.raises(FileExistsError, match="already exists .*pass force=True"):
         convert_hf_checkpoint(minilm_hf_dir, out)
-    assert (out / "keep.txt").exists()
-    convert_hf_checkpoint(minilm_hf_dir, out, force=True)
-    assert not (out / "keep.txt").exists() and (out / "bert_model.ckpt.index").exists()
+    first = (out / "MANIFEST.json").read_text()
+    convert_hf_checkpoint(minilm_hf_dir, out, force=True)  # ours: replaced
+    assert (out / "bert_model.ckpt.index").exists() and json.loads(first)["files"].keys() == \
+        json.loads((out / "MANIFEST.json").read_text())["files"].keys()
     assert (out.stat().st_mode & 0o777) != 0o700
