@@ -42,6 +42,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from bert_tf.beam import runners
 from bert_tf.beam.handler import EmbedSpec
 from bert_tf.beam.records import run_metadata
 from bert_tf.beam.sinks import DEAD_LETTERS, OUTPUT_FORMATS, SUFFIXES, WriteDeadLetters, WriteEmbeddings
@@ -237,6 +238,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
     from bert_tf.embed.options import check_choice
 
     check_choice("format", output_format, OUTPUT_FORMATS)
+    pipeline_args = runners.prepare_pipeline_args(pipeline_args)  # DaskRunner: its name and its options
     check_pipeline_args(pipeline_args)
     matched = [m.path for r in FileSystems.match([input_pattern]) for m in r.metadata_list]
     if not matched:
@@ -245,6 +247,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         raise IsADirectoryError(f"--input {input_pattern} is a folder; give a glob of its files, e.g. "
                                 f"{os.path.join(input_pattern, '*.txt')}")
     check_output_prefix(output_prefix, force=force, inputs=matched)
+    dask_files = on_dask_files(matched, num_shards) if runners.is_dask(pipeline_args) else None
     spec, embedder = pin(spec)
     options = embedder.options(spec.options)
     metadata = run_metadata(embedder.identity(), options.to_dict())
@@ -252,13 +255,21 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
     staging = _staging_dir(output_prefix)
     try:
         staged_prefix = FileSystems.join(staging, FileSystems.split(output_prefix)[1])
-        with make_pipeline(pipeline_args) as p:
-            out = (p | "Read" >> ReadTexts(input_pattern, input_format)
-                   | "Embed" >> EmbedTexts(spec))
-            out["embeddings"] | "Write" >> WriteEmbeddings(staged_prefix, output_format, metadata=metadata,
-                                                           num_shards=num_shards)
-            out["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(staged_prefix)
-        counts = _counters(p.result)
+        if dask_files is not None:  # the DaskRunner's own graph shape (bert_tf.beam.on_dask says why)
+            from bert_tf.beam import on_dask
+            from bert_tf.beam.sources import input_format_for
+
+            counts = on_dask.run(make_pipeline(on_dask.npartitions_args(pipeline_args, len(dask_files))),
+                                 dask_files, spec, staging, staged_prefix, output_format,
+                                 input_format or input_format_for(input_pattern), metadata)
+        else:
+            with make_pipeline(pipeline_args) as p:
+                out = (p | "Read" >> ReadTexts(input_pattern, input_format)
+                       | "Embed" >> EmbedTexts(spec))
+                out["embeddings"] | "Write" >> WriteEmbeddings(staged_prefix, output_format, metadata=metadata,
+                                                               num_shards=num_shards)
+                out["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(staged_prefix)
+            counts = _counters(p.result)
         staged = run_files(staged_prefix)
         manifest = staged_prefix + MANIFEST
         final_names = [output_prefix + path[len(staged_prefix):] for path in staged] + [output_prefix + MANIFEST]
@@ -276,6 +287,15 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
     dead = [n for n in files if DEAD_LETTERS in os.path.basename(n)[len(FileSystems.split(output_prefix)[1]):]]
     return RunSummary(output_format, [n for n in files if n not in dead], dead, final_names[-1],
                       counts["embedded"], counts["dead_letters"], counts["words"])
+
+
+def on_dask_files(matched: Sequence[str], num_shards: int) -> list[str]:
+    """The input files of a DaskRunner run, sorted (one shard each); refuses a --num-shards it cannot keep."""
+    files = sorted(m for m in matched if is_remote(m) or not os.path.isdir(m))
+    if num_shards not in (0, len(files)):
+        raise ValueError(f"--num-shards {num_shards}: on the DaskRunner a run writes one shard per input file "
+                         f"({len(files)} here); leave --num-shards out or split the input into {num_shards} files")
+    return files
 
 
 def _output_lock(prefix: str):
