@@ -29,6 +29,7 @@ as there are worker threads.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from typing import Iterator, Sequence
 
@@ -218,6 +219,8 @@ def run(pipeline, files: Sequence[str], spec: EmbedSpec, staging: str, staged_pr
     The Dask client the runner opened is closed here, finished or failed, so that a launcher
     that runs on (a test, a notebook) holds no connection to the scheduler.
     """
+    if "://" not in staging:
+        staging = os.path.abspath(staging)  # the workers' working folder is not the launcher's
     apply(pipeline, files, spec, staging, output_format, input_format, metadata)
     result = pipeline.run()
     try:

@@ -290,8 +290,9 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
 
 
 def on_dask_files(matched: Sequence[str], num_shards: int) -> list[str]:
-    """The input files of a DaskRunner run, sorted (one shard each); refuses a --num-shards it cannot keep."""
-    files = sorted(m for m in matched if is_remote(m) or not os.path.isdir(m))
+    """The input files of a DaskRunner run, sorted and absolute (its workers do not share our working folder),
+    one shard each; refuses a --num-shards it cannot keep."""
+    files = sorted(m if is_remote(m) else os.path.abspath(m) for m in matched if is_remote(m) or not os.path.isdir(m))
     if num_shards not in (0, len(files)):
         raise ValueError(f"--num-shards {num_shards}: on the DaskRunner a run writes one shard per input file "
                          f"({len(files)} here); leave --num-shards out or split the input into {num_shards} files")
@@ -314,7 +315,7 @@ def pin(spec: EmbedSpec):
     worker embeds with what the launcher checked and recorded."""
     embedder = spec.load()
     checkpoint = spec.checkpoint if spec.checkpoint is not None and is_remote(spec.checkpoint) \
-        else str(embedder.checkpoint)
+        else os.path.abspath(embedder.checkpoint)  # absolute: a worker's working folder is not ours
     # The pinned spec loads this very embedder here: get_embedder's cache holds it under the same
     # folder, casing and precision.
     pinned = dataclasses.replace(spec, checkpoint=checkpoint, precision=embedder.precision)

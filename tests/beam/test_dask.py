@@ -100,15 +100,18 @@ def test_num_shards_the_dask_runner_cannot_keep_is_refused_before_any_work(tmp_p
 
 @pytest.mark.slow
 def test_the_dask_runner_gives_the_direct_runners_rows_and_counts(tmp_path, cluster, corpus, direct_run,
-                                                                   beam_checkpoint, embedder, capfd):
+                                                                   beam_checkpoint, embedder, capfd, monkeypatch):
     prefix = tmp_path / "dask"
-    code = main(["beam-embed", "--input", str(corpus / "*.txt"), "--output", str(prefix), "--checkpoint",
-                 str(beam_checkpoint), "--runner", "DaskRunner", "--dask_client_address", cluster.address])
+    # Relative paths, as a user types them: the workers' working folder is not ours.
+    monkeypatch.chdir(tmp_path)
+    code = main(["beam-embed", "--input", os.path.relpath(corpus / "*.txt"), "--output", "dask", "--checkpoint",
+                 os.path.relpath(beam_checkpoint), "--runner", "DaskRunner", "--dask_client_address",
+                 cluster.address])
     err = capfd.readouterr().err
     assert code == 0, err + cluster.logs()
     lines = [line for line in err.splitlines() if line.strip()]
     assert not [line for line in lines if not line.startswith("bert-tf:")], err  # no Dask or Beam noise
-    assert lines[-1].startswith(f"bert-tf: wrote 57 text(s) to {prefix}-00000-of-00003.parquet ... "
+    assert lines[-1].startswith("bert-tf: wrote 57 text(s) to dask-00000-of-00003.parquet ... "
                                 "dask-00002-of-00003.parquet (3 files) (parquet); 2 to dead letters"), lines[-1]
     _assert_same_rows(prefix, direct_run, embedder)
     manifest = json.load(open(f"{prefix}-manifest.json"))
