@@ -101,9 +101,11 @@ def test_num_shards_the_dask_runner_cannot_keep_is_refused_before_any_work(tmp_p
 @pytest.mark.slow
 def test_the_dask_runner_gives_the_direct_runners_rows_and_counts(tmp_path, cluster, corpus, direct_run,
                                                                    beam_checkpoint, embedder, capfd, monkeypatch):
-    prefix = tmp_path / "dask"
-    # Relative paths, as a user types them: the workers' working folder is not ours.
-    monkeypatch.chdir(tmp_path)
+    # Relative paths, as a user types them; the workers run in another folder.
+    here = tmp_path / "a" / "b"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    prefix = here / "dask"
     code = main(["beam-embed", "--input", os.path.relpath(corpus / "*.txt"), "--output", "dask", "--checkpoint",
                  os.path.relpath(beam_checkpoint), "--runner", "DaskRunner", "--dask_client_address",
                  cluster.address])
@@ -119,7 +121,7 @@ def test_the_dask_runner_gives_the_direct_runners_rows_and_counts(tmp_path, clus
     assert manifest["counts"] == {"embedded": 57, "dead_letters": 2,
                                   "words": sum(len(r["words"]) for r in rows.values())}  # counted by the tasks
     assert {d["reason"].split(" (")[0] for d in read_dead_letters(prefix).values()} == {"not valid UTF-8"}
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no staging folder left
+    assert not [n for n in os.listdir(here) if n.startswith(".")]  # no staging folder left
 
 
 @pytest.mark.slow
