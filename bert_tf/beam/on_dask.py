@@ -222,7 +222,11 @@ def run(pipeline, files: Sequence[str], spec: EmbedSpec, staging: str, staged_pr
     if "://" not in staging:
         staging = os.path.abspath(staging)  # the workers' working folder is not the launcher's
     apply(pipeline, files, spec, staging, output_format, input_format, metadata)
-    result = pipeline.run()
+    try:
+        result = pipeline.run()  # connects to the scheduler
+    except OSError as e:
+        raise ValueError(f"cannot reach the Dask scheduler ({e}); start it, or check --dask_client_address "
+                         "or --dask_scheduler_file") from None
     try:
         result.wait_until_finish()
     finally:

@@ -98,6 +98,18 @@ def test_num_shards_the_dask_runner_cannot_keep_is_refused_before_any_work(tmp_p
     assert not list(tmp_path.iterdir())
 
 
+def test_a_scheduler_that_is_not_there_is_one_line(tmp_path, corpus, beam_checkpoint, capsys):
+    from bert_tf.beam.local_dask import free_port
+
+    code = main(["beam-embed", "--input", str(corpus / "*.txt"), "--output", str(tmp_path / "out"),
+                 "--checkpoint", str(beam_checkpoint), "--runner", "DaskRunner",
+                 "--dask_client_address", f"127.0.0.1:{free_port()}", "--dask_connection_timeout", "3"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("bert-tf: error: cannot reach the Dask scheduler (") and "--dask_client_address" in err
+    assert not list(tmp_path.iterdir())  # no output, no staging folder
+
+
 @pytest.mark.slow
 def test_the_dask_runner_gives_the_direct_runners_rows_and_counts(tmp_path, cluster, corpus, direct_run,
                                                                    beam_checkpoint, embedder, capfd, monkeypatch):
