@@ -11,6 +11,9 @@ this package. The pieces, each in its own module:
 * `sources` and `sinks`: text files and JSON Lines in; Parquet, TFRecord, JSON Lines out.
 * `pipeline`: `embed_corpus`, the whole run behind `bert-tf beam-embed`: refuses or
   replaces a finished output as a whole, and counts what went where.
+* `runners`: runner short names (`--runner DaskRunner`) and their options; `on_dask`: the
+  graph `embed_corpus` runs on Beam's DaskRunner; `local_dask`: a Dask scheduler and workers
+  on this machine (tests, benchmark).
 
 Example:
     >>> import apache_beam as beam

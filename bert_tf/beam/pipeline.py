@@ -42,6 +42,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from bert_tf.beam import runners
 from bert_tf.beam.handler import EmbedSpec
 from bert_tf.beam.sinks import DEAD_LETTERS, OUTPUT_FORMATS, SUFFIXES, WriteDeadLetters, WriteEmbeddings
 from bert_tf.beam.sources import ReadTexts
@@ -253,6 +254,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
     from bert_tf.embed.options import check_choice
 
     check_choice("format", output_format, OUTPUT_FORMATS)
+    pipeline_args = runners.prepare_pipeline_args(pipeline_args)  # DaskRunner: its name and its options
     check_pipeline_args(pipeline_args)
     matched = [m.path for r in FileSystems.match([input_pattern]) for m in r.metadata_list]
     if not matched:
@@ -261,19 +263,28 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         raise IsADirectoryError(f"--input {input_pattern} is a folder; give a glob of its files, e.g. "
                                 f"{os.path.join(input_pattern, '*.txt')}")
     check_output_prefix(output_prefix, force=force, inputs=matched)
+    dask_files = on_dask_files(matched, num_shards) if runners.is_dask(pipeline_args) else None
     spec, space = pin(spec)
     metadata = run_metadata(space)
 
     staging = _staging_dir(output_prefix)
     try:
         staged_prefix = FileSystems.join(staging, FileSystems.split(output_prefix)[1])
-        with make_pipeline(pipeline_args) as p:
-            out = (p | "Read" >> ReadTexts(input_pattern, input_format)
-                   | "Embed" >> EmbedTexts(spec))
-            out["embeddings"] | "Write" >> WriteEmbeddings(staged_prefix, output_format, metadata=metadata,
-                                                           num_shards=num_shards)
-            out["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(staged_prefix)
-        counts = _counters(p.result)
+        if dask_files is not None:  # the DaskRunner's own graph shape (bert_tf.beam.on_dask says why)
+            from bert_tf.beam import on_dask
+            from bert_tf.beam.sources import input_format_for
+
+            counts = on_dask.run(make_pipeline(on_dask.npartitions_args(pipeline_args, len(dask_files))),
+                                 dask_files, spec, staging, staged_prefix, output_format,
+                                 input_format or input_format_for(input_pattern), metadata)
+        else:
+            with make_pipeline(pipeline_args) as p:
+                out = (p | "Read" >> ReadTexts(input_pattern, input_format)
+                       | "Embed" >> EmbedTexts(spec))
+                out["embeddings"] | "Write" >> WriteEmbeddings(staged_prefix, output_format, metadata=metadata,
+                                                               num_shards=num_shards)
+                out["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(staged_prefix)
+            counts = _counters(p.result)
         staged = run_files(staged_prefix)
         manifest = staged_prefix + MANIFEST
         final_names = [output_prefix + path[len(staged_prefix):] for path in staged] + [output_prefix + MANIFEST]
@@ -292,6 +303,16 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
                       counts["embedded"], counts["dead_letters"], counts["words"])
 
 
+def on_dask_files(matched: Sequence[str], num_shards: int) -> list[str]:
+    """The input files of a DaskRunner run, sorted and absolute (its workers do not share our working folder),
+    one shard each; refuses a --num-shards it cannot keep."""
+    files = sorted(m if is_remote(m) else os.path.abspath(m) for m in matched if is_remote(m) or not os.path.isdir(m))
+    if num_shards not in (0, len(files)):
+        raise ValueError(f"--num-shards {num_shards}: on the DaskRunner a run writes one shard per input file "
+                         f"({len(files)} here); leave --num-shards out or split the input into {num_shards} files")
+    return files
+
+
 def _output_lock(prefix: str):
     import contextlib
 
@@ -304,9 +325,10 @@ def _output_lock(prefix: str):
 
 def pin(spec: EmbedSpec):
     """Loads `spec`'s embedder here and returns `(pinned spec, VectorSpace)`: the spec names the checkpoint
-    folder that was resolved (None: the default; its absolute path) and the precision that was chosen
-    ("auto"), both read from the space the run records, so every worker embeds with what the launcher
-    checked and recorded. A remote checkpoint is recorded by its URL, not by this machine's copy."""
+    folder that was resolved (None: the default; its absolute path, since a worker's working folder is not
+    ours) and the precision that was chosen ("auto"), both read from the space the run records, so every
+    worker embeds with what the launcher checked and recorded. A remote checkpoint is recorded by its URL,
+    not by this machine's copy."""
     space = spec.load().space(spec.options)
     if spec.checkpoint is not None and is_remote(spec.checkpoint):
         space = space.at(spec.checkpoint)

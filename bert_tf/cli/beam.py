@@ -26,6 +26,8 @@ EPILOG = """examples:
   bert-tf beam-embed --input 'gs://B/corpus/*.txt' --output gs://B/out/corpus \\
       --checkpoint gs://B/checkpoints/uncased_L-12_H-768_A-12 --runner DataflowRunner \\
       --project P --region us-central1 --temp_location gs://B/tmp --setup_file ./setup.py
+  bert-tf beam-embed --input 'corpus/part-*.txt' --output out/corpus \
+      --runner DaskRunner --dask_client_address HOST:8786     # pip install "bert_tf[dask]"
 
 Every other option is passed to Beam as a pipeline option. See docs/corpus.md."""
 
