@@ -158,7 +158,9 @@ def foreign_entries(path: str | os.PathLike, kind: str) -> list[str]:
 
 def is_run_manifest(manifest) -> bool:
     """Whether a parsed `PREFIX-manifest.json` is one `bert_tf.beam.pipeline` wrote (its fields, its file list)."""
-    return (isinstance(manifest, dict) and isinstance(manifest.get("identity"), dict)
+    # "space" since corpus format 2 (`bert_tf.embed.corpus_format`), "identity" in format 1.
+    return (isinstance(manifest, dict)
+            and (isinstance(manifest.get("space"), dict) or isinstance(manifest.get("identity"), dict))
             and isinstance(manifest.get("files"), list) and "format_version" in manifest)
 
 
