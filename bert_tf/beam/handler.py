@@ -8,7 +8,7 @@ it to check the options (the DirectRunner in-process) does not load it a second 
 Batching is by word pieces, not by element count. Beam's `BatchElements` sizes each
 batch with `estimated_pieces` (the pieces are not known before the tokenizer runs,
 so the size of a text is estimated from its UTF-8 length), and inside the handler
-the embedder's own planner (`bert_tf.embed.batching.plan_batches`) sorts the batch
+the embedder's own planner (`bert_tf.embed.batching.plan`) sorts the batch
 by its real piece counts and cuts it into model calls of `MAX_BATCH_POSITIONS`
 padded positions: a batch of long texts and one of short texts cost alike, and
 short texts are never padded to a long one's length.
@@ -33,6 +33,8 @@ logger = logging.getLogger("bert_tf")
 #: Estimated word pieces per Beam batch: 16 full model calls, about as many texts as
 #: `bert-tf embed` sorts by length together (1,024 lines of ~30 pieces).
 BATCH_PIECES = 16 * MAX_BATCH_POSITIONS
+#: What a corpus record holds of `BertEmbedder.embed`'s outputs.
+OUTPUTS = ("word_vectors", "sentence_vectors")
 #: UTF-8 bytes per word piece, roughly, for English (4-5 letters a piece) and CJK (3 bytes, one piece).
 BYTES_PER_PIECE = 4
 
@@ -81,13 +83,15 @@ def estimated_pieces(element: tuple[str, str]) -> int:
     return len(element[1].encode("utf-8", "surrogatepass")) // BYTES_PER_PIECE + 2
 
 
-def to_embedding(record_id: str, text: str, words, sentence, vector_size: int) -> Embedding:
-    """An `Embedding` from one `(words, sentence_vector)` of `BertEmbedder.iter_embed`."""
-    vectors = np.stack([w.vector for w in words]).astype(np.float32, copy=False) if words \
-        else np.zeros((0, vector_size), np.float32)
-    return Embedding(record_id, text, [w.text for w in words], np.array([w.start for w in words], np.int32),
-                     np.array([w.end for w in words], np.int32), vectors,
-                     None if sentence is None else np.asarray(sentence, np.float32))
+def embeddings_of(batch: Sequence[tuple[str, str]], result) -> list[Embedding]:
+    """One `Embedding` per `(id, text)` of `batch`, sliced from the columns of `BertEmbedder.embed`
+    (no per-word objects in between: the rows are views of the batch's columns)."""
+    splits = result.word_splits
+    return [Embedding(record_id, text, result.words[splits[t]:splits[t + 1]],
+                      result.starts[splits[t]:splits[t + 1]].astype(np.int32),
+                      result.ends[splits[t]:splits[t + 1]].astype(np.int32),
+                      result.word_vectors[splits[t]:splits[t + 1]], result.sentence_vectors[t])
+            for t, (record_id, text) in enumerate(batch)]
 
 
 class BertModelHandler(ModelHandler):
@@ -115,23 +119,22 @@ class BertModelHandler(ModelHandler):
     def run_inference(self, batch: Sequence[tuple[str, str]], model, inference_args: dict | None = None
                       ) -> Iterable[Embedding | DeadLetter]:
         options = model.options(self.spec.options)
-        size = model.resolve(options).vector_size
-        texts = [text for _, text in batch]
         try:
-            results = list(model.iter_embed(texts, options, progress=False, chunk_size=max(len(texts), 1)))
+            # One chunk: the batch is planned as a whole, so its model calls are the ones `embed` makes.
+            (result,) = model.iter_batches([text for _, text in batch], OUTPUTS, options, progress=False,
+                                           chunk_size=max(len(batch), 1))
         except Exception:  # noqa: BLE001 - retried one by one below, so the culprit is named
-            logger.warning("a batch of %d texts failed; embedding them one at a time", len(texts), exc_info=True)
-            return [self._one(model, record_id, text, options, size) for record_id, text in batch]
-        return [to_embedding(record_id, text, words, sentence, size)
-                for (record_id, text), (words, sentence) in zip(batch, results)]
+            logger.warning("a batch of %d texts failed; embedding them one at a time", len(batch), exc_info=True)
+            return [self._one(model, pair, options) for pair in batch]
+        return embeddings_of(batch, result)
 
     @staticmethod
-    def _one(model, record_id, text, options, size):
+    def _one(model, pair: tuple[str, str], options):
         try:
-            ((words, sentence),) = model.iter_embed([text], options, progress=False)
+            (result,) = model.iter_batches([pair[1]], OUTPUTS, options, progress=False)
         except Exception as e:  # noqa: BLE001 - the record becomes a dead letter, the pipeline goes on
-            return DeadLetter(record_id, f"embedding failed: {type(e).__name__}: {e}", text)
-        return to_embedding(record_id, text, words, sentence, size)
+            return DeadLetter(pair[0], f"embedding failed: {type(e).__name__}: {e}", pair[1])
+        return embeddings_of([pair], result)[0]
 
     def get_metrics_namespace(self) -> str:
         return "bert_tf.RunInference"

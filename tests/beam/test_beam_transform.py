@@ -54,10 +54,10 @@ class _Flaky:
     def resolve(self, options):
         return self.embedder.resolve(options)
 
-    def iter_embed(self, texts, options, **kwargs):
+    def iter_batches(self, texts, output_value, options, **kwargs):
         if "boom" in texts:
             raise RuntimeError("the model broke on boom")
-        return self.embedder.iter_embed(texts, options, **kwargs)
+        return self.embedder.iter_batches(texts, output_value, options, **kwargs)
 
 
 def test_a_failing_batch_is_retried_one_text_at_a_time(embedder):
