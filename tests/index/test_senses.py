@@ -178,7 +178,7 @@ def test_plot_senses_writes_a_complete_png_and_refuses_to_clobber(tmp_path):
     data = path.read_bytes()
     assert data.startswith(PNG_START) and data.endswith(PNG_END)
     assert points.shape == (len(vectors), 2)
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="force=True"):
         plot_senses(path, vectors, clusters, sentences, word="bank")
     assert path.read_bytes() == data
     plot_senses(path, vectors, clusters, sentences, word="bank", examples=1, force=True)
