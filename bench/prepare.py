@@ -17,7 +17,7 @@ from measure import numpy_matmul
 def prepare(ctx: Context) -> dict:
     """Writes the Google checkpoint, re-reads it into HF safetensors, checks the workload's token counts,
     and writes bert_tf's batch plan for `ort_budget` (which must not import TensorFlow)."""
-    from bert_tf.embed.batching import MAX_BATCH_POSITIONS, plan_batches
+    from bert_tf.embed.batching import MAX_BATCH_POSITIONS, plan as plan_calls
     from bert_tf.model.config import BertConfig
     from bert_tf.runtime import tf
     from bert_tf.testing import google_to_hf_weights, write_random_checkpoint
@@ -49,7 +49,10 @@ def prepare(ctx: Context) -> dict:
     counts = [2 + sum(len(w.ids) for w in ws) for ws in words]
     unk = sum(i == tokenizer.unk_id for ws in words for w in ws for i in w.ids)
     mismatched = sum(c != n for c, n in zip(counts, ctx.lengths))
-    batches = plan_batches(ctx.lengths, ctx.bert_tf_batch_size, BERT_BASE["max_position_embeddings"])
+    # The library's own planner: texts of the workload are one window each, so a call's segments are texts.
+    calls = plan_calls(np.asarray(ctx.lengths) - 2, BERT_BASE["max_position_embeddings"], ctx.bert_tf_batch_size)
+    texts = calls["seg_text"][calls["order"]]
+    batches = [texts[a:b].tolist() for a, b in zip(calls["call_splits"][:-1], calls["call_splits"][1:])]
     rows = sorted(len(b) for b in batches)
     plan = {"batches": batches, "batch_size": ctx.bert_tf_batch_size, "max_batch_positions": MAX_BATCH_POSITIONS,
             "calls": len(batches), "rows_min": rows[0], "rows_median": rows[len(rows) // 2], "rows_max": rows[-1]}
