@@ -53,7 +53,7 @@ logger = logging.getLogger("bert_tf")
 IGNORED_VARIABLES = ("cls/*", "global_step", "*/adam_m", "*/adam_v", "bad_steps", "good_steps",
                      "loss_scale")
 
-DOWNLOAD_HINT = ("download one with `python scripts/download_checkpoint.py` "
+DOWNLOAD_HINT = ("download one with `bert-tf download uncased_L-12_H-768_A-12` "
                  "(or `bert-tf download --list` for the choices)")
 
 

@@ -127,3 +127,20 @@ def test_the_fingerprint_follows_the_weights_not_the_directory(make_checkpoint, 
     assert fa == fmoved  # the same weights anywhere
     assert fa != fb  # other weights
     assert len(fa) == 16 and int(fa, 16) >= 0
+
+
+def test_the_offline_fallback_is_announced_once_with_a_command_a_pip_user_has(make_checkpoint, monkeypatch,
+                                                                               tmp_path, caplog):
+    from bert_tf.store import resolve
+
+    directory, _ = make_checkpoint()
+    monkeypatch.delenv("BERT_TF_CHECKPOINT", raising=False)
+    monkeypatch.setattr(resolve, "checkpoints_root", lambda: tmp_path)  # no Google checkpoint there
+    monkeypatch.setattr(resolve, "offline_checkpoint", lambda root: directory)
+    monkeypatch.setattr(resolve, "_announced_offline", set())
+    with caplog.at_level("WARNING", logger="bert_tf"):
+        assert resolve.resolve_checkpoint() == directory
+        assert resolve.resolve_checkpoint() == directory
+    said = [r.getMessage() for r in caplog.records if "offline" in r.getMessage()]
+    assert len(said) == 1, said
+    assert f"bert-tf download {registry.DEFAULT_CHECKPOINT}" in said[0] and "scripts/" not in said[0]
