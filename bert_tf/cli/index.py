@@ -65,6 +65,7 @@ def add_commands(add) -> None:
     q.add_argument("sentence", help="the query sentence")
     q.add_argument("--word", "-w", help="search for this word of the sentence: its occurrences in the same sense")
     q.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    _occurrence_argument(q)
     _projector_arguments(q)
     q.set_defaults(func=search)
 
@@ -81,7 +82,14 @@ def add_commands(add) -> None:
     q.add_argument("sentence", help="the sentence the word is used in")
     q.add_argument("--word", "-w", required=True, help="the word of the sentence")
     q.add_argument("-k", type=int, default=10, help="how many words (default 10)")
+    _occurrence_argument(q)
     q.set_defaults(func=neighbors)
+
+
+def _occurrence_argument(parser) -> None:
+    parser.add_argument("--occurrence", type=int, metavar="N",
+                        help="which occurrence of --word in the sentence, from 1 (default: the first; or mark it "
+                             "in the sentence like [[this]])")
 
 
 def _projector_arguments(parser, *, plot: bool = False) -> None:
@@ -167,9 +175,11 @@ def _open(args):
 
 def search(args) -> int:
     _check_projector(args)
+    if args.occurrence is not None and args.word is None:
+        raise UserError("--occurrence chooses an occurrence of --word; give --word too")
     index = _open(args)
-    if args.word:
-        hits = index.search_word(args.word, args.sentence, args.k)
+    if args.word is not None:  # `--word ""` is refused as an empty word, not taken for a text search
+        hits = index.search_word(args.word, args.sentence, args.k, occurrence=args.occurrence)
         vectors = index.words.rows([h.occurrence for h in hits])
     else:
         hits = index.search(args.sentence, args.k)
@@ -223,7 +233,7 @@ def senses(args) -> int:
 
 def neighbors(args) -> int:
     index = _open(args)
-    found = index.neighbors(args.word, args.sentence, args.k)
+    found = index.neighbors(args.word, args.sentence, args.k, occurrence=args.occurrence)
     if args.json:
         for n in found:
             _emit(n.to_json())

@@ -279,19 +279,46 @@ class OccurrenceIndex:
             self._word_tokenizer = BertTokenizer(SPECIAL_TOKENS, lower_case=self.space.lower_case)
         return self._word_tokenizer
 
-    def query_occurrence(self, word: str, sentence: str) -> tuple[str, np.ndarray]:
-        """`(word as the model sees it, its unit vector)` at its first occurrence in `sentence`.
+    def query_occurrence(self, word: str, sentence: str, occurrence: int | None = None) -> tuple[str, np.ndarray]:
+        """`(word as the model sees it, its unit vector)` at one occurrence of it in `sentence`.
+
+        Which occurrence: the one marked `[[like this]]` in `sentence` (the brackets are not
+        embedded), else the `occurrence`-th (1-based), else the first (when the word occurs more
+        than once, one warning says which was used and how to choose another).
 
         Raises:
-            ValueError: the word is not in the sentence (the message lists the sentence's words).
+            ValueError: an empty word or sentence; the word is not in the sentence (the message lists
+                the sentence's words); `occurrence` out of range; a marked span that is not the word.
         """
+        _check_query(word=word, sentence=sentence)
         target = self.model_word(word)
+        sentence, marked = marked_span(sentence)
         words, _ = self.embed(sentence)
-        for w in words:
-            if w.text == target:
-                return target, self._unit(layout.WORDS, w.vector)
-        raise ValueError(f"the word {target!r} is not in the query sentence {sentence!r} (its words as the model "
-                         f"sees them: {' '.join(w.text for w in words) or 'none'})")
+        matches = [w for w in words if w.text == target]
+        if not matches:
+            raise ValueError(f"the word {target!r} is not in the query sentence {sentence!r} (its words as the "
+                             f"model sees them: {' '.join(w.text for w in words) or 'none'})")
+        if marked is not None:
+            if occurrence is not None:
+                raise ValueError("choose the occurrence once: mark it [[like this]] or give occurrence "
+                                 "(--occurrence), not both")
+            chosen = [w for w in matches if marked[0] <= w.start and w.end <= marked[1]]
+            if not chosen:
+                raise ValueError(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of "
+                                 f"{target!r}")
+            return target, self._unit(layout.WORDS, chosen[0].vector)
+        if occurrence is not None:
+            if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) \
+                    or not 1 <= occurrence <= len(matches):
+                raise ValueError(f"occurrence must be from 1 to {len(matches)} ({target!r} occurs {len(matches)} "
+                                 f"time{'s' if len(matches) > 1 else ''} in the query); got {occurrence!r}")
+            return target, self._unit(layout.WORDS, matches[occurrence - 1].vector)
+        if len(matches) > 1:
+            first = matches[0]
+            logger.warning("using %r at characters %d-%d, occurrence 1 of %d in the query; choose another with "
+                           "--occurrence N (occurrence=N) or mark it [[%s]]", target, first.start, first.end,
+                           len(matches), sentence[first.start:first.end])
+        return target, self._unit(layout.WORDS, matches[0].vector)
 
     def _unit(self, name: str, vector: np.ndarray) -> np.ndarray:
         if self.stats[name] is None:
@@ -357,11 +384,15 @@ class OccurrenceIndex:
     def search(self, sentence: str, k: int = 10) -> list[Hit]:
         """The `k` texts whose sentence vectors are closest to `sentence`'s, best first."""
         _check_k(k)
+        _check_query(sentence=sentence)
+        if not self.n_occurrences:
+            why = f" (its {self.n_texts} texts are all empty)" if self.n_texts else ""
+            raise ValueError(f"the index {self.directory} has no texts to search{why}")
         _, vector = self.embed(sentence)
         scores, rows = self.searcher(layout.SENTENCES).search(self._unit(layout.SENTENCES, vector), k)
         return self.text_hits(rows, scores)
 
-    def search_word(self, word: str, sentence: str, k: int = 10) -> list[Hit]:
+    def search_word(self, word: str, sentence: str, k: int = 10, *, occurrence: int | None = None) -> list[Hit]:
         """The `k` occurrences of `word` closest to its occurrence in `sentence`: the same sense first.
 
         Exact: every occurrence of the word is scored.
@@ -370,8 +401,9 @@ class OccurrenceIndex:
             ValueError: `word` is not in `sentence`, or not in the index.
         """
         _check_k(k)
+        _check_query(word=word, sentence=sentence)
         rows = self._rows_of(self.model_word(word))  # before the query: an unknown word needs no model run
-        _, query = self.query_occurrence(word, sentence)
+        _, query = self.query_occurrence(word, sentence, occurrence)
         scores, best = top_k(self.words.rows(rows) @ query, rows, k)
         return self.occurrence_hits(best, scores)
 
@@ -381,7 +413,8 @@ class OccurrenceIndex:
             raise ValueError(f"the index {self.directory} has no occurrence of {word!r} (as the model sees it)")
         return rows
 
-    def neighbors(self, word: str, sentence: str, k: int = 10, *, words_only: bool = True) -> list[Neighbor]:
+    def neighbors(self, word: str, sentence: str, k: int = 10, *, words_only: bool = True,
+                  occurrence: int | None = None) -> list[Neighbor]:
         """Other words whose occurrences lie closest to `word` in `sentence` (keyword expansion).
 
         The nearest occurrences of any word are gathered (`NEIGHBOR_CANDIDATES_PER_RESULT` per
@@ -394,7 +427,7 @@ class OccurrenceIndex:
         _check_k(k)
         if not self.n_occurrences:
             raise ValueError(f"the index {self.directory} has no word occurrences (its texts are all empty)")
-        target, query = self.query_occurrence(word, sentence)
+        target, query = self.query_occurrence(word, sentence, occurrence)
         scores, rows = self.searcher(layout.WORDS).search(query, NEIGHBOR_CANDIDATES_PER_RESULT * k)
         hits = self.occurrence_hits(rows, scores)
         grouped: dict[str, list[Hit]] = {}
@@ -448,6 +481,26 @@ def _load_stats(directory: Path, name: str) -> VectorStats | None:
     except (OSError, ValueError) as e:
         raise layout.CorruptIndexError(f"{directory} is damaged: {path.name} cannot be read ({e}); rebuild it") \
             from None
+
+
+def marked_span(sentence: str) -> tuple[str, tuple[int, int] | None]:
+    """`sentence` without the `[[ ]]` around one marked word, and that word's `(start, end)` in the result."""
+    start = sentence.find("[[")
+    end = sentence.find("]]", start + 2) if start >= 0 else -1
+    if start < 0 or end < 0:
+        return sentence, None
+    if "[[" in sentence[end:]:
+        raise ValueError("mark one occurrence only: the query has more than one [[...]]")
+    inner = sentence[start + 2:end]
+    return sentence[:start] + inner + sentence[end + 2:], (start, start + len(inner))
+
+
+def _check_query(**texts) -> None:
+    for name, text in texts.items():
+        if not isinstance(text, str):
+            raise TypeError(f"the query's {name} must be a str; got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"the query's {name} is empty: give the {name} to search with")
 
 
 def _check_k(k) -> None:

@@ -132,3 +132,51 @@ def test_senses_plot_and_projector_files(index_dir, tmp_path, capsys):
                  str(tmp_path / "p2")]) == 0
     rows = next((tmp_path / "p2").glob("**/*metadata*.tsv")).read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + 2 and "rank 1" in rows[1]
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--word", "", "river bank water"], "word is empty"),
+    (["--word", "bank", "   "], "sentence is empty"),
+    (["   "], "sentence is empty"),
+    (["--occurrence", "2", "river bank"], "give --word too"),
+    (["--word", "bank", "--occurrence", "3", "bank river bank"], "occurrence must be from 1 to 2"),
+    (["--word", "bank", "--occurrence", "1", "[[bank]] river bank"], "not both"),
+    (["--word", "bank", "the [[river]] bank"], "not an occurrence of 'bank'"),
+])
+def test_empty_and_impossible_queries_are_one_line(index_dir, capsys, argv, said):
+    out, _ = index_dir
+    assert main(["search", str(out), *argv]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and said in captured.err and captured.err.count("\n") == 1, captured.err
+
+
+def test_the_occurrence_used_is_said_and_can_be_chosen(index_dir, capsys):
+    from bert_tf.index.occurrence_index import OccurrenceIndex
+
+    out, _ = index_dir
+    index = OccurrenceIndex.open(out)
+    sentence = "money bank loan river bank water"
+    first, second = (index.search_word("bank", sentence, k=4, occurrence=n) for n in (1, 2))
+    assert [h.score for h in first] != [h.score for h in second]  # the two contexts give other rankings
+    marked = index.search_word("bank", "money bank loan river [[bank]] water", k=4)
+    assert [(h.id, h.score) for h in marked] == [(h.id, h.score) for h in second]
+    assert main(["search", str(out), "--word", "bank", sentence, "-k", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "occurrence 1 of 2" in err and "--occurrence N" in err and "[[bank]]" in err
+    assert main(["search", str(out), "--word", "bank", "--occurrence", "2", sentence, "-k", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "occurrence 1 of 2" not in captured.err
+    assert json.loads(captured.out)["id"] == second[0].id
+    assert main(["neighbors", str(out), "--word", "bank", "--occurrence", "2", sentence, "-k", "1"]) == 0
+
+
+def test_an_index_of_blank_texts_has_no_texts_to_search(tmp_path, capsys):
+    checkpoint = write_checkpoint(tmp_path / "tiny", vocab=VOCAB)
+    corpus = tmp_path / "blank.txt"
+    corpus.write_text("\n  \n\n")
+    assert main(["index", "build", "--input", str(corpus), "--out", str(tmp_path / "ix"), "--checkpoint",
+                 str(checkpoint), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "ix"), "river bank"]) == 1
+    err = capsys.readouterr().err
+    assert "no texts to search" in err and err.count("\n") == 1
