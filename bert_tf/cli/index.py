@@ -55,7 +55,9 @@ def add_commands(add) -> None:
         q = add(name, help_text)
         q.epilog = EXAMPLES[name]
         q.add_argument("index", metavar="INDEX_DIR", help="an index made by `bert-tf index build`")
-        q.add_argument("--json", action="store_true", help="one JSON object per result")
+        q.add_argument("--json", action="store_true", help="one JSON object per result (with the whole text)")
+        q.add_argument("--full", action="store_true",
+                       help=f"print whole texts (default: {KWIC_WIDTH} characters each side of the word, … where cut)")
         q.add_argument("--checkpoint", help="where the index's checkpoint is now, if it has moved (another "
                                             "model is refused)")
         return q
@@ -188,7 +190,7 @@ def search(args) -> int:
         # The projector's metadata columns are word, sense, sentence: a search has no senses, so it gives the rank.
         _write_projector(args, vectors, [(h.word or "", f"rank {n}", h.text) for n, h in enumerate(hits, start=1)],
                          name=f"{args.word} search" if args.word else "search")
-    _print_hits(hits, args.json)
+    _print_hits(hits, args.json, args.full)
     return 0
 
 
@@ -214,7 +216,7 @@ def senses(args) -> int:
         for n, sense in enumerate(report.senses, start=1):
             print(f"\nsense {n}: {sense.size} occurrences")
             for hit in sense.examples:
-                print(f"  {hit.score:6.3f}  {highlight(hit)}")
+                print(f"  {hit.score:6.3f}  {highlight(hit, full=args.full)}")
     hits = index.occurrence_hits(report.clustered, np.zeros(len(report.clustered))) if (args.plot or args.projector) \
         else []
     sentences = [h.text for h in hits]
@@ -222,7 +224,8 @@ def senses(args) -> int:
         from bert_tf.index.senses import plot_senses
 
         plot_senses(args.plot, report.vectors, report.clusters, sentences, word=report.word,
-                    spans=[(h.start, h.end) for h in hits], examples=args.examples, force=args.force)
+                    spans=[(h.start, h.end) for h in hits], examples=args.examples, force=args.force,
+                    total=report.occurrences)
         print(f"bert-tf: saved {args.plot}", file=sys.stderr)
     if args.projector:
         _write_projector(args, report.vectors, [(report.word, int(label) + 1, s)
@@ -242,31 +245,41 @@ def neighbors(args) -> int:
         print("no other word found", file=sys.stderr)
     for n, neighbor in enumerate(found, start=1):
         print(f"{n:3d}. {neighbor.score:6.3f}  {neighbor.word}  ({neighbor.count} close)  e.g. "
-              f"{highlight(neighbor.example)}")
+              f"{highlight(neighbor.example, full=args.full)}")
     return 0
 
 
 # ---------------------------------------------------------------------- output
 
 
-def highlight(hit, *, bold: bool | None = None) -> str:
-    """The hit's text with its word marked: `[bank]`, bold on a terminal."""
+#: Characters of context shown on each side of a hit's word (keyword in context); `--full` shows the whole text.
+KWIC_WIDTH = 80
+
+
+def highlight(hit, *, bold: bool | None = None, full: bool = False) -> str:
+    """The hit's text with its word marked: `[bank]`, bold on a terminal; unless `full`, only
+    `KWIC_WIDTH` characters each side of the word (a text hit: its first `2 * KWIC_WIDTH`), `…` where cut."""
     if hit.word is None:
-        return hit.text
+        text = hit.text if full or len(hit.text) <= 2 * KWIC_WIDTH else hit.text[:2 * KWIC_WIDTH] + "…"
+        return text
     if bold is None:
         bold = sys.stdout.isatty()
     word = hit.text[hit.start:hit.end]
     marked = f"\033[1m[{word}]\033[0m" if bold else f"[{word}]"
-    return hit.text[:hit.start] + marked + hit.text[hit.end:]
+    before, after = hit.text[:hit.start], hit.text[hit.end:]
+    if not full:
+        before = before if len(before) <= KWIC_WIDTH else "…" + before[-KWIC_WIDTH:]
+        after = after if len(after) <= KWIC_WIDTH else after[:KWIC_WIDTH] + "…"
+    return before + marked + after
 
 
-def _print_hits(hits, as_json: bool) -> None:
-    if as_json:
+def _print_hits(hits, as_json: bool, full: bool) -> None:
+    if as_json:  # the whole text: a program reading it can cut its own window
         for hit in hits:
             _emit(hit.to_json())
         return
     for n, hit in enumerate(hits, start=1):
-        print(f"{n:3d}. {hit.score:6.3f}  {highlight(hit)}  (id {hit.id})")
+        print(f"{n:3d}. {hit.score:6.3f}  {highlight(hit, full=full)}  (id {hit.id})")
 
 
 def _emit(obj) -> None:

@@ -82,7 +82,8 @@ class Sense:
     examples: list[Hit]
 
     def to_json(self) -> dict:
-        return {"sense": self.label, "size": self.size, "examples": [e.to_json() for e in self.examples]}
+        # Numbered from 1, as the text output, the plot and the projector number senses.
+        return {"sense": self.label + 1, "size": self.size, "examples": [e.to_json() for e in self.examples]}
 
 
 @dataclasses.dataclass

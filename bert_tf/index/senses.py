@@ -174,6 +174,10 @@ def _finish(x: np.ndarray, labels: np.ndarray, chosen_by: str, scores: dict[int,
     centroids = np.stack([x[labels == s].mean(axis=0) for s in range(n_senses)])
     centroids = _unit_rows(centroids)
     similarity = np.einsum("ij,ij->i", x, centroids[labels])
+    # A sense of one occurrence is its own centre, whatever centring made of its vector (one occurrence
+    # in all centres to zero): it scores 1, with --n-senses 1 as in any other clustering.
+    sizes = np.bincount(labels, minlength=n_senses)
+    similarity[sizes[labels] == 1] = 1.0
     return SenseClusters(labels, n_senses, chosen_by, scores, similarity)
 
 
@@ -205,7 +209,8 @@ def find_word(sentence: str, word: str) -> tuple[int, int]:
 
 
 def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sentences: Sequence[str], *, word: str,
-                spans: Sequence[tuple[int, int]] | None = None, examples: int = 3, force: bool = False) -> np.ndarray:
+                spans: Sequence[tuple[int, int]] | None = None, examples: int = 3, force: bool = False,
+                total: int | None = None) -> np.ndarray:
     """Saves a PNG of a word's occurrences in 2-D (PCA), coloured by sense, with central examples labelled.
 
     Args:
@@ -217,6 +222,7 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
         spans: `(start, end)` of the word in each sentence; None finds it by searching the sentence.
         examples: how many of each sense's most central occurrences are labelled.
         force: replace an existing file.
+        total: the word's occurrences in all, when `vectors` are a sample of them (the title says so).
 
     Returns:
         The `[n, 2]` projected points.
@@ -257,7 +263,9 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
                         ha="right" if right_half else "left")
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
-    ax.set_title(f"'{word}': {len(x)} occurrences in {clusters.n_senses} sense(s) (PCA of the contextual vectors)")
+    shown = f"{len(x):,} occurrences" if total is None or total == len(x) else \
+        f"{len(x):,} of {total:,} occurrences clustered"
+    ax.set_title(f"'{word}': {shown} in {clusters.n_senses} sense(s) (PCA of the contextual vectors)")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     try:

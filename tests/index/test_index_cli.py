@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from bert_tf.cli.main import main
@@ -180,3 +181,44 @@ def test_an_index_of_blank_texts_has_no_texts_to_search(tmp_path, capsys):
     assert main(["search", str(tmp_path / "ix"), "river bank"]) == 1
     err = capsys.readouterr().err
     assert "no texts to search" in err and err.count("\n") == 1
+
+
+def test_a_hit_in_a_long_text_prints_a_window_around_its_word(tmp_path, capsys):
+    checkpoint = write_checkpoint(tmp_path / "tiny", vocab=VOCAB)
+    long_text = "river " * 400 + "bank" + " water" * 400
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(long_text + "\nmoney bank loan\n")
+    ix = str(tmp_path / "ix")
+    assert main(["index", "build", "--input", str(corpus), "--out", ix, "--checkpoint", str(checkpoint),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["search", ix, "--word", "bank", "river bank water", "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    window = next(line for line in lines if "river river" in line)
+    assert "…" + ("river " * 14)[-80:] + "[bank]" + (" water" * 14)[:80] + "…" in window
+    assert len(window) < 250
+    assert main(["search", ix, "--word", "bank", "river bank water", "-k", "2", "--full"]) == 0
+    assert any(long_text.replace("bank", "[bank]", 1) in line for line in capsys.readouterr().out.splitlines())
+    assert main(["search", ix, "--word", "bank", "river bank water", "-k", "2", "--json"]) == 0
+    texts = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert long_text in texts
+    assert main(["search", ix, "river water", "-k", "2"]) == 0  # a text hit: its beginning
+    out = capsys.readouterr().out
+    assert ("river " * 27)[:160] + "…" in out and len(out) < 300
+
+
+def test_senses_are_numbered_from_one_everywhere_and_a_lone_occurrence_is_its_own_centre(index_dir, capsys):
+    from bert_tf.index.senses import cluster_senses
+
+    out, _ = index_dir
+    assert main(["senses", str(out), "bank", "--n-senses", "2", "--json"]) == 0
+    numbers = [json.loads(line)["sense"] for line in capsys.readouterr().out.splitlines()]
+    assert numbers == [1, 2]
+    assert main(["senses", str(out), "bank", "--n-senses", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "sense 1:" in text and "sense 2:" in text and "sense 0" not in text
+    rng = np.random.default_rng(0)
+    alone = cluster_senses(rng.normal(size=(1, 8)), n_senses=1)
+    assert alone.similarity.tolist() == [1.0]
+    apart = cluster_senses(np.concatenate([rng.normal(size=(5, 8)) + 5, rng.normal(size=(1, 8)) - 5]), n_senses=2)
+    assert apart.similarity[apart.labels == 1].tolist() == [pytest.approx(1.0)]
