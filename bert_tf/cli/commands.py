@@ -54,7 +54,7 @@ def convert(args) -> int:
 
 
 @dataclasses.dataclass
-class _Input:
+class Input:
     """The input being read: its lines, their count if known, the file to close, what it is on disk."""
 
     lines: object  # Iterator[Line]
@@ -67,18 +67,19 @@ class _Input:
             self.handle.close()
 
 
-def _open_input(args) -> _Input:
-    """Positional sentences, --input FILE ('-': stdin; pipes and FIFOs are read once, as streams), or stdin."""
+def open_input(args) -> Input:
+    """Positional sentences, --input FILE ('-': stdin; pipes and FIFOs are read once, as streams), or stdin:
+    the one reader of every command that reads lines (`embed`, `similarity`, `plot`, `index build`)."""
     from bert_tf.cli.writers import Line, count_lines, read_lines
 
-    if args.sentences:
+    if getattr(args, "sentences", None):
         if args.input:
             raise UserError("give sentences as arguments or --input FILE, not both")
         named = next((s for s in args.sentences if os.path.isfile(s)), None)
         if named is not None:
             print(f"bert-tf: warning: {named!r} is a file, but it is embedded as the text {named!r}; "
                   f"to embed the file's lines use --input {named}", file=sys.stderr)
-        return _Input(iter([Line(i, s) for i, s in enumerate(args.sentences, start=1)]), len(args.sentences))
+        return Input(iter([Line(i, s) for i, s in enumerate(args.sentences, start=1)]), len(args.sentences))
     if args.input and args.input != "-":
         try:
             handle = open(args.input, "rb")
@@ -89,7 +90,7 @@ def _open_input(args) -> _Input:
             total = count_lines(args.input)
         except OSError:
             total = None  # only the progress bar's total
-        return _Input(read_lines(handle), total, handle, [(args.input, st)])
+        return Input(read_lines(handle), total, handle, [(args.input, st)])
     if sys.stdin is None:
         raise UserError("stdin is closed: give sentences as arguments or --input FILE")
     if sys.stdin.isatty() and not args.input:
@@ -98,7 +99,7 @@ def _open_input(args) -> _Input:
         stats = [("stdin", os.fstat(sys.stdin.fileno()))]
     except (OSError, ValueError, AttributeError):  # a replaced sys.stdin (tests, notebooks)
         stats = []
-    return _Input(read_lines(sys.stdin.buffer), None, None, stats)
+    return Input(read_lines(sys.stdin.buffer), None, None, stats)
 
 
 def _check_stdout(inputs) -> None:
@@ -139,7 +140,7 @@ def embed(args) -> int:
     fmt = args.format or ("npz" if to_file and args.output.lower().endswith(".npz") else "jsonl")
     if fmt == "npz" and not to_file:
         raise UserError("--format npz needs --output FILE.npz (a zip cannot stream to stdout)")
-    source = _open_input(args)
+    source = open_input(args)
     try:
         # Every refusal comes before the model is loaded and before anything is written.
         if to_file:
@@ -207,7 +208,7 @@ def _gather_sentences(args, outputs=()) -> list[str]:
     from bert_tf.files.output import check_output
     from bert_tf.files.figures import check_png_path
 
-    source = _open_input(args)
+    source = open_input(args)
     try:
         for path, option in outputs:
             check_png_path(path, option=option)

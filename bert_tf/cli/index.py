@@ -35,7 +35,7 @@ def add_commands(add) -> None:
                            description="embed a corpus (or read a beam-embed Parquet output) into an index",
                            epilog=EXAMPLES["index"], formatter_class=argparse.RawDescriptionHelpFormatter)
     source = b.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", "-i", help="text file, one text per line")
+    source.add_argument("--input", "-i", help="text file, one text per line ('-' for stdin)")
     source.add_argument("--parquet", metavar="PREFIX_OR_GLOB",
                         help="the Parquet output of `bert-tf beam-embed` (its --output prefix, a glob or a file); "
                              "its vectors are indexed as they are, with the model and options recorded in it")
@@ -117,7 +117,7 @@ def build(args) -> int:
         except FileNotFoundError:
             inputs = []  # said below, after the options are checked
     else:
-        inputs = [("the input file", args.input)]
+        inputs = [] if args.input == "-" else [("the input file", args.input)]
     # Before the model is loaded: only an index of ours is replaced, never a folder holding the input.
     check_replaceable(args.out, INDEX, force=args.force, inputs=inputs)
     progress = False if args.no_progress else None
@@ -142,22 +142,21 @@ def build(args) -> int:
 def _build_from_file(args, progress):
     import itertools
 
-    from bert_tf.cli.writers import count_lines, read_lines
+    from bert_tf.cli.commands import open_input
     from bert_tf.index.builder import build_index
 
+    source = open_input(args)  # a file, a pipe or '-' (stdin), as `embed` reads them
     try:
-        handle = open(args.input, "rb")
-    except OSError as e:
-        raise UserError(f"cannot read {args.input}: {e.strerror}") from None
-    with handle:
         options = options_from_args(args)  # checked before the model is loaded
         embedder = embedder_from_args(args)
         # tee holds only the lines between the two readers: the builder takes ids and texts in step.
-        for_texts, for_ids = itertools.tee(_readable(read_lines(handle)))
+        for_texts, for_ids = itertools.tee(_readable(source.lines))
         return build_index((line.text for line in for_texts), args.out, embedder=embedder, options=options,
                            ids=(line.number for line in for_ids), scoring=args.scoring,
                            vector_dtype=args.vector_dtype, force=args.force, progress=progress,
-                           total=count_lines(args.input))
+                           total=source.total)
+    finally:
+        source.close()
 
 
 def _readable(lines):

@@ -222,3 +222,20 @@ def test_senses_are_numbered_from_one_everywhere_and_a_lone_occurrence_is_its_ow
     assert alone.similarity.tolist() == [1.0]
     apart = cluster_senses(np.concatenate([rng.normal(size=(5, 8)) + 5, rng.normal(size=(1, 8)) - 5]), n_senses=2)
     assert apart.similarity[apart.labels == 1].tolist() == [pytest.approx(1.0)]
+
+
+def test_index_build_reads_stdin_as_embed_does(tmp_path, capsys, monkeypatch):
+    import io
+    import sys
+
+    checkpoint = write_checkpoint(tmp_path / "tiny", vocab=VOCAB)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"river bank water\n\xff\nmoney bank loan\n")))
+    assert main(["index", "build", "--input", "-", "--out", str(tmp_path / "ix"), "--checkpoint", str(checkpoint),
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped line 2: not valid UTF-8" in err and "2 texts, 6 occurrences" in err
+    assert main(["search", str(tmp_path / "ix"), "money bank loan", "--json", "-k", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "3"
+    assert main(["index", "build", "--input", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "iy"),
+                 "--checkpoint", str(checkpoint)]) == 1
+    assert "cannot read" in capsys.readouterr().err
