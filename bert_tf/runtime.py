@@ -17,7 +17,10 @@ import contextlib
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# 3 keeps TensorFlow's C++ ERROR lines off the terminal too (e.g. oneDNN's "E0000 ... supports DT_HALF only on
+# platforms with AVX-512" for float16, which is a notice, not a failure: real failures raise in Python);
+# with --verbose (BERT_TF_VERBOSE_TF=1) TensorFlow logs as it would on its own.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if os.environ.get("BERT_TF_VERBOSE_TF") == "1" else "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
