@@ -18,3 +18,26 @@ logger = logging.getLogger("bert_tf")
 def announce(message: str, *args) -> None:
     """Logs an info line that the CLI shows even without `--verbose`."""
     logger.info(message, *args, extra={ANNOUNCE: True})
+
+
+class quiet_root_logging:  # noqa: N801 - used as a context manager, reads like one
+    """Drops what libraries log on the root logger while they are imported (Beam's "WARNING:root:apitools
+    not found ..." on every import without the GCP extras), and keeps `logging.warning` from installing
+    a root handler of its own (`basicConfig`) that would print Beam's later lines in another format.
+    The user's own root handlers and filters are left as they were."""
+
+    def __enter__(self):
+        root = logging.getLogger()
+        self._handler = logging.NullHandler() if not root.handlers else None
+        if self._handler is not None:
+            root.addHandler(self._handler)
+        self._filter = lambda record: False
+        root.addFilter(self._filter)
+        return self
+
+    def __exit__(self, *exc):
+        root = logging.getLogger()
+        root.removeFilter(self._filter)
+        if self._handler is not None:
+            root.removeHandler(self._handler)
+        return False

@@ -39,10 +39,13 @@ def require_beam() -> None:
                           f"install them with: {INSTALL_HINT}") from None
 
 
-require_beam()
+from bert_tf.logs import quiet_root_logging  # noqa: E402
 
-from bert_tf.beam.handler import BertModelHandler, EmbedSpec  # noqa: E402
-from bert_tf.beam.records import DeadLetter, Embedding  # noqa: E402
-from bert_tf.beam.transform import EmbedTexts  # noqa: E402
+with quiet_root_logging():  # Beam logs "apitools not found" on the root logger when it is imported
+    require_beam()
+
+    from bert_tf.beam.handler import BertModelHandler, EmbedSpec  # noqa: E402
+    from bert_tf.beam.records import DeadLetter, Embedding  # noqa: E402
+    from bert_tf.beam.transform import EmbedTexts  # noqa: E402
 
 __all__ = ["BertModelHandler", "DeadLetter", "EmbedSpec", "EmbedTexts", "Embedding", "INSTALL_HINT", "require_beam"]

@@ -8,8 +8,13 @@ then reshuffled so that every worker gets a share of one big file.
   Lines end at `\\n` only (a `\\r\\n` ending is stripped too), so a stray `\\r`, form feed
   or U+2028 inside a line never splits it. The bytes are decoded by `EmbedTexts`, so a
   line that is not UTF-8 becomes a dead letter with its id, not a failed read.
-* JSON Lines: one object per line with a string `text` and an `id` (string or integer);
-  a line that is not such an object becomes a `DeadLetter` with id `FILE:LINE`.
+* JSON Lines: one object per line with a string `text` and a string `id`. A line that is
+  not such an object becomes a `DeadLetter` with id `FILE:LINE` and the reason: a blank
+  line, invalid JSON or UTF-8, a missing field, or an `id` that is not a string (a number
+  is refused, not converted, so `17` and `"17"` can never become one id).
+
+Which files are which: a file's own suffix (`.jsonl` / `.json`, optionally `.gz` / `.bz2`,
+is JSON Lines, anything else text), so one glob can match both; `input_format` forces one.
 """
 
 from __future__ import annotations
@@ -55,8 +60,9 @@ def json_records(readable) -> Iterator[tuple[str, str] | DeadLetter]:
         if problem is not None:
             yield DeadLetter(where, problem, raw.decode("utf-8", "backslashreplace"))
             continue
-        if not decoded.strip():
-            continue  # blank lines separate nothing in JSON Lines; they hold no record
+        if not decoded.strip():  # counted like every line: in the output or the dead letters, never neither
+            yield DeadLetter(where, "blank line: JSON Lines holds one record per line", decoded)
+            continue
         try:
             obj = json.loads(decoded)
         except json.JSONDecodeError as e:
@@ -66,10 +72,17 @@ def json_records(readable) -> Iterator[tuple[str, str] | DeadLetter]:
             yield DeadLetter(where, 'not a JSON object with "id" and "text" fields', decoded)
             continue
         record_id = obj["id"]
-        if isinstance(record_id, bool) or not isinstance(record_id, (str, int)):
-            yield DeadLetter(where, f'"id" is {type(record_id).__name__}, expected a string or an integer', decoded)
+        if not isinstance(record_id, str):
+            yield DeadLetter(where, f'"id" is {type(record_id).__name__}, expected a string: ids are strings, so '
+                                    f'write "id": {json.dumps(str(record_id))}', decoded)
             continue
-        yield str(record_id), obj["text"]
+        yield record_id, obj["text"]
+
+
+def records(readable, input_format: str | None = None) -> Iterator:
+    """The records of one matched file: as `input_format` says, or by the file's own suffix when None."""
+    fmt = input_format or input_format_for(readable.metadata.path)
+    yield from (text_records if fmt == "text" else json_records)(readable)
 
 
 class ReadTexts(beam.PTransform):
@@ -77,7 +90,8 @@ class ReadTexts(beam.PTransform):
 
     Args:
         pattern: a file glob (`corpus/*.txt`, `gs://bucket/corpus/part-*`).
-        input_format: "text" or "jsonl"; None picks by the pattern's suffix (`input_format_for`).
+        input_format: "text" or "jsonl" for every file; None decides per file, by its suffix
+            (`input_format_for`), so a glob over `.txt` and `.jsonl` files reads each as what it is.
     """
 
     def __init__(self, pattern: str, input_format: str | None = None):
@@ -85,13 +99,13 @@ class ReadTexts(beam.PTransform):
         from bert_tf.embed.options import check_choice
 
         self.pattern = pattern
-        self.input_format = input_format or input_format_for(pattern)
-        check_choice("input_format", self.input_format, INPUT_FORMATS)
+        self.input_format = input_format
+        if input_format is not None:
+            check_choice("input_format", input_format, INPUT_FORMATS)
 
     def expand(self, p):
-        read = text_records if self.input_format == "text" else json_records
         return (p
                 | "Match" >> fileio.MatchFiles(self.pattern)
                 | "Open" >> fileio.ReadMatches()
-                | "Records" >> beam.FlatMap(read)
+                | "Records" >> beam.FlatMap(records, self.input_format)
                 | "Spread" >> beam.Reshuffle())

@@ -25,7 +25,8 @@ EPILOG = """examples:
       --direct_running_mode multi_processing
   bert-tf beam-embed --input 'gs://B/corpus/*.txt' --output gs://B/out/corpus \\
       --checkpoint gs://B/checkpoints/uncased_L-12_H-768_A-12 --runner DataflowRunner \\
-      --project P --region us-central1 --temp_location gs://B/tmp --setup_file ./setup.py
+      --project P --region us-central1 --temp_location gs://B/tmp \\
+      --extra_package dist/bert_tf-0.1.0-py3-none-any.whl   # python -m build --wheel
   bert-tf beam-embed --input 'corpus/part-*.txt' --output out/corpus \
       --runner DaskRunner --dask_client_address HOST:8786     # pip install "bert_tf[dask]"
 
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--input", "-i", required=True, metavar="GLOB",
                         help="files to embed: text (every line a record, id FILE:LINE) or JSON Lines with "
-                             "'id' and 'text' (by the suffix .jsonl/.json, or --input-format); any Beam "
+                             "string 'id' and 'text', each file by its own suffix (.jsonl/.json), or --input-format; any Beam "
                              "filesystem (gs://...)")
     parser.add_argument("--output", "-o", required=True, metavar="PREFIX",
                         help="output prefix: PREFIX-00000-of-0000N.parquet ..., PREFIX-dead-letters-*.jsonl, "
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("parquet", "tfrecord", "jsonl"), default="parquet",
                         help="output format (default parquet)")
     parser.add_argument("--input-format", choices=("text", "jsonl"), default=None,
-                        help="how to read --input (default: jsonl for .jsonl/.json files, else text)")
+                        help="read every --input file as this (default: each file by its suffix: jsonl for "
+                             ".jsonl/.json, else text)")
     parser.add_argument("--num-shards", type=int, default=0, metavar="N",
                         help="embedding files to write (default 0: the runner chooses)")
     parser.add_argument("--force", action="store_true",

@@ -125,10 +125,39 @@ def test_json_lines_input_with_bad_records(tmp_path, beam_checkpoint):
     for f in glob.glob(f"{prefix}-0*.jsonl"):
         rows.update((json.loads(line)["id"], json.loads(line)) for line in open(f, encoding="utf-8"))
     dead = read_dead_letters(prefix)
-    assert sorted(rows) == ["7", "a", "c"] and rows["c"]["words"] == ["cafe"]
+    assert sorted(rows) == ["a", "c"] and rows["c"]["words"] == ["cafe"]
     assert {k: v["reason"].split(":")[0].split(" (")[0] for k, v in dead.items()} == {
-        f"{source}:3": "not valid JSON", f"{source}:4": 'not a JSON object with "id" and "text" fields',
-        "b": "the text is int, expected str", f"{source}:8": "not valid UTF-8"}
+        f"{source}:2": '"id" is int, expected a string', f"{source}:3": "not valid JSON",
+        f"{source}:4": 'not a JSON object with "id" and "text" fields', "b": "the text is int, expected str",
+        f"{source}:6": "blank line", f"{source}:8": "not valid UTF-8"}
+    assert 'write "id": "7"' in dead[f"{source}:2"]["reason"]
+    assert len(rows) + len(dead) == 8  # every line once: in the output or the dead letters
+
+
+@pytest.mark.parametrize("workers", [[], ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]],
+                         ids=["in-process", "two-workers"])
+def test_every_line_of_a_mixed_folder_is_read_as_its_own_format_and_counted_once(tmp_path, beam_checkpoint,
+                                                                                 workers):
+    corpus = tmp_path / "inputs"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text('a mouse\n{"id": "x", "text": "read as prose"}\n\n')
+    (corpus / "b.jsonl").write_bytes(b'{"id": "j1", "text": "a rat"}\n\n{"id": 17, "text": "a"}\n'
+                                     b'{"id": "17", "text": "seventeen"}\n{"id": "j2", "text": ["x"]}\n'
+                                     b'{"id": "j3", "text": "\xff"}\nnot json\n   \n')
+    prefix = tmp_path / "out"
+    embed_corpus(str(corpus / "*"), str(prefix), EmbedSpec(str(beam_checkpoint)), output_format="jsonl",
+                 pipeline_args=workers)
+    rows = {}
+    for f in glob.glob(f"{prefix}-0*.jsonl"):
+        rows.update((json.loads(line)["id"], json.loads(line)) for line in open(f, encoding="utf-8"))
+    dead = read_dead_letters(prefix)
+    text = str(corpus / "a.txt")
+    assert sorted(rows) == sorted([f"{text}:1", f"{text}:2", f"{text}:3", "j1", "17"])
+    assert rows[f"{text}:2"]["text"] == '{"id": "x", "text": "read as prose"}'  # a .txt line is text
+    assert rows["17"]["text"] == "seventeen"  # the quoted id; the number 17 is a dead letter
+    jsonl = str(corpus / "b.jsonl")
+    assert set(dead) == {f"{jsonl}:2", f"{jsonl}:3", "j2", f"{jsonl}:6", f"{jsonl}:7", f"{jsonl}:8"}
+    assert len(rows) + len(dead) == 3 + 8  # every input line exactly once
 
 
 # ---------------------------------------------------------------------- the command line
