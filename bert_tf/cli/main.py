@@ -248,16 +248,16 @@ def _run(args) -> int:
             with output_errors("stdout"):
                 sys.stdout.flush()  # a full disk shows here, not as a warning at exit
     except KeyboardInterrupt as error:
-        if _received or isinstance(error, Terminated):
-            signum = _received[0] if _received else error.signum
-            print(f"bert-tf: stopped by {signal.Signals(signum).name}", file=sys.stderr)
-            return 128 + signum
-        print("bert-tf: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(error)
     except BrokenPipeError:  # `bert-tf embed ... | head`
         _silence_stdout()
         return 0
     except Exception as error:  # noqa: BLE001 - sorted into user errors and bugs below
+        interrupt = _interrupt_behind(error)
+        if interrupt is not None and not args.verbose:
+            # Beam (in-process) re-raises a Ctrl-C or SIGTERM met in its worker code as a RuntimeError
+            # ("KeyboardInterrupt [while running 'Embed/...']"): still an interruption, one line.
+            return _interrupted(interrupt)
         if isinstance(error, OutputError) and error.filename == "stdout":
             _silence_stdout()
         if args.verbose or not isinstance(error, _user_errors()):
@@ -267,6 +267,29 @@ def _run(args) -> int:
     if _received:  # a command that caught the interrupt itself (download) still ends as signalled
         return 128 + _received[0]
     return code
+
+
+def _interrupted(error: KeyboardInterrupt) -> int:
+    """The one line and the shell's exit status for Ctrl-C (130) or a terminating signal (128 + N)."""
+    if _received or isinstance(error, Terminated):
+        signum = _received[0] if _received else error.signum
+        print(f"bert-tf: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+    print("bert-tf: interrupted", file=sys.stderr)
+    return 130
+
+
+def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or terminating signal an exception was raised while handling, if any (its cause/context)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    if _received:
+        return Terminated(_received[0])
+    return None
 
 
 if __name__ == "__main__":
