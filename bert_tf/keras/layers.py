@@ -63,32 +63,72 @@ class WordVectors(keras.layers.Layer):
     def call(self, sentences):
         """Returns a dict: "vectors" float32 [batch, (words), width], "words" string [batch, (words)],
         "starts"/"ends" int64 [batch, (words)] code-point offsets (end exclusive)."""
-        resolved, span = self.resolved, self.resolved.span
-        sentences = tf.reshape(tf.convert_to_tensor(sentences, tf.string), [-1])
-        tok = self.tokenizer.tokenize(sentences)
-        pieces = tok["pieces"]  # [batch, (words), (pieces)]
-        text_pieces = pieces.merge_dims(1, 2)  # [batch, (pieces)]
-        n = text_pieces.row_lengths()
-        plan = head.window_plan(n, span)
-        # One encoder input per window, [CLS] pieces[start:start + len] [SEP].
-        # TODO(lead): the same construction lives privately in serve/export.py's _embed; make it public in head.
-        starts = tf.gather(text_pieces.row_splits, plan["seg_text"]) + plan["seg_start"]
-        flat = tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + plan["seg_len"]).flat_values)
-        windows = tf.RaggedTensor.from_row_lengths(flat, plan["seg_len"], validate=False)
-        rows = tf.shape(plan["seg_len"], out_type=tf.int64)[:1]
-        segments = tf.concat([tf.fill(tf.concat([rows, [1]], 0), self.tokenizer.cls_id), windows,
-                              tf.fill(tf.concat([rows, [1]], 0), self.tokenizer.sep_id)], axis=1)
-        ids = segments.to_tensor(default_value=0)
-        mask = tf.cast(tf.sequence_mask(segments.row_lengths(), tf.shape(ids)[1]), tf.int32)
-        states, _ = self.encoder.token_states(ids, mask)
-        features = head.combine_layers(states, resolved.hidden_states, self.options.combine)
-        source, plan = head.stitch_indices(n, span, plan)
-        vectors = head.pool_words(tf.gather(features, source), n, pieces.values.row_lengths(),
+        resolved = self.resolved
+        run = encode_texts(self.tokenizer, self.encoder, sentences, resolved.span)
+        features = head.combine_layers(run["states"], resolved.hidden_states, self.options.combine)
+        pieces = run["pieces"]
+        vectors = head.pool_words(tf.gather(features, run["source"]), run["n"], pieces.values.row_lengths(),
                                   self.options.subword_pooling)
         vectors = tf.ensure_shape(vectors[:, :resolved.vector_size], [None, resolved.vector_size])
+        tok = run["tokens"]
         return {
             "vectors": tf.RaggedTensor.from_row_splits(vectors, pieces.row_splits, validate=False),
             "words": tok["words"],
             "starts": tok["starts"],
             "ends": tok["ends"],
         }
+
+
+class SentenceVectors(WordVectors):
+    """Strings `[batch]` -> one vector per text `[batch, hidden]`, by `options.sentence_strategy`
+    ("mean", "max", "cls", "pooled") at `options.sentence_layer`, as `BertEmbedder.sentence_vectors`."""
+
+    def __init__(self, encoder, config, tokenizer: BertTokenizer, options: EmbeddingOptions | None = None,
+                 **kwargs):
+        options = options or EmbeddingOptions()
+        if options.sentence_strategy is None:
+            raise ValueError("SentenceVectors needs options.sentence_strategy: one of mean, max, cls, pooled")
+        super().__init__(encoder, config, tokenizer, options, **kwargs)
+
+    def compute_output_spec(self, sentences):
+        batch = sentences.shape[0] if sentences.shape else None
+        return keras.KerasTensor((batch, self.config.hidden_size), "float32")
+
+    def call(self, sentences):
+        run = encode_texts(self.tokenizer, self.encoder, sentences, self.resolved.span)
+        strategy = self.options.sentence_strategy
+        rows = None if strategy == "pooled" else tf.gather(run["states"][self.resolved.sentence_state],
+                                                           run["source"])
+        out = head.sentence_vectors(rows, run["n"], run["pooled"], run["plan"], strategy)
+        return tf.ensure_shape(out, [None, self.config.hidden_size])
+
+
+def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int) -> dict:
+    """Tokenizer and encoder over whole texts, long ones in the library's windows.
+
+    Returns:
+        A dict: "tokens" (`tokenizer.tokenize`'s dict), "pieces" [batch, (words), (pieces)],
+        "n" [batch] pieces per text, "plan" (`head.window_plan`), "states" (every hidden state of
+        every window's real tokens, `encoder.token_states`), "pooled" [windows, hidden] and
+        "source" (`head.stitch_indices`: the rows that stitch windows back into texts).
+    """
+    sentences = tf.reshape(tf.convert_to_tensor(sentences, tf.string), [-1])
+    tok = tokenizer.tokenize(sentences)
+    pieces = tok["pieces"]  # [batch, (words), (pieces)]
+    text_pieces = pieces.merge_dims(1, 2)  # [batch, (pieces)]
+    n = text_pieces.row_lengths()
+    plan = head.window_plan(n, span)
+    # One encoder input per window, [CLS] pieces[start:start + len] [SEP].
+    # The same construction lives privately in serve/export.py's _embed: it belongs in head, public.
+    starts = tf.gather(text_pieces.row_splits, plan["seg_text"]) + plan["seg_start"]
+    flat = tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + plan["seg_len"]).flat_values)
+    windows = tf.RaggedTensor.from_row_lengths(flat, plan["seg_len"], validate=False)
+    rows = tf.shape(plan["seg_len"], out_type=tf.int64)[:1]
+    segments = tf.concat([tf.fill(tf.concat([rows, [1]], 0), tokenizer.cls_id), windows,
+                          tf.fill(tf.concat([rows, [1]], 0), tokenizer.sep_id)], axis=1)
+    ids = segments.to_tensor(default_value=0)
+    mask = tf.cast(tf.sequence_mask(segments.row_lengths(), tf.shape(ids)[1]), tf.int32)
+    states, pooled = encoder.token_states(ids, mask)
+    source, plan = head.stitch_indices(n, span, plan)
+    return {"tokens": tok, "pieces": pieces, "n": n, "plan": plan, "states": states, "pooled": pooled,
+            "source": source}

@@ -58,3 +58,18 @@ def test_inside_dataset_map(setup):
 def test_frozen_by_default(setup):
     _, layer = setup
     assert not layer.trainable and layer.trainable_weights == []
+
+
+@pytest.mark.parametrize("strategy", ["mean", "max", "cls", "pooled"])
+def test_sentence_vectors_equal_embedder_in_sequential(make_checkpoint, strategy):
+    from bert_tf.embed.options import EmbeddingOptions
+    from bert_tf.keras import SentenceVectors
+    directory, _ = make_checkpoint("tiny")
+    embedder = BertEmbedder.from_checkpoint(directory)
+    options = EmbeddingOptions(sentence_strategy=strategy, max_seq_length=16)
+    model = keras.Sequential([keras.Input(shape=(), dtype="string"),
+                              SentenceVectors.from_checkpoint(directory, options)])
+    out = model(tf.constant(TEXTS)).numpy()
+    reference = np.stack(embedder.sentence_vectors(TEXTS, sentence_strategy=strategy, max_seq_length=16))
+    assert out.shape == reference.shape
+    assert_float32_close(out, reference, encoder_bound(embedder.config, reference), strategy)
