@@ -27,7 +27,7 @@ class WordVectors(keras.layers.Layer):
     """
 
     def __init__(self, encoder, config, tokenizer: BertTokenizer, options: EmbeddingOptions | None = None,
-                 **kwargs):
+                 *, fine_tune_layers: int = 0, **kwargs):
         """Use `from_checkpoint`; this takes the pieces it loaded.
 
         Args:
@@ -35,9 +35,20 @@ class WordVectors(keras.layers.Layer):
             tokenizer: the checkpoint's `BertTokenizer`.
             options: the library's `EmbeddingOptions` (layers, combine, subword_pooling, dim,
                 max_seq_length); checked against the model here.
+            fine_tune_layers: train the top this many encoder layers (0: frozen features). The
+                embeddings, the pooler and the layers below stay frozen.
         """
-        kwargs.setdefault("trainable", False)
+        if not isinstance(fine_tune_layers, int) or not 0 <= fine_tune_layers <= config.num_hidden_layers:
+            raise ValueError(f"fine_tune_layers must be an integer from 0 to {config.num_hidden_layers}; "
+                             f"got {fine_tune_layers!r}")
+        kwargs.setdefault("trainable", fine_tune_layers > 0)
         super().__init__(**kwargs)
+        self.fine_tune_layers = fine_tune_layers
+        first_trained = config.num_hidden_layers - fine_tune_layers
+        encoder.embeddings.trainable = False
+        encoder.pooler.trainable = False
+        for i, block in enumerate(encoder.blocks):
+            block.trainable = i >= first_trained
         self.encoder = encoder
         self.config = config
         self.tokenizer = tokenizer
@@ -47,7 +58,7 @@ class WordVectors(keras.layers.Layer):
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike, options: EmbeddingOptions | None = None,
                         *, lower_case: bool | None = None, **kwargs) -> "WordVectors":
-        """The layer for a Google-layout checkpoint directory."""
+        """The layer for a Google-layout checkpoint directory; `kwargs` go to `__init__` (`fine_tune_layers`)."""
         config, encoder = load_encoder(checkpoint)
         tokenizer = BertTokenizer.from_vocab_file(os.path.join(os.fspath(checkpoint), "vocab.txt"),
                                                   lower_case=lower_case)

@@ -73,3 +73,46 @@ def test_sentence_vectors_equal_embedder_in_sequential(make_checkpoint, strategy
     reference = np.stack(embedder.sentence_vectors(TEXTS, sentence_strategy=strategy, max_seq_length=16))
     assert out.shape == reference.shape
     assert_float32_close(out, reference, encoder_bound(embedder.config, reference), strategy)
+
+
+def _one_step(layer):
+    before = {v.path: v.numpy().copy() for v in layer.encoder.weights}
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(tf.constant(TEXTS[:2]))["vectors"].flat_values ** 2)
+    grads = tape.gradient(loss, layer.trainable_weights)
+    keras.optimizers.SGD(0.1).apply_gradients(zip(grads, layer.trainable_weights))
+    return {path for path, value in before.items()
+            if not np.array_equal(value, next(v for v in layer.encoder.weights if v.path == path).numpy())}
+
+
+def test_fine_tuning_changes_only_the_top_layers(make_checkpoint):
+    directory, _ = make_checkpoint("tiny")
+    layer = WordVectors.from_checkpoint(directory, fine_tune_layers=1)
+    changed = _one_step(layer)
+    top = layer.encoder.blocks[-1]
+    top_paths = {v.path for v in top.weights}
+    # Every weight of the top layer moves except the key bias, whose gradient is zero (softmax ignores a shift).
+    assert changed == top_paths - {p for p in top_paths if p.endswith("key/bias")}
+    assert not changed & {v.path for v in layer.encoder.blocks[0].weights}
+    assert not changed & {v.path for v in layer.encoder.embeddings.weights}
+
+
+def test_frozen_layer_trains_the_head_and_no_encoder_weight(make_checkpoint):
+    from bert_tf.keras import SentenceVectors
+    directory, _ = make_checkpoint("tiny")
+    features = SentenceVectors.from_checkpoint(directory)
+    inputs = keras.Input(shape=(), dtype="string")
+    model = keras.Model(inputs, keras.layers.Dense(2)(features(inputs)))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [v.numpy().copy() for v in model.weights]
+    model.train_on_batch(tf.constant(TEXTS[:2]), np.array([0, 1]))
+    changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, model.weights)]
+    encoder_paths = {v.path for v in features.encoder.weights}
+    assert not any(c for c, v in zip(changed, model.weights) if v.path in encoder_paths)
+    assert any(c for c, v in zip(changed, model.weights) if v.path not in encoder_paths)  # the Dense head moved
+
+
+def test_fine_tune_layers_checked(make_checkpoint):
+    directory, _ = make_checkpoint("tiny")
+    with pytest.raises(ValueError, match="fine_tune_layers must be an integer from 0 to 2"):
+        WordVectors.from_checkpoint(directory, fine_tune_layers=3)
