@@ -126,7 +126,13 @@ def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int) -> dic
     sentences = tf.reshape(tf.convert_to_tensor(sentences, tf.string), [-1])
     tok = tokenizer.tokenize(sentences)
     pieces = tok["pieces"]  # [batch, (words), (pieces)]
-    text_pieces = pieces.merge_dims(1, 2)  # [batch, (pieces)]
+    out = encode_pieces(tokenizer, encoder, pieces.merge_dims(1, 2), span)
+    return {"tokens": tok, "pieces": pieces, **out}
+
+
+def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int) -> dict:
+    """`encode_texts` from the word-piece ids of each text, [batch, (pieces)]: "n", "plan", "states",
+    "pooled", "source"."""
     n = text_pieces.row_lengths()
     plan = head.window_plan(n, span)
     # One encoder input per window, [CLS] pieces[start:start + len] [SEP].
@@ -141,5 +147,38 @@ def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int) -> dic
     mask = tf.cast(tf.sequence_mask(segments.row_lengths(), tf.shape(ids)[1]), tf.int32)
     states, pooled = encoder.token_states(ids, mask)
     source, plan = head.stitch_indices(n, span, plan)
-    return {"tokens": tok, "pieces": pieces, "n": n, "plan": plan, "states": states, "pooled": pooled,
-            "source": source}
+    return {"n": n, "plan": plan, "states": states, "pooled": pooled, "source": source}
+
+
+class GivenWordVectors(WordVectors):
+    """Pre-split words `[batch, (words)]` (CoNLL-style token lists) -> exactly one vector per given word.
+
+    Each given word is tokenized on its own; all its pieces (of every sub-word the tokenizer
+    makes of it, "U.S." -> "u", ".", "s", ".") are pooled by `options.subword_pooling` into its
+    one vector, so labels line up with the input. A given word with no pieces (empty, or only
+    characters the tokenizer drops) gets a zero vector. The text the model sees is the given
+    words' pieces in order, as if the words were joined by spaces.
+    """
+
+    def compute_output_spec(self, words):
+        batch = words.shape[0] if words.shape else None
+        return keras.KerasTensor((batch, None, self.resolved.vector_size), "float32", ragged=True)
+
+    def call(self, words):
+        """words: ragged string [batch, (words)] -> float32 ragged [batch, (words), width]."""
+        resolved = self.resolved
+        flat = self.tokenizer.tokenize(words.flat_values)["pieces"].merge_dims(1, 2)  # [given, (pieces)]
+        counts = flat.row_lengths()  # [given] pieces per given word
+        text_pieces = tf.RaggedTensor.from_row_splits(flat.values, tf.gather(flat.row_splits, words.row_splits),
+                                                      validate=False)  # [batch, (pieces)]
+        n = text_pieces.row_lengths()
+        features = encode_pieces(self.tokenizer, self.encoder, text_pieces, resolved.span)
+        combined = head.combine_layers(features["states"], resolved.hidden_states, self.options.combine)
+        has_pieces = counts > 0
+        pooled = head.pool_words(tf.gather(combined, features["source"]), n, tf.boolean_mask(counts, has_pieces),
+                                 self.options.subword_pooling)[:, :resolved.vector_size]
+        vectors = tf.scatter_nd(tf.where(has_pieces), pooled,
+                                tf.stack([tf.size(counts, out_type=tf.int64),
+                                          tf.constant(resolved.vector_size, tf.int64)]))
+        vectors = tf.ensure_shape(vectors, [None, resolved.vector_size])
+        return tf.RaggedTensor.from_row_splits(vectors, words.row_splits, validate=False)

@@ -116,3 +116,19 @@ def test_fine_tune_layers_checked(make_checkpoint):
     directory, _ = make_checkpoint("tiny")
     with pytest.raises(ValueError, match="fine_tune_layers must be an integer from 0 to 2"):
         WordVectors.from_checkpoint(directory, fine_tune_layers=3)
+
+
+def test_given_words_one_vector_each(setup, make_checkpoint):
+    from bert_tf.keras import GivenWordVectors
+    embedder, _ = setup
+    directory, _ = make_checkpoint("tiny")
+    layer = GivenWordVectors.from_checkpoint(directory)
+    given = [["The", "bank", "of", "the", "river", "."], ["U.S.", "日本", "\u200b", "unbelievable", "ok"]]
+    out = layer(tf.ragged.constant(given))
+    assert out.row_lengths().numpy().tolist() == [6, 5]  # one vector per given word, labels line up
+    assert np.all(out[1][2].numpy() == 0)  # a word of dropped characters only: zeros
+    assert np.any(out[1][0].numpy() != 0) and np.any(out[1][1].numpy() != 0)  # split words: one pooled vector
+    # Where the splits agree (every given word is one tokenizer word), the library's vectors.
+    expected = embedder.embed_words([" ".join(given[0])])[0]
+    reference = np.stack([w.vector for w in expected])
+    assert_float32_close(out[0].numpy(), reference, encoder_bound(embedder.config, reference), "given words")
