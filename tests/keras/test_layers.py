@@ -132,3 +132,14 @@ def test_given_words_one_vector_each(setup, make_checkpoint):
     expected = embedder.embed_words([" ".join(given[0])])[0]
     reference = np.stack([w.vector for w in expected])
     assert_float32_close(out[0].numpy(), reference, encoder_bound(embedder.config, reference), "given words")
+
+
+def test_text_over_512_pieces_equals_embedder(make_checkpoint):
+    directory, _ = make_checkpoint("tiny512", max_position_embeddings=512)
+    embedder = BertEmbedder.from_checkpoint(directory)
+    text = " ".join(["the river bank", "unbelievable !"] * 130)  # well over 510 pieces: three windows
+    out = WordVectors.from_checkpoint(directory)(tf.constant([text]))
+    expected = embedder.embed_words([text])[0]
+    assert len(expected) > 510 and out["vectors"][0].shape[0] == len(expected)
+    reference = np.stack([w.vector for w in expected])
+    assert_float32_close(out["vectors"][0].numpy(), reference, encoder_bound(embedder.config, reference), "long")
