@@ -143,3 +143,15 @@ def test_text_over_512_pieces_equals_embedder(make_checkpoint):
     assert len(expected) > 510 and out["vectors"][0].shape[0] == len(expected)
     reference = np.stack([w.vector for w in expected])
     assert_float32_close(out["vectors"][0].numpy(), reference, encoder_bound(embedder.config, reference), "long")
+
+
+def test_given_word_the_tokenizer_splits_pools_all_its_pieces(setup, make_checkpoint):
+    from bert_tf.keras import GivenWordVectors
+    embedder, _ = setup
+    directory, _ = make_checkpoint("tiny")
+    out = GivenWordVectors.from_checkpoint(directory)(tf.ragged.constant([["U.S.", "ok"]]))[0].numpy()
+    expected = embedder.embed_words(["U.S. ok"])[0]  # the library sees u . s . ok: four words for "U.S."
+    assert [w.text for w in expected][:4] == ["u", ".", "s", "."]
+    pieces = np.concatenate([np.repeat(w.vector[None], len(w.pieces), 0) for w in expected[:4]])
+    reference = np.stack([pieces.mean(0), expected[4].vector])
+    assert_float32_close(out, reference, encoder_bound(embedder.config, reference), "U.S.")
