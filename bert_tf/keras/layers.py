@@ -1,0 +1,184 @@
+"""`WordVectors`: raw strings in, word vectors, words and offsets out, inside a Keras model.
+
+The tokenizer, the encoder and the library's head (`bert_tf.embed.head`) run in the
+graph, so a downstream model takes strings. Frozen (trainable=False) by default:
+the vectors are features, as the research notebooks use them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bert_tf.embed import head
+from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.model.checkpoint import load_encoder
+from bert_tf.runtime import keras, tf
+from bert_tf.text.tokenization import BertTokenizer
+
+
+class WordVectors(keras.layers.Layer):
+    """Strings `[batch]` -> word vectors `[batch, (words), width]` (ragged), words and character offsets.
+
+    Example:
+        >>> layer = WordVectors.from_checkpoint("checkpoints/uncased_L-12_H-768_A-12")  # doctest: +SKIP
+        >>> out = layer(tf.constant(["The bank of the river."]))  # doctest: +SKIP
+        >>> out["vectors"].shape  # doctest: +SKIP
+        TensorShape([1, None, 3072])
+    """
+
+    def __init__(self, encoder, config, tokenizer: BertTokenizer, options: EmbeddingOptions | None = None,
+                 *, fine_tune_layers: int = 0, **kwargs):
+        """Use `from_checkpoint`; this takes the pieces it loaded.
+
+        Args:
+            encoder, config: `load_encoder`'s result.
+            tokenizer: the checkpoint's `BertTokenizer`.
+            options: the library's `EmbeddingOptions` (layers, combine, subword_pooling, dim,
+                max_seq_length); checked against the model here.
+            fine_tune_layers: train the top this many encoder layers (0: frozen features). The
+                embeddings, the pooler and the layers below stay frozen.
+        """
+        if not isinstance(fine_tune_layers, int) or not 0 <= fine_tune_layers <= config.num_hidden_layers:
+            raise ValueError(f"fine_tune_layers must be an integer from 0 to {config.num_hidden_layers}; "
+                             f"got {fine_tune_layers!r}")
+        kwargs.setdefault("trainable", fine_tune_layers > 0)
+        super().__init__(**kwargs)
+        self.fine_tune_layers = fine_tune_layers
+        first_trained = config.num_hidden_layers - fine_tune_layers
+        encoder.embeddings.trainable = False
+        encoder.pooler.trainable = False
+        for i, block in enumerate(encoder.blocks):
+            block.trainable = i >= first_trained
+        self.encoder = encoder
+        self.config = config
+        self.tokenizer = tokenizer
+        self.options = options or EmbeddingOptions()
+        self.resolved = self.options.resolve(config)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike, options: EmbeddingOptions | None = None,
+                        *, lower_case: bool | None = None, **kwargs) -> "WordVectors":
+        """The layer for a Google-layout checkpoint directory; `kwargs` go to `__init__` (`fine_tune_layers`)."""
+        config, encoder = load_encoder(checkpoint)
+        tokenizer = BertTokenizer.from_vocab_file(os.path.join(os.fspath(checkpoint), "vocab.txt"),
+                                                  lower_case=lower_case)
+        return cls(encoder, config, tokenizer, options, **kwargs)
+
+    def compute_output_spec(self, sentences):
+        """Ragged outputs, which Keras cannot infer by tracing strings symbolically."""
+        batch = sentences.shape[0] if sentences.shape else None
+        spec = lambda shape, dtype: keras.KerasTensor((batch, None, *shape), dtype, ragged=True)  # noqa: E731
+        return {"vectors": spec((self.resolved.vector_size,), "float32"), "words": spec((), "string"),
+                "starts": spec((), "int64"), "ends": spec((), "int64")}
+
+    def call(self, sentences):
+        """Returns a dict: "vectors" float32 [batch, (words), width], "words" string [batch, (words)],
+        "starts"/"ends" int64 [batch, (words)] code-point offsets (end exclusive)."""
+        resolved = self.resolved
+        run = encode_texts(self.tokenizer, self.encoder, sentences, resolved.span)
+        features = head.combine_layers(run["states"], resolved.hidden_states, self.options.combine)
+        pieces = run["pieces"]
+        vectors = head.pool_words(tf.gather(features, run["source"]), run["n"], pieces.values.row_lengths(),
+                                  self.options.subword_pooling)
+        vectors = tf.ensure_shape(vectors[:, :resolved.vector_size], [None, resolved.vector_size])
+        tok = run["tokens"]
+        return {
+            "vectors": tf.RaggedTensor.from_row_splits(vectors, pieces.row_splits, validate=False),
+            "words": tok["words"],
+            "starts": tok["starts"],
+            "ends": tok["ends"],
+        }
+
+
+class SentenceVectors(WordVectors):
+    """Strings `[batch]` -> one vector per text `[batch, hidden]`, by `options.sentence_strategy`
+    ("mean", "max", "cls", "pooled") at `options.sentence_layer`, as `BertEmbedder.sentence_vectors`."""
+
+    def __init__(self, encoder, config, tokenizer: BertTokenizer, options: EmbeddingOptions | None = None,
+                 **kwargs):
+        options = options or EmbeddingOptions()
+        if options.sentence_strategy is None:
+            raise ValueError("SentenceVectors needs options.sentence_strategy: one of mean, max, cls, pooled")
+        super().__init__(encoder, config, tokenizer, options, **kwargs)
+
+    def compute_output_spec(self, sentences):
+        batch = sentences.shape[0] if sentences.shape else None
+        return keras.KerasTensor((batch, self.config.hidden_size), "float32")
+
+    def call(self, sentences):
+        run = encode_texts(self.tokenizer, self.encoder, sentences, self.resolved.span)
+        strategy = self.options.sentence_strategy
+        rows = None if strategy == "pooled" else tf.gather(run["states"][self.resolved.sentence_state],
+                                                           run["source"])
+        out = head.sentence_vectors(rows, run["n"], run["pooled"], run["plan"], strategy)
+        return tf.ensure_shape(out, [None, self.config.hidden_size])
+
+
+def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int) -> dict:
+    """Tokenizer and encoder over whole texts, long ones in the library's windows.
+
+    Returns:
+        A dict: "tokens" (`tokenizer.tokenize`'s dict), "pieces" [batch, (words), (pieces)],
+        "n" [batch] pieces per text, "plan" (`head.window_plan`), "states" (every hidden state of
+        every window's real tokens, `encoder.token_states`), "pooled" [windows, hidden] and
+        "source" (`head.stitch_indices`: the rows that stitch windows back into texts).
+    """
+    sentences = tf.reshape(tf.convert_to_tensor(sentences, tf.string), [-1])
+    tok = tokenizer.tokenize(sentences)
+    pieces = tok["pieces"]  # [batch, (words), (pieces)]
+    out = encode_pieces(tokenizer, encoder, pieces.merge_dims(1, 2), span)
+    return {"tokens": tok, "pieces": pieces, **out}
+
+
+def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int) -> dict:
+    """`encode_texts` from the word-piece ids of each text, [batch, (pieces)]: "n", "plan", "states",
+    "pooled", "source"."""
+    n = text_pieces.row_lengths()
+    plan = head.window_plan(n, span)
+    # One encoder input per window, [CLS] pieces[start:start + len] [SEP].
+    # The same construction lives privately in serve/export.py's _embed: it belongs in head, public.
+    starts = tf.gather(text_pieces.row_splits, plan["seg_text"]) + plan["seg_start"]
+    flat = tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + plan["seg_len"]).flat_values)
+    windows = tf.RaggedTensor.from_row_lengths(flat, plan["seg_len"], validate=False)
+    rows = tf.shape(plan["seg_len"], out_type=tf.int64)[:1]
+    segments = tf.concat([tf.fill(tf.concat([rows, [1]], 0), tokenizer.cls_id), windows,
+                          tf.fill(tf.concat([rows, [1]], 0), tokenizer.sep_id)], axis=1)
+    ids = segments.to_tensor(default_value=0)
+    mask = tf.cast(tf.sequence_mask(segments.row_lengths(), tf.shape(ids)[1]), tf.int32)
+    states, pooled = encoder.token_states(ids, mask)
+    source, plan = head.stitch_indices(n, span, plan)
+    return {"n": n, "plan": plan, "states": states, "pooled": pooled, "source": source}
+
+
+class GivenWordVectors(WordVectors):
+    """Pre-split words `[batch, (words)]` (CoNLL-style token lists) -> exactly one vector per given word.
+
+    Each given word is tokenized on its own; all its pieces (of every sub-word the tokenizer
+    makes of it, "U.S." -> "u", ".", "s", ".") are pooled by `options.subword_pooling` into its
+    one vector, so labels line up with the input. A given word with no pieces (empty, or only
+    characters the tokenizer drops) gets a zero vector. The text the model sees is the given
+    words' pieces in order, as if the words were joined by spaces.
+    """
+
+    def compute_output_spec(self, words):
+        batch = words.shape[0] if words.shape else None
+        return keras.KerasTensor((batch, None, self.resolved.vector_size), "float32", ragged=True)
+
+    def call(self, words):
+        """words: ragged string [batch, (words)] -> float32 ragged [batch, (words), width]."""
+        resolved = self.resolved
+        flat = self.tokenizer.tokenize(words.flat_values)["pieces"].merge_dims(1, 2)  # [given, (pieces)]
+        counts = flat.row_lengths()  # [given] pieces per given word
+        text_pieces = tf.RaggedTensor.from_row_splits(flat.values, tf.gather(flat.row_splits, words.row_splits),
+                                                      validate=False)  # [batch, (pieces)]
+        n = text_pieces.row_lengths()
+        features = encode_pieces(self.tokenizer, self.encoder, text_pieces, resolved.span)
+        combined = head.combine_layers(features["states"], resolved.hidden_states, self.options.combine)
+        has_pieces = counts > 0
+        pooled = head.pool_words(tf.gather(combined, features["source"]), n, tf.boolean_mask(counts, has_pieces),
+                                 self.options.subword_pooling)[:, :resolved.vector_size]
+        vectors = tf.scatter_nd(tf.where(has_pieces), pooled,
+                                tf.stack([tf.size(counts, out_type=tf.int64),
+                                          tf.constant(resolved.vector_size, tf.int64)]))
+        vectors = tf.ensure_shape(vectors, [None, resolved.vector_size])
+        return tf.RaggedTensor.from_row_splits(vectors, words.row_splits, validate=False)
