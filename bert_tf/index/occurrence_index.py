@@ -19,6 +19,7 @@ import numpy as np
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.embed.space import VectorSpace, space_of_identity
 from bert_tf.index import layout
+from bert_tf.index.query import check_k, check_query, marked_span
 from bert_tf.index.scoring import VectorStats, normalize
 from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, top_k
 from bert_tf.index.vectors import VectorStore
@@ -291,7 +292,7 @@ class OccurrenceIndex:
             ValueError: an empty word or sentence; the word is not in the sentence (the message lists
                 the sentence's words); `occurrence` out of range; a marked span that is not the word.
         """
-        _check_query(word=word, sentence=sentence)
+        check_query(word=word, sentence=sentence)
         target = self.model_word(word)
         sentence, marked = marked_span(sentence)
         words, _ = self.embed(sentence)
@@ -384,8 +385,8 @@ class OccurrenceIndex:
 
     def search(self, sentence: str, k: int = 10) -> list[Hit]:
         """The `k` texts whose sentence vectors are closest to `sentence`'s, best first."""
-        _check_k(k)
-        _check_query(sentence=sentence)
+        check_k(k)
+        check_query(sentence=sentence)
         if not self.n_occurrences:
             why = f" (its {self.n_texts} texts are all empty)" if self.n_texts else ""
             raise ValueError(f"the index {self.directory} has no texts to search{why}")
@@ -401,8 +402,8 @@ class OccurrenceIndex:
         Raises:
             ValueError: `word` is not in `sentence`, or not in the index.
         """
-        _check_k(k)
-        _check_query(word=word, sentence=sentence)
+        check_k(k)
+        check_query(word=word, sentence=sentence)
         rows = self._rows_of(self.model_word(word))  # before the query: an unknown word needs no model run
         _, query = self.query_occurrence(word, sentence, occurrence)
         scores, best = top_k(self.words.rows(rows) @ query, rows, k)
@@ -425,7 +426,7 @@ class OccurrenceIndex:
         Args:
             words_only: leave out tokens without a letter or digit (punctuation).
         """
-        _check_k(k)
+        check_k(k)
         if not self.n_occurrences:
             raise ValueError(f"the index {self.directory} has no word occurrences (its texts are all empty)")
         target, query = self.query_occurrence(word, sentence, occurrence)
@@ -482,28 +483,3 @@ def _load_stats(directory: Path, name: str) -> VectorStats | None:
     except (OSError, ValueError) as e:
         raise layout.CorruptIndexError(f"{directory} is damaged: {path.name} cannot be read ({e}); rebuild it") \
             from None
-
-
-def marked_span(sentence: str) -> tuple[str, tuple[int, int] | None]:
-    """`sentence` without the `[[ ]]` around one marked word, and that word's `(start, end)` in the result."""
-    start = sentence.find("[[")
-    end = sentence.find("]]", start + 2) if start >= 0 else -1
-    if start < 0 or end < 0:
-        return sentence, None
-    if "[[" in sentence[end:]:
-        raise ValueError("mark one occurrence only: the query has more than one [[...]]")
-    inner = sentence[start + 2:end]
-    return sentence[:start] + inner + sentence[end + 2:], (start, start + len(inner))
-
-
-def _check_query(**texts) -> None:
-    for name, text in texts.items():
-        if not isinstance(text, str):
-            raise TypeError(f"the query's {name} must be a str; got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError(f"the query's {name} is empty: give the {name} to search with")
-
-
-def _check_k(k) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}")
