@@ -41,7 +41,7 @@ from bert_tf.beam import records
 from bert_tf.beam.handler import BATCH_PIECES, BertModelHandler, EmbedSpec, estimated_pieces
 from bert_tf.beam.records import DeadLetter, Embedding
 from bert_tf.beam.sinks import DEAD_LETTERS, PARQUET_BATCH_ROWS, SUFFIXES
-from bert_tf.beam.sources import json_records, text_records
+from bert_tf.beam.sources import format_of, json_records, text_records
 from bert_tf.beam.transform import check_record
 
 PARTS = "parts"
@@ -131,7 +131,7 @@ class EmbedFile(beam.DoFn):
         self.model = self.handler.load_model()
 
     def _batches(self, path: str) -> Iterator[list]:
-        read = text_records if self.input_format == "text" else json_records
+        read = text_records if format_of(path, self.input_format) == "text" else json_records
         metadata = FileSystems.match([path])[0].metadata_list[0]
         batch, pieces = [], 0
         for element in read(fileio.ReadableFile(metadata)):

@@ -236,7 +236,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         output_prefix: where the run goes (`out/corpus` -> `out/corpus-00000-of-00002.parquet`, ...).
         spec: the checkpoint and options.
         output_format: "parquet", "tfrecord" or "jsonl".
-        input_format: "text" or "jsonl" (None: by the pattern's suffix).
+        input_format: "text" or "jsonl" for every file (None: each file by its suffix).
         pipeline_args: Beam pipeline options (`--runner DataflowRunner --project ...`).
         force: replace a run already at the prefix (as a whole, once the new one is finished).
         num_shards: embedding files to write; 0 lets the runner choose.
@@ -272,11 +272,10 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         staged_prefix = FileSystems.join(staging, FileSystems.split(output_prefix)[1])
         if dask_files is not None:  # the DaskRunner's own graph shape (bert_tf.beam.on_dask says why)
             from bert_tf.beam import on_dask
-            from bert_tf.beam.sources import input_format_for
 
             counts = on_dask.run(make_pipeline(on_dask.npartitions_args(pipeline_args, len(dask_files))),
                                  dask_files, spec, staging, staged_prefix, output_format,
-                                 input_format or input_format_for(input_pattern), metadata)
+                                 input_format, metadata)
         else:
             with make_pipeline(pipeline_args) as p:
                 out = (p | "Read" >> ReadTexts(input_pattern, input_format)

@@ -125,10 +125,11 @@ def test_json_lines_input_with_bad_records(tmp_path, beam_checkpoint):
     for f in glob.glob(f"{prefix}-0*.jsonl"):
         rows.update((json.loads(line)["id"], json.loads(line)) for line in open(f, encoding="utf-8"))
     dead = read_dead_letters(prefix)
-    assert sorted(rows) == ["7", "a", "c"] and rows["c"]["words"] == ["cafe"]
-    assert {k: v["reason"].split(":")[0].split(" (")[0] for k, v in dead.items()} == {
-        f"{source}:3": "not valid JSON", f"{source}:4": 'not a JSON object with "id" and "text" fields',
-        "b": "the text is int, expected str", f"{source}:8": "not valid UTF-8"}
+    assert sorted(rows) == ["a", "c"] and rows["c"]["words"] == ["cafe"]
+    assert {k: v["reason"].split(":")[0].split(" (")[0].split(";")[0] for k, v in dead.items()} == {
+        f"{source}:2": '"id" is a number', f"{source}:3": "not valid JSON",
+        f"{source}:4": 'not a JSON object with "id" and "text" fields', "b": "the text is int, expected str",
+        f"{source}:6": "a blank line", f"{source}:8": "not valid UTF-8"}
 
 
 # ---------------------------------------------------------------------- the command line
