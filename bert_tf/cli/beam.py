@@ -140,10 +140,18 @@ def run(args) -> int:
         beam_args.append("--default_sdk_harness_log_level=WARNING")  # worker processes log to our stderr
 
     spec = EmbedSpec(args.checkpoint, options_from_args(args), args.lower_case, args.precision)
-    with only_our_lines_on_stderr(args.verbose):
-        summary = embed_corpus(args.input, args.output, spec, output_format=args.format,
-                               input_format=args.input_format, pipeline_args=beam_args, force=args.force,
-                               num_shards=args.num_shards)
+    try:
+        with only_our_lines_on_stderr(args.verbose):
+            summary = embed_corpus(args.input, args.output, spec, output_format=args.format,
+                                   input_format=args.input_format, pipeline_args=beam_args, force=args.force,
+                                   num_shards=args.num_shards)
+    except Exception as error:
+        from bert_tf.cli.main import as_interruption
+
+        stop = as_interruption(error)  # in process, Beam re-raises Ctrl-C and SIGTERM as a RuntimeError
+        if stop is None:
+            raise
+        raise stop from None
     count = "?" if summary.embedded is None else f"{summary.embedded:,}"
     dead = "?" if summary.dead_letters is None else f"{summary.dead_letters:,}"
     print(f"bert-tf: wrote {count} text(s) to {_names(summary.files)} ({summary.output_format}); "

@@ -182,6 +182,22 @@ def _on_terminating_signal(signum, frame):
     raise Terminated(signum)
 
 
+def as_interruption(error: BaseException) -> KeyboardInterrupt | None:
+    """The interruption behind `error`, or None: a library that runs work in threads (Beam) re-raises
+    the KeyboardInterrupt of Ctrl-C, or the `Terminated` of a SIGTERM, as another exception. The
+    caller raises what this returns, so the command ends as interrupted (one line, 130/143)."""
+    if _received:
+        return Terminated(_received[0])
+    seen, depth = error, 0
+    while seen is not None and depth < 20:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        if str(seen).startswith(("KeyboardInterrupt", "Terminated")):  # Beam keeps only the message
+            return KeyboardInterrupt()
+        seen, depth = seen.__cause__ or seen.__context__, depth + 1
+    return None
+
+
 def _install_signal_handlers() -> dict:
     """Makes SIGTERM/SIGHUP unwind like Ctrl-C; returns the previous handlers. Signals already ignored
     (`nohup`) stay ignored; off the main thread (an embedding application) nothing is changed."""
