@@ -94,18 +94,14 @@ def check_output_prefix(prefix: str, *, force: bool, inputs: Sequence[str] = ())
             `PREFIX-manifest.json` there that bert_tf did not write (whatever `force` says).
         OutputError: its folder does not exist (local outputs).
     """
-    from bert_tf.files.output import OutputError
     from bert_tf.files.owned import force_hint, is_run_manifest
+    from bert_tf.files.run_paths import check_local_prefix
 
     directory, name = FileSystems.split(prefix)
     if not name:
         raise ValueError(f"--output {prefix} is a folder; give a file name prefix, e.g. {prefix.rstrip('/')}/corpus")
     if not is_remote(prefix):
-        if os.path.isdir(prefix):
-            raise ValueError(f"--output {prefix} is a folder; give a file name prefix inside it, "
-                             f"e.g. {os.path.join(prefix, 'corpus')}")
-        if not os.path.isdir(directory or "."):
-            raise OutputError(prefix, f"the folder {directory} does not exist; create it first")
+        check_local_prefix(prefix)
     existing = run_files(prefix)
     overlap = {os.path.realpath(p) for p in existing} & {os.path.realpath(p) for p in inputs}
     if overlap:
@@ -252,16 +248,13 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         RuntimeError: the pipeline failed (nothing was written under the final names).
     """
     from bert_tf.embed.options import check_choice
+    from bert_tf.files.run_paths import check_matched
 
     check_choice("format", output_format, OUTPUT_FORMATS)
     pipeline_args = runners.prepare_pipeline_args(pipeline_args)  # DaskRunner: its name and its options
     check_pipeline_args(pipeline_args)
     matched = [m.path for r in FileSystems.match([input_pattern]) for m in r.metadata_list]
-    if not matched:
-        raise FileNotFoundError(f"--input {input_pattern} matches no file")
-    if all(os.path.isdir(m) for m in matched if not is_remote(m)) and not any(map(is_remote, matched)):
-        raise IsADirectoryError(f"--input {input_pattern} is a folder; give a glob of its files, e.g. "
-                                f"{os.path.join(input_pattern, '*.txt')}")
+    check_matched(input_pattern, matched, lambda m: not is_remote(m) and os.path.isdir(m))
     check_output_prefix(output_prefix, force=force, inputs=matched)
     dask_files = on_dask_files(matched, num_shards) if runners.is_dask(pipeline_args) else None
     spec, space = pin(spec)

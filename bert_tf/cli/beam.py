@@ -66,6 +66,18 @@ def _check_beam_args(beam_args: list[str]) -> None:
                             "(Beam's options start with --); see bert-tf beam-embed --help")
 
 
+def _check_local_paths(pattern: str, prefix: str) -> None:
+    import glob
+
+    from bert_tf.files.run_paths import check_local_prefix, check_matched
+    from bert_tf.store.remote import is_remote
+
+    if not is_remote(pattern):
+        check_matched(pattern, glob.glob(pattern))
+    if not is_remote(prefix):
+        check_local_prefix(prefix)
+
+
 def quiet_beam(verbose: bool) -> None:
     """Keeps Beam's logging (its own logger and the root logger it also writes to) off the terminal."""
     if verbose:
@@ -124,6 +136,7 @@ def run(args) -> int:
     _check_beam_args(args.pass_through)
     if args.num_shards < 0:
         raise UserError(f"--num-shards must be 0 (the runner chooses) or more; got {args.num_shards}")
+    _check_local_paths(args.input, args.output)  # before Beam and TensorFlow are imported: seconds
     quiet_beam(args.verbose)
     try:
         from bert_tf.beam import require_beam
