@@ -39,10 +39,31 @@ def require_beam() -> None:
                           f"install them with: {INSTALL_HINT}") from None
 
 
-require_beam()
+class _QuietImport:
+    """While Beam's modules load: their module-level `logging.warning()` calls ("apitools not found")
+    would configure the root logger and print to a user's terminal. A NullHandler on an unconfigured
+    root takes them instead, and is removed again, so an application's own `basicConfig` still works."""
 
-from bert_tf.beam.handler import BertModelHandler, EmbedSpec  # noqa: E402
-from bert_tf.beam.records import DeadLetter, Embedding  # noqa: E402
-from bert_tf.beam.transform import EmbedTexts  # noqa: E402
+    def __enter__(self):
+        import logging
+
+        root = logging.getLogger()
+        self.handler = logging.NullHandler() if not root.handlers else None
+        if self.handler is not None:
+            root.addHandler(self.handler)
+
+    def __exit__(self, *exc):
+        import logging
+
+        if self.handler is not None:
+            logging.getLogger().removeHandler(self.handler)
+
+
+with _QuietImport():
+    require_beam()
+
+    from bert_tf.beam.handler import BertModelHandler, EmbedSpec  # noqa: E402
+    from bert_tf.beam.records import DeadLetter, Embedding  # noqa: E402
+    from bert_tf.beam.transform import EmbedTexts  # noqa: E402
 
 __all__ = ["BertModelHandler", "DeadLetter", "EmbedSpec", "EmbedTexts", "Embedding", "INSTALL_HINT", "require_beam"]

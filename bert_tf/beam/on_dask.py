@@ -205,7 +205,7 @@ def finish(staged_prefix: str, staging: str, n_files: int, output_format: str) -
         with FileSystems.open(base + DEAD_LETTERS + ".jsonl") as f:
             dead.append(f.read())
     FileSystems.rename(sources, targets)
-    with FileSystems.create(f"{staged_prefix}{DEAD_LETTERS}-00000-of-00001.jsonl") as f:
+    with FileSystems.create(f"{staged_prefix}{DEAD_LETTERS}.jsonl") as f:
         for chunk in dead:
             f.write(chunk)
     FileSystems.delete([parts_dir if "://" not in parts_dir else parts_dir + "/"])

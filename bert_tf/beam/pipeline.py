@@ -3,7 +3,7 @@
 A run at output prefix `PREFIX` consists of
 
     PREFIX-00000-of-0000N.parquet (or .tfrecord / .jsonl)   the embeddings
-    PREFIX-dead-letters-00000-of-00001.jsonl                what could not be embedded, and why
+    PREFIX-dead-letters.jsonl                               what could not be embedded, and why
     PREFIX-manifest.json                                    written last: the run is finished
 
 How the outputs stay whole:
@@ -72,9 +72,10 @@ class RunSummary:
 
 
 def run_patterns(prefix: str) -> list[str]:
-    """Globs of every file a run at `prefix` writes (any format), and nothing of a longer prefix."""
+    """Globs of every file a run at `prefix` writes (any format), and nothing of a longer prefix. (Earlier
+    versions named the dead letters `PREFIX-dead-letters-00000-of-00001.jsonl`: still theirs.)"""
     return ([prefix + _SHARD + suffix for suffix in SUFFIXES.values()]
-            + [prefix + DEAD_LETTERS + _SHARD + ".jsonl", prefix + MANIFEST])
+            + [prefix + DEAD_LETTERS + ".jsonl", prefix + DEAD_LETTERS + _SHARD + ".jsonl", prefix + MANIFEST])
 
 
 def run_files(prefix: str) -> list[str]:

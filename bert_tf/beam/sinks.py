@@ -59,8 +59,9 @@ class WriteEmbeddings(beam.PTransform):
 
 
 class WriteDeadLetters(beam.PTransform):
-    """`DeadLetter`s to `PREFIX-dead-letters-00000-of-00001.jsonl` (`id`, `reason`, `text`); always
-    written, empty when nothing failed, so a reader can tell "none" from "not run"."""
+    """`DeadLetter`s to `PREFIX-dead-letters.jsonl` (`id`, `reason`, `text`); always written, empty when
+    nothing failed, so a reader can tell "none" from "not run". One file with no shard name, so that the
+    embeddings' glob `PREFIX-*-of-*.jsonl` never matches it."""
 
     def __init__(self, prefix: str):
         super().__init__()
@@ -69,7 +70,7 @@ class WriteDeadLetters(beam.PTransform):
     def expand(self, pcoll):
         return (pcoll | "Json" >> beam.Map(records.DeadLetter.to_json)
                 | "JsonLines" >> beam.io.WriteToText(self.prefix + DEAD_LETTERS, file_name_suffix=".jsonl",
-                                                     num_shards=1))
+                                                     num_shards=1, shard_name_template=""))
 
 
 class TFRecordSink(filebasedsink.FileBasedSink):

@@ -25,8 +25,9 @@ EPILOG = """examples:
       --direct_running_mode multi_processing
   bert-tf beam-embed --input 'gs://B/corpus/*.txt' --output gs://B/out/corpus \\
       --checkpoint gs://B/checkpoints/uncased_L-12_H-768_A-12 --runner DataflowRunner \\
-      --project P --region us-central1 --temp_location gs://B/tmp --setup_file ./setup.py
-  bert-tf beam-embed --input 'corpus/part-*.txt' --output out/corpus \
+      --project P --region us-central1 --temp_location gs://B/tmp \\
+      --extra_package dist/bert_tf-0.1.0-py3-none-any.whl     # built with: python -m build --wheel
+  bert-tf beam-embed --input 'corpus/part-*.txt' --output out/corpus \\
       --runner DaskRunner --dask_client_address HOST:8786     # pip install "bert_tf[dask]"
 
 Every other option is passed to Beam as a pipeline option. See docs/corpus.md."""
@@ -41,12 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'id' and 'text' (by the suffix .jsonl/.json, or --input-format); any Beam "
                              "filesystem (gs://...)")
     parser.add_argument("--output", "-o", required=True, metavar="PREFIX",
-                        help="output prefix: PREFIX-00000-of-0000N.parquet ..., PREFIX-dead-letters-*.jsonl, "
+                        help="output prefix: PREFIX-00000-of-0000N.parquet ..., PREFIX-dead-letters.jsonl, "
                              "PREFIX-manifest.json")
     parser.add_argument("--format", choices=("parquet", "tfrecord", "jsonl"), default="parquet",
                         help="output format (default parquet)")
     parser.add_argument("--input-format", choices=("text", "jsonl"), default=None,
-                        help="how to read --input (default: jsonl for .jsonl/.json files, else text)")
+                        help="how to read every --input file (default: each by its suffix: .jsonl/.json as JSON Lines, any other as text)")
     parser.add_argument("--num-shards", type=int, default=0, metavar="N",
                         help="embedding files to write (default 0: the runner chooses)")
     parser.add_argument("--force", action="store_true",

@@ -70,7 +70,7 @@ def read_dead_letters(prefix) -> dict:
     import json
 
     dead = {}
-    for path in sorted(glob.glob(f"{prefix}-dead-letters-*.jsonl")):
+    for path in sorted(glob.glob(f"{prefix}-dead-letters.jsonl")):
         with open(path, encoding="utf-8") as f:
             for line in f:
                 letter = json.loads(line)

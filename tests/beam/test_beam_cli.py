@@ -33,3 +33,11 @@ def test_a_bad_argument_is_one_line_before_beam_and_tensorflow(tmp_path, args, m
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert done.stdout.strip() == "IMPORTED []"
+
+
+def test_importing_the_records_prints_nothing():
+    """Beam's module-level `logging.warning("apitools not found ...")` must not reach a user's terminal."""
+    done = subprocess.run([sys.executable, "-c", "import logging, bert_tf.beam.records\n"
+                           "assert not logging.getLogger().handlers  # the user's basicConfig still works"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr

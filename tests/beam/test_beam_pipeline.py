@@ -52,7 +52,7 @@ def test_a_run_is_sharded_and_its_files_say_what_built_them(first_run, embedder,
     prefix, summary, _ = first_run
     assert [os.path.basename(f) for f in summary.files] == ["corpus-00000-of-00002.parquet",
                                                             "corpus-00001-of-00002.parquet"]
-    assert [os.path.basename(f) for f in summary.dead_letter_files] == ["corpus-dead-letters-00000-of-00001.jsonl"]
+    assert [os.path.basename(f) for f in summary.dead_letter_files] == ["corpus-dead-letters.jsonl"]
     meta = records.read_metadata(summary.files[0])
     space = space_of(meta)
     assert space == embedder.space() and space.path == os.path.abspath(beam_checkpoint)
@@ -80,7 +80,7 @@ def test_force_replaces_a_run_as_a_whole_and_a_failed_run_changes_nothing(tmp_pa
 
     summary = embed_corpus(str(path), prefix, spec, output_format="tfrecord", num_shards=1, force=True)
     names = sorted(os.path.basename(p) for p in run_files(prefix))
-    assert names == ["corpus-00000-of-00001.tfrecord", "corpus-dead-letters-00000-of-00001.jsonl",
+    assert names == ["corpus-00000-of-00001.tfrecord", "corpus-dead-letters.jsonl",
                      "corpus-manifest.json"]  # none of the three old Parquet shards is left
     assert summary.files == [prefix + "-00000-of-00001.tfrecord"]
 
@@ -247,3 +247,4 @@ def test_cli_help_shows_examples_and_the_pass_through(capsys):
     out = capsys.readouterr().out
     assert "examples:" in out and "--runner DataflowRunner" in out and "Every other option is passed to Beam" in out
     assert "--precision" in out and "--format {parquet,tfrecord,jsonl}" in out
+    assert "--extra_package" in out and "--setup_file" not in out  # the project has no setup.py

@@ -42,7 +42,8 @@ def _write_awkward(folder):
 
 
 def _read_rows(prefix) -> list[dict]:
-    return [json.loads(line) for f in sorted(glob.glob(f"{prefix}-[0-9]*-of-*.jsonl"))
+    # The glob docs/corpus.md gives for the embeddings: it must not match the dead letters.
+    return [json.loads(line) for f in sorted(glob.glob(f"{prefix}-*-of-*.jsonl"))
             for line in open(f, encoding="utf-8")]
 
 
