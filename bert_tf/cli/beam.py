@@ -89,6 +89,17 @@ def quiet_beam(verbose: bool) -> None:
         root.addHandler(logging.NullHandler())
 
 
+def our_message(line: bytes) -> bytes | None:
+    """The message of a line bert_tf wrote to stderr: ours (`bert-tf: ...`) or a worker process's
+    `bert_tf` logger (`WARNING:bert_tf:...`, Beam's format); None for any other line."""
+    if line.startswith(b"bert-tf: "):
+        return line[len(b"bert-tf: "):]
+    head, marker, message = line.partition(b":bert_tf:")
+    if marker and len(head) < 40:
+        return message
+    return None
+
+
 @contextlib.contextmanager
 def only_our_lines_on_stderr(verbose: bool):
     """While the pipeline runs, lets through file descriptor 2 only the lines bert-tf writes.
@@ -97,7 +108,8 @@ def only_our_lines_on_stderr(verbose: bool):
     their start-up to it before any pipeline option can quiet them, and Beam's modules write
     warnings to the root logger as they are imported. A thread reads fd 2 through a pipe and
     passes on the lines that start with `bert-tf:` (ours, and bert_tf's logger in this process)
-    or come from the `bert_tf` logger of a worker. `--verbose` shows everything.
+    or come from the `bert_tf` logger of a worker, each message once and in our format (every
+    worker process loads the model and repeats the launcher's warnings). `--verbose` shows everything.
     """
     if verbose:
         yield
@@ -113,10 +125,13 @@ def only_our_lines_on_stderr(verbose: bool):
     os.close(write_end)
 
     def forward():
+        seen = set()
         with os.fdopen(read_end, "rb") as lines:
             for line in lines:
-                if line.startswith(b"bert-tf:") or b":bert_tf:" in line[:40]:
-                    os.write(saved, line)
+                message = our_message(line)
+                if message is not None and message not in seen:  # every worker loads the model: warn once
+                    seen.add(message)
+                    os.write(saved, b"bert-tf: " + message)
 
     pump = threading.Thread(target=forward, name="bert-tf stderr filter", daemon=True)
     pump.start()
@@ -153,7 +168,10 @@ def run(args) -> int:
             not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
         beam_args.append("--default_sdk_harness_log_level=WARNING")  # worker processes log to our stderr
 
-    spec = EmbedSpec(args.checkpoint, options_from_args(args), args.lower_case, args.precision)
+    checkpoint = args.checkpoint
+    if checkpoint is not None and os.path.exists(checkpoint):  # named as the workers (absolute) name it
+        checkpoint = os.path.abspath(checkpoint)
+    spec = EmbedSpec(checkpoint, options_from_args(args), args.lower_case, args.precision)
     try:
         with only_our_lines_on_stderr(args.verbose):
             summary = embed_corpus(args.input, args.output, spec, output_format=args.format,

@@ -41,3 +41,30 @@ def test_importing_the_records_prints_nothing():
                            "assert not logging.getLogger().handlers  # the user's basicConfig still works"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_our_message_reads_our_lines_and_the_workers():
+    from bert_tf.cli.beam import our_message
+
+    assert our_message(b"bert-tf: wrote 2 text(s)\n") == b"wrote 2 text(s)\n"
+    assert our_message(b"WARNING:bert_tf:a warning\n") == b"a warning\n"
+    assert our_message(b"WARNING:root:apitools not found\n") is None
+
+
+@pytest.mark.slow
+def test_a_warning_is_printed_once_with_two_worker_processes(tmp_path, beam_checkpoint):
+    import json
+    import shutil
+
+    checkpoint = tmp_path / "odd"
+    shutil.copytree(beam_checkpoint, checkpoint)
+    config = json.loads((checkpoint / "bert_config.json").read_text())
+    (checkpoint / "bert_config.json").write_text(json.dumps({**config, "odd_field": 1}))  # warns on every load
+    (tmp_path / "in.txt").write_text("A mouse.\nThe bank.\n")
+    done = subprocess.run([sys.executable, "-m", "bert_tf", "beam-embed", "--input", "in.txt", "--output", "corpus",
+                           "--checkpoint", "odd", "--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("bert-tf: ") for line in lines), done.stderr
+    assert "ignoring unknown field(s) odd_field" in lines[0] and lines[1].startswith("bert-tf: wrote 2 text(s)")
