@@ -248,3 +248,16 @@ def test_cli_help_shows_examples_and_the_pass_through(capsys):
     assert "examples:" in out and "--runner DataflowRunner" in out and "Every other option is passed to Beam" in out
     assert "--precision" in out and "--format {parquet,tfrecord,jsonl}" in out
     assert "--extra_package" in out and "--setup_file" not in out  # the project has no setup.py
+
+
+def test_num_shards_spreads_the_rows_over_the_shards(tmp_path, beam_checkpoint):
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"Sentence {n} about the bank of the river.\n" for n in range(30)))
+    prefix = tmp_path / "corpus"
+    summary = embed_corpus(str(source), str(prefix), EmbedSpec(str(beam_checkpoint)), num_shards=3)
+    import pyarrow.parquet as pq
+
+    counts = [pq.read_metadata(f).num_rows for f in summary.files]
+    assert len(counts) == 3 and sum(counts) == 30
+    assert min(counts) > 0, counts  # Beam's WriteToParquet put a bundle's rows, here all, into one shard
+    assert all(records.read_metadata(f) == records.read_metadata(summary.files[0]) for f in summary.files)
