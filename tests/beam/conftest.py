@@ -64,6 +64,16 @@ def read_parquet(prefix) -> dict:
     return rows
 
 
+def read_jsonl_rows(prefix) -> list[dict]:
+    """The rows of every `--format jsonl` shard at `prefix`, by the glob docs/corpus.md gives for them (it must
+    not match the dead letters)."""
+    import glob
+    import json
+
+    return [json.loads(line) for path in sorted(glob.glob(f"{prefix}-*-of-*.jsonl"))
+            for line in open(path, encoding="utf-8")]
+
+
 def read_dead_letters(prefix) -> dict:
     """`{id: dead letter dict}` of the dead-letter files at `prefix`; fails on a repeated id."""
     import glob
