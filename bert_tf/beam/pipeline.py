@@ -254,6 +254,8 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
     check_choice("format", output_format, OUTPUT_FORMATS)
     pipeline_args = runners.prepare_pipeline_args(pipeline_args)  # DaskRunner: its name and its options
     check_pipeline_args(pipeline_args)
+    if not is_remote(input_pattern):  # Beam's local match finds nothing for a bare relative glob ("in.*")
+        input_pattern = os.path.abspath(input_pattern)
     matched = [m.path for r in FileSystems.match([input_pattern]) for m in r.metadata_list]
     check_matched(input_pattern, matched, lambda m: not is_remote(m) and os.path.isdir(m))
     check_output_prefix(output_prefix, force=force, inputs=matched)

@@ -26,6 +26,7 @@ from typing import Iterator
 import apache_beam as beam
 from apache_beam.io import fileio
 
+from bert_tf.beam import progress
 from bert_tf.beam.records import DeadLetter
 from bert_tf.text.inputs import decode_line, split_line
 
@@ -130,9 +131,12 @@ class _ReadFile(beam.DoFn):
     def process(self, readable):
         path = readable.metadata.path
         if format_of(path, self.input_format) == "text":
-            yield from text_records(readable)
+            for record in text_records(readable):
+                progress.note("read")
+                yield record
             return
         for number, item in located_json_records(readable):
+            progress.note("read")
             if isinstance(item, DeadLetter):
                 yield item
             else:

@@ -100,8 +100,70 @@ def our_message(line: bytes) -> bytes | None:
     return None
 
 
+class ProgressLine:
+    """Redraws one progress line (`bert_tf.beam.progress`) on a terminal every `interval` seconds.
+
+    `fd` is the terminal (a duplicate of stderr, which the stderr filter replaces). Lines of ours
+    printed meanwhile go through `write`, which clears the progress line first; at the end the
+    last counts are drawn once and the line is cleared for the run's summary.
+    """
+
+    def __init__(self, fd: int, interval: float = 1.0):
+        import time
+
+        self.fd, self.interval, self.start = fd, interval, time.monotonic()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bert-tf progress", daemon=True)
+
+    def _draw(self) -> None:
+        import time
+
+        from bert_tf.beam.progress import format_progress, snapshot
+
+        line = f"\rbert-tf: {format_progress(snapshot(), time.monotonic() - self.start)}\x1b[K"
+        with self.lock, contextlib.suppress(OSError):
+            os.write(self.fd, line.encode("utf-8"))
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self._draw()
+
+    def write(self, data: bytes) -> None:
+        with self.lock, contextlib.suppress(OSError):
+            os.write(self.fd, b"\r\x1b[K" + data)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+        self._draw()
+        self.write(b"")
+
+
 @contextlib.contextmanager
-def only_our_lines_on_stderr(verbose: bool):
+def showing_progress(show: bool, verbose: bool):
+    """Counts and shows the run's progress on stderr while the block runs, when `show` (stderr is a
+    terminal) and not `verbose` (Beam's own log lines would break the line up); yields the
+    `ProgressLine`, or None."""
+    if not show or verbose:
+        yield None
+        return
+    from bert_tf.beam.progress import counting
+
+    terminal = os.dup(2)  # fd 2 itself becomes the stderr filter's pipe while the pipeline runs
+    try:
+        with counting():
+            yield ProgressLine(terminal)
+    finally:
+        os.close(terminal)
+
+
+@contextlib.contextmanager
+def only_our_lines_on_stderr(verbose: bool, progress: ProgressLine | None = None):
     """While the pipeline runs, lets through file descriptor 2 only the lines bert-tf writes.
 
     Beam's worker processes (`--direct_running_mode multi_processing`) inherit our stderr and log
@@ -109,7 +171,8 @@ def only_our_lines_on_stderr(verbose: bool):
     warnings to the root logger as they are imported. A thread reads fd 2 through a pipe and
     passes on the lines that start with `bert-tf:` (ours, and bert_tf's logger in this process)
     or come from the `bert_tf` logger of a worker, each message once and in our format (every
-    worker process loads the model and repeats the launcher's warnings). `--verbose` shows everything.
+    worker process loads the model and repeats the launcher's warnings). A worker's progress line
+    is added to the tally of `progress` (drawn on the terminal above). `--verbose` shows everything.
     """
     if verbose:
         yield
@@ -124,14 +187,21 @@ def only_our_lines_on_stderr(verbose: bool):
     os.dup2(write_end, 2)
     os.close(write_end)
 
+    from bert_tf.beam.progress import read_line
+
     def forward():
         seen = set()
         with os.fdopen(read_end, "rb") as lines:
             for line in lines:
+                if read_line(line):
+                    continue
                 message = our_message(line)
                 if message is not None and message not in seen:  # every worker loads the model: warn once
                     seen.add(message)
-                    os.write(saved, b"bert-tf: " + message)
+                    if progress is not None:
+                        progress.write(b"bert-tf: " + message)
+                    else:
+                        os.write(saved, b"bert-tf: " + message)
 
     pump = threading.Thread(target=forward, name="bert-tf stderr filter", daemon=True)
     pump.start()
@@ -173,7 +243,8 @@ def run(args) -> int:
         checkpoint = os.path.abspath(checkpoint)
     spec = EmbedSpec(checkpoint, options_from_args(args), args.lower_case, args.precision)
     try:
-        with only_our_lines_on_stderr(args.verbose):
+        with showing_progress(sys.stderr.isatty(), args.verbose) as line, line or contextlib.nullcontext(), \
+                only_our_lines_on_stderr(args.verbose, line):
             summary = embed_corpus(args.input, args.output, spec, output_format=args.format,
                                    input_format=args.input_format, pipeline_args=beam_args, force=args.force,
                                    num_shards=args.num_shards)
