@@ -12,6 +12,12 @@ Three commands, each a fresh process tree, on one file of `--lines` benchmark se
             is split into 8 files, the DaskRunner's unit of parallelism (docs/corpus.md). Its
             worker peaks are the workers' VmHWM at the end of the run. Skipped without `distributed`.
 
+With `--grouping`, only the cost of JSON Lines' duplicate-id check (a GroupByKey on the id,
+bert_tf/beam/sources.py) is measured instead: `beam-1` on the same sentences as a `.txt` file (no
+grouping) and as a `.jsonl` file (every record through the grouping), interleaved, `--repeats` times;
+reported per pair: both walls and their ratio (jsonl / txt). Parsing JSON is the only other
+difference (microseconds a line).
+
 Each is also run on a 10-line file. Reported per command: wall seconds, end-to-end
 throughput (lines / wall), the marginal throughput ((lines - 10) / (wall - wall of 10 lines):
 start-up, import and model load taken out), its ratio to `embed`'s (the target is
@@ -20,6 +26,7 @@ from /proc), the launcher's and each Beam worker's apart.
 
     python bench/beam.py --quick            # 300 lines: a check that it all runs (minutes)
     python bench/beam.py                    # 5,000 lines: the measurement for the README
+    python bench/beam.py --grouping         # 5,000 lines: the duplicate-id grouping's cost
 """
 
 from __future__ import annotations
@@ -137,12 +144,37 @@ def run_dask(corpus: Path, out: Path, checkpoint: str, env: dict) -> dict:
     return result
 
 
+def grouping_cost(sentences: list[str], checkpoint: str, repeats: int) -> dict:
+    """`beam-1` over the same sentences as `.txt` (no grouping) and `.jsonl` (grouped by id), interleaved."""
+    pairs = []
+    with tempfile.TemporaryDirectory(prefix="bench-beam-grouping-") as tmp:
+        tmp = Path(tmp)
+        txt, jsonl = tmp / "corpus.txt", tmp / "corpus.jsonl"
+        txt.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+        jsonl.write_text("".join(json.dumps({"id": f"s{i}", "text": t}) + "\n" for i, t in enumerate(sentences)),
+                         encoding="utf-8")
+        for repeat in range(repeats):
+            pair = {}
+            for name, corpus in (("txt", txt), ("jsonl", jsonl)):
+                cmd, env = commands(corpus, tmp, checkpoint)["beam-1"]
+                print(f"[{time.strftime('%H:%M:%S')}] beam-1 on {corpus.name} ({repeat + 1}/{repeats}) ...",
+                      file=sys.stderr, flush=True)
+                pair[name] = run_measured(cmd, env)["wall_s"]
+            pair["ratio"] = pair["jsonl"] / pair["txt"]
+            pairs.append(pair)
+            print(f"txt {pair['txt']:.1f} s, jsonl {pair['jsonl']:.1f} s, jsonl/txt {pair['ratio']:.3f}")
+    return {"pairs": pairs}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=5000, help="sentences in the corpus (default 5000)")
     parser.add_argument("--quick", action="store_true", help="300 lines: check that everything runs")
     parser.add_argument("--checkpoint", default=None, help="checkpoint (default: as for bert-tf embed)")
     parser.add_argument("--out", help="also write the results here as JSON")
+    parser.add_argument("--grouping", action="store_true",
+                        help="measure only the JSON Lines duplicate-id grouping (txt vs jsonl, interleaved)")
+    parser.add_argument("--repeats", type=int, default=2, help="--grouping: pairs to run (default 2)")
     args = parser.parse_args(argv)
     lines = 300 if args.quick else args.lines
 
@@ -155,6 +187,13 @@ def main(argv=None) -> int:
     results: dict = {"checkpoint": str(checkpoint.path), "lines": lines, "cpus": os.cpu_count(),
                      "cpu": platform.processor() or platform.machine(), "length_mix": length_mix(lengths),
                      "load_before": os.getloadavg(), "runs": {}}
+    if args.grouping:
+        results["grouping"] = grouping_cost(sentences, str(checkpoint.path), args.repeats)
+        results["load_after"] = os.getloadavg()
+        print(f"load average before/after {results['load_before'][0]:.1f}/{results['load_after'][0]:.1f}")
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-beam-") as tmp:
         tmp = Path(tmp)
         for n, text in ((lines, sentences), (SMALL, sentences[:SMALL])):

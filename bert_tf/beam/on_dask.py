@@ -41,7 +41,7 @@ from bert_tf.beam import records
 from bert_tf.beam.handler import BATCH_PIECES, BertModelHandler, EmbedSpec, estimated_pieces
 from bert_tf.beam.records import DeadLetter, Embedding
 from bert_tf.beam.sinks import DEAD_LETTERS, PARQUET_BATCH_ROWS, SUFFIXES
-from bert_tf.beam.sources import records as file_records
+from bert_tf.beam.sources import format_of, json_records, text_records
 from bert_tf.beam.transform import check_record
 
 PARTS = "parts"
@@ -131,9 +131,10 @@ class EmbedFile(beam.DoFn):
         self.model = self.handler.load_model()
 
     def _batches(self, path: str) -> Iterator[list]:
+        read = text_records if format_of(path, self.input_format) == "text" else json_records
         metadata = FileSystems.match([path])[0].metadata_list[0]
         batch, pieces = [], 0
-        for element in file_records(fileio.ReadableFile(metadata), self.input_format):
+        for element in read(fileio.ReadableFile(metadata)):
             checked = check_record(element)
             if isinstance(checked, DeadLetter):
                 yield [checked]
@@ -204,7 +205,7 @@ def finish(staged_prefix: str, staging: str, n_files: int, output_format: str) -
         with FileSystems.open(base + DEAD_LETTERS + ".jsonl") as f:
             dead.append(f.read())
     FileSystems.rename(sources, targets)
-    with FileSystems.create(f"{staged_prefix}{DEAD_LETTERS}-00000-of-00001.jsonl") as f:
+    with FileSystems.create(f"{staged_prefix}{DEAD_LETTERS}.jsonl") as f:
         for chunk in dead:
             f.write(chunk)
     FileSystems.delete([parts_dir if "://" not in parts_dir else parts_dir + "/"])

@@ -3,7 +3,7 @@
 A run at output prefix `PREFIX` consists of
 
     PREFIX-00000-of-0000N.parquet (or .tfrecord / .jsonl)   the embeddings
-    PREFIX-dead-letters-00000-of-00001.jsonl                what could not be embedded, and why
+    PREFIX-dead-letters.jsonl                               what could not be embedded, and why
     PREFIX-manifest.json                                    written last: the run is finished
 
 How the outputs stay whole:
@@ -72,9 +72,10 @@ class RunSummary:
 
 
 def run_patterns(prefix: str) -> list[str]:
-    """Globs of every file a run at `prefix` writes (any format), and nothing of a longer prefix."""
+    """Globs of every file a run at `prefix` writes (any format), and nothing of a longer prefix. (Earlier
+    versions named the dead letters `PREFIX-dead-letters-00000-of-00001.jsonl`: still theirs.)"""
     return ([prefix + _SHARD + suffix for suffix in SUFFIXES.values()]
-            + [prefix + DEAD_LETTERS + _SHARD + ".jsonl", prefix + MANIFEST])
+            + [prefix + DEAD_LETTERS + ".jsonl", prefix + DEAD_LETTERS + _SHARD + ".jsonl", prefix + MANIFEST])
 
 
 def run_files(prefix: str) -> list[str]:
@@ -94,18 +95,14 @@ def check_output_prefix(prefix: str, *, force: bool, inputs: Sequence[str] = ())
             `PREFIX-manifest.json` there that bert_tf did not write (whatever `force` says).
         OutputError: its folder does not exist (local outputs).
     """
-    from bert_tf.files.output import OutputError
     from bert_tf.files.owned import force_hint, is_run_manifest
+    from bert_tf.files.run_paths import check_local_prefix
 
     directory, name = FileSystems.split(prefix)
     if not name:
         raise ValueError(f"--output {prefix} is a folder; give a file name prefix, e.g. {prefix.rstrip('/')}/corpus")
     if not is_remote(prefix):
-        if os.path.isdir(prefix):
-            raise ValueError(f"--output {prefix} is a folder; give a file name prefix inside it, "
-                             f"e.g. {os.path.join(prefix, 'corpus')}")
-        if not os.path.isdir(directory or "."):
-            raise OutputError(prefix, f"the folder {directory} does not exist; create it first")
+        check_local_prefix(prefix)
     existing = run_files(prefix)
     overlap = {os.path.realpath(p) for p in existing} & {os.path.realpath(p) for p in inputs}
     if overlap:
@@ -236,7 +233,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         output_prefix: where the run goes (`out/corpus` -> `out/corpus-00000-of-00002.parquet`, ...).
         spec: the checkpoint and options.
         output_format: "parquet", "tfrecord" or "jsonl".
-        input_format: "text" or "jsonl" (None: each file by its own suffix).
+        input_format: "text" or "jsonl" for every file (None: each file by its suffix).
         pipeline_args: Beam pipeline options (`--runner DataflowRunner --project ...`).
         force: replace a run already at the prefix (as a whole, once the new one is finished).
         num_shards: embedding files to write; 0 lets the runner choose.
@@ -252,16 +249,15 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
         RuntimeError: the pipeline failed (nothing was written under the final names).
     """
     from bert_tf.embed.options import check_choice
+    from bert_tf.files.run_paths import check_matched
 
     check_choice("format", output_format, OUTPUT_FORMATS)
     pipeline_args = runners.prepare_pipeline_args(pipeline_args)  # DaskRunner: its name and its options
     check_pipeline_args(pipeline_args)
+    if not is_remote(input_pattern):  # Beam's local match finds nothing for a bare relative glob ("in.*")
+        input_pattern = os.path.abspath(input_pattern)
     matched = [m.path for r in FileSystems.match([input_pattern]) for m in r.metadata_list]
-    if not matched:
-        raise FileNotFoundError(f"--input {input_pattern} matches no file")
-    if all(os.path.isdir(m) for m in matched if not is_remote(m)) and not any(map(is_remote, matched)):
-        raise IsADirectoryError(f"--input {input_pattern} is a folder; give a glob of its files, e.g. "
-                                f"{os.path.join(input_pattern, '*.txt')}")
+    check_matched(input_pattern, matched, lambda m: not is_remote(m) and os.path.isdir(m))
     check_output_prefix(output_prefix, force=force, inputs=matched)
     dask_files = on_dask_files(matched, num_shards) if runners.is_dask(pipeline_args) else None
     spec, space = pin(spec)
@@ -274,7 +270,8 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
             from bert_tf.beam import on_dask
 
             counts = on_dask.run(make_pipeline(on_dask.npartitions_args(pipeline_args, len(dask_files))),
-                                 dask_files, spec, staging, staged_prefix, output_format, input_format, metadata)
+                                 dask_files, spec, staging, staged_prefix, output_format,
+                                 input_format, metadata)
         else:
             with make_pipeline(pipeline_args) as p:
                 out = (p | "Read" >> ReadTexts(input_pattern, input_format)

@@ -19,7 +19,7 @@ from bert_tf.beam import records
 OUTPUT_FORMATS = ("parquet", "tfrecord", "jsonl")
 SUFFIXES = {"parquet": ".parquet", "tfrecord": ".tfrecord", "jsonl": ".jsonl"}
 DEAD_LETTERS = "-dead-letters"
-#: Rows per Arrow record batch: a row holds a text's word vectors (~60 kB for 20 words of BERT-Base),
+#: Rows per Arrow record batch (and Parquet row group): a row holds a text's word vectors (~60 kB for 20 words of BERT-Base),
 #: so this bounds the writer's buffer at some tens of MB.
 PARQUET_BATCH_ROWS = 256
 
@@ -46,10 +46,8 @@ class WriteEmbeddings(beam.PTransform):
         suffix = SUFFIXES[self.output_format]
         if self.output_format == "parquet":
             return (pcoll | "Rows" >> beam.Map(records.to_parquet_row)
-                    | "Parquet" >> beam.io.WriteToParquet(
-                        self.prefix, records.parquet_schema(self.metadata), file_name_suffix=suffix,
-                        num_shards=self.num_shards, record_batch_size=PARQUET_BATCH_ROWS,
-                        row_group_buffer_size=32 * 1024 * 1024))
+                    | "Parquet" >> beam.io.Write(ParquetRowSink(self.prefix, records.parquet_schema(self.metadata),
+                                                                suffix, self.num_shards)))
         if self.output_format == "tfrecord":
             return (pcoll | "Examples" >> beam.Map(records.to_example)
                     | "TFRecord" >> beam.io.Write(TFRecordSink(self.prefix, suffix, self.num_shards)))
@@ -59,8 +57,9 @@ class WriteEmbeddings(beam.PTransform):
 
 
 class WriteDeadLetters(beam.PTransform):
-    """`DeadLetter`s to `PREFIX-dead-letters-00000-of-00001.jsonl` (`id`, `reason`, `text`); always
-    written, empty when nothing failed, so a reader can tell "none" from "not run"."""
+    """`DeadLetter`s to `PREFIX-dead-letters.jsonl` (`id`, `reason`, `text`); always written, empty when
+    nothing failed, so a reader can tell "none" from "not run". One file with no shard name, so that the
+    embeddings' glob `PREFIX-*-of-*.jsonl` never matches it."""
 
     def __init__(self, prefix: str):
         super().__init__()
@@ -69,7 +68,7 @@ class WriteDeadLetters(beam.PTransform):
     def expand(self, pcoll):
         return (pcoll | "Json" >> beam.Map(records.DeadLetter.to_json)
                 | "JsonLines" >> beam.io.WriteToText(self.prefix + DEAD_LETTERS, file_name_suffix=".jsonl",
-                                                     num_shards=1))
+                                                     num_shards=1, shard_name_template=""))
 
 
 class TFRecordSink(filebasedsink.FileBasedSink):
@@ -95,3 +94,49 @@ class TFRecordSink(filebasedsink.FileBasedSink):
 
     def close(self, writer) -> None:
         writer.close()
+
+
+class _ParquetFile:
+    """One open shard: the file, its Arrow writer, and the rows not yet written."""
+
+    def __init__(self, handle, schema):
+        import pyarrow.parquet as pq
+
+        self.handle, self.schema, self.rows = handle, schema, []
+        self.writer = pq.ParquetWriter(handle, schema)
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if self.rows:
+            columns = [pa.array([row[f.name] for row in self.rows], type=f.type) for f in self.schema]
+            self.writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self.schema))
+            self.rows = []
+
+
+class ParquetRowSink(filebasedsink.FileBasedSink):
+    """Parquet shards written row by row through Beam's file-sink protocol (temporary files renamed on
+    success), with a record batch (and row group) per `PARQUET_BATCH_ROWS` rows.
+
+    Beam's `WriteToParquet` turns each bundle's rows into one Arrow table before the sink deals the
+    elements out to the shards, so a bundle's rows, often all of them, land in one shard and
+    `--num-shards 3` wrote two empty files; dealing out rows spreads them.
+    """
+
+    def __init__(self, prefix: str, schema, suffix: str = ".parquet", num_shards: int = 0):
+        super().__init__(prefix, coder=None, file_name_suffix=suffix, num_shards=num_shards,
+                         mime_type="application/x-parquet", compression_type=CompressionTypes.UNCOMPRESSED)
+        self.schema = schema
+
+    def open(self, temp_path):
+        return _ParquetFile(super().open(temp_path), self.schema)
+
+    def write_record(self, writer: _ParquetFile, value: dict) -> None:
+        writer.rows.append(value)
+        if len(writer.rows) >= PARQUET_BATCH_ROWS:
+            writer.flush()
+
+    def close(self, writer: _ParquetFile) -> None:
+        writer.flush()
+        writer.writer.close()
+        writer.handle.close()

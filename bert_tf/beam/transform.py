@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.metrics import Metrics
 
+from bert_tf.beam import progress
 from bert_tf.beam.handler import BertModelHandler, EmbedSpec
 from bert_tf.beam.records import DeadLetter, Embedding
 from bert_tf.text.inputs import check_text, decode_line
@@ -57,6 +58,7 @@ class _Check(beam.DoFn):
         checked = check_record(element)
         if isinstance(checked, DeadLetter):
             self.dead.inc()
+            progress.note("dead_letters")
             yield beam.pvalue.TaggedOutput(DEAD, checked)
         else:
             yield checked
@@ -72,9 +74,11 @@ class _Route(beam.DoFn):
         if isinstance(result, Embedding):
             self.embedded.inc()
             self.words.inc(len(result.words))
+            progress.note("embedded")
             yield result
         else:
             self.dead.inc()
+            progress.note("dead_letters")
             yield beam.pvalue.TaggedOutput(DEAD, result)
 
 

@@ -26,8 +26,8 @@ EPILOG = """examples:
   bert-tf beam-embed --input 'gs://B/corpus/*.txt' --output gs://B/out/corpus \\
       --checkpoint gs://B/checkpoints/uncased_L-12_H-768_A-12 --runner DataflowRunner \\
       --project P --region us-central1 --temp_location gs://B/tmp \\
-      --extra_package dist/bert_tf-0.1.0-py3-none-any.whl   # python -m build --wheel
-  bert-tf beam-embed --input 'corpus/part-*.txt' --output out/corpus \
+      --extra_package dist/bert_tf-0.1.0-py3-none-any.whl     # built with: python -m build --wheel
+  bert-tf beam-embed --input 'corpus/part-*.txt' --output out/corpus \\
       --runner DaskRunner --dask_client_address HOST:8786     # pip install "bert_tf[dask]"
 
 Every other option is passed to Beam as a pipeline option. See docs/corpus.md."""
@@ -39,16 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--input", "-i", required=True, metavar="GLOB",
                         help="files to embed: text (every line a record, id FILE:LINE) or JSON Lines with "
-                             "string 'id' and 'text', each file by its own suffix (.jsonl/.json), or --input-format; any Beam "
+                             "'id' and 'text' (by the suffix .jsonl/.json, or --input-format); any Beam "
                              "filesystem (gs://...)")
     parser.add_argument("--output", "-o", required=True, metavar="PREFIX",
-                        help="output prefix: PREFIX-00000-of-0000N.parquet ..., PREFIX-dead-letters-*.jsonl, "
+                        help="output prefix: PREFIX-00000-of-0000N.parquet ..., PREFIX-dead-letters.jsonl, "
                              "PREFIX-manifest.json")
     parser.add_argument("--format", choices=("parquet", "tfrecord", "jsonl"), default="parquet",
                         help="output format (default parquet)")
     parser.add_argument("--input-format", choices=("text", "jsonl"), default=None,
-                        help="read every --input file as this (default: each file by its suffix: jsonl for "
-                             ".jsonl/.json, else text)")
+                        help="how to read every --input file (default: each by its suffix: .jsonl/.json as JSON Lines, any other as text)")
     parser.add_argument("--num-shards", type=int, default=0, metavar="N",
                         help="embedding files to write (default 0: the runner chooses)")
     parser.add_argument("--force", action="store_true",
@@ -68,6 +67,18 @@ def _check_beam_args(beam_args: list[str]) -> None:
                             "(Beam's options start with --); see bert-tf beam-embed --help")
 
 
+def _check_local_paths(pattern: str, prefix: str) -> None:
+    import glob
+
+    from bert_tf.files.run_paths import check_local_prefix, check_matched
+    from bert_tf.store.remote import is_remote
+
+    if not is_remote(pattern):
+        check_matched(pattern, glob.glob(pattern))
+    if not is_remote(prefix):
+        check_local_prefix(prefix)
+
+
 def quiet_beam(verbose: bool) -> None:
     """Keeps Beam's logging (its own logger and the root logger it also writes to) off the terminal."""
     if verbose:
@@ -78,15 +89,90 @@ def quiet_beam(verbose: bool) -> None:
         root.addHandler(logging.NullHandler())
 
 
+def our_message(line: bytes) -> bytes | None:
+    """The message of a line bert_tf wrote to stderr: ours (`bert-tf: ...`) or a worker process's
+    `bert_tf` logger (`WARNING:bert_tf:...`, Beam's format); None for any other line."""
+    if line.startswith(b"bert-tf: "):
+        return line[len(b"bert-tf: "):]
+    head, marker, message = line.partition(b":bert_tf:")
+    if marker and len(head) < 40:
+        return message
+    return None
+
+
+class ProgressLine:
+    """Redraws one progress line (`bert_tf.beam.progress`) on a terminal every `interval` seconds.
+
+    `fd` is the terminal (a duplicate of stderr, which the stderr filter replaces). Lines of ours
+    printed meanwhile go through `write`, which clears the progress line first; at the end the
+    last counts are drawn once and the line is cleared for the run's summary.
+    """
+
+    def __init__(self, fd: int, interval: float = 1.0):
+        import time
+
+        self.fd, self.interval, self.start = fd, interval, time.monotonic()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bert-tf progress", daemon=True)
+
+    def _draw(self) -> None:
+        import time
+
+        from bert_tf.beam.progress import format_progress, snapshot
+
+        line = f"\rbert-tf: {format_progress(snapshot(), time.monotonic() - self.start)}\x1b[K"
+        with self.lock, contextlib.suppress(OSError):
+            os.write(self.fd, line.encode("utf-8"))
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self._draw()
+
+    def write(self, data: bytes) -> None:
+        with self.lock, contextlib.suppress(OSError):
+            os.write(self.fd, b"\r\x1b[K" + data)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+        self._draw()
+        self.write(b"")
+
+
 @contextlib.contextmanager
-def only_our_lines_on_stderr(verbose: bool):
+def showing_progress(show: bool, verbose: bool):
+    """Counts and shows the run's progress on stderr while the block runs, when `show` (stderr is a
+    terminal) and not `verbose` (Beam's own log lines would break the line up); yields the
+    `ProgressLine`, or None."""
+    if not show or verbose:
+        yield None
+        return
+    from bert_tf.beam.progress import counting
+
+    terminal = os.dup(2)  # fd 2 itself becomes the stderr filter's pipe while the pipeline runs
+    try:
+        with counting():
+            yield ProgressLine(terminal)
+    finally:
+        os.close(terminal)
+
+
+@contextlib.contextmanager
+def only_our_lines_on_stderr(verbose: bool, progress: ProgressLine | None = None):
     """While the pipeline runs, lets through file descriptor 2 only the lines bert-tf writes.
 
     Beam's worker processes (`--direct_running_mode multi_processing`) inherit our stderr and log
     their start-up to it before any pipeline option can quiet them, and Beam's modules write
     warnings to the root logger as they are imported. A thread reads fd 2 through a pipe and
     passes on the lines that start with `bert-tf:` (ours, and bert_tf's logger in this process)
-    or come from the `bert_tf` logger of a worker. `--verbose` shows everything.
+    or come from the `bert_tf` logger of a worker, each message once and in our format (every
+    worker process loads the model and repeats the launcher's warnings). A worker's progress line
+    is added to the tally of `progress` (drawn on the terminal above). `--verbose` shows everything.
     """
     if verbose:
         yield
@@ -101,11 +187,21 @@ def only_our_lines_on_stderr(verbose: bool):
     os.dup2(write_end, 2)
     os.close(write_end)
 
+    from bert_tf.beam.progress import read_line
+
     def forward():
+        seen = set()
         with os.fdopen(read_end, "rb") as lines:
             for line in lines:
-                if line.startswith(b"bert-tf:") or b":bert_tf:" in line[:40]:
-                    os.write(saved, line)
+                if read_line(line):
+                    continue
+                message = our_message(line)
+                if message is not None and message not in seen:  # every worker loads the model: warn once
+                    seen.add(message)
+                    if progress is not None:
+                        progress.write(b"bert-tf: " + message)
+                    else:
+                        os.write(saved, b"bert-tf: " + message)
 
     pump = threading.Thread(target=forward, name="bert-tf stderr filter", daemon=True)
     pump.start()
@@ -126,6 +222,7 @@ def run(args) -> int:
     _check_beam_args(args.pass_through)
     if args.num_shards < 0:
         raise UserError(f"--num-shards must be 0 (the runner chooses) or more; got {args.num_shards}")
+    _check_local_paths(args.input, args.output)  # before Beam and TensorFlow are imported: seconds
     quiet_beam(args.verbose)
     try:
         from bert_tf.beam import require_beam
@@ -141,8 +238,13 @@ def run(args) -> int:
             not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
         beam_args.append("--default_sdk_harness_log_level=WARNING")  # worker processes log to our stderr
 
-    spec = EmbedSpec(args.checkpoint, options_from_args(args), args.lower_case, args.precision)
-    with only_our_lines_on_stderr(args.verbose):
+    checkpoint = args.checkpoint
+    if checkpoint is not None and os.path.exists(checkpoint):  # named as the workers (absolute) name it
+        checkpoint = os.path.abspath(checkpoint)
+    spec = EmbedSpec(checkpoint, options_from_args(args), args.lower_case, args.precision)
+    # In process, Beam re-raises Ctrl-C and SIGTERM as a RuntimeError: cli.main finds the interruption behind it.
+    with showing_progress(sys.stderr.isatty(), args.verbose) as line, line or contextlib.nullcontext(), \
+            only_our_lines_on_stderr(args.verbose, line):
         summary = embed_corpus(args.input, args.output, spec, output_format=args.format,
                                input_format=args.input_format, pipeline_args=beam_args, force=args.force,
                                num_shards=args.num_shards)

@@ -285,6 +285,8 @@ def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
     while error is not None and id(error) not in seen:
         if isinstance(error, KeyboardInterrupt):
             return error
+        if str(error).startswith(("KeyboardInterrupt", "Terminated")):  # Beam at times keeps only the message
+            return KeyboardInterrupt()
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     if _received:

@@ -64,13 +64,23 @@ def read_parquet(prefix) -> dict:
     return rows
 
 
+def read_jsonl_rows(prefix) -> list[dict]:
+    """The rows of every `--format jsonl` shard at `prefix`, by the glob docs/corpus.md gives for them (it must
+    not match the dead letters)."""
+    import glob
+    import json
+
+    return [json.loads(line) for path in sorted(glob.glob(f"{prefix}-*-of-*.jsonl"))
+            for line in open(path, encoding="utf-8")]
+
+
 def read_dead_letters(prefix) -> dict:
     """`{id: dead letter dict}` of the dead-letter files at `prefix`; fails on a repeated id."""
     import glob
     import json
 
     dead = {}
-    for path in sorted(glob.glob(f"{prefix}-dead-letters-*.jsonl")):
+    for path in sorted(glob.glob(f"{prefix}-dead-letters.jsonl")):
         with open(path, encoding="utf-8") as f:
             for line in f:
                 letter = json.loads(line)

@@ -549,7 +549,7 @@ def test_beam_embed_with_force_replaces_its_run_and_nothing_else_and_the_index_k
         assert code == 0, err
         assert {k: v for k, v in snapshot(user).items() if not k.startswith("corpus-")} == mine
     run = sorted(p.name for p in user.iterdir() if p.name.startswith("corpus-"))
-    assert run == ["corpus-00000-of-00001.parquet", "corpus-dead-letters-00000-of-00001.jsonl",
+    assert run == ["corpus-00000-of-00001.parquet", "corpus-dead-letters.jsonl",
                    "corpus-manifest.json"]
     before = snapshot(user)
     code, _, err = cli(capsys, "index", "build", "--parquet", user / "corpus", "--out", user, "--force")
