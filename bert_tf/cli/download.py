@@ -15,8 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from bert_tf.files.owned import command_line_spelling
-from bert_tf.store.checkpoint_dir import is_complete
+from bert_tf.files.layout import is_complete
+from bert_tf.files.targets import command_line_spelling
 from bert_tf.store.download import DownloadError, check_sha256, download_checkpoint
 from bert_tf.store.messages import human
 from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_DISTRIBUTION, OFFLINE_MODEL, REGISTRY, lower_case_for

@@ -225,7 +225,7 @@ def main(argv=None) -> int:
     if args.verbose:
         os.environ.setdefault("BERT_TF_VERBOSE_TF", "1")
     _configure_logging(args.verbose)
-    from bert_tf.files.owned import command_line_spelling
+    from bert_tf.files.targets import command_line_spelling
 
     previous = _install_signal_handlers()
     del _received[:]

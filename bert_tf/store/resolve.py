@@ -18,8 +18,8 @@ import os
 import threading
 from pathlib import Path
 
+from bert_tf.files.layout import is_complete
 from bert_tf.files.paths import user_cache
-from bert_tf.store.checkpoint_dir import is_complete
 from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_MODEL
 
 logger = logging.getLogger("bert_tf")

@@ -7,11 +7,12 @@ import os
 
 import pytest
 
+from bert_tf.files.layout import is_complete
 from bert_tf.model import checkpoint as model_checkpoint
 from bert_tf.model import config as model_config
 from bert_tf.model.checkpoint import CheckpointError, resolve_checkpoint_prefix
 from bert_tf.store import offline, registry
-from bert_tf.store.checkpoint_dir import CheckpointDir, is_complete
+from bert_tf.store.checkpoint_dir import CheckpointDir
 from bert_tf.store.resolve import CheckpointNotFoundError, offline_checkpoint, resolve_checkpoint
 
 DATA = "bert_model.ckpt.data-00000-of-00001"
