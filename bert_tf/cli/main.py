@@ -16,18 +16,18 @@ was; debris of a killed run is removed by the next run writing to that folder.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
 import sys
 
+from bert_tf.cli import beam, commands, download, index  # none imports TensorFlow, Beam or faiss
 from bert_tf.cli.commands import UserError
 
 #: The modules that define the sub-commands, in `--help` order. Each has `add_commands(add)`, which
 #: registers its commands with `add(name, help, **parser_options) -> parser` and sets each one's
 #: `func` (`args` in, exit status out).
-COMMAND_MODULES = ("bert_tf.cli.commands", "bert_tf.cli.download", "bert_tf.cli.beam", "bert_tf.cli.index")
+COMMAND_MODULES = (commands, download, beam, index)
 
 
 class Terminated(KeyboardInterrupt):
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, **kwargs)
 
     for module in COMMAND_MODULES:
-        importlib.import_module(module).add_commands(add)
+        module.add_commands(add)
     return parser
 
 

@@ -15,10 +15,11 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
 
 def test_every_command_comes_from_one_add_commands_and_runs_a_function_of_its_module():
     registered = {}
-    for name in main.COMMAND_MODULES:
+    for module in main.COMMAND_MODULES:
+        name = module.__name__
         parser = argparse.ArgumentParser()
         sub = parser.add_subparsers()
-        importlib.import_module(name).add_commands(
+        module.add_commands(
             lambda command, help_text, **kwargs: sub.add_parser(command, help=help_text, **kwargs))
         for command, sub_parser in _commands(parser).items():
             registered[command] = name
