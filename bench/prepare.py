@@ -18,7 +18,7 @@ from bench.real_fidelity import measure as measure_real_fidelity
 def prepare(ctx: Context) -> dict:
     """Writes the Google checkpoint, re-reads it into HF safetensors, checks the workload's token counts,
     and writes bert_tf's batch plan for `ort_budget` (which must not import TensorFlow)."""
-    from bert_tf.embed.batching import MAX_BATCH_POSITIONS, plan_batches
+    from bert_tf.embed.batching import MAX_BATCH_POSITIONS
     from bert_tf.model.config import BertConfig
     from bert_tf.runtime import tf
     from bert_tf.testing import google_to_hf_weights, write_random_checkpoint
@@ -50,7 +50,7 @@ def prepare(ctx: Context) -> dict:
     counts = [2 + sum(len(w.ids) for w in ws) for ws in words]
     unk = sum(i == tokenizer.unk_id for ws in words for w in ws for i in w.ids)
     mismatched = sum(c != n for c, n in zip(counts, ctx.lengths))
-    batches = plan_batches(ctx.lengths, ctx.bert_tf_batch_size, BERT_BASE["max_position_embeddings"])
+    batches = bert_tf_batches(ctx.lengths, ctx.bert_tf_batch_size, BERT_BASE["max_position_embeddings"])
     rows = sorted(len(b) for b in batches)
     plan = {"batches": batches, "batch_size": ctx.bert_tf_batch_size, "max_batch_positions": MAX_BATCH_POSITIONS,
             "calls": len(batches), "rows_min": rows[0], "rows_median": rows[len(rows) // 2], "rows_max": rows[-1]}
@@ -58,6 +58,26 @@ def prepare(ctx: Context) -> dict:
     return {"write_checkpoint_s": write_s, "parameters": int(sum(v.size for v in weights.values())),
             "bert_tf_tokenizer": {"mismatched_lengths": mismatched, "unk": unk, "real_tokens": sum(counts)},
             "bert_tf_plan": {k: v for k, v in plan.items() if k != "batches"}}
+
+
+def bert_tf_batches(lengths, batch_size: int | None, max_seq_length: int) -> list[list[int]]:
+    """The texts of each of bert_tf's model calls, as `BertEmbedder` plans them (`batching.plan`).
+
+    Args:
+        lengths: each text's length in pieces, [CLS] and [SEP] included (no text is windowed:
+            the workload stays under `max_seq_length`).
+
+    Returns:
+        Lists of text indices, shortest first, one list per call.
+    """
+    from bert_tf.embed.batching import plan
+
+    planned = plan([length - 2 for length in lengths], max_seq_length, batch_size)
+    if len(planned["seg_text"]) != len(lengths):
+        raise ValueError(f"the workload has texts longer than {max_seq_length} pieces: bert_tf windows them")
+    texts = planned["seg_text"][planned["order"]].tolist()
+    splits = planned["call_splits"].tolist()
+    return [texts[start:end] for start, end in zip(splits, splits[1:])]
 
 
 def export_onnx(ctx: Context) -> dict:
