@@ -24,9 +24,9 @@ start-up, import and model load taken out), its ratio to `embed`'s (the target i
 >= 0.85), and the peak resident memory of every process of the tree (VmHWM, sampled
 from /proc), the launcher's and each Beam worker's apart.
 
-    python bench/beam.py --quick            # 300 lines: a check that it all runs (minutes)
-    python bench/beam.py                    # 5,000 lines: the measurement for the README
-    python bench/beam.py --grouping         # 5,000 lines: the duplicate-id grouping's cost
+    python -m bench.beam --quick            # 300 lines: a check that it all runs (minutes)
+    python -m bench.beam                    # 5,000 lines: the measurement for the README
+    python -m bench.beam --grouping         # 5,000 lines: the duplicate-id grouping's cost
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))
 
 SMALL = 10
 
@@ -180,7 +178,7 @@ def main(argv=None) -> int:
 
     from bert_tf.store.checkpoint_dir import CheckpointDir
     from bert_tf.text.vocab import load_vocab
-    from workload import length_mix, make_workload
+    from bench.workload import length_mix, make_workload
 
     checkpoint = CheckpointDir.resolve(args.checkpoint)
     sentences, lengths = make_workload(load_vocab(checkpoint.path / "vocab.txt"), lines)
@@ -231,7 +229,7 @@ def main(argv=None) -> int:
         print(f"{name:<10} {big['wall_s']:8.1f} {runs['throughput']:8.1f} {shown:>9} {ratio:>6} "
               f"{big['launcher_peak_mb']:12.0f} {workers:>15}")
     dask, direct = results["runs"].get("dask-2x1"), results["runs"]["beam-2x1"]
-    if dask is not None:  # the issue's target: >= 0.85 (the cost of a real scheduler)
+    if dask is not None:  # target: >= 0.85 (the cost of a real scheduler)
         dask["ratio_to_beam_2x1"] = {"throughput": dask["throughput"] / direct["throughput"],
                                      "marginal": dask["marginal_throughput"] / direct["marginal_throughput"]
                                      if dask["marginal_throughput"] and direct["marginal_throughput"] else None}

@@ -30,16 +30,16 @@ tf.matmul(a, a).numpy()
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     """All the flags of the first CPU in `cpuinfo` (empty where the file is missing or has none)."""
-    from bert_tf.model.precision import cpu_flags as library_flags
+    from bert_tf.model.hardware import cpu_flags as library_flags
 
     return sorted(library_flags(cpuinfo))
 
 
 def bf16_support(flags: list[str]) -> dict:
     """Whether bfloat16 (and int8) dot products are native on a CPU with `flags`, and why: the
-    library's own decision (`bert_tf.model.precision.detect_hardware`, what precision="auto" uses),
+    library's own decision (`bert_tf.model.hardware.detect_hardware`, what precision="auto" uses),
     so the bench and the library cannot disagree."""
-    from bert_tf.model.precision import detect_hardware
+    from bert_tf.model.hardware import detect_hardware
 
     hardware = detect_hardware(frozenset(flags))
     int8 = [f for f in NATIVE_INT8 if f in flags]

@@ -8,11 +8,11 @@ from typing import Callable
 
 import numpy as np
 
-from context import Context
-from fidelity import FIDELITY_SENTENCES, save_token_vectors
-from flops import bert_tf_flop_model
-from measure import ModelTimer, measure_passes, rss_now, tf_threads
-from registry import engine
+from bench.context import Context
+from bench.fidelity import FIDELITY_SENTENCES, save_token_vectors
+from bench.flops import bert_tf_flop_model
+from bench.measure import ModelTimer, measure_passes, rss_now, tf_threads
+from bench.registry import engine
 
 NEEDS = ("tensorflow", "tensorflow_text")
 
@@ -58,7 +58,7 @@ def _measure(ctx: Context, import_s: float, make_embedder: Callable, call: Calla
 
 
 def precision_api() -> dict[str, bool]:
-    """Which of bert_tf's public entry points take `precision=` (the option of issue 19)."""
+    """Which of bert_tf's public entry points take `precision=` (the reduced-precision option)."""
     import inspect
 
     from bert_tf import BertEmbedder

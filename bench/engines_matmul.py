@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 
-from context import MATMUL_SHAPES, THREADS, Context
-from measure import best_matmul, numpy_matmul, tf_threads
-from registry import engine
+from bench.context import MATMUL_SHAPES, THREADS, Context
+from bench.measure import best_matmul, numpy_matmul, tf_threads
+from bench.registry import engine
 
 
 @engine("matmul_numpy", "numpy float32 matmul (OpenBLAS)", ("numpy",), "matmul")

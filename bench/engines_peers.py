@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 
-from context import BERT_TF_PLAN, PAD_TO, THREADS, Context
-from fidelity import FIDELITY_SENTENCES, save_token_vectors
-from measure import ModelTimer, measure_passes, rss_now, timed_passes
-from registry import engine
+from bench.context import BERT_TF_PLAN, PAD_TO, THREADS, Context
+from bench.fidelity import FIDELITY_SENTENCES, save_token_vectors
+from bench.measure import ModelTimer, measure_passes, rss_now, timed_passes
+from bench.registry import engine
 
 TORCH = ("torch", "transformers", "safetensors")
 ORT = ("onnxruntime", "onnx", "onnxscript", "torch", "transformers", "tokenizers")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from context import BERT_BASE
+from bench.context import BERT_BASE
 
 
 def flops_per_sequence(config: dict, length: int) -> int:

@@ -1,8 +1,8 @@
 """Occurrence index: build throughput beyond embedding, bytes per occurrence, query latency, recall@10.
 
-    python bench/index.py --quick          # 10k occurrences (while developing)
-    python bench/index.py                  # 10k, 100k and 1M (minutes; run once)
-    python bench/index.py --sizes 100000 --scann   # also ScaNN, for the choice of library
+    python -m bench.index --quick          # 10k occurrences (while developing)
+    python -m bench.index                  # 10k, 100k and 1M (minutes; run once)
+    python -m bench.index --sizes 100000 --scann   # also ScaNN, for the choice of library
 
 The vectors are synthetic, of the real width (384, all-MiniLM-L6-v2's): a shared offset
 (BERT's vectors all lean one way, which is why raw cosines are all high), plus one of
@@ -30,13 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bert_tf.embed.options import DEFAULT_LAYERS  # noqa: E402
-from bert_tf.embed.space import VectorSpace  # noqa: E402
-from bert_tf.files.atomic import staged_directory  # noqa: E402
-from bert_tf.index import IndexWriter, OccurrenceIndex  # noqa: E402
-from bert_tf.index.scoring import DEFAULT_SCORING, VectorStats, normalize  # noqa: E402
+from bert_tf.embed.options import DEFAULT_LAYERS
+from bert_tf.embed.space import VectorSpace
+from bert_tf.files.atomic import staged_directory
+from bert_tf.index import IndexWriter, OccurrenceIndex
+from bert_tf.index.layout import WORDS
+from bert_tf.index.scoring import DEFAULT_SCORING, VectorStats, normalize
 
 WIDTH = 384
 CENTRES = 5000
@@ -83,7 +82,7 @@ def queries(index, n: int, count: int, seed: int = 1) -> np.ndarray:
     rows = rng.choice(n, count, replace=False)
     raw = np.concatenate(list(synthetic(n)))[rows] if n <= 200_000 else _rows_of(n, rows)
     moved = raw + 0.35 * rng.normal(size=raw.shape).astype(np.float32)
-    return np.stack([index._unit("words", q) for q in moved])
+    return normalize(moved, index.stats[WORDS], index.scoring)  # as the index scores a query word
 
 
 def _rows_of(n, rows):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from context import MATMUL_SHAPES, Context
-from flops import bert_tf_flop_model
-from measure import tf_threads
-from registry import engine
+from bench.context import MATMUL_SHAPES, Context
+from bench.flops import bert_tf_flop_model
+from bench.measure import tf_threads
+from bench.registry import engine
 
 #: The variants the `interleaved` engine alternates on every batch, in this order then reversed.
 VARIANTS = {
@@ -32,7 +32,7 @@ SPINNING = ("ort", "ort_int8", "numpy_matmuls", "matmul_peak")
 SETTLE_S = 0.2
 #: The variants computing in bfloat16, given as shares of the bfloat16 peak too.
 BF16_VARIANTS = ("bert_tf_bf16", "matmul_peak_bf16")
-#: The bfloat16 peak's shape (the issue's: BERT's feed-forward on 2048 tokens).
+#: The bfloat16 peak's shape: BERT's feed-forward on 2048 tokens.
 BF16_PEAK_SHAPE = (2048, 768, 3072)
 
 
@@ -107,7 +107,7 @@ def _ort_variant(ctx: Context, batches: list[dict], model: str = "onnx"):
         return None, "onnxruntime is not installed"
     if not Path(ctx.meta[model]).exists():
         return None, f"no {'int8 ' if model == 'onnx_int8' else ''}ONNX export in the work directory"
-    from engines_peers import ort_session
+    from bench.engines_peers import ort_session
 
     session = ort_session(ctx, model)
     for b in batches:
@@ -129,7 +129,7 @@ def interleaved(ctx: Context) -> dict:
     """
     from bert_tf import BertEmbedder
     from bert_tf.runtime import tf
-    from engines_bert_tf import precision_api
+    from bench.engines_bert_tf import precision_api
 
     threads = tf_threads(tf)
     embedder = BertEmbedder.from_checkpoint(ctx.checkpoint)

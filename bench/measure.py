@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from context import THREADS
+from bench.context import THREADS
 
 
 def rss_now() -> int:

@@ -41,8 +41,7 @@ def _checkpoint() -> Path:
 
 
 def _workloads(vocab: list[str]) -> dict[str, tuple[list[str], dict]]:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from workload import make_workload
+    from bench.workload import make_workload
 
     bench, _ = make_workload(vocab, n=512)
     words = [w for w in vocab if w.isalpha() and w.islower()][:3000]

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from context import BERT_BASE, BERT_TF_PLAN, MATMUL_SHAPES, WEIGHT_SEED, Context
-from measure import numpy_matmul
+from bench.context import BERT_BASE, BERT_TF_PLAN, MATMUL_SHAPES, WEIGHT_SEED, Context
+from bench.measure import numpy_matmul
+from bench.onnx_models import export_last_four, quantize_int8
+from bench.real_fidelity import measure as measure_real_fidelity
 
 
 def prepare(ctx: Context) -> dict:
     """Writes the Google checkpoint, re-reads it into HF safetensors, checks the workload's token counts,
     and writes bert_tf's batch plan for `ort_budget` (which must not import TensorFlow)."""
-    from bert_tf.embed.batching import MAX_BATCH_POSITIONS, plan as plan_calls
+    from bert_tf.embed.batching import MAX_BATCH_POSITIONS
     from bert_tf.model.config import BertConfig
     from bert_tf.runtime import tf
     from bert_tf.testing import google_to_hf_weights, write_random_checkpoint
@@ -49,10 +50,7 @@ def prepare(ctx: Context) -> dict:
     counts = [2 + sum(len(w.ids) for w in ws) for ws in words]
     unk = sum(i == tokenizer.unk_id for ws in words for w in ws for i in w.ids)
     mismatched = sum(c != n for c, n in zip(counts, ctx.lengths))
-    # The library's own planner: texts of the workload are one window each, so a call's segments are texts.
-    calls = plan_calls(np.asarray(ctx.lengths) - 2, BERT_BASE["max_position_embeddings"], ctx.bert_tf_batch_size)
-    texts = calls["seg_text"][calls["order"]]
-    batches = [texts[a:b].tolist() for a, b in zip(calls["call_splits"][:-1], calls["call_splits"][1:])]
+    batches = bert_tf_batches(ctx.lengths, ctx.bert_tf_batch_size, BERT_BASE["max_position_embeddings"])
     rows = sorted(len(b) for b in batches)
     plan = {"batches": batches, "batch_size": ctx.bert_tf_batch_size, "max_batch_positions": MAX_BATCH_POSITIONS,
             "calls": len(batches), "rows_min": rows[0], "rows_median": rows[len(rows) // 2], "rows_max": rows[-1]}
@@ -62,78 +60,34 @@ def prepare(ctx: Context) -> dict:
             "bert_tf_plan": {k: v for k, v in plan.items() if k != "batches"}}
 
 
+def bert_tf_batches(lengths, batch_size: int | None, max_seq_length: int) -> list[list[int]]:
+    """The texts of each of bert_tf's model calls, as `BertEmbedder` plans them (`batching.plan`).
+
+    Args:
+        lengths: each text's length in pieces, [CLS] and [SEP] included (no text is windowed:
+            the workload stays under `max_seq_length`).
+
+    Returns:
+        Lists of text indices, shortest first, one list per call.
+    """
+    from bert_tf.embed.batching import plan
+
+    planned = plan([length - 2 for length in lengths], max_seq_length, batch_size)
+    if len(planned["seg_text"]) != len(lengths):
+        raise ValueError(f"the workload has texts longer than {max_seq_length} pieces: bert_tf windows them")
+    texts = planned["seg_text"][planned["order"]].tolist()
+    splits = planned["call_splits"].tolist()
+    return [texts[start:end] for start, end in zip(splits, splits[1:])]
+
+
 def export_onnx(ctx: Context) -> dict:
     """Exports the HF model (returning the last-four-layer sum, as the other engines do) to ONNX."""
     return export_last_four(ctx.meta["hf_dir"], Path(ctx.meta["onnx"]), ctx.meta["max_position_embeddings"])
 
 
-def export_last_four(hf_dir: str, path: Path, max_positions: int) -> dict:
-    """The HF model at `hf_dir`, returning the sum of its last four layers, as ONNX at `path`.
-
-    Dynamic batch and length. The TorchScript exporter on the eager attention path is
-    tried first: ORT's CPU graph fusions recognise that graph best, and it ran faster than
-    the dynamo export of the default SDPA model (bench/README.md). The dynamo exporter
-    (needs onnxscript) is the fallback.
-    """
-    import warnings
-
-    import torch
-    import transformers
-
-    class LastFour(torch.nn.Module):
-        def __init__(self, bert):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask):
-            hs = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
-            return hs[-4] + hs[-3] + hs[-2] + hs[-1]
-
-    ids = torch.tensor([[101, 7592, 2088, 102]] * 2)
-    mask = torch.ones_like(ids)
-    names = dict(input_names=["input_ids", "attention_mask"], output_names=["last4"])
-    t = time.perf_counter()
-    try:
-        model = transformers.BertModel.from_pretrained(hf_dir, attn_implementation="eager").eval()
-        axes = {"batch": 0, "seq": 1}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(LastFour(model).eval(), (ids, mask), str(path), dynamo=False, opset_version=17,
-                              dynamic_axes={n: {v: k for k, v in axes.items()}
-                                            for n in ("input_ids", "attention_mask", "last4")}, **names)
-        exporter = "torch.onnx.export(dynamo=False), eager attention, opset 17"
-    except Exception as e:  # the TorchScript exporter is deprecated; fall back to dynamo
-        print(f"TorchScript export failed ({e!r}); trying the dynamo exporter", file=sys.stderr)
-        model = transformers.BertModel.from_pretrained(hf_dir).eval()
-        batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=max_positions)
-        program = torch.onnx.export(LastFour(model).eval(), (ids, mask), dynamo=True,
-                                    dynamic_shapes={"input_ids": {0: batch, 1: seq},
-                                                    "attention_mask": {0: batch, 1: seq}}, **names)
-        program.save(str(path), external_data=True)
-        exporter = "torch.onnx.export(dynamo=True), SDPA attention"
-    return {"onnx": str(path), "export_s": time.perf_counter() - t, "exporter": exporter,
-            "torch": torch.__version__}
-
-
 def quantize_onnx(ctx: Context) -> dict:
     """ONNX Runtime's int8 dynamic quantization of the float32 export (`quantize_int8`)."""
     return quantize_int8(Path(ctx.meta["onnx"]), Path(ctx.meta["onnx_int8"]))
-
-
-def quantize_int8(source: Path, target: Path) -> dict:
-    """ONNX Runtime's int8 dynamic quantization of `source`: int8 weights (per tensor, signed),
-    activations quantized to uint8 at run time, as `quantize_dynamic` does by default (MatMul and Gather
-    nodes; LayerNorm, softmax and GELU stay float32)."""
-    from onnxruntime import __version__
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    t = time.perf_counter()
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     # the dynamo fallback writes its weights beside the graph; keep that layout then
-                     use_external_data_format=any(source.parent.glob(source.name + ".data")))
-    return {"onnx_int8": str(target), "quantize_s": time.perf_counter() - t,
-            "how": "onnxruntime.quantization.quantize_dynamic(weight_type=QuantType.QInt8), defaults otherwise",
-            "onnxruntime": __version__, "bytes": target.stat().st_size}
 
 
 def matmul_probe(ctx: Context) -> dict:
@@ -146,9 +100,7 @@ def matmul_probe(ctx: Context) -> dict:
 
 def real_fidelity(ctx: Context) -> dict:
     """Every reduced-precision mode against its own float32 on the real all-MiniLM-L6-v2 (real_fidelity.py)."""
-    from real_fidelity import measure
-
-    return measure(ctx)
+    return measure_real_fidelity(ctx)
 
 
 STEPS = {"prepare": prepare, "export-onnx": export_onnx, "quantize-onnx": quantize_onnx, "matmul-probe": matmul_probe,

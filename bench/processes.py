@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from context import ROOT, THREADS, Context, json_default
-from cpu import CPU_FLAGS, bf16_support, cpu_flags, onednn_info
-from measure import children_cpu_seconds, cpu_seconds, peak_rss
-from prepare import STEPS
-from registry import ENGINES
+from bench.context import ROOT, THREADS, Context, json_default
+from bench.cpu import CPU_FLAGS, bf16_support, cpu_flags, onednn_info
+from bench.measure import children_cpu_seconds, cpu_seconds, peak_rss
+from bench.prepare import STEPS
+from bench.registry import ENGINES
 
 
 def child_env() -> dict:
@@ -40,11 +40,10 @@ def runs_for(name: str, args) -> int:
 
 
 def run_child(kind: str, name: str, args, workdir: Path, log) -> dict:
-    """Runs `bench/run.py --engine NAME` (or `--step NAME`) and returns its result, or an error record."""
+    """Runs `python -m bench.run --engine NAME` (or `--step NAME`) and returns its result, or an error record."""
     out = workdir / f"{name}.result.json"
     err = workdir / f"{name}.stderr.txt"
-    script = Path(__file__).resolve().parent / "run.py"
-    cmd = [sys.executable, str(script), f"--{kind}", name, "--workdir", str(workdir),
+    cmd = [sys.executable, "-m", "bench.run", f"--{kind}", name, "--workdir", str(workdir),
            "--runs", str(runs_for(name, args)), "--batch-size", str(args.batch_size), "--out", str(out)]
     if args.bert_tf_batch_size is not None:
         cmd += ["--bert-tf-batch-size", str(args.bert_tf_batch_size)]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from context import ROOT, Context
-from fidelity import token_cosines
+from bench.context import ROOT, Context
+from bench.fidelity import token_cosines
 
 SENTENCES = ROOT / "tests" / "index" / "data" / "senses.tsv"
 BATCH = 32
@@ -74,9 +74,9 @@ def measure(ctx: Context) -> dict:
 
     from bert_tf.model.convert import convert_hf_checkpoint
     from bert_tf.text.tokenization import BertTokenizer
-    from engines_peers import torch_ready, ort_session
-    from prepare import export_last_four, quantize_int8
-    from registry import ENGINES
+    from bench.engines_peers import torch_ready, ort_session
+    from bench.onnx_models import export_last_four, quantize_int8
+    from bench.registry import ENGINES
 
     t0 = time.perf_counter()
     work = ctx.workdir / "real_model"

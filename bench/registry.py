@@ -18,15 +18,15 @@ import importlib.util
 from typing import Callable
 
 #: The modules that define engines, in report order.
-ENGINE_MODULES = ("engines_matmul", "engines_bert_tf", "engines_peers", "interleaved")
+ENGINE_MODULES = ("bench.engines_matmul", "bench.engines_bert_tf", "bench.engines_peers", "bench.interleaved")
 #: The engine the report's "vs" column divides by.
 BASELINE = "bert_tf_words"
-#: bert_tf in bfloat16: the engine issue 19's targets are about.
+#: bert_tf in bfloat16: the engine the bfloat16 targets (`report.TARGETS`) are about.
 BF16 = "bert_tf_bf16"
 #: bert_tf in int8 (dynamic quantization), compared with ONNX Runtime's int8.
 INT8 = "bert_tf_int8"
 #: The module of the peers: the engines bert_tf is compared with ("the fastest peer").
-PEER_MODULE = "engines_peers"
+PEER_MODULE = "bench.engines_peers"
 #: The engines that run the ONNX export (the driver exports once for all of them).
 ORT_ENGINES = ("ort_sorted", "ort_budget", "ort_int8")
 #: The engines that run the int8 quantization of that export (the driver quantizes once).

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from context import MATMUL_SHAPES
-from registry import BASELINE, BF16, ENGINES
+from bench.context import MATMUL_SHAPES
+from bench.registry import BASELINE, BF16, ENGINES
 
 
 def _interleaved(summary: dict) -> list[str]:
@@ -72,7 +72,7 @@ def _header(report: dict) -> list[str]:
         lines.append(f"bfloat16: {m['bf16']}; int8: {m['int8']}{said}.")
         if not m["native_bf16"]:
             lines.append("**This CPU has no native bfloat16: the bfloat16 engines ran emulated; their speeds are "
-                         "not what issue 19's targets are about (fidelity still is).**")
+                         "not what the bfloat16 targets are about (fidelity still is).**")
     plan = report.get("bert_tf_plan")
     if plan:
         cap = f"at most {plan['batch_size']} sentences and " if plan["batch_size"] else ""
@@ -130,7 +130,7 @@ def _fidelity(s: dict) -> str:
 
 
 def _targets(report: dict) -> list[str]:
-    """Issue 19's ratios, each with its target, from this run."""
+    """The bfloat16 ratios, each with its target (`report.TARGETS`), from this run."""
     t = report.get("targets") or {}
     bf16 = report["engines"].get(BF16)
     if bf16 is None:
@@ -168,7 +168,7 @@ def _targets(report: dict) -> list[str]:
         th["fraction_of_bf16_peak"], pct)
     row("bert_tf bf16 token cosine to float32, mean", "mean_cosine", th["mean_cosine"], cos)
     row("bert_tf bf16 token cosine to float32, minimum", "min_cosine", th["min_cosine"], cos)
-    lines = ["", f"Issue 19's targets (bfloat16 {t['bf16']}):", ""]
+    lines = ["", f"The bfloat16 targets (bfloat16 {t['bf16']}):", ""]
     if rows:
         lines += ["| ratio | this run | target | met |", "|---|---|---|---|"] + rows
     if not bf16.get("summary"):

@@ -3,9 +3,9 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/run.py              # the full run (about 20 minutes on 2 cores)
-    .venv/bin/python bench/run.py --quick      # a smoke run (128 sentences, 1 timed pass)
-    .venv/bin/python bench/run.py --engines bert_tf_words,hf_torch_sorted --runs 5
+    .venv/bin/python -m bench.run              # the full run (about 20 minutes on 2 cores)
+    .venv/bin/python -m bench.run --quick      # a smoke run (128 sentences, 1 timed pass)
+    .venv/bin/python -m bench.run --engines bert_tf_words,hf_torch_sorted --runs 5
 
 What happens:
 
@@ -44,16 +44,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import fidelity
-import registry
-import workload  # numpy only
-from context import (BATCH_SIZE, BERT_BASE, MATMUL_SHAPES, PAD_TO, REQUIREMENTS_HINT, RESULTS, ROOT, THREADS,
-                     WEIGHT_SEED, json_default)
-import real_fidelity
-from prepare import STEPS
-from processes import child_main, machine_info, package_versions, run_child
-from render import render
-from report import build_notes, probe_diff, summarise, summarise_interleaved, targets
+from bench import fidelity, real_fidelity, registry, workload  # workload: numpy only
+from bench.context import (BATCH_SIZE, BERT_BASE, MATMUL_SHAPES, PAD_TO, REQUIREMENTS_HINT, RESULTS, ROOT,
+                           THREADS, WEIGHT_SEED, json_default)
+from bench.prepare import STEPS
+from bench.processes import child_main, machine_info, package_versions, run_child
+from bench.render import render
+from bench.report import build_notes, probe_diff, summarise, summarise_interleaved, targets
 
 ENGINES = registry.load()
 

@@ -13,7 +13,7 @@ four layers):
     what the one-sense rule must reject.
 
 Usage:
-    PYTHONPATH=. python bench/senses_eval.py [--quick] [--checkpoint DIR] [--json OUT]
+    python -m bench.senses_eval [--quick] [--checkpoint DIR] [--json OUT]
 
 `--quick` uses the first 6 words only.
 """
@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bert_tf.index.scoring import SCORING_MODES, VectorStats, normalize  # noqa: E402
-from bert_tf.index.senses import ONE_SENSE_SILHOUETTE, cluster_senses  # noqa: E402
-from tests.index.conftest import SenseSet, embed_sense_set, load_sense_set  # noqa: E402
+from bert_tf.index.scoring import SCORING_MODES, VectorStats, normalize
+from bert_tf.index.senses import ONE_SENSE_SILHOUETTE, cluster_senses
+from tests.index.conftest import SenseSet, embed_sense_set, load_sense_set
 
 
 def subset(sense_set: SenseSet, words) -> tuple[SenseSet, np.ndarray]:

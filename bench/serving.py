@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """The SavedModel's `serving_default` against `get_bert_embeddings`, on the same texts, in one process.
 
-    .venv/bin/python bench/serving.py                    # BERT-Base shape, 512 bench sentences, 3 passes
-    .venv/bin/python bench/serving.py --checkpoint DIR   # any checkpoint (skips writing the random one)
+    .venv/bin/python -m bench.serving                    # BERT-Base shape, 512 bench sentences, 3 passes
+    .venv/bin/python -m bench.serving --checkpoint DIR   # any checkpoint (skips writing the random one)
 
 Both engines run in this process, alternating pass by pass (A B A B ...), so the machine's drift
 cancels in the ratio of each pair. The export is loaded with `tf.saved_model.load` as a serving
@@ -19,11 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import workload  # noqa: E402
-
-from context import BERT_BASE, WEIGHT_SEED  # noqa: E402
+from bench import workload
+from bench.context import BERT_BASE, WEIGHT_SEED
 
 
 def main(argv=None) -> int:

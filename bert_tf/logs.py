@@ -8,6 +8,7 @@ chose, say), and carry `extra={ANNOUNCE: True}` so the CLI's handler lets them t
 from __future__ import annotations
 
 import logging
+import threading
 
 #: The `LogRecord` attribute that marks an info line the CLI shows without `--verbose`.
 ANNOUNCE = "bert_tf_announce"
@@ -41,3 +42,25 @@ class quiet_root_logging:  # noqa: N801 - used as a context manager, reads like 
         if self._handler is not None:
             root.removeHandler(self._handler)
         return False
+
+
+_said: set[str] = set()
+_said_lock = threading.Lock()
+
+
+def once(level: str, key: str, message: str, *args) -> None:
+    """Logs `message` the first time this process sees `key`, and never again.
+
+    For advice that does not change while the process runs (a CPU feature that is missing,
+    the default checkpoint that is not downloaded): every model load would otherwise repeat it.
+
+    Args:
+        level: "announce" (an info line the CLI always shows, see `announce`) or a `logging` level
+            name in lower case ("warning", "info").
+        key: what makes two messages the same advice (e.g. the reason in it).
+    """
+    with _said_lock:
+        if key in _said:
+            return
+        _said.add(key)
+    (announce if level == "announce" else getattr(logger, level))(message, *args)

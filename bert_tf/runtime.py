@@ -4,7 +4,15 @@ TensorFlow prints several lines of C++ start-up logging (CUDA probing, absl
 initialisation) straight to file descriptor 2 before any Python logging exists,
 so `TF_CPP_MIN_LOG_LEVEL` alone does not silence it. We point fd 2 at
 /dev/null for the duration of the import and of device initialisation only.
-Set `BERT_TF_VERBOSE_TF=1` to see everything.
+
+After that, TensorFlow's C++ logging obeys `TF_CPP_MIN_LOG_LEVEL`, read once when
+TensorFlow loads: 3 keeps its errors off the terminal too. They are not ours to
+show: a kernel's fallback (`oneDNN supports DT_HALF only on platforms with
+AVX-512`, logged as an error on the first float16 matmul of a CPU without
+AVX512_FP16) is advice for TensorFlow's developers, and bert_tf says what it
+means for the user itself (`bert_tf.model.precision`). A failing op raises a
+Python exception with the same message. Set `BERT_TF_VERBOSE_TF=1` (the CLI's
+`--verbose` does) to see everything TensorFlow logs.
 
 oneDNN is enabled by default here: its fused matmul kernels are faster on the
 CPUs this project runs on (bench/README.md has the measurements). Both settings
@@ -20,7 +28,8 @@ import sys
 # 3 keeps TensorFlow's C++ ERROR lines off the terminal too (e.g. oneDNN's "E0000 ... supports DT_HALF only on
 # platforms with AVX-512" for float16, which is a notice, not a failure: real failures raise in Python);
 # with --verbose (BERT_TF_VERBOSE_TF=1) TensorFlow logs as it would on its own.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if os.environ.get("BERT_TF_VERBOSE_TF") == "1" else "3")
+if os.environ.get("BERT_TF_VERBOSE_TF") != "1":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 

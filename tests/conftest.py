@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as bert_tf.runtime sets it: tests see what users see
 
 from bert_tf.model.config import BertConfig  # noqa: E402
 from bert_tf.testing import google_to_hf_weights  # noqa: E402

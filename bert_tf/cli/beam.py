@@ -33,6 +33,14 @@ EPILOG = """examples:
 Every other option is passed to Beam as a pipeline option. See docs/corpus.md."""
 
 
+def add_commands(add) -> None:
+    """Registers `bert-tf beam-embed` with `add(name, help, **parser_options) -> parser` of `bert_tf.cli.main`."""
+    # Options bert-tf does not know go to Beam (`cli.main.parse_args`), exactly as written: no abbreviations.
+    p = add("beam-embed", HELP, allow_abbrev=False)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `beam-embed` on `parser` (a sub-command parser of `bert-tf`)."""
     parser.set_defaults(pass_through=[])  # the options bert-tf does not know: Beam's (cli.main.parse_args)

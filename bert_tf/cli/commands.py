@@ -11,7 +11,7 @@ import os
 import stat
 import sys
 
-from bert_tf.cli.flags import embedder_from_args, options_from_args
+from bert_tf.cli.flags import add_embedding_arguments, add_precision_argument, embedder_from_args, options_from_args
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line."""
@@ -288,3 +288,89 @@ def export(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- the commands' flags
+
+#: The example under each command's --help.
+EXAMPLES = {
+    "embed": "examples:\n  bert-tf embed \"A mouse is a rodent animal.\" \"A mouse is a computer device.\"\n"
+             "  bert-tf embed --input sentences.txt --output vectors.jsonl\n"
+             "  cat sentences.txt | bert-tf embed --format npz --output vectors.npz --dim 128",
+    "similarity": "example:\n  bert-tf similarity --words mouse,rat,keyboard \"A mouse is a rodent animal.\" "
+                  "\"A mouse is a computer device.\" \"A rat is an animal that lives in the sewers.\" "
+                  "\"A computer has a keyboard as an input device.\" --plot heatmap.png",
+    "plot": "example:\n  bert-tf plot bank --input bank_sentences.txt --out bank.png",
+    "demo": "example: bert-tf demo --checkpoint checkpoints/uncased_L-12_H-768_A-12",
+    "info": "example: bert-tf info checkpoints/uncased_L-12_H-768_A-12",
+    "convert": "example: bert-tf convert path/to/hf_model checkpoints/my-model",
+    "export": "example: bert-tf export --checkpoint checkpoints/uncased_L-12_H-768_A-12 --out exports/bert "
+              "--version 1",
+}
+
+
+FORCE_HELP = ("replace {what} if it exists (without --force an existing file is refused); the new file "
+              "takes its place only once complete, so a failed run leaves the old one as it was")
+
+
+def add_commands(add) -> None:
+    """Registers this module's commands with `add(name, help, **parser_options) -> parser` of
+    `bert_tf.cli.main` (as every command module does)."""
+
+    def command(name, help_text):
+        return add(name, help_text, epilog=EXAMPLES[name])
+
+    p = command("demo", "the research notebook's mouse/rat/keyboard and lean/greasy/tilt experiments")
+    p.add_argument("--checkpoint", help="checkpoint directory (default: BERT_TF_CHECKPOINT, then "
+                                        "checkpoints/uncased_L-12_H-768_A-12, then the offline model)")
+    add_precision_argument(p)
+    p.set_defaults(func=demo)
+
+    p = command("embed", "embed sentences into word vectors (with offsets) and sentence vectors, as JSONL or NPZ")
+    p.add_argument("sentences", nargs="*", help="sentences to embed (or use --input / stdin)")
+    p.add_argument("--input", "-i", help="text file, one sentence per line ('-' for stdin)")
+    p.add_argument("--output", "-o", help="output file (default stdout); a name ending in .npz implies "
+                                          "--format npz; an existing file is replaced only with --force")
+    p.add_argument("--format", choices=("jsonl", "npz"), help="output format (default jsonl)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP.format(what="--output"))
+    p.add_argument("--strict", action="store_true", help="stop at the first line that cannot be embedded")
+    p.add_argument("--progress", action="store_true", help="always show the progress bar (default: on a terminal)")
+    p.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    add_embedding_arguments(p)
+    p.set_defaults(func=embed)
+
+    p = command("similarity", "cosine similarity of words across sentences (the notebook's experiment)")
+    p.add_argument("sentences", nargs="*", help="sentences (or --input FILE)")
+    p.add_argument("--words", "-w", required=True, help="comma-separated target words, e.g. mouse,rat,keyboard")
+    p.add_argument("--input", "-i", help="text file, one sentence per line")
+    p.add_argument("--plot", help="also save an annotated heatmap PNG here (an existing file only with --force)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP.format(what="--plot"))
+    add_embedding_arguments(p)
+    p.set_defaults(func=similarity)
+
+    p = command("plot", "2-D PCA of one word's vectors across sentences, saved as PNG (senses show as clusters)")
+    p.add_argument("word", help="the word to follow")
+    p.add_argument("sentences", nargs="*", help="sentences (or --input FILE)")
+    p.add_argument("--input", "-i", help="text file, one sentence per line")
+    p.add_argument("--out", "-o", required=True, help="PNG file to write (an existing file only with --force)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP.format(what="--out"))
+    add_embedding_arguments(p)
+    p.set_defaults(func=plot)
+
+    p = command("info", "print a checkpoint's config, parameter count, casing and load report")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint directory (default: as for demo)")
+    p.set_defaults(func=info)
+
+    p = command("convert", "convert Hugging Face BERT weights (config.json + model.safetensors) to Google's layout")
+    p.add_argument("hf_dir", help="directory with config.json, model.safetensors and vocab.txt")
+    p.add_argument("out_dir", help="checkpoint directory to write")
+    p.add_argument("--force", action="store_true",
+                   help="replace out_dir if it is a checkpoint bert-tf wrote (any other folder is never replaced)")
+    p.set_defaults(func=convert)
+
+    p = command("export", "export a SavedModel for TensorFlow Serving / TF Hub (tokenizer in the graph)")
+    p.add_argument("--out", default="exports/bert", metavar="DIR",
+                   help="model base directory; the SavedModel goes to DIR/VERSION/ (default: exports/bert)")
+    p.add_argument("--version", type=int, default=1, help="model version directory (default: 1)")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR/VERSION/ if bert-tf exported it (any other folder is never replaced)")
+    add_embedding_arguments(p, batching=False)
+    p.set_defaults(func=export)

@@ -15,13 +15,13 @@ import sys
 import threading
 from pathlib import Path
 
-from bert_tf.files.owned import command_line_spelling
-from bert_tf.store.checkpoint_dir import is_complete
+from bert_tf.files.layout import is_complete
+from bert_tf.files.targets import command_line_spelling
 from bert_tf.store.download import DownloadError, check_sha256, download_checkpoint
 from bert_tf.store.messages import human
 from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_DISTRIBUTION, OFFLINE_MODEL, REGISTRY, lower_case_for
 
-__all__ = ["CLI_HELP", "add_arguments", "run"]
+__all__ = ["CLI_HELP", "add_arguments", "add_commands", "run"]
 
 #: One line for `--help` of both the script and `bert-tf download`.
 CLI_HELP = "Download one of Google's BERT checkpoints (or build the offline one) into checkpoints/NAME/."
@@ -76,6 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="connect and read timeout (default: 30)")
     parser.add_argument("--retries", type=_non_negative_int, default=5, metavar="N",
                         help="attempts in a row that may fail without progress before giving up (default: 5)")
+
+
+def add_commands(add) -> None:
+    """Registers `bert-tf download` with `add(name, help, **parser_options) -> parser` of `bert_tf.cli.main`."""
+    p = add("download", "fetch, verify and unpack one of Google's BERT checkpoints into checkpoints/",
+            epilog=f"example: bert-tf download {DEFAULT_CHECKPOINT}")
+    add_arguments(p)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

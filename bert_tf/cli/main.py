@@ -1,7 +1,8 @@
 """The `bert-tf` command line (also `python -m bert_tf`).
 
-Each sub-command is a function of `bert_tf.cli.commands`; user errors (a missing
-checkpoint, an unreadable file, a bad option value) print one line and exit
+Each sub-command is a function of the module that registers it (`COMMAND_MODULES`:
+`commands`, `download`, `beam`, `index`, each with `add_commands`); user errors (a
+missing checkpoint, an unreadable file, a bad option value) print one line and exit
 non-zero; `--verbose` shows the traceback and TensorFlow's own logging.
 
 Output files are never destroyed: an existing one is replaced only with
@@ -20,29 +21,13 @@ import os
 import signal
 import sys
 
-from bert_tf.cli import commands
+from bert_tf.cli import beam, commands, download, index  # none imports TensorFlow, Beam or faiss
 from bert_tf.cli.commands import UserError
-from bert_tf.cli.flags import add_embedding_arguments, add_precision_argument
 
-EPILOG_EXAMPLES = {
-    "embed": "examples:\n  bert-tf embed \"A mouse is a rodent animal.\" \"A mouse is a computer device.\"\n"
-             "  bert-tf embed --input sentences.txt --output vectors.jsonl\n"
-             "  cat sentences.txt | bert-tf embed --format npz --output vectors.npz --dim 128",
-    "similarity": "example:\n  bert-tf similarity --words mouse,rat,keyboard \"A mouse is a rodent animal.\" "
-                  "\"A mouse is a computer device.\" \"A rat is an animal that lives in the sewers.\" "
-                  "\"A computer has a keyboard as an input device.\" --plot heatmap.png",
-    "plot": "example:\n  bert-tf plot bank --input bank_sentences.txt --out bank.png",
-    "demo": "example: bert-tf demo --checkpoint checkpoints/uncased_L-12_H-768_A-12",
-    "info": "example: bert-tf info checkpoints/uncased_L-12_H-768_A-12",
-    "convert": "example: bert-tf convert path/to/hf_model checkpoints/my-model",
-    "download": "example: bert-tf download uncased_L-12_H-768_A-12",
-    "export": "example: bert-tf export --checkpoint checkpoints/uncased_L-12_H-768_A-12 --out exports/bert "
-              "--version 1",
-}
-
-
-FORCE_HELP = ("replace {what} if it exists (without --force an existing file is refused); the new file "
-              "takes its place only once complete, so a failed run leaves the old one as it was")
+#: The modules that define the sub-commands, in `--help` order. Each has `add_commands(add)`, which
+#: registers its commands with `add(name, help, **parser_options) -> parser` and sets each one's
+#: `func` (`args` in, exit status out).
+COMMAND_MODULES = (commands, download, beam, index)
 
 
 class Terminated(KeyboardInterrupt):
@@ -76,82 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name, help_text, **kwargs):
-        return sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG_EXAMPLES.get(name),
-                              formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(name, help=help_text, description=help_text, **kwargs)
 
-    p = add("demo", "the research notebook's mouse/rat/keyboard and lean/greasy/tilt experiments")
-    p.add_argument("--checkpoint", help="checkpoint directory (default: BERT_TF_CHECKPOINT, then "
-                                        "checkpoints/uncased_L-12_H-768_A-12, then the offline model)")
-    add_precision_argument(p)
-    p.set_defaults(func=commands.demo)
-
-    p = add("embed", "embed sentences into word vectors (with offsets) and sentence vectors, as JSONL or NPZ")
-    p.add_argument("sentences", nargs="*", help="sentences to embed (or use --input / stdin)")
-    p.add_argument("--input", "-i", help="text file, one sentence per line ('-' for stdin)")
-    p.add_argument("--output", "-o", help="output file (default stdout); a name ending in .npz implies "
-                                          "--format npz; an existing file is replaced only with --force")
-    p.add_argument("--format", choices=("jsonl", "npz"), help="output format (default jsonl)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP.format(what="--output"))
-    p.add_argument("--strict", action="store_true", help="stop at the first line that cannot be embedded")
-    p.add_argument("--progress", action="store_true", help="always show the progress bar (default: on a terminal)")
-    p.add_argument("--no-progress", action="store_true", help="never show the progress bar")
-    add_embedding_arguments(p)
-    p.set_defaults(func=commands.embed)
-
-    p = add("similarity", "cosine similarity of words across sentences (the notebook's experiment)")
-    p.add_argument("sentences", nargs="*", help="sentences (or --input FILE)")
-    p.add_argument("--words", "-w", required=True, help="comma-separated target words, e.g. mouse,rat,keyboard")
-    p.add_argument("--input", "-i", help="text file, one sentence per line")
-    p.add_argument("--plot", help="also save an annotated heatmap PNG here (an existing file only with --force)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP.format(what="--plot"))
-    add_embedding_arguments(p)
-    p.set_defaults(func=commands.similarity)
-
-    p = add("plot", "2-D PCA of one word's vectors across sentences, saved as PNG (senses show as clusters)")
-    p.add_argument("word", help="the word to follow")
-    p.add_argument("sentences", nargs="*", help="sentences (or --input FILE)")
-    p.add_argument("--input", "-i", help="text file, one sentence per line")
-    p.add_argument("--out", "-o", required=True, help="PNG file to write (an existing file only with --force)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP.format(what="--out"))
-    add_embedding_arguments(p)
-    p.set_defaults(func=commands.plot)
-
-    p = add("info", "print a checkpoint's config, parameter count, casing and load report")
-    p.add_argument("checkpoint", nargs="?", help="checkpoint directory (default: as for demo)")
-    p.set_defaults(func=commands.info)
-
-    p = add("convert", "convert Hugging Face BERT weights (config.json + model.safetensors) to Google's layout")
-    p.add_argument("hf_dir", help="directory with config.json, model.safetensors and vocab.txt")
-    p.add_argument("out_dir", help="checkpoint directory to write")
-    p.add_argument("--force", action="store_true",
-                   help="replace out_dir if it is a checkpoint bert-tf wrote (any other folder is never replaced)")
-    p.set_defaults(func=commands.convert)
-
-    from bert_tf.cli import download
-
-    p = add("download", "fetch, verify and unpack one of Google's BERT checkpoints into checkpoints/")
-    download.add_arguments(p)
-    p.set_defaults(func=download.run)
-
-    p = add("export", "export a SavedModel for TensorFlow Serving / TF Hub (tokenizer in the graph)")
-    p.add_argument("--out", default="exports/bert", metavar="DIR",
-                   help="model base directory; the SavedModel goes to DIR/VERSION/ (default: exports/bert)")
-    p.add_argument("--version", type=int, default=1, help="model version directory (default: 1)")
-    p.add_argument("--force", action="store_true",
-                   help="replace DIR/VERSION/ if bert-tf exported it (any other folder is never replaced)")
-    add_embedding_arguments(p, batching=False)
-    p.set_defaults(func=commands.export)
-
-    from bert_tf.cli import beam as beam_command
-
-    # Options bert-tf does not know go to Beam (`parse_args` below), exactly as written: no abbreviations.
-    p = add("beam-embed", beam_command.HELP, allow_abbrev=False)
-    beam_command.add_arguments(p)
-    p.set_defaults(func=beam_command.run)
-
-    from bert_tf.cli import index as index_commands
-
-    index_commands.add_commands(add)  # index build, search, senses, neighbors
+    for module in COMMAND_MODULES:
+        module.add_commands(add)
     return parser
 
 
@@ -225,7 +139,7 @@ def main(argv=None) -> int:
     if args.verbose:
         os.environ.setdefault("BERT_TF_VERBOSE_TF", "1")
     _configure_logging(args.verbose)
-    from bert_tf.files.owned import command_line_spelling
+    from bert_tf.files.targets import command_line_spelling
 
     previous = _install_signal_handlers()
     del _received[:]

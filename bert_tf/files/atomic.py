@@ -34,6 +34,8 @@ import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from bert_tf.files.targets import check_target
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock, so writers are not serialised and leftovers are kept
@@ -91,34 +93,6 @@ def not_writable(error: OSError, path: str | os.PathLike, what: str = "write the
     out = cls(f"cannot {what} ({where}{reason}); {advice or default}")
     out.errno = error.errno
     return out
-
-
-def check_target(target: str | os.PathLike, *, replace: bool = False) -> None:
-    """Fails early, before any work, when `target` cannot be created: cheap checks only.
-
-    Raises:
-        FileExistsError: `target` exists and `replace` is False, or a file is in the way
-            of one of its parent folders.
-        PermissionError: the nearest existing parent is not writable.
-    """
-    from bert_tf.files.owned import force_hint
-
-    target = Path(target)
-    if (target.exists() or target.is_symlink()) and not replace:
-        raise FileExistsError(f"{target} already exists (pass {force_hint()} to replace it)")
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} is a file, not a folder; {force_hint()} replaces folders only: "
-                              "choose another path or remove the file")
-    parent = target.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise FileExistsError(f"cannot create {target}: {parent} is a file, not a folder; choose another path")
-    read_only = hasattr(os, "statvfs") and os.statvfs(parent).f_flag & os.ST_RDONLY
-    if read_only or not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot create {target}: {parent} is not writable"
-                              f"{' (a read-only file system)' if read_only else ''}; "
-                              "choose a folder you can write to, or fix its permissions")
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import Any
 #: The TF1 checkpoint prefix inside every Google checkpoint folder.
 PREFIX = "bert_model.ckpt"
 #: Written into every checkpoint folder bert_tf unpacks or converts: every file with its size. `is_complete`
-#: (`bert_tf.store.checkpoint_dir`) checks the sizes; `--force` knows the folder as bert_tf's own by it.
+#: checks the sizes; `--force` knows the folder as bert_tf's own by it.
 MANIFEST = "MANIFEST.json"
 
 _SHARD = re.compile(r"^(?P<prefix>.+)\.data-(?P<index>\d+)-of-(?P<count>\d+)$")
@@ -66,6 +66,38 @@ def missing_files(directory: str | os.PathLike, prefix: str = PREFIX) -> list[st
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             missing.append(name)
     return missing + missing_shards(names, prefix)
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """True when `path` holds a whole Google-layout checkpoint: the one test of "finished".
+
+    That is: every file `missing_files` asks for (a non-empty `bert_config.json`,
+    `vocab.txt` and `bert_model.ckpt.index`, every `bert_model.ckpt.data-*` shard),
+    a `bert_config.json` that parses as a JSON object, and, when a `MANIFEST.json`
+    is present, every file it lists at the size it records (which catches a
+    truncated shard). Whether the config's values make a model is the loader's
+    question (`bert_tf.model.config.load_config` names what is wrong); this one only
+    asks whether the files arrived. Standard library only, and nothing is written.
+
+    Example:
+        >>> is_complete("checkpoints/uncased_L-12_H-768_A-12")
+        True
+    """
+    path = Path(path)
+    if not path.is_dir() or missing_files(path):
+        return False
+    try:
+        if not isinstance(json.loads((path / "bert_config.json").read_text(encoding="utf-8")), dict):
+            return False
+    except (OSError, ValueError):
+        return False
+    if not (path / MANIFEST).exists():
+        return True
+    try:
+        files = json.loads((path / MANIFEST).read_text(encoding="utf-8"))["files"]
+        return all((path / rel).is_file() and (path / rel).stat().st_size == size for rel, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def write_manifest(directory: str | os.PathLike, fields: dict[str, Any]) -> None:

@@ -209,7 +209,7 @@ def check_output(path: str | os.PathLike, *, force: bool, inputs: Iterable[tuple
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(f"{option} {path} is a folder; give a file name")
         if stat.S_ISREG(st.st_mode) and not force:
-            from bert_tf.files.owned import force_hint
+            from bert_tf.files.targets import force_hint
 
             raise FileExistsError(f"{path} already exists; pass {force_hint()} to replace it")
         return

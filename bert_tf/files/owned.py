@@ -24,15 +24,14 @@ Standard library only: every layer may ask.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from bert_tf.files.layout import MANIFEST as CHECKPOINT_MANIFEST
+from bert_tf.files.targets import check_target, force_hint
 
 #: The index's manifest and its format name (`bert_tf.index.layout` writes them).
 INDEX_MANIFEST = "manifest.json"
@@ -47,25 +46,6 @@ _SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "saved_model.pbtxt", "finger
                                   "assets.extra"})
 
 INDEX, PROJECTOR, CHECKPOINT, EXPORT = "index", "projector", "checkpoint", "export"
-
-# How the flag is spelled to the user: the command line sets "--force" while it runs a command.
-_force_spelling = contextvars.ContextVar("bert_tf_force_spelling", default="force=True")
-
-
-def force_hint() -> str:
-    """`--force` while the command line runs, `force=True` for Python callers: the one the user can pass."""
-    return _force_spelling.get()
-
-
-@contextlib.contextmanager
-def command_line_spelling() -> Iterator[None]:
-    """Within the block, messages name the command line's `--force` (see `force_hint`)."""
-    token = _force_spelling.set("--force")
-    try:
-        yield
-    finally:
-        _force_spelling.reset(token)
-
 
 # ---------------------------------------------------------------------- recognising our own
 
@@ -210,8 +190,6 @@ def check_replaceable(target: str | os.PathLike, kind: str, *, force: bool,
             ours), ours with other files in it, or ours and `force` is false.
         PermissionError: its parent cannot be written.
     """
-    from bert_tf.files.atomic import check_target
-
     target = Path(target)
     what = KINDS[kind].what
     cwd = Path.cwd()

@@ -35,6 +35,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from bert_tf.model.hardware import int8_has_vnni
 from bert_tf.runtime import keras, tf
 
 #: Largest int8 magnitude used for kernels (symmetric: -127..127, as oneDNN and ONNX Runtime use),
@@ -179,7 +180,7 @@ class QuantizedDense(keras.layers.Layer):
             onednn: use oneDNN's int8 kernel (default: where `onednn_int8_available()`), or the
                 float32 emulation of the same arithmetic.
             kernel_levels: the kernels' largest magnitude: `KERNEL_LEVELS`, or by default
-                `KERNEL_LEVELS_NO_VNNI` where oneDNN runs without VNNI (`precision.int8_has_vnni`).
+                `KERNEL_LEVELS_NO_VNNI` where oneDNN runs without VNNI (`hardware.int8_has_vnni`).
         """
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
@@ -190,8 +191,6 @@ class QuantizedDense(keras.layers.Layer):
         self._kernel_value, self._bias_value = kernel_value, bias_value
         self.onednn = onednn_int8_available() if onednn is None else bool(onednn)
         if kernel_levels is None:
-            from bert_tf.model.precision import int8_has_vnni
-
             kernel_levels = KERNEL_LEVELS if not self.onednn or int8_has_vnni() else KERNEL_LEVELS_NO_VNNI
         self.kernel_levels = check_kernel_levels(kernel_levels)
 

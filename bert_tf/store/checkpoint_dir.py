@@ -9,45 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import os
 from pathlib import Path
 
-from bert_tf.files.layout import MANIFEST, missing_files
 
 logger = logging.getLogger("bert_tf")
-
-
-def is_complete(path: str | os.PathLike) -> bool:
-    """True when `path` holds a whole Google-layout checkpoint: the one test of "finished".
-
-    That is: every file `bert_tf.files.layout.missing_files` asks for (a non-empty
-    `bert_config.json`, `vocab.txt` and `bert_model.ckpt.index`, every
-    `bert_model.ckpt.data-*` shard), a `bert_config.json` that parses, and, when a
-    `MANIFEST.json` is present, every file it lists at the size it records (which
-    catches a truncated shard). Standard library only, and nothing is written.
-
-    Example:
-        >>> is_complete("checkpoints/uncased_L-12_H-768_A-12")
-        True
-    """
-    from bert_tf.model.config import load_config
-
-    path = Path(path)
-    if not path.is_dir() or missing_files(path):
-        return False
-    try:
-        load_config(path / "bert_config.json")
-    except (OSError, ValueError):
-        return False
-    if not (path / MANIFEST).exists():
-        return True
-    try:
-        files = json.loads((path / MANIFEST).read_text(encoding="utf-8"))["files"]
-        return all((path / rel).is_file() and (path / rel).stat().st_size == size for rel, size in files.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
 
 
 @dataclasses.dataclass(frozen=True)

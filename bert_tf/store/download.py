@@ -31,9 +31,9 @@ import urllib.parse
 from pathlib import Path
 
 from bert_tf.files.atomic import not_writable, target_lock
+from bert_tf.files.layout import is_complete
 from bert_tf.files.owned import CHECKPOINT, check_replaceable, force_hint
 from bert_tf.store import fetch
-from bert_tf.store.checkpoint_dir import is_complete
 from bert_tf.store.messages import DownloadError, DownloadInterrupted, human, say
 from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_MODEL, REGISTRY, lower_case_for
 from bert_tf.store.unpack import BadZip, install

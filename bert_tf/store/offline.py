@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from bert_tf.files.atomic import target_lock
-from bert_tf.store.checkpoint_dir import is_complete
+from bert_tf.files.layout import is_complete
 from bert_tf.store.messages import DownloadError
 from bert_tf.store.registry import OFFLINE_DISTRIBUTION, OFFLINE_MODEL, lower_case_for
 

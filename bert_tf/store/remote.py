@@ -64,7 +64,7 @@ def _remote_files(url: str) -> dict[str, int]:
 
 
 def _matches(local: Path, files: dict[str, int]) -> bool:
-    from bert_tf.store.checkpoint_dir import is_complete
+    from bert_tf.files.layout import is_complete
 
     if not is_complete(local):
         return False

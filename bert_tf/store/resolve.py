@@ -18,15 +18,14 @@ import os
 import threading
 from pathlib import Path
 
+from bert_tf.files.layout import is_complete
 from bert_tf.files.paths import user_cache
-from bert_tf.store.checkpoint_dir import is_complete
+from bert_tf.logs import once
 from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_MODEL
 
 logger = logging.getLogger("bert_tf")
 
 _lock = threading.Lock()
-#: The offline checkpoints this process has said it falls back to (the warning is printed once).
-_announced_offline: set[Path] = set()
 
 
 class CheckpointNotFoundError(FileNotFoundError):
@@ -101,11 +100,9 @@ def resolve_checkpoint(path: str | os.PathLike | None = None) -> Path:
         return root / DEFAULT_CHECKPOINT
     offline = offline_checkpoint(root)
     if offline is not None:
-        if offline not in _announced_offline:  # once per process, not on every load
-            _announced_offline.add(offline)
-            logger.warning("no Google checkpoint found in %s; using the offline %s model (%s). "
-                           "Run `bert-tf download %s` for BERT-Base.", root, OFFLINE_MODEL, offline,
-                           DEFAULT_CHECKPOINT)
+        # Once per process: a program that loads several models would otherwise repeat it for each.
+        once("warning", "offline-model", "no Google checkpoint found in %s; using the offline %s model (%s). "
+             "Run `bert-tf download %s` for BERT-Base.", root, OFFLINE_MODEL, offline, DEFAULT_CHECKPOINT)
         return offline
     raise CheckpointNotFoundError(
         f"no BERT checkpoint found: BERT_TF_CHECKPOINT is not set, {root / DEFAULT_CHECKPOINT} does not exist "

@@ -8,7 +8,7 @@ README, `__MACOSX/` debris, a member that expands to gigabytes), and their
 declared sizes are checked against the free space first. Members go into a
 temporary folder beside the target, renamed into place in one step
 (`bert_tf.files.atomic`), with a `MANIFEST.json` listing every file and its size,
-which `bert_tf.store.checkpoint_dir.is_complete` checks later.
+which `bert_tf.files.layout.is_complete` checks later.
 """
 
 from __future__ import annotations

@@ -42,14 +42,12 @@ not). No real text we know of does this; the test suite pins the list.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
-import inspect
 import json
-import os
-import tempfile
+import sys
+import types
 import unicodedata
 import zipfile
 import zlib
@@ -57,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bert_tf.files.output import AtomicFile
 from bert_tf.files.paths import user_cache
 from bert_tf.runtime import tf
 
@@ -174,31 +173,42 @@ def char_tables(lower_case: bool) -> CharTables:
     tables = compute_char_tables(lower_case)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    except OSError:
-        return tables  # no writable cache
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with AtomicFile(path, "wb") as f:  # readers see the whole file or none
             np.savez_compressed(f, run_starts=tables.run_starts, run_codes=tables.run_codes,
                                 norm_keys=tables.norm_keys, norm_values=np.array(json.dumps(tables.norm_values)))
-        os.replace(tmp, path)  # readers see the whole file or none
     except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        pass  # no writable cache: the next process computes them again
     return tables
 
 
 def cache_path(lower_case: bool) -> Path:
     """Where `char_tables` keeps the tables for this casing, this Python and this code.
 
-    The name holds a hash of Python's Unicode version, the casing, the class numbers and
-    the source of the functions that compute the tables.
+    The name holds a hash of Python's version and Unicode version, the casing, the class
+    numbers and the compiled code of the functions that compute the tables (their bytecode,
+    names and constants, not their source: an install of `.pyc` files only has no source).
     """
-    code = "".join(inspect.getsource(f) for f in (compute_char_tables, normalize_uncased, sigma_class,
-                                                  is_punctuation, is_cjk))
+    code = b"|".join(code_fingerprint(f.__code__) for f in (compute_char_tables, normalize_uncased, sigma_class,
+                                                            is_punctuation, is_cjk))
     classes = (DROP, SPACE, CJK, PUNCT, OTHER, SIGMA_IGNORABLE, SIGMA_CASED, SIGMA_OTHER)
-    key = hashlib.sha256(f"{unicodedata.unidata_version}|{lower_case}|{classes}|{code}".encode()).hexdigest()[:16]
-    return user_cache() / "char_tables" / f"{'uncased' if lower_case else 'cased'}-{key}.npz"
+    digest = hashlib.sha256(f"{sys.version_info[:2]}|{unicodedata.unidata_version}|{lower_case}|{classes}|".encode())
+    digest.update(code)
+    return user_cache() / "char_tables" / f"{'uncased' if lower_case else 'cased'}-{digest.hexdigest()[:16]}.npz"
+
+
+def code_fingerprint(code: types.CodeType) -> bytes:
+    """What a compiled function computes, as bytes stable across processes: its bytecode, the names it
+    uses and its constants (nested functions' code included; sets of constants in sorted order, as
+    string hashing changes their order from one process to the next). Line numbers are left out."""
+    parts = [code.co_code, repr(code.co_names).encode()]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            parts.append(code_fingerprint(const))
+        elif isinstance(const, frozenset):
+            parts.append(repr(sorted(map(repr, const))).encode())
+        else:
+            parts.append(repr(const).encode())
+    return b"\x00".join(parts)
 
 
 def compute_char_tables(lower_case: bool) -> CharTables:
@@ -326,6 +336,7 @@ __all__ = [
     "CharTables",
     "cache_path",
     "char_tables",
+    "code_fingerprint",
     "compute_char_tables",
     "normalize_uncased",
 ]

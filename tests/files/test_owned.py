@@ -10,8 +10,8 @@ import pytest
 
 from bert_tf.files import owned
 from bert_tf.files.atomic import staged_directory
-from bert_tf.files.owned import (CHECKPOINT, EXPORT, INDEX, PROJECTOR, check_replaceable, command_line_spelling,
-                                 foreign_entries, force_hint, holds, kind_of)
+from bert_tf.files.owned import CHECKPOINT, EXPORT, INDEX, PROJECTOR, check_replaceable, foreign_entries, holds, kind_of
+from bert_tf.files.targets import command_line_spelling, force_hint
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:

@@ -5,8 +5,11 @@ import logging
 import numpy as np
 import pytest
 
+from bert_tf import logs
+from bert_tf.model import hardware as hw
 from bert_tf.model import precision as prec
-from bert_tf.model.precision import Hardware, detect_hardware, resolve_precision
+from bert_tf.model.hardware import Hardware, detect_hardware
+from bert_tf.model.precision import resolve_precision
 
 ZEN4 = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})
 SAPPHIRE_RAPIDS = frozenset({"avx2", "avx512f", "amx_tile", "amx_bf16"})
@@ -15,8 +18,8 @@ AVX2_ONLY = frozenset({"avx", "avx2", "fma"})
 
 @pytest.fixture(autouse=True)
 def no_gpu_and_fresh_warnings(monkeypatch):
-    monkeypatch.setattr(prec, "_gpu_capability", lambda: None)
-    monkeypatch.setattr(prec, "_warned", set())
+    monkeypatch.setattr(hw, "gpu_capability", lambda: None)
+    monkeypatch.setattr(logs, "_said", set())
 
 
 @pytest.mark.parametrize("flags, environ, native", [
@@ -38,8 +41,8 @@ def test_the_flags_are_read_from_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n"
                        "processor\t: 1\nflags\t\t: fpu\n", encoding="utf-8")
-    assert prec.cpu_flags(str(cpuinfo)) == {"fpu", "sse2", "avx2", "avx512f", "avx512_bf16"}
-    assert prec.cpu_flags(str(tmp_path / "missing")) == frozenset()
+    assert hw.cpu_flags(str(cpuinfo)) == {"fpu", "sse2", "avx2", "avx512f", "avx512_bf16"}
+    assert hw.cpu_flags(str(tmp_path / "missing")) == frozenset()
 
 
 def test_auto_says_once_what_it_chose_and_why(caplog):
@@ -81,9 +84,9 @@ def test_auto_reaches_the_embedder(make_checkpoint, monkeypatch):
     directory, _ = make_checkpoint()
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # what detection reads (CI also runs this file with 0)
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    monkeypatch.setattr(prec, "cpu_flags", lambda path="/proc/cpuinfo": AVX2_ONLY)
+    monkeypatch.setattr(hw, "cpu_flags", lambda path="/proc/cpuinfo": AVX2_ONLY)
     assert BertEmbedder.from_checkpoint(directory, precision="auto").precision == "float32"
-    monkeypatch.setattr(prec, "cpu_flags", lambda path="/proc/cpuinfo": ZEN4)
+    monkeypatch.setattr(hw, "cpu_flags", lambda path="/proc/cpuinfo": ZEN4)
     embedder = BertEmbedder.from_checkpoint(directory, precision="auto")
     assert embedder.precision == "bfloat16" and embedder.space().precision == "bfloat16"
     # The mixed encoder keeps its dense kernels in bfloat16 and nothing else.
@@ -128,7 +131,7 @@ def test_the_cli_shows_what_auto_chose_without_verbose_but_not_other_info_lines(
     from bert_tf.cli import main
 
     directory, _ = make_checkpoint()
-    monkeypatch.setattr(prec, "cpu_flags", lambda path="/proc/cpuinfo": AVX2_ONLY)
+    monkeypatch.setattr(hw, "cpu_flags", lambda path="/proc/cpuinfo": AVX2_ONLY)
     assert main(["embed", "--checkpoint", str(directory), "--precision", "auto", "a b c"]) == 0
     err = capsys.readouterr().err
     assert "bert-tf: precision='auto' chose float32: this CPU has no native bfloat16" in err
@@ -148,3 +151,45 @@ def test_bfloat16_is_refused_where_onednn_would_abort(environ, refused):
     else:
         prec.check_bfloat16_runs(ZEN4, environ)
     prec.check_bfloat16_runs(AVX2_ONLY, environ)  # a real AVX2 CPU: TensorFlow's emulated kernels run
+
+
+SAPPHIRE_RAPIDS_FP16 = SAPPHIRE_RAPIDS | {"avx512bw", "avx512_fp16", "amx_fp16"}
+ZEN5 = ZEN4 | {"avx512bw"}  # AVX-512 and AVX512_BF16, no AVX512_FP16
+
+
+def test_float16_on_a_cpu_without_avx512_fp16_warns_once_naming_it(monkeypatch, caplog):
+    monkeypatch.setattr(hw, "cpu_flags", lambda path="/proc/cpuinfo": ZEN5)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        for _ in range(3):
+            assert resolve_precision("float16", detect_hardware(ZEN5, {})) == "float16"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "AVX512_FP16" in warnings[0] and "slower than float32" in warnings[0]
+
+
+def test_float16_where_onednn_computes_it_says_nothing(monkeypatch, caplog):
+    monkeypatch.setattr(hw, "cpu_flags", lambda path="/proc/cpuinfo": SAPPHIRE_RAPIDS_FP16)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        assert resolve_precision("float16", detect_hardware(SAPPHIRE_RAPIDS_FP16, {})) == "float16"
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("flags, environ, refused", [
+    # TensorFlow hands float16 to oneDNN on an AVX512_FP16 CPU; held below its float16 ISA, oneDNN crashes
+    # (a segmentation fault with TensorFlow 2.21 under AVX2, AVX512_CORE and AVX512_CORE_BF16).
+    (SAPPHIRE_RAPIDS_FP16, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, True),
+    (SAPPHIRE_RAPIDS_FP16, {"ONEDNN_MAX_CPU_ISA": "avx512_core_bf16"}, True),
+    (SAPPHIRE_RAPIDS_FP16, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_FP16"}, False),
+    (SAPPHIRE_RAPIDS_FP16, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, False),
+    (SAPPHIRE_RAPIDS_FP16, {"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": "0"}, False),
+    (SAPPHIRE_RAPIDS_FP16, {}, False),
+    (ZEN5, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),  # TensorFlow's own float16 kernels: oneDNN is not asked
+])
+def test_float16_is_refused_where_onednn_would_crash(flags, environ, refused):
+    if refused:
+        with pytest.raises(ValueError, match="precision='float16' cannot run with ONEDNN_MAX_CPU_ISA=.* unset"):
+            prec.check_float16_runs(flags, environ)
+    else:
+        prec.check_float16_runs(flags, environ)

