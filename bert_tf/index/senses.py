@@ -232,14 +232,35 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
         FileExistsError: `path` exists and `force` is False.
         bert_tf.files.output.OutputError: it cannot be written (names it and why).
     """
-    from sklearn.decomposition import PCA
-
     path = check_png_path(path, option="--plot")
     check_output(path, force=force, option="--plot")
     x = prepare(vectors)
     if not len(x) == len(clusters.labels) == len(sentences) or (spans is not None and len(spans) != len(x)):
         raise ValueError(f"plot_senses needs one vector, label and sentence per occurrence; got {len(x)} vectors, "
                          f"{len(clusters.labels)} labels and {len(sentences)} sentences")
+    fig, points = senses_figure(x, clusters, sentences, word=word, spans=spans, examples=examples, total=total)
+    plt = pyplot()
+    try:
+        with output_errors(path), AtomicFile(path, "wb") as f:
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)
+    return points
+
+
+def senses_figure(x: np.ndarray, clusters: SenseClusters, sentences: Sequence[str], *, word: str,
+                  spans: Sequence[tuple[int, int]] | None = None, examples: int = 3, total: int | None = None):
+    """`plot_senses`' figure: the points by sense on the left, each sense's central examples listed on the right.
+
+    The examples are ringed on the plot and written out, in their sense's colour, in a column
+    beside it, one line each: central examples sit close together by definition, so snippets
+    drawn at the points would cover one another.
+
+    Returns:
+        `(figure, points)`: the matplotlib figure (the caller saves and closes it) and the `[n, 2]` points.
+    """
+    from sklearn.decomposition import PCA
+
     if len(x) >= 2:
         pca = PCA(n_components=2, random_state=0)
         points = pca.fit_transform(x)
@@ -247,30 +268,37 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
     else:
         points, ratio = np.zeros((len(x), 2)), np.zeros(2)
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(10, 7), dpi=100)
+    central = clusters.central(examples)
+    listed = sum(len(c) for c in central) + clusters.n_senses + 2
+    height = max(6.0, 1.0 + 0.2 * listed)  # inches: a line of the list is 0.2 inch
+    fig = plt.figure(figsize=(13, height), dpi=100)
+    grid = fig.add_gridspec(1, 2, width_ratios=(5, 3), wspace=0.03)
+    ax, side = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     colours = plt.get_cmap("tab10")
     for sense, size in enumerate(clusters.sizes):
         members = clusters.labels == sense
         ax.scatter(points[members, 0], points[members, 1], s=36, color=colours(sense % 10), alpha=0.8,
                    label=f"sense {sense + 1} ({size})")
-    for sense, central in enumerate(clusters.central(examples)):
-        for i in central:
+    side.set_axis_off()
+    y, step = 1.0, 0.2 / (0.86 * height)  # the axes span 86% of the figure's height
+    side.text(0.0, y, "each sense's most central examples (ringed)", fontsize=9, va="top", transform=side.transAxes)
+    y -= 1.5 * step
+    for sense, rows in enumerate(central):
+        colour = colours(sense % 10)
+        side.text(0.0, y, f"sense {sense + 1} ({clusters.sizes[sense]:,})", color=colour, fontsize=9,
+                  fontweight="bold", va="top", transform=side.transAxes)
+        y -= step
+        for i in rows:
             start, end = spans[i] if spans is not None else find_word(sentences[i], word)
-            right_half = points[i, 0] > (points[:, 0].min() + points[:, 0].max()) / 2
-            # labels grow away from the nearer edge, so none runs off the figure
-            ax.annotate(snippet(sentences[i], start, end), points[i], fontsize=8, color=colours(sense % 10),
-                        xytext=(-5 if right_half else 5, 4), textcoords="offset points",
-                        ha="right" if right_half else "left")
+            ax.scatter(points[i, 0], points[i, 1], s=90, facecolors="none", edgecolors=colour, linewidths=1.2)
+            side.text(0.02, y, snippet(sentences[i], start, end), color=colour, fontsize=8, va="top",
+                      transform=side.transAxes, gid="bert_tf_example")
+            y -= step
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
     shown = f"{len(x):,} occurrences" if total is None or total == len(x) else \
         f"{len(x):,} of {total:,} occurrences clustered"
     ax.set_title(f"'{word}': {shown} in {clusters.n_senses} sense(s) (PCA of the contextual vectors)")
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    try:
-        with output_errors(path), AtomicFile(path, "wb") as f:
-            fig.savefig(f, format="png")
-    finally:
-        plt.close(fig)
-    return points
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.94, bottom=0.08)  # 86% of the height
+    return fig, points

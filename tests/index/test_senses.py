@@ -190,6 +190,26 @@ def test_plot_senses_writes_a_complete_png_and_refuses_to_clobber(tmp_path):
         plot_senses(tmp_path / "other.png", vectors, clusters, sentences[:-1], word="bank")
 
 
+def test_the_sense_plots_examples_are_listed_beside_it_without_overlapping():
+    from bert_tf.files.figures import pyplot
+    from bert_tf.index.senses import senses_figure
+
+    vectors, clusters, sentences = _plot_inputs()
+    # Central examples lie close together: drawn at their points, their snippets covered one another.
+    fig, _ = senses_figure(prepare(vectors), clusters, sentences, word="bank", examples=4)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        shown = [t for t in fig.findobj(lambda a: a.get_gid() == "bert_tf_example")]
+        assert len(shown) == sum(len(c) for c in clusters.central(4)) > 2
+        boxes = [t.get_window_extent(renderer) for t in shown]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+        figure_box = fig.bbox
+        assert all(figure_box.x0 <= b.x0 and b.y0 >= figure_box.y0 and b.y1 <= figure_box.y1 for b in boxes)
+    finally:
+        pyplot().close(fig)
+
+
 def test_a_failed_plot_leaves_nothing(tmp_path, monkeypatch):
     import matplotlib.figure
 
