@@ -11,14 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bert_tf.files.figures import check_png_path, pyplot
-from bert_tf.files.output import AtomicFile
-
-
-def _save(fig, path: str) -> None:
-    """Saves `fig` as PNG at `path` atomically; an `OSError` becomes an `OutputError` naming `path`."""
-    with AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png")
+from bert_tf.files.figures import check_png_path, pyplot, save_png
 
 
 def save_heatmap(labels: Sequence[str], matrix: np.ndarray, path: str | os.PathLike, *, title: str = "") -> None:
@@ -46,7 +39,7 @@ def save_heatmap(labels: Sequence[str], matrix: np.ndarray, path: str | os.PathL
         ax.set_title(title)
     fig.tight_layout()
     try:
-        _save(fig, path)
+        save_png(fig, path)
     finally:
         plt.close(fig)
 
@@ -81,7 +74,7 @@ def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path:
     ax.set_title(f"'{word}' in {len(points)} contexts (PCA of its contextual vectors)")
     fig.tight_layout()
     try:
-        _save(fig, path)
+        save_png(fig, path)
     finally:
         plt.close(fig)
     return points

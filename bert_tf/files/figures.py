@@ -30,3 +30,16 @@ def check_png_path(path: str | os.PathLike, *, option: str | None = None) -> str
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"cannot save {path}: the folder {parent} does not exist")
     return path
+
+
+def save_png(fig, path: str) -> None:
+    """Saves `fig` as a PNG at `path` atomically, marked as bert_tf's (so `--force` may replace it later).
+
+    Raises:
+        bert_tf.files.output.OutputError: it cannot be written (names `path` and the reason).
+    """
+    from bert_tf.files.output import AtomicFile, output_errors
+    from bert_tf.files.targets import PNG_SOFTWARE
+
+    with output_errors(path), AtomicFile(path, "wb") as f:
+        fig.savefig(f, format="png", metadata={"Software": PNG_SOFTWARE})

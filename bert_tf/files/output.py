@@ -182,7 +182,8 @@ def check_output(path: str | os.PathLike, *, force: bool, inputs: Iterable[tuple
 
     Args:
         path: the output the user gave.
-        force: whether an existing regular file may be replaced.
+        force: whether an existing regular file may be replaced: only one bert_tf wrote
+            (`bert_tf.files.targets.is_own_file`), or an empty one.
         inputs: `(name, os.stat_result)` of each file being read; the output may not be one of
             them (compared by device and inode, so symbolic and hard links are seen through).
         option: the flag's name, for the messages.
@@ -191,7 +192,7 @@ def check_output(path: str | os.PathLike, *, force: bool, inputs: Iterable[tuple
         ValueError: the output is one of the inputs (even with `force`).
         IsADirectoryError: the output is a folder.
         FileExistsError: the output exists and `force` is false (says to pass --force, or
-            force=True outside the command line).
+            force=True outside the command line), or it is not bert_tf's (whatever `force`).
         OutputError: the output's folder does not exist or is not a folder.
     """
     path = os.fspath(path)
@@ -212,6 +213,12 @@ def check_output(path: str | os.PathLike, *, force: bool, inputs: Iterable[tuple
             from bert_tf.files.targets import force_hint
 
             raise FileExistsError(f"{path} already exists; pass {force_hint()} to replace it")
+        if stat.S_ISREG(st.st_mode):
+            from bert_tf.files.targets import force_hint, is_own_file
+
+            if not is_own_file(path):
+                raise FileExistsError(f"{option} {path} exists and is not a file bert_tf wrote; {force_hint()} "
+                                      "replaces only bert_tf's own outputs: choose another name, or move it away")
         return
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.exists(parent):

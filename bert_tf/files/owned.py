@@ -16,8 +16,11 @@ folder that is or holds an input being read, and the current folder, one of its
 parents or `/`. An empty folder holds nothing to lose and is used as it is.
 
 A Beam run's files are recognised by their names and the run's manifest
-(`is_run_manifest`); a single output file the user named is checked by
-`bert_tf.files.output.check_output`.
+(`is_run_manifest`). A single output file the user named (`embed --output`, `--plot`) is
+replaced only when it is one bert_tf wrote: a PNG whose `Software` text says
+bert_tf (`bert_tf.files.figures.save_png`), the JSON Lines or `.npz` of `bert-tf embed`
+(their fields), or an empty file: `bert_tf.files.targets.is_own_file` decides, and
+`bert_tf.files.output.check_output` asks it.
 
 Standard library only: every layer may ask.
 """
@@ -229,3 +232,4 @@ def check_replaceable(target: str | os.PathLike, kind: str, *, force: bool,
         raise FileExistsError(f"{target} already exists ({what} written by bert_tf); pass {force_hint()} to "
                               "replace it")
     check_target(target, replace=True)
+

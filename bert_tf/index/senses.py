@@ -20,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from bert_tf.files.figures import check_png_path, pyplot
-from bert_tf.files.output import AtomicFile, check_output, output_errors
+from bert_tf.files.figures import check_png_path, pyplot, save_png
+from bert_tf.files.output import check_output
 
 #: The best silhouette a word's clustering must reach to be split into senses at all; below it, the
 #: word is taken to have one sense (chosen on the labelled sense set, bench/senses_eval.py).
@@ -241,8 +241,7 @@ def plot_senses(path: str | os.PathLike, vectors, clusters: SenseClusters, sente
     fig, points = senses_figure(x, clusters, sentences, word=word, spans=spans, examples=examples, total=total)
     plt = pyplot()
     try:
-        with output_errors(path), AtomicFile(path, "wb") as f:
-            fig.savefig(f, format="png")
+        save_png(fig, path)
     finally:
         plt.close(fig)
     return points

@@ -108,6 +108,62 @@ def test_an_existing_output_is_refused_without_force(tmp_path, capsys, command, 
     assert debris(tmp_path) == []
 
 
+def _png(path, software: str | None) -> None:
+    from bert_tf.files.figures import pyplot
+
+    plt = pyplot()
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(path, format="png", metadata={"Software": software})
+    plt.close(fig)
+
+
+def _users_files(tmp_path) -> dict:
+    """Files a user may have under the name of an output: none of them bert_tf's."""
+    import numpy as np
+
+    files = {"notes.jsonl": b'{"id": "1", "text": "a corpus line, not vectors"}\n',
+             "data.npz": None, "photo.png": None, "notes.txt": b"precious\n"}
+    for name, data in files.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+    np.savez(tmp_path / "data.npz", sentence_vectors=np.ones((2, 3)))
+    _png(tmp_path / "photo.png", "matplotlib version3.9")
+    return {name: (tmp_path / name).read_bytes() for name in files}
+
+
+@pytest.mark.parametrize("command, name", [
+    (["embed", "hello", "--output"], "notes.jsonl"),
+    (["embed", "hello", "--output"], "notes.txt"),
+    (["embed", "hello", "--output"], "data.npz"),
+    (["similarity", "--words", "a", "a b", "--plot"], "photo.png"),
+    (["plot", "a", "a b", "a c", "--out"], "photo.png"),
+])
+def test_force_keeps_a_file_bert_tf_did_not_write(tmp_path, capsys, tiny, command, name):
+    before = _users_files(tmp_path)
+    code, _, err = cli(capsys, *command, tmp_path / name, "--checkpoint", tiny, "--force")
+    assert code == 1 and "is not a file bert_tf wrote" in one_error_line(err)
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+    assert debris(tmp_path) == []
+
+
+@pytest.mark.parametrize("command, name", [
+    (["embed", "--no-progress", "hello", "--output"], "o.jsonl"),
+    (["embed", "--no-progress", "hello", "--output"], "o.npz"),
+    (["similarity", "--words", "a", "a b", "--plot"], "h.png"),
+    (["plot", "a", "a b", "a c", "--out"], "p.png"),
+])
+def test_force_replaces_bert_tfs_own_earlier_output(tmp_path, capsys, tiny, command, name):
+    from bert_tf.files.targets import is_own_file
+
+    target = tmp_path / name
+    assert cli(capsys, *command, target, "--checkpoint", tiny)[0] == 0
+    assert is_own_file(target)
+    first = target.stat().st_mtime_ns
+    code, _, err = cli(capsys, *command, target, "--checkpoint", tiny, "--force")
+    assert code == 0, err
+    assert target.stat().st_mtime_ns >= first and is_own_file(target) and debris(tmp_path) == []
+
+
 def test_help_documents_force(capsys):
     for command in ("embed", "similarity", "plot"):
         with pytest.raises(SystemExit):
@@ -127,17 +183,18 @@ def test_a_failed_strict_run_leaves_the_old_output_as_it_was(tmp_path, capsys, t
     src = tmp_path / "in.txt"
     src.write_bytes(b"first\nsecond\n\xff broken\nfourth\n")
     target = tmp_path / name
-    target.write_bytes(b"precious")
+    assert cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "an earlier run", "-o", target)[0] == 0
+    earlier = target.read_bytes()
     code, _, err = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "-i", src, "-o", target,
                        "--strict", "--force")
     assert code == 1 and "line 3" in one_error_line(err)
-    assert target.read_bytes() == b"precious"
+    assert target.read_bytes() == earlier
     assert debris(tmp_path) == []
 
 
 def test_force_replaces_the_output_keeping_its_permissions(tmp_path, capsys, tiny):
     target = tmp_path / "o.jsonl"
-    target.write_text("old\n")
+    assert cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "old", "-o", target)[0] == 0
     target.chmod(0o640)
     code, _, _ = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "a b", "-o", target, "--force")
     assert code == 0
@@ -147,7 +204,7 @@ def test_force_replaces_the_output_keeping_its_permissions(tmp_path, capsys, tin
 
 def test_a_symlinked_output_replaces_the_file_it_points_at(tmp_path, capsys, tiny):
     real = tmp_path / "real.jsonl"
-    real.write_text("old\n")
+    real.write_text("")  # an empty file holds nothing to lose
     link = tmp_path / "link.jsonl"
     link.symlink_to(real.name)
     code, _, _ = cli(capsys, "embed", "--checkpoint", tiny, "--no-progress", "a b", "-o", link, "--force")
@@ -261,7 +318,8 @@ def test_sigterm_mid_run_removes_the_npz_parts_and_keeps_the_old_file(tmp_path, 
     src = tmp_path / "big.txt"
     src.write_text("the mouse is a rat , the cat is a device .\n" * 20_000)
     target = tmp_path / "o.npz"
-    target.write_bytes(b"precious")
+    assert main(["embed", "--checkpoint", str(tiny), "--no-progress", "an earlier run", "-o", str(target)]) == 0
+    earlier = target.read_bytes()
     proc = subprocess.Popen([BERT_TF, "embed", "--checkpoint", str(tiny), "--no-progress", "-i", str(src),
                              "-o", str(target), "--force", "--dim", "2"], stderr=subprocess.PIPE)
     def parts_written() -> bool:
@@ -281,7 +339,7 @@ def test_sigterm_mid_run_removes_the_npz_parts_and_keeps_the_old_file(tmp_path, 
     finally:
         proc.kill()
     assert proc.returncode == 143 and "Traceback" not in err.decode(), err
-    assert target.read_bytes() == b"precious"
+    assert target.read_bytes() == earlier
     assert debris(tmp_path) == []
 
 

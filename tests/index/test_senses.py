@@ -214,6 +214,9 @@ def test_a_failed_plot_leaves_nothing(tmp_path, monkeypatch):
     import matplotlib.figure
 
     vectors, clusters, sentences = _plot_inputs()
+    old = tmp_path / "old.png"
+    plot_senses(old, vectors, clusters, sentences, word="bank")  # an earlier plot: --force may replace it
+    earlier = old.read_bytes()
 
     def half_then_fail(self, f, **kwargs):
         f.write(PNG_START)
@@ -222,12 +225,19 @@ def test_a_failed_plot_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", half_then_fail)
     with pytest.raises(OutputError, match="bank.png: No space left"):
         plot_senses(tmp_path / "bank.png", vectors, clusters, sentences, word="bank")
-    assert list(tmp_path.iterdir()) == []
-    old = tmp_path / "old.png"
-    old.write_bytes(b"the user's figure")
+    assert [p.name for p in tmp_path.iterdir()] == ["old.png"]
     with pytest.raises(OutputError):
         plot_senses(old, vectors, clusters, sentences, word="bank", force=True)
-    assert [p.name for p in tmp_path.iterdir()] == ["old.png"] and old.read_bytes() == b"the user's figure"
+    assert [p.name for p in tmp_path.iterdir()] == ["old.png"] and old.read_bytes() == earlier
+
+
+def test_force_replaces_only_a_plot_bert_tf_saved(tmp_path):
+    vectors, clusters, sentences = _plot_inputs()
+    users = tmp_path / "users.png"
+    users.write_bytes(PNG_START + b"a figure from elsewhere" + PNG_END)
+    with pytest.raises(FileExistsError, match="not a file bert_tf wrote"):
+        plot_senses(users, vectors, clusters, sentences, word="bank", force=True)
+    assert users.read_bytes() == PNG_START + b"a figure from elsewhere" + PNG_END
 
 
 def test_snippets_show_the_word_on_one_line():
