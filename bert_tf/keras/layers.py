@@ -135,14 +135,8 @@ def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int) -> 
     "pooled", "source"."""
     n = text_pieces.row_lengths()
     plan = head.window_plan(n, span)
-    # One encoder input per window, [CLS] pieces[start:start + len] [SEP].
-    # The same construction lives privately in serve/export.py's _embed: it belongs in head, public.
-    starts = tf.gather(text_pieces.row_splits, plan["seg_text"]) + plan["seg_start"]
-    flat = tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + plan["seg_len"]).flat_values)
-    windows = tf.RaggedTensor.from_row_lengths(flat, plan["seg_len"], validate=False)
-    rows = tf.shape(plan["seg_len"], out_type=tf.int64)[:1]
-    segments = tf.concat([tf.fill(tf.concat([rows, [1]], 0), tokenizer.cls_id), windows,
-                          tf.fill(tf.concat([rows, [1]], 0), tokenizer.sep_id)], axis=1)
+    segments = head.window_inputs(text_pieces, plan["seg_text"], plan["seg_start"], plan["seg_len"],
+                                  tokenizer.cls_id, tokenizer.sep_id)
     ids = segments.to_tensor(default_value=0)
     mask = tf.cast(tf.sequence_mask(segments.row_lengths(), tf.shape(ids)[1]), tf.int32)
     states, pooled = encoder.token_states(ids, mask)
