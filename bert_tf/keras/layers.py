@@ -3,6 +3,12 @@
 The tokenizer, the encoder and the library's head (`bert_tf.embed.head`) run in the
 graph, so a downstream model takes strings. Frozen (trainable=False) by default:
 the vectors are features, as the research notebooks use them.
+
+Every layer is registered with Keras (package "bert_tf") and its `get_config()` holds
+the model's `bert_config.json` fields, the vocabulary and the options, never a path:
+`model.save("m.keras")` stores the encoder's weights with the model's own, and
+`keras.models.load_model` (after `import bert_tf.keras`) rebuilds the layer from the
+config and reads them back, so the checkpoint folder is not needed any more.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ import os
 from bert_tf.embed import head
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.model.checkpoint import load_encoder
+from bert_tf.model.config import BertConfig
+from bert_tf.model.encoder import BertEncoder
 from bert_tf.runtime import keras, tf
 from bert_tf.text.tokenization import BertTokenizer
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
 class WordVectors(keras.layers.Layer):
     """Strings `[batch]` -> word vectors `[batch, (words), width]` (ragged), words and character offsets.
 
@@ -64,6 +73,29 @@ class WordVectors(keras.layers.Layer):
                                                   lower_case=lower_case)
         return cls(encoder, config, tokenizer, options, **kwargs)
 
+    def get_config(self) -> dict:
+        """Everything to rebuild the layer except its weights, which Keras saves beside the config:
+        the model's `bert_config.json` fields, the vocabulary, the casing and the options."""
+        return {
+            **super().get_config(),
+            "bert_config": self.config.to_dict(),
+            "vocabulary": list(self.tokenizer.vocab),
+            "lower_case": self.tokenizer.lower_case,
+            "max_chars_per_word": self.tokenizer.max_chars_per_word,
+            "options": self.options.to_dict(),
+            "fine_tune_layers": self.fine_tune_layers,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """The layer of `get_config()`, with an encoder of fresh weights for Keras to load the saved ones into."""
+        config = dict(config)
+        bert_config = BertConfig.from_dict(config.pop("bert_config"), source="the layer's config")
+        tokenizer = BertTokenizer(config.pop("vocabulary"), lower_case=config.pop("lower_case"),
+                                  max_chars_per_word=config.pop("max_chars_per_word"))
+        options = EmbeddingOptions(**config.pop("options"))
+        return cls(BertEncoder(bert_config), bert_config, tokenizer, options, **config)
+
     def compute_output_spec(self, sentences):
         """Ragged outputs, which Keras cannot infer by tracing strings symbolically."""
         batch = sentences.shape[0] if sentences.shape else None
@@ -90,6 +122,7 @@ class WordVectors(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
 class SentenceVectors(WordVectors):
     """Strings `[batch]` -> one vector per text `[batch, hidden]`, by `options.sentence_strategy`
     ("mean", "max", "cls", "pooled") at `options.sentence_layer`, as `BertEmbedder.sentence_vectors`."""
@@ -144,6 +177,7 @@ def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int) -> 
     return {"n": n, "plan": plan, "states": states, "pooled": pooled, "source": source}
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
 class GivenWordVectors(WordVectors):
     """Pre-split words `[batch, (words)]` (CoNLL-style token lists) -> exactly one vector per given word.
 
