@@ -17,6 +17,7 @@ import os
 
 from bert_tf.embed import head
 from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.keras.training import token_states
 from bert_tf.model.checkpoint import load_encoder
 from bert_tf.model.config import BertConfig
 from bert_tf.model.encoder import BertEncoder
@@ -45,7 +46,9 @@ class WordVectors(keras.layers.Layer):
             options: the library's `EmbeddingOptions` (layers, combine, subword_pooling, dim,
                 max_seq_length); checked against the model here.
             fine_tune_layers: train the top this many encoder layers (0: frozen features). The
-                embeddings, the pooler and the layers below stay frozen.
+                embeddings, the pooler and the layers below stay frozen. While training
+                (`training=True`, as `model.fit` calls it) these layers run with BERT's dropout
+                (`bert_tf.keras.training`); every other call is the encoder's own forward.
         """
         if not isinstance(fine_tune_layers, int) or not 0 <= fine_tune_layers <= config.num_hidden_layers:
             raise ValueError(f"fine_tune_layers must be an integer from 0 to {config.num_hidden_layers}; "
@@ -103,11 +106,16 @@ class WordVectors(keras.layers.Layer):
         return {"vectors": spec((self.resolved.vector_size,), "float32"), "words": spec((), "string"),
                 "starts": spec((), "int64"), "ends": spec((), "int64")}
 
-    def call(self, sentences):
+    def _dropout_layers(self, training) -> int:
+        """How many top blocks run with dropout in this call: the fine-tuned ones, while training."""
+        return self.fine_tune_layers if training and self.trainable else 0
+
+    def call(self, sentences, training=None):
         """Returns a dict: "vectors" float32 [batch, (words), width], "words" string [batch, (words)],
         "starts"/"ends" int64 [batch, (words)] code-point offsets (end exclusive)."""
         resolved = self.resolved
-        run = encode_texts(self.tokenizer, self.encoder, sentences, resolved.span)
+        run = encode_texts(self.tokenizer, self.encoder, sentences, resolved.span,
+                           dropout_layers=self._dropout_layers(training))
         features = head.combine_layers(run["states"], resolved.hidden_states, self.options.combine)
         pieces = run["pieces"]
         vectors = head.pool_words(tf.gather(features, run["source"]), run["n"], pieces.values.row_lengths(),
@@ -138,8 +146,9 @@ class SentenceVectors(WordVectors):
         batch = sentences.shape[0] if sentences.shape else None
         return keras.KerasTensor((batch, self.config.hidden_size), "float32")
 
-    def call(self, sentences):
-        run = encode_texts(self.tokenizer, self.encoder, sentences, self.resolved.span)
+    def call(self, sentences, training=None):
+        run = encode_texts(self.tokenizer, self.encoder, sentences, self.resolved.span,
+                           dropout_layers=self._dropout_layers(training))
         strategy = self.options.sentence_strategy
         rows = None if strategy == "pooled" else tf.gather(run["states"][self.resolved.sentence_state],
                                                            run["source"])
@@ -147,8 +156,9 @@ class SentenceVectors(WordVectors):
         return tf.ensure_shape(out, [None, self.config.hidden_size])
 
 
-def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int) -> dict:
-    """Tokenizer and encoder over whole texts, long ones in the library's windows.
+def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int, *, dropout_layers: int = 0) -> dict:
+    """Tokenizer and encoder over whole texts, long ones in the library's windows; BERT's dropout in the
+    top `dropout_layers` encoder layers (`training.token_states`; 0 while not training).
 
     Returns:
         A dict: "tokens" (`tokenizer.tokenize`'s dict), "pieces" [batch, (words), (pieces)],
@@ -159,11 +169,11 @@ def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int) -> dic
     sentences = tf.reshape(tf.convert_to_tensor(sentences, tf.string), [-1])
     tok = tokenizer.tokenize(sentences)
     pieces = tok["pieces"]  # [batch, (words), (pieces)]
-    out = encode_pieces(tokenizer, encoder, pieces.merge_dims(1, 2), span)
+    out = encode_pieces(tokenizer, encoder, pieces.merge_dims(1, 2), span, dropout_layers=dropout_layers)
     return {"tokens": tok, "pieces": pieces, **out}
 
 
-def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int) -> dict:
+def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int, *, dropout_layers: int = 0) -> dict:
     """`encode_texts` from the word-piece ids of each text, [batch, (pieces)]: "n", "plan", "states",
     "pooled", "source"."""
     n = text_pieces.row_lengths()
@@ -172,7 +182,7 @@ def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int) -> 
                                   tokenizer.cls_id, tokenizer.sep_id)
     ids = segments.to_tensor(default_value=0)
     mask = tf.cast(tf.sequence_mask(segments.row_lengths(), tf.shape(ids)[1]), tf.int32)
-    states, pooled = encoder.token_states(ids, mask)
+    states, pooled = token_states(encoder, ids, mask, dropout_layers=dropout_layers)
     source, plan = head.stitch_indices(n, span, plan)
     return {"n": n, "plan": plan, "states": states, "pooled": pooled, "source": source}
 
@@ -192,7 +202,7 @@ class GivenWordVectors(WordVectors):
         batch = words.shape[0] if words.shape else None
         return keras.KerasTensor((batch, None, self.resolved.vector_size), "float32", ragged=True)
 
-    def call(self, words):
+    def call(self, words, training=None):
         """words: ragged string [batch, (words)] -> float32 ragged [batch, (words), width]."""
         resolved = self.resolved
         flat = self.tokenizer.tokenize(words.flat_values)["pieces"].merge_dims(1, 2)  # [given, (pieces)]
@@ -200,7 +210,8 @@ class GivenWordVectors(WordVectors):
         text_pieces = tf.RaggedTensor.from_row_splits(flat.values, tf.gather(flat.row_splits, words.row_splits),
                                                       validate=False)  # [batch, (pieces)]
         n = text_pieces.row_lengths()
-        features = encode_pieces(self.tokenizer, self.encoder, text_pieces, resolved.span)
+        features = encode_pieces(self.tokenizer, self.encoder, text_pieces, resolved.span,
+                                 dropout_layers=self._dropout_layers(training))
         combined = head.combine_layers(features["states"], resolved.hidden_states, self.options.combine)
         has_pieces = counts > 0
         pooled = head.pool_words(tf.gather(combined, features["source"]), n, tf.boolean_mask(counts, has_pieces),
