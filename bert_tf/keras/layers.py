@@ -18,11 +18,12 @@ import os
 from bert_tf.embed import head
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.keras.training import token_states
-from bert_tf.model.checkpoint import load_encoder
 from bert_tf.model.config import BertConfig
 from bert_tf.model.encoder import BertEncoder
 from bert_tf.runtime import keras, tf
+from bert_tf.store.checkpoint_dir import CheckpointDir
 from bert_tf.text.tokenization import BertTokenizer
+from bert_tf.text.vocab import check_lower_case
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
@@ -68,12 +69,19 @@ class WordVectors(keras.layers.Layer):
         self.resolved = self.options.resolve(config)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | os.PathLike, options: EmbeddingOptions | None = None,
-                        *, lower_case: bool | None = None, **kwargs) -> "WordVectors":
-        """The layer for a Google-layout checkpoint directory; `kwargs` go to `__init__` (`fine_tune_layers`)."""
-        config, encoder = load_encoder(checkpoint)
-        tokenizer = BertTokenizer.from_vocab_file(os.path.join(os.fspath(checkpoint), "vocab.txt"),
-                                                  lower_case=lower_case)
+    def from_checkpoint(cls, checkpoint: "str | os.PathLike | CheckpointDir | None" = None,
+                        options: EmbeddingOptions | None = None, *, lower_case: bool | None = None,
+                        **kwargs) -> "WordVectors":
+        """The layer for a Google-layout checkpoint directory, resolved as `BertEmbedder.from_checkpoint`
+        resolves it (None: `BERT_TF_CHECKPOINT`, BERT-Base, then the offline model), with the same casing;
+        `kwargs` go to `__init__` (`fine_tune_layers`).
+
+        Raises:
+            CheckpointNotFoundError, CheckpointError: no usable checkpoint (the message says why).
+        """
+        checkpoint = checkpoint if isinstance(checkpoint, CheckpointDir) else CheckpointDir.resolve(checkpoint)
+        config, encoder = checkpoint.load_encoder()
+        tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(check_lower_case(lower_case)))
         return cls(encoder, config, tokenizer, options, **kwargs)
 
     def get_config(self) -> dict:
