@@ -211,7 +211,12 @@ class GivenWordVectors(WordVectors):
         return keras.KerasTensor((batch, None, self.resolved.vector_size), "float32", ragged=True)
 
     def call(self, words, training=None):
-        """words: ragged string [batch, (words)] -> float32 ragged [batch, (words), width]."""
+        """words: ragged string [batch, (words)] -> float32 ragged [batch, (words), width].
+
+        A dense [batch, max_words] string tensor is taken as words padded with "" at the end (what
+        `model.export`'s signature and a TF Serving client pass); the padding gets no vector."""
+        if not isinstance(words, tf.RaggedTensor):
+            words = tf.RaggedTensor.from_tensor(words, padding="")
         resolved = self.resolved
         flat = self.tokenizer.tokenize(words.flat_values)["pieces"].merge_dims(1, 2)  # [given, (pieces)]
         counts = flat.row_lengths()  # [given] pieces per given word

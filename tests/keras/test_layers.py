@@ -155,3 +155,13 @@ def test_given_word_the_tokenizer_splits_pools_all_its_pieces(setup, make_checkp
     pieces = np.concatenate([np.repeat(w.vector[None], len(w.pieces), 0) for w in expected[:4]])
     reference = np.stack([pieces.mean(0), expected[4].vector])
     assert_float32_close(out, reference, encoder_bound(embedder.config, reference), "U.S.")
+
+
+def test_given_words_dense_padded_with_empty_strings(make_checkpoint):
+    from bert_tf.keras import GivenWordVectors
+    directory, _ = make_checkpoint("tiny")
+    layer = GivenWordVectors.from_checkpoint(directory)
+    ragged = layer(tf.ragged.constant([["The", "bank", "."], ["river"]]))
+    dense = layer(tf.constant([["The", "bank", "."], ["river", "", ""]]))  # what model.export's signature passes
+    assert dense.row_lengths().numpy().tolist() == [3, 1]
+    np.testing.assert_array_equal(dense.flat_values.numpy(), ragged.flat_values.numpy())

@@ -150,14 +150,9 @@ SERVE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
-def test_export_serves_strings_without_bert_tf(make_checkpoint, tmp_path):
-    directory, _ = make_checkpoint("tiny")
-    model, x, _ = _fine_tuned_classifier(directory)
-    expected = model(x).numpy()
-    model.export(str(tmp_path / "served"), verbose=False)
-    shutil.rmtree(directory)
-    (tmp_path / "spec.json").write_text(json.dumps({"model": str(tmp_path / "served"), "texts": TEXTS}),
+def _serve_without_bert_tf(tmp_path, texts):
+    """The export at tmp_path/served called on `texts` in a process where importing bert_tf fails."""
+    (tmp_path / "spec.json").write_text(json.dumps({"model": str(tmp_path / "served"), "texts": texts}),
                                         encoding="utf-8")
     (tmp_path / "serve.py").write_text(SERVE, encoding="utf-8")
     env = _env()
@@ -166,5 +161,30 @@ def test_export_serves_strings_without_bert_tf(make_checkpoint, tmp_path):
     proc = subprocess.run([sys.executable, str(tmp_path / "serve.py"), str(tmp_path / "spec.json")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    np.testing.assert_allclose(np.array(json.loads(proc.stdout.strip().splitlines()[-1])), expected,
-                               rtol=0, atol=1e-5)
+    return np.array(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.slow
+def test_export_serves_strings_without_bert_tf(make_checkpoint, tmp_path):
+    directory, _ = make_checkpoint("tiny")
+    model, x, _ = _fine_tuned_classifier(directory)
+    expected = model(x).numpy()
+    model.export(str(tmp_path / "served"), verbose=False)
+    shutil.rmtree(directory)
+    np.testing.assert_allclose(_serve_without_bert_tf(tmp_path, TEXTS), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_exported_tagger_serves_padded_word_lists(make_checkpoint, tmp_path):
+    from bert_tf.keras.models import word_tagger
+
+    directory, _ = make_checkpoint("tiny")
+    model = word_tagger(GivenWordVectors.from_checkpoint(directory, OPTIONS), 3, units=4)
+    words = [["The", "bank", "."], ["U.S.", "日本"], ["river"]]
+    expected = model(tf.ragged.constant(words)).numpy()  # [3, 3, tags]
+    model.export(str(tmp_path / "served"), verbose=False)  # its signature takes dense [batch, max_words]
+    shutil.rmtree(directory)
+    padded = [w + [""] * (3 - len(w)) for w in words]  # a serving client pads with ""
+    served = _serve_without_bert_tf(tmp_path, padded)
+    assert served.shape == expected.shape
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-5)
