@@ -57,16 +57,33 @@ class WordVectors(keras.layers.Layer):
         kwargs.setdefault("trainable", fine_tune_layers > 0)
         super().__init__(**kwargs)
         self.fine_tune_layers = fine_tune_layers
-        first_trained = config.num_hidden_layers - fine_tune_layers
-        encoder.embeddings.trainable = False
-        encoder.pooler.trainable = False
-        for i, block in enumerate(encoder.blocks):
-            block.trainable = i >= first_trained
         self.encoder = encoder
+        self._set_trained_layers()
         self.config = config
         self.tokenizer = tokenizer
         self.options = options or EmbeddingOptions()
         self.resolved = self.options.resolve(config)
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Turns fine-tuning off and on again as a whole: the layers that train are always the top
+        `fine_tune_layers` (Keras's own setter would make every encoder layer trainable, embeddings included)."""
+        keras.layers.Layer.trainable.fset(self, value)
+        if getattr(self, "encoder", None) is not None:
+            self._set_trained_layers()
+
+    def _set_trained_layers(self):
+        # Per sublayer, because a model collects its variables' own trainable flags, not this layer's.
+        encoder = self.encoder
+        first_trained = encoder.config.num_hidden_layers - self.fine_tune_layers
+        encoder.embeddings.trainable = False
+        encoder.pooler.trainable = False
+        for i, block in enumerate(encoder.blocks):
+            block.trainable = self.trainable and i >= first_trained
 
     @classmethod
     def from_checkpoint(cls, checkpoint: "str | os.PathLike | CheckpointDir | None" = None,
