@@ -44,14 +44,16 @@ def sentences(n: int, *, seed: int = 0, shortest: int = 5, longest: int = 60) ->
 
 def _best_checkpoint() -> str:
     """The checkpoint in the checkpoints root with the largest weights, else the one bert_tf resolves."""
-    from bert_tf.store.checkpoint_dir import CheckpointDir, is_complete
+    from bert_tf.store.checkpoint_dir import CheckpointDir
     from bert_tf.store.resolve import checkpoints_root
 
+    def weights(path: Path) -> int:
+        return sum(f.stat().st_size for f in path.glob("*.data-*"))
+
     root = checkpoints_root()
-    found = [p for p in root.iterdir() if p.is_dir() and is_complete(p)] if root.is_dir() else []
-    if not found:
-        return str(CheckpointDir.resolve(None).path)
-    return str(max(found, key=lambda p: sum(f.stat().st_size for f in p.glob("*.data-*"))))
+    candidates = list(root.iterdir()) if root.is_dir() else []
+    found = [p for p in candidates if p.is_dir() and (p / "bert_config.json").is_file() and weights(p)]
+    return str(max(found, key=weights)) if found else str(CheckpointDir.resolve(None).path)
 
 
 def features_per_second(checkpoint: str, texts: list[str], *, repeats: int, batch_size: int) -> dict:
