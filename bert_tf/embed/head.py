@@ -13,7 +13,8 @@ The steps, each a function below:
 2. `stitch`: one row per token of each text, `[CLS] pieces [SEP]`, each piece
    taken from the window where it has the most context on both sides (the rule
    of Google's `run_squad.py`), [CLS] from the first window, [SEP] from the last.
-   Windows are planned by `window_plan`, pieces placed by `piece_positions`.
+   Windows are planned by `window_plan` (their encoder inputs built by
+   `window_inputs`), pieces placed by `piece_positions`.
 3. `pool_words`: a word's pieces pooled into its vector (mean, first, last).
 4. `sentence_vectors`: mean or max over the text's tokens, its [CLS], or the
    pooler output of its first window.
@@ -76,6 +77,28 @@ def window_plan(n, span):
         "seg_start": seg_start,
         "seg_len": tf.minimum(seg_n - seg_start, span),
     }
+
+
+def window_inputs(text_pieces, seg_text, seg_start, seg_len, cls_id: int, sep_id: int):
+    """The encoder input of every window, `[CLS] pieces[start:start + len] [SEP]`, as ragged rows.
+
+    The windows are given per segment, in whatever order the caller runs them (the
+    `window_plan` order, or a batch plan's call order: gather the three fields first).
+
+    Args:
+        text_pieces: [T, (pieces)] int32, each text's word-piece ids.
+        seg_text, seg_start, seg_len: [S] int64, each window's text, first piece and number of pieces.
+        cls_id, sep_id: the vocabulary's [CLS] and [SEP] ids.
+
+    Returns:
+        [S, (seg_len + 2)] int32 ragged: the ids of each window, unpadded.
+    """
+    starts = tf.gather(text_pieces.row_splits, seg_text) + seg_start
+    flat = tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + seg_len).flat_values)
+    windows = tf.RaggedTensor.from_row_lengths(flat, seg_len, validate=False)
+    column = tf.concat([tf.shape(seg_len, out_type=tf.int64)[:1], [1]], 0)  # [S, 1]
+    return tf.concat([tf.fill(column, tf.cast(cls_id, flat.dtype)), windows,
+                      tf.fill(column, tf.cast(sep_id, flat.dtype))], axis=1)
 
 
 def piece_positions(n, plan: dict, span):

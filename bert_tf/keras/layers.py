@@ -3,6 +3,12 @@
 The tokenizer, the encoder and the library's head (`bert_tf.embed.head`) run in the
 graph, so a downstream model takes strings. Frozen (trainable=False) by default:
 the vectors are features, as the research notebooks use them.
+
+Every layer is registered with Keras (package "bert_tf") and its `get_config()` holds
+the model's `bert_config.json` fields, the vocabulary and the options, never a path:
+`model.save("m.keras")` stores the encoder's weights with the model's own, and
+`keras.models.load_model` (after `import bert_tf.keras`) rebuilds the layer from the
+config and reads them back, so the checkpoint folder is not needed any more.
 """
 
 from __future__ import annotations
@@ -11,11 +17,16 @@ import os
 
 from bert_tf.embed import head
 from bert_tf.embed.options import EmbeddingOptions
-from bert_tf.model.checkpoint import load_encoder
+from bert_tf.keras.training import token_states
+from bert_tf.model.config import BertConfig
+from bert_tf.model.encoder import BertEncoder
 from bert_tf.runtime import keras, tf
+from bert_tf.store.checkpoint_dir import CheckpointDir
 from bert_tf.text.tokenization import BertTokenizer
+from bert_tf.text.vocab import check_lower_case
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
 class WordVectors(keras.layers.Layer):
     """Strings `[batch]` -> word vectors `[batch, (words), width]` (ragged), words and character offsets.
 
@@ -36,7 +47,9 @@ class WordVectors(keras.layers.Layer):
             options: the library's `EmbeddingOptions` (layers, combine, subword_pooling, dim,
                 max_seq_length); checked against the model here.
             fine_tune_layers: train the top this many encoder layers (0: frozen features). The
-                embeddings, the pooler and the layers below stay frozen.
+                embeddings, the pooler and the layers below stay frozen. While training
+                (`training=True`, as `model.fit` calls it) these layers run with BERT's dropout
+                (`bert_tf.keras.training`); every other call is the encoder's own forward.
         """
         if not isinstance(fine_tune_layers, int) or not 0 <= fine_tune_layers <= config.num_hidden_layers:
             raise ValueError(f"fine_tune_layers must be an integer from 0 to {config.num_hidden_layers}; "
@@ -44,25 +57,72 @@ class WordVectors(keras.layers.Layer):
         kwargs.setdefault("trainable", fine_tune_layers > 0)
         super().__init__(**kwargs)
         self.fine_tune_layers = fine_tune_layers
-        first_trained = config.num_hidden_layers - fine_tune_layers
-        encoder.embeddings.trainable = False
-        encoder.pooler.trainable = False
-        for i, block in enumerate(encoder.blocks):
-            block.trainable = i >= first_trained
         self.encoder = encoder
+        self._set_trained_layers()
         self.config = config
         self.tokenizer = tokenizer
         self.options = options or EmbeddingOptions()
         self.resolved = self.options.resolve(config)
 
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Turns fine-tuning off and on again as a whole: the layers that train are always the top
+        `fine_tune_layers` (Keras's own setter would make every encoder layer trainable, embeddings included)."""
+        keras.layers.Layer.trainable.fset(self, value)
+        if getattr(self, "encoder", None) is not None:
+            self._set_trained_layers()
+
+    def _set_trained_layers(self):
+        # Per sublayer, because a model collects its variables' own trainable flags, not this layer's.
+        encoder = self.encoder
+        first_trained = encoder.config.num_hidden_layers - self.fine_tune_layers
+        encoder.embeddings.trainable = False
+        encoder.pooler.trainable = False
+        for i, block in enumerate(encoder.blocks):
+            block.trainable = self.trainable and i >= first_trained
+
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | os.PathLike, options: EmbeddingOptions | None = None,
-                        *, lower_case: bool | None = None, **kwargs) -> "WordVectors":
-        """The layer for a Google-layout checkpoint directory; `kwargs` go to `__init__` (`fine_tune_layers`)."""
-        config, encoder = load_encoder(checkpoint)
-        tokenizer = BertTokenizer.from_vocab_file(os.path.join(os.fspath(checkpoint), "vocab.txt"),
-                                                  lower_case=lower_case)
+    def from_checkpoint(cls, checkpoint: "str | os.PathLike | CheckpointDir | None" = None,
+                        options: EmbeddingOptions | None = None, *, lower_case: bool | None = None,
+                        **kwargs) -> "WordVectors":
+        """The layer for a Google-layout checkpoint directory, resolved as `BertEmbedder.from_checkpoint`
+        resolves it (None: `BERT_TF_CHECKPOINT`, BERT-Base, then the offline model), with the same casing;
+        `kwargs` go to `__init__` (`fine_tune_layers`).
+
+        Raises:
+            CheckpointNotFoundError, CheckpointError: no usable checkpoint (the message says why).
+        """
+        checkpoint = checkpoint if isinstance(checkpoint, CheckpointDir) else CheckpointDir.resolve(checkpoint)
+        config, encoder = checkpoint.load_encoder()
+        tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(check_lower_case(lower_case)))
         return cls(encoder, config, tokenizer, options, **kwargs)
+
+    def get_config(self) -> dict:
+        """Everything to rebuild the layer except its weights, which Keras saves beside the config:
+        the model's `bert_config.json` fields, the vocabulary, the casing and the options."""
+        return {
+            **super().get_config(),
+            "bert_config": self.config.to_dict(),
+            "vocabulary": list(self.tokenizer.vocab),
+            "lower_case": self.tokenizer.lower_case,
+            "max_chars_per_word": self.tokenizer.max_chars_per_word,
+            "options": self.options.to_dict(),
+            "fine_tune_layers": self.fine_tune_layers,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """The layer of `get_config()`, with an encoder of fresh weights for Keras to load the saved ones into."""
+        config = dict(config)
+        bert_config = BertConfig.from_dict(config.pop("bert_config"), source="the layer's config")
+        tokenizer = BertTokenizer(config.pop("vocabulary"), lower_case=config.pop("lower_case"),
+                                  max_chars_per_word=config.pop("max_chars_per_word"))
+        options = EmbeddingOptions(**config.pop("options"))
+        return cls(BertEncoder(bert_config), bert_config, tokenizer, options, **config)
 
     def compute_output_spec(self, sentences):
         """Ragged outputs, which Keras cannot infer by tracing strings symbolically."""
@@ -71,11 +131,16 @@ class WordVectors(keras.layers.Layer):
         return {"vectors": spec((self.resolved.vector_size,), "float32"), "words": spec((), "string"),
                 "starts": spec((), "int64"), "ends": spec((), "int64")}
 
-    def call(self, sentences):
+    def _dropout_layers(self, training) -> int:
+        """How many top blocks run with dropout in this call: the fine-tuned ones, while training."""
+        return self.fine_tune_layers if training and self.trainable else 0
+
+    def call(self, sentences, training=None):
         """Returns a dict: "vectors" float32 [batch, (words), width], "words" string [batch, (words)],
         "starts"/"ends" int64 [batch, (words)] code-point offsets (end exclusive)."""
         resolved = self.resolved
-        run = encode_texts(self.tokenizer, self.encoder, sentences, resolved.span)
+        run = encode_texts(self.tokenizer, self.encoder, sentences, resolved.span,
+                           dropout_layers=self._dropout_layers(training))
         features = head.combine_layers(run["states"], resolved.hidden_states, self.options.combine)
         pieces = run["pieces"]
         vectors = head.pool_words(tf.gather(features, run["source"]), run["n"], pieces.values.row_lengths(),
@@ -90,6 +155,7 @@ class WordVectors(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
 class SentenceVectors(WordVectors):
     """Strings `[batch]` -> one vector per text `[batch, hidden]`, by `options.sentence_strategy`
     ("mean", "max", "cls", "pooled") at `options.sentence_layer`, as `BertEmbedder.sentence_vectors`."""
@@ -105,8 +171,9 @@ class SentenceVectors(WordVectors):
         batch = sentences.shape[0] if sentences.shape else None
         return keras.KerasTensor((batch, self.config.hidden_size), "float32")
 
-    def call(self, sentences):
-        run = encode_texts(self.tokenizer, self.encoder, sentences, self.resolved.span)
+    def call(self, sentences, training=None):
+        run = encode_texts(self.tokenizer, self.encoder, sentences, self.resolved.span,
+                           dropout_layers=self._dropout_layers(training))
         strategy = self.options.sentence_strategy
         rows = None if strategy == "pooled" else tf.gather(run["states"][self.resolved.sentence_state],
                                                            run["source"])
@@ -114,8 +181,9 @@ class SentenceVectors(WordVectors):
         return tf.ensure_shape(out, [None, self.config.hidden_size])
 
 
-def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int) -> dict:
-    """Tokenizer and encoder over whole texts, long ones in the library's windows.
+def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int, *, dropout_layers: int = 0) -> dict:
+    """Tokenizer and encoder over whole texts, long ones in the library's windows; BERT's dropout in the
+    top `dropout_layers` encoder layers (`training.token_states`; 0 while not training).
 
     Returns:
         A dict: "tokens" (`tokenizer.tokenize`'s dict), "pieces" [batch, (words), (pieces)],
@@ -126,30 +194,25 @@ def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int) -> dic
     sentences = tf.reshape(tf.convert_to_tensor(sentences, tf.string), [-1])
     tok = tokenizer.tokenize(sentences)
     pieces = tok["pieces"]  # [batch, (words), (pieces)]
-    out = encode_pieces(tokenizer, encoder, pieces.merge_dims(1, 2), span)
+    out = encode_pieces(tokenizer, encoder, pieces.merge_dims(1, 2), span, dropout_layers=dropout_layers)
     return {"tokens": tok, "pieces": pieces, **out}
 
 
-def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int) -> dict:
+def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int, *, dropout_layers: int = 0) -> dict:
     """`encode_texts` from the word-piece ids of each text, [batch, (pieces)]: "n", "plan", "states",
     "pooled", "source"."""
     n = text_pieces.row_lengths()
     plan = head.window_plan(n, span)
-    # One encoder input per window, [CLS] pieces[start:start + len] [SEP].
-    # The same construction lives privately in serve/export.py's _embed: it belongs in head, public.
-    starts = tf.gather(text_pieces.row_splits, plan["seg_text"]) + plan["seg_start"]
-    flat = tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + plan["seg_len"]).flat_values)
-    windows = tf.RaggedTensor.from_row_lengths(flat, plan["seg_len"], validate=False)
-    rows = tf.shape(plan["seg_len"], out_type=tf.int64)[:1]
-    segments = tf.concat([tf.fill(tf.concat([rows, [1]], 0), tokenizer.cls_id), windows,
-                          tf.fill(tf.concat([rows, [1]], 0), tokenizer.sep_id)], axis=1)
+    segments = head.window_inputs(text_pieces, plan["seg_text"], plan["seg_start"], plan["seg_len"],
+                                  tokenizer.cls_id, tokenizer.sep_id)
     ids = segments.to_tensor(default_value=0)
     mask = tf.cast(tf.sequence_mask(segments.row_lengths(), tf.shape(ids)[1]), tf.int32)
-    states, pooled = encoder.token_states(ids, mask)
+    states, pooled = token_states(encoder, ids, mask, dropout_layers=dropout_layers)
     source, plan = head.stitch_indices(n, span, plan)
     return {"n": n, "plan": plan, "states": states, "pooled": pooled, "source": source}
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
 class GivenWordVectors(WordVectors):
     """Pre-split words `[batch, (words)]` (CoNLL-style token lists) -> exactly one vector per given word.
 
@@ -164,15 +227,21 @@ class GivenWordVectors(WordVectors):
         batch = words.shape[0] if words.shape else None
         return keras.KerasTensor((batch, None, self.resolved.vector_size), "float32", ragged=True)
 
-    def call(self, words):
-        """words: ragged string [batch, (words)] -> float32 ragged [batch, (words), width]."""
+    def call(self, words, training=None):
+        """words: ragged string [batch, (words)] -> float32 ragged [batch, (words), width].
+
+        A dense [batch, max_words] string tensor is taken as words padded with "" at the end (what
+        `model.export`'s signature and a TF Serving client pass); the padding gets no vector."""
+        if not isinstance(words, tf.RaggedTensor):
+            words = tf.RaggedTensor.from_tensor(words, padding="")
         resolved = self.resolved
         flat = self.tokenizer.tokenize(words.flat_values)["pieces"].merge_dims(1, 2)  # [given, (pieces)]
         counts = flat.row_lengths()  # [given] pieces per given word
         text_pieces = tf.RaggedTensor.from_row_splits(flat.values, tf.gather(flat.row_splits, words.row_splits),
                                                       validate=False)  # [batch, (pieces)]
         n = text_pieces.row_lengths()
-        features = encode_pieces(self.tokenizer, self.encoder, text_pieces, resolved.span)
+        features = encode_pieces(self.tokenizer, self.encoder, text_pieces, resolved.span,
+                                 dropout_layers=self._dropout_layers(training))
         combined = head.combine_layers(features["states"], resolved.hidden_states, self.options.combine)
         has_pieces = counts > 0
         pooled = head.pool_words(tf.gather(combined, features["source"]), n, tf.boolean_mask(counts, has_pieces),

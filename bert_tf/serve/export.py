@@ -385,16 +385,10 @@ def _encode(encoder, text_pieces, plan: dict, resolved: ResolvedOptions, tokeniz
         `(features, sentence_rows, pooled)`: the combined word-vector layers and the sentence layer of
         every real token, [N, ...] in segment order, and the pooler output [S, hidden].
     """
-    # One encoder input per window, [CLS] pieces[start:start + len] [SEP], as ragged rows in call order.
+    # One encoder input per window, as ragged rows in call order.
     order = plan["order"]
-    starts = tf.gather(text_pieces.row_splits, tf.gather(plan["seg_text"], order)) + tf.gather(plan["seg_start"], order)
-    lengths = tf.gather(plan["seg_len"], order)
-    windows = tf.RaggedTensor.from_row_lengths(
-        tf.gather(text_pieces.flat_values, tf.ragged.range(starts, starts + lengths).flat_values), lengths,
-        validate=False)
-    count = tf.shape(order, out_type=tf.int64)[:1]
-    segments = tf.concat([tf.fill(tf.concat([count, [1]], 0), tokenizer.cls_id), windows,
-                          tf.fill(tf.concat([count, [1]], 0), tokenizer.sep_id)], axis=1)
+    windows = (tf.gather(plan[k], order) for k in ("seg_text", "seg_start", "seg_len"))
+    segments = head.window_inputs(text_pieces, *windows, tokenizer.cls_id, tokenizer.sep_id)
     splits, padded = plan["call_splits"], plan["call_padded"]
     options, hidden = resolved.options, encoder.config.hidden_size
     out = [tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False, element_shape=shape)

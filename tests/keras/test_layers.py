@@ -155,3 +155,29 @@ def test_given_word_the_tokenizer_splits_pools_all_its_pieces(setup, make_checkp
     pieces = np.concatenate([np.repeat(w.vector[None], len(w.pieces), 0) for w in expected[:4]])
     reference = np.stack([pieces.mean(0), expected[4].vector])
     assert_float32_close(out, reference, encoder_bound(embedder.config, reference), "U.S.")
+
+
+def test_given_words_dense_padded_with_empty_strings(make_checkpoint):
+    from bert_tf.keras import GivenWordVectors
+    directory, _ = make_checkpoint("tiny")
+    layer = GivenWordVectors.from_checkpoint(directory)
+    ragged = layer(tf.ragged.constant([["The", "bank", "."], ["river"]]))
+    dense = layer(tf.constant([["The", "bank", "."], ["river", "", ""]]))  # what model.export's signature passes
+    assert dense.row_lengths().numpy().tolist() == [3, 1]
+    np.testing.assert_array_equal(dense.flat_values.numpy(), ragged.flat_values.numpy())
+
+
+def test_trainable_switches_fine_tuning_off_and_on_for_the_chosen_layers_only(make_checkpoint):
+    from bert_tf.keras import SentenceVectors
+    directory, _ = make_checkpoint("tiny")
+    layer = WordVectors.from_checkpoint(directory, fine_tune_layers=1)
+    top = {v.path for v in layer.encoder.blocks[-1].trainable_weights}
+    assert {v.path for v in layer.trainable_weights} == top
+    inputs = keras.Input(shape=(), dtype="string")
+    features = SentenceVectors.from_checkpoint(directory, fine_tune_layers=1)
+    model = keras.Model(inputs, keras.layers.Dense(2)(features(inputs)))
+    head = {v.path for v in model.layers[-1].trainable_weights}
+    features.trainable = False  # what a model collects: no encoder variable
+    assert {v.path for v in model.trainable_weights} == head and features.trainable_weights == []
+    features.trainable = True  # back to the top layer only, not the whole encoder (Keras's default)
+    assert {v.path for v in model.trainable_weights} == head | {v.path for v in features.encoder.blocks[-1].weights}
