@@ -15,10 +15,13 @@ from bert_tf.cli.flags import add_embedding_arguments, embedder_from_args, optio
 
 EXAMPLES = {
     "index": "examples:\n  bert-tf index build --input corpus.txt --out corpus.index\n"
+             "  bert-tf index build --input news.jsonl --out news.index   # fields beside \"text\" kept\n"
              "  bert-tf index build --parquet out/vectors --out corpus.index",
     "search": "examples:\n  bert-tf search corpus.index \"Interest rates went up again.\" -k 5\n"
-              "  bert-tf search corpus.index --word bank \"I sat on the bank of the river.\" --json",
-    "senses": "example:\n  bert-tf senses corpus.index bank --plot bank.png --projector bank-projector",
+              "  bert-tf search corpus.index --word bank \"I sat on the bank of the river.\" --json\n"
+              "  bert-tf search news.index --word bank \"I sat on the bank.\" --where \"source = 'nyt'\"",
+    "senses": "examples:\n  bert-tf senses corpus.index bank --plot bank.png --projector bank-projector\n"
+              "  bert-tf senses news.index bank --by source --plot bank-by-source.png",
     "neighbors": "example:\n  bert-tf neighbors corpus.index --word lean \"I like my steak lean.\" -k 10",
 }
 
@@ -35,7 +38,9 @@ def add_commands(add) -> None:
                            description="embed a corpus (or read a beam-embed Parquet output) into an index",
                            epilog=EXAMPLES["index"], formatter_class=argparse.RawDescriptionHelpFormatter)
     source = b.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", "-i", help="text file, one text per line ('-' for stdin)")
+    source.add_argument("--input", "-i", help="text file, one text per line ('-' for stdin; each text gets the "
+                                              "field file), or JSON Lines (.jsonl, .json): objects with a \"text\" "
+                                              "(and \"id\"), their other keys kept as fields for --where and --by")
     source.add_argument("--parquet", metavar="PREFIX_OR_GLOB",
                         help="the Parquet output of `bert-tf beam-embed` (its --output prefix, a glob or a file); "
                              "its vectors are indexed as they are, with the model and options recorded in it")
@@ -60,6 +65,9 @@ def add_commands(add) -> None:
                        help=f"print whole texts (default: {KWIC_WIDTH} characters each side of the word, … where cut)")
         q.add_argument("--checkpoint", help="where the index's checkpoint is now, if it has moved (another "
                                             "model is refused)")
+        q.add_argument("--where", metavar="CONDITION",
+                       help="only texts whose fields match, e.g. \"source = 'nyt' and year >= 2000\" "
+                            "(operators = != < <= > >=, joined by and)")
         return q
 
     q = query_parser("search", "the texts closest to a sentence, or with --word the occurrences of a word "
@@ -76,7 +84,11 @@ def add_commands(add) -> None:
     q.add_argument("--n-senses", type=int, default=None, help="the number of senses (default: chosen from the data)")
     q.add_argument("--max-senses", type=int, default=8, help="the most senses chosen from the data (default 8)")
     q.add_argument("--examples", type=int, default=3, help="central examples shown per sense (default 3)")
-    q.add_argument("--plot", help="save the senses in 2-D as a PNG here (an existing file only with --force)")
+    q.add_argument("--by", metavar="FIELD",
+                   help="each group's share of each sense: a field, or year / month (of the field date), or "
+                        "FIELD:year / FIELD:month")
+    q.add_argument("--plot", help="save the senses in 2-D as a PNG here (with --by: each group's shares as stacked "
+                                  "bars); an existing file only with --force")
     _projector_arguments(q, plot=True)
     q.set_defaults(func=senses)
 
@@ -141,18 +153,25 @@ def build(args) -> int:
 
 def _build_from_file(args, progress):
     import itertools
+    import os
 
     from bert_tf.cli.commands import open_input
     from bert_tf.index.builder import build_index
+    from bert_tf.index.fields import FILE_FIELD, is_json_lines
 
     source = open_input(args)  # a file, a pipe or '-' (stdin), as `embed` reads them
     try:
         options = options_from_args(args)  # checked before the model is loaded
         embedder = embedder_from_args(args)
-        # tee holds only the lines between the two readers: the builder takes ids and texts in step.
-        for_texts, for_ids = itertools.tee(_readable(source.lines))
-        return build_index((line.text for line in for_texts), args.out, embedder=embedder, options=options,
-                           ids=(line.number for line in for_ids), scoring=args.scoring,
+        if args.input not in (None, "-") and is_json_lines(args.input):
+            records = _json_records(source.lines)
+        else:
+            name = "stdin" if args.input in (None, "-") else os.path.basename(args.input)
+            records = ((line.number, line.text, {FILE_FIELD: name}) for line in _readable(source.lines))
+        # tee holds only the records between the readers: the builder takes ids, texts and fields in step.
+        for_texts, for_ids, for_fields = itertools.tee(records, 3)
+        return build_index((r[1] for r in for_texts), args.out, embedder=embedder, options=options,
+                           ids=(r[0] for r in for_ids), fields=(r[2] for r in for_fields), scoring=args.scoring,
                            vector_dtype=args.vector_dtype, force=args.force, progress=progress,
                            total=source.total)
     finally:
@@ -168,6 +187,27 @@ def _readable(lines):
             print(f"bert-tf: skipped line {line.number}: {line.problem}", file=sys.stderr)
 
 
+def _json_records(lines):
+    """`(id, text, fields)` of each JSON Lines record; a line that is not one is reported on stderr and skipped."""
+    from bert_tf.index.fields import json_record
+
+    dropped_said = set()
+    for line in _readable(lines):
+        if not line.text.strip():
+            print(f"bert-tf: skipped line {line.number}: blank line", file=sys.stderr)
+            continue
+        try:
+            key, text, fields, dropped = json_record(line.text)
+        except ValueError as e:
+            print(f"bert-tf: skipped line {line.number}: {e}", file=sys.stderr)
+            continue
+        for name in set(dropped) - dropped_said:
+            print(f"bert-tf: the field {name!r} holds a list or an object (first on line {line.number}); only "
+                  "strings, numbers and true/false are kept as fields, so it is left out", file=sys.stderr)
+            dropped_said.add(name)
+        yield (line.number if key is None else key), text, fields
+
+
 def _open(args):
     from bert_tf.index.occurrence_index import OccurrenceIndex
 
@@ -180,10 +220,10 @@ def search(args) -> int:
         raise UserError("--occurrence chooses an occurrence of --word; give --word too")
     index = _open(args)
     if args.word is not None:  # `--word ""` is refused as an empty word, not taken for a text search
-        hits = index.search_word(args.word, args.sentence, args.k, occurrence=args.occurrence)
+        hits = index.search_word(args.word, args.sentence, args.k, occurrence=args.occurrence, where=args.where)
         vectors = index.words.rows([h.occurrence for h in hits])
     else:
-        hits = index.search(args.sentence, args.k)
+        hits = index.search(args.sentence, args.k, where=args.where)
         vectors = index.sentences.rows([h.text_id for h in hits])
     if args.projector:
         # The projector's metadata columns are word, sense, sentence: a search has no senses, so it gives the rank.
@@ -204,7 +244,10 @@ def senses(args) -> int:
         check_output(args.plot, force=args.force, option="--plot")
     _check_projector(args)
     index = _open(args)
-    report = index.senses(args.word, n_senses=args.n_senses, max_senses=args.max_senses, examples=args.examples)
+    report = index.senses(args.word, n_senses=args.n_senses, max_senses=args.max_senses, examples=args.examples,
+                          where=args.where, by=args.by)
+    if args.by is not None:
+        return _senses_by(args, report)
     if args.json:
         for sense in report.senses:
             _emit({"word": report.word, **sense.to_json()})
@@ -233,9 +276,40 @@ def senses(args) -> int:
     return 0
 
 
+def _senses_by(args, report) -> int:
+    """`senses --by`: the senses, then each group's shares of them with its own examples (and the bar plot)."""
+    if args.projector:
+        raise UserError("--projector draws one word's senses; leave out --by to write it")
+    if args.json:
+        for sense in report.senses:
+            _emit({"word": report.word, **sense.to_json()})
+        for group in report.groups:
+            _emit({"word": report.word, "by": report.by, **group.to_json()})
+    else:
+        sampled = f", {len(report.clustered)} clustered" if len(report.clustered) < report.occurrences else ""
+        print(f"{report.word!r}: {report.occurrences} occurrences{sampled}, {report.n_senses} senses "
+              f"({report.chosen_by}), by {report.by}")
+        for n, sense in enumerate(report.senses, start=1):
+            print(f"  sense {n}: {sense.size} occurrences, e.g. {highlight(sense.examples[0], full=args.full)}")
+        for group in report.groups:
+            shares = "  ".join(f"sense {n} {share:4.0%}" for n, share in enumerate(group.shares, start=1))
+            print(f"\n{report.by} = {group.group}: {group.occurrences} occurrences  {shares}")
+            for n, examples in enumerate(group.examples, start=1):
+                for hit in examples:
+                    print(f"  sense {n}  {highlight(hit, full=args.full)}")
+        if not report.groups:
+            print(f"\nno occurrence is in a text with a {report.by}", file=sys.stderr)
+    if args.plot:
+        from bert_tf.index.senses import plot_shares
+
+        plot_shares(args.plot, report, force=args.force)
+        print(f"bert-tf: saved {args.plot}", file=sys.stderr)
+    return 0
+
+
 def neighbors(args) -> int:
     index = _open(args)
-    found = index.neighbors(args.word, args.sentence, args.k, occurrence=args.occurrence)
+    found = index.neighbors(args.word, args.sentence, args.k, occurrence=args.occurrence, where=args.where)
     if args.json:
         for n in found:
             _emit(n.to_json())

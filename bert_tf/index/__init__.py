@@ -2,11 +2,12 @@
 
 from bert_tf.index.builder import IndexWriter, build_index
 from bert_tf.index.layout import CorruptIndexError, IndexMismatchError
-from bert_tf.index.occurrence_index import Hit, Neighbor, OccurrenceIndex, Sense, SenseReport
+from bert_tf.index.occurrence_index import GroupShares, Hit, Neighbor, OccurrenceIndex, Sense, SenseReport
 from bert_tf.index.parquet import build_index_from_parquet
 
 __all__ = [
     "CorruptIndexError",
+    "GroupShares",
     "Hit",
     "IndexMismatchError",
     "IndexWriter",

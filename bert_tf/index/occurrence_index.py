@@ -18,10 +18,10 @@ import numpy as np
 
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.embed.space import VectorSpace, space_of_identity
-from bert_tf.index import layout
+from bert_tf.index import fields as text_fields, layout
 from bert_tf.index.query import check_k, check_query, marked_span
 from bert_tf.index.scoring import VectorStats, normalize
-from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, top_k
+from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, search_rows, top_k
 from bert_tf.index.vectors import VectorStore
 
 logger = logging.getLogger("bert_tf")
@@ -44,6 +44,7 @@ class Hit:
         score: cosine similarity with the query, after the index's scoring (1 is identical).
         text_id: the text's row in the index.
         occurrence: the occurrence's row in the index (None for a whole text).
+        fields: the text's fields (`source`, `date`, ...: see `bert_tf.index.fields`).
     """
 
     id: str
@@ -54,10 +55,12 @@ class Hit:
     score: float
     text_id: int
     occurrence: int | None = None
+    fields: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {"text": self.text, "word": self.word, "start": self.start, "end": self.end,
-                "score": round(float(self.score), 6), "id": self.id, "occurrence": self.occurrence}
+                "score": round(float(self.score), 6), "id": self.id, "occurrence": self.occurrence,
+                "fields": self.fields}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +90,36 @@ class Sense:
         return {"sense": self.label + 1, "size": self.size, "examples": [e.to_json() for e in self.examples]}
 
 
+@dataclasses.dataclass(frozen=True)
+class GroupShares:
+    """One group's use of a word (`senses(by=...)`): how many of its clustered occurrences fall in each sense.
+
+    Attributes:
+        group: the group (a field's value, or a year / month).
+        counts: per sense, in the report's sense order (sense 1 first).
+        examples: per sense, this group's most central occurrences of it.
+    """
+
+    group: str
+    counts: list[int]
+    examples: list[list[Hit]]
+
+    @property
+    def occurrences(self) -> int:
+        return int(sum(self.counts))
+
+    @property
+    def shares(self) -> list[float]:
+        """Each sense's share of the group's occurrences (they sum to 1)."""
+        total = max(self.occurrences, 1)
+        return [c / total for c in self.counts]
+
+    def to_json(self) -> dict:
+        return {"group": self.group, "occurrences": self.occurrences, "counts": self.counts,
+                "shares": [round(x, 6) for x in self.shares],
+                "examples": [[e.to_json() for e in sense] for sense in self.examples]}
+
+
 @dataclasses.dataclass
 class SenseReport:
     """`OccurrenceIndex.senses`: the clusters, largest first, and what they were made from."""
@@ -94,11 +127,13 @@ class SenseReport:
     word: str
     senses: list[Sense]
     chosen_by: str
-    occurrences: int  # of the word in the index
+    occurrences: int  # of the word in the index (in the texts `where` selects)
     clustered: np.ndarray  # the occurrence rows clustered
     labels: np.ndarray  # their sense labels
     vectors: np.ndarray  # their unit vectors
     clusters: object  # the `SenseClusters`
+    by: str | None = None  # the grouping of `groups` (`--by`)
+    groups: list[GroupShares] = dataclasses.field(default_factory=list)
 
     @property
     def n_senses(self) -> int:
@@ -344,10 +379,99 @@ class OccurrenceIndex:
                 self._searchers[name] = ExactSearch(store.all())
         return self._searchers[name]
 
-    def occurrences_of(self, word: str) -> np.ndarray:
-        """The rows of every occurrence of `word` (as the model sees it), in corpus order."""
-        rows = self.db.execute("SELECT id FROM occurrences WHERE word = ? ORDER BY id", (word,)).fetchall()
+    # ------------------------------------------------------------------ fields and groups
+
+    @property
+    def field_types(self) -> dict[str, str]:
+        """`{name: type}` of the texts' fields ("str", "int", "float", "bool" or "mixed"); an index of
+        format version 1 or 2 has none."""
+        if not hasattr(self, "_field_types"):
+            try:
+                rows = self.db.execute("SELECT name, type FROM field_types ORDER BY name").fetchall()
+            except sqlite3.OperationalError:  # built before fields were kept (format version 1 or 2)
+                rows = []
+            self._field_types = dict(rows)
+        return self._field_types
+
+    def _where_sql(self, where: str | None) -> tuple[str, list] | None:
+        if where is None:
+            return None
+        return text_fields.where_query(text_fields.parse_where(where), self.field_types)
+
+    def texts_where(self, where: str) -> np.ndarray:
+        """The rows of the texts whose fields satisfy `where` (`"source = 'nyt' and year >= 2000"`), in order.
+
+        Raises:
+            ValueError: `where` is not of the grammar of `bert_tf.index.fields.parse_where`, names a
+                field the index does not have (the message lists those it has), or compares a field
+                with a value of another type.
+        """
+        sql, params = self._where_sql(where)
+        return np.array(sorted(r[0] for r in self.db.execute(sql, params)), np.int64)
+
+    def _fields_of(self, text_ids) -> dict[int, dict]:
+        """`{text_id: {name: value}}` (bools as bools) of the given texts."""
+        types = self.field_types
+        out: dict[int, dict] = {int(t): {} for t in text_ids}
+        if not types:
+            return out
+        ids = list(out)
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            part = ids[start:start + 500]
+            query = f"SELECT text_id, name, value FROM fields WHERE text_id IN ({','.join('?' * len(part))})"
+            for text_id, name, value in self.db.execute(query, part):
+                out[text_id][name] = bool(value) if types.get(name) == "bool" else value
+        return {t: dict(sorted(f.items())) for t, f in out.items()}
+
+    def grouping(self, by: str) -> text_fields.Grouping:
+        """What `by` names (FIELD, year, month, FIELD:year, FIELD:month), checked against the index's fields."""
+        return text_fields.parse_by(by, self.field_types)
+
+    def groups_of_texts(self, by: str | text_fields.Grouping, text_ids=None) -> dict[int, str]:
+        """`{text_id: group}` for the texts that have one (`by` as `grouping`); all texts when `text_ids` is None."""
+        grouping = by if isinstance(by, text_fields.Grouping) else self.grouping(by)
+        bool_field = self.field_types.get(grouping.field) == "bool"
+        if text_ids is None:
+            rows = self.db.execute("SELECT text_id, value FROM fields WHERE name = ?", (grouping.field,))
+        else:
+            ids = [int(t) for t in np.unique(np.asarray(text_ids, np.int64))]
+            rows = []
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                rows.extend(self.db.execute(f"SELECT text_id, value FROM fields WHERE name = ? AND text_id IN "
+                                            f"({','.join('?' * len(part))})", [grouping.field, *part]))
+        out = {}
+        for text_id, value in rows:
+            label = grouping.label(bool(value) if bool_field else value)
+            if label is not None:
+                out[text_id] = label
+        return out
+
+    def text_ids_of(self, rows) -> np.ndarray:
+        """The text of each occurrence row, in the order given."""
+        rows = [int(r) for r in rows]
+        found = {}
+        for start in range(0, len(rows), 500):
+            part = rows[start:start + 500]
+            found.update(self.db.execute(f"SELECT id, text_id FROM occurrences WHERE id IN "
+                                         f"({','.join('?' * len(part))})", part))
+        return np.array([found[r] for r in rows], np.int64)
+
+    def occurrences_of(self, word: str, where: str | None = None) -> np.ndarray:
+        """The rows of every occurrence of `word` (as the model sees it), in corpus order; with `where`,
+        only those in the texts it selects (see `texts_where`)."""
+        query, params = "SELECT id FROM occurrences WHERE word = ?", [word]
+        selected = self._where_sql(where)
+        if selected is not None:
+            query += f" AND text_id IN ({selected[0]})"
+            params += selected[1]
+        rows = self.db.execute(query + " ORDER BY id", params).fetchall()
         return np.array([r[0] for r in rows], np.int64)
+
+    def _occurrences_where(self, where: str) -> np.ndarray:
+        sql, params = self._where_sql(where)
+        rows = self.db.execute(f"SELECT id FROM occurrences WHERE text_id IN ({sql}) ORDER BY id", params)
+        return np.fromiter((r[0] for r in rows), np.int64)
 
     def occurrence_hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
         """`Hit`s of occurrence rows, in the order given."""
@@ -359,13 +483,15 @@ class OccurrenceIndex:
                      f"JOIN texts t ON t.id = o.text_id WHERE o.id IN ({','.join('?' * len(part))})")
             for row in self.db.execute(query, part):
                 found[row[0]] = row
+        missing = [r for r in rows if r not in found]
+        if missing:
+            raise layout.CorruptIndexError(f"{self.directory} is damaged: occurrence {missing[0]} has a vector but "
+                                           "no row in meta.sqlite; rebuild it")
+        fields = self._fields_of(found[r][1] for r in rows)
         out = []
         for r, score in zip(rows, scores):
-            if r not in found:
-                raise layout.CorruptIndexError(f"{self.directory} is damaged: occurrence {r} has a vector but no "
-                                               "row in meta.sqlite; rebuild it")
             _, text_id, word, start, end, key, text = found[r]
-            out.append(Hit(key, text, word, start, end, float(score), text_id, r))
+            out.append(Hit(key, text, word, start, end, float(score), text_id, r, fields[text_id]))
         return out
 
     def text_hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
@@ -379,44 +505,70 @@ class OccurrenceIndex:
         if missing:
             raise layout.CorruptIndexError(f"{self.directory} is damaged: text {missing[0]} has a vector but no row "
                                            "in meta.sqlite; rebuild it")
-        return [Hit(found[r][1], found[r][2], None, None, None, float(s), r) for r, s in zip(rows, scores)]
+        fields = self._fields_of(rows)
+        return [Hit(found[r][1], found[r][2], None, None, None, float(s), r, None, fields[r])
+                for r, s in zip(rows, scores)]
 
     # ------------------------------------------------------------------ queries
 
-    def search(self, sentence: str, k: int = 10) -> list[Hit]:
-        """The `k` texts whose sentence vectors are closest to `sentence`'s, best first."""
+    def search(self, sentence: str, k: int = 10, *, where: str | None = None) -> list[Hit]:
+        """The `k` texts whose sentence vectors are closest to `sentence`'s, best first.
+
+        Args:
+            where: only texts whose fields satisfy it (`"source = 'nyt'"`; see `texts_where`): exact search
+                over them.
+        """
         check_k(k)
         check_query(sentence=sentence)
         if not self.n_occurrences:
             why = f" (its {self.n_texts} texts are all empty)" if self.n_texts else ""
             raise ValueError(f"the index {self.directory} has no texts to search{why}")
+        selected = self._selected_texts(where)  # before the query: a bad --where needs no model run
         _, vector = self.embed(sentence)
-        scores, rows = self.searcher(layout.SENTENCES).search(self._unit(layout.SENTENCES, vector), k)
+        query = self._unit(layout.SENTENCES, vector)
+        if selected is None:
+            scores, rows = self.searcher(layout.SENTENCES).search(query, k)
+        else:
+            scores, rows = search_rows(self.sentences, selected, query, k)
         return self.text_hits(rows, scores)
 
-    def search_word(self, word: str, sentence: str, k: int = 10, *, occurrence: int | None = None) -> list[Hit]:
+    def _selected_texts(self, where: str | None) -> np.ndarray | None:
+        if where is None:
+            return None
+        selected = self.texts_where(where)
+        if not len(selected):
+            raise ValueError(f"no text of the index {self.directory} matches --where {where!r}")
+        return selected
+
+    def search_word(self, word: str, sentence: str, k: int = 10, *, occurrence: int | None = None,
+                    where: str | None = None) -> list[Hit]:
         """The `k` occurrences of `word` closest to its occurrence in `sentence`: the same sense first.
 
         Exact: every occurrence of the word is scored.
 
+        Args:
+            where: only occurrences in texts whose fields satisfy it (see `texts_where`).
+
         Raises:
-            ValueError: `word` is not in `sentence`, or not in the index.
+            ValueError: `word` is not in `sentence`, or not in the index (in the texts `where` selects).
         """
         check_k(k)
         check_query(word=word, sentence=sentence)
-        rows = self._rows_of(self.model_word(word))  # before the query: an unknown word needs no model run
+        rows = self._rows_of(self.model_word(word), where)  # before the query: an unknown word needs no model run
         _, query = self.query_occurrence(word, sentence, occurrence)
         scores, best = top_k(self.words.rows(rows) @ query, rows, k)
         return self.occurrence_hits(best, scores)
 
-    def _rows_of(self, word: str) -> np.ndarray:
-        rows = self.occurrences_of(word)
+    def _rows_of(self, word: str, where: str | None = None) -> np.ndarray:
+        rows = self.occurrences_of(word, where)
         if not len(rows):
-            raise ValueError(f"the index {self.directory} has no occurrence of {word!r} (as the model sees it)")
+            among = f" in the texts --where {where!r} selects" if where is not None else ""
+            raise ValueError(f"the index {self.directory} has no occurrence of {word!r} (as the model sees it)"
+                             f"{among}")
         return rows
 
     def neighbors(self, word: str, sentence: str, k: int = 10, *, words_only: bool = True,
-                  occurrence: int | None = None) -> list[Neighbor]:
+                  occurrence: int | None = None, where: str | None = None) -> list[Neighbor]:
         """Other words whose occurrences lie closest to `word` in `sentence` (keyword expansion).
 
         The nearest occurrences of any word are gathered (`NEIGHBOR_CANDIDATES_PER_RESULT` per
@@ -425,12 +577,20 @@ class OccurrenceIndex:
 
         Args:
             words_only: leave out tokens without a letter or digit (punctuation).
+            where: only occurrences in texts whose fields satisfy it (see `texts_where`): exact search over them.
         """
         check_k(k)
         if not self.n_occurrences:
             raise ValueError(f"the index {self.directory} has no word occurrences (its texts are all empty)")
+        selected = None if where is None else self._occurrences_where(where)
+        if selected is not None and not len(selected):
+            raise ValueError(f"no word occurrence of the index {self.directory} is in a text --where {where!r} "
+                             "selects")
         target, query = self.query_occurrence(word, sentence, occurrence)
-        scores, rows = self.searcher(layout.WORDS).search(query, NEIGHBOR_CANDIDATES_PER_RESULT * k)
+        if selected is None:
+            scores, rows = self.searcher(layout.WORDS).search(query, NEIGHBOR_CANDIDATES_PER_RESULT * k)
+        else:
+            scores, rows = search_rows(self.words, selected, query, NEIGHBOR_CANDIDATES_PER_RESULT * k)
         hits = self.occurrence_hits(rows, scores)
         grouped: dict[str, list[Hit]] = {}
         for hit in hits:  # best first, so a word's first hit is its best
@@ -441,23 +601,35 @@ class OccurrenceIndex:
         return [Neighbor(g[0].word, g[0].score, len(g), g[0]) for g in ranked[:k]]
 
     def senses(self, word: str, *, n_senses: int | None = None, max_senses: int = 8, examples: int = 3,
-               max_occurrences: int = MAX_SENSE_OCCURRENCES, seed: int = 0) -> SenseReport:
+               max_occurrences: int = MAX_SENSE_OCCURRENCES, seed: int = 0, where: str | None = None,
+               by: str | None = None) -> SenseReport:
         """The occurrences of `word` clustered into senses, largest first, each with its most central examples.
 
         Args:
             word: the word (as typed; compared as the model sees it).
             n_senses: the number of senses; None chooses it from the data (up to `max_senses`).
-            examples: central examples per sense.
+            examples: central examples per sense (and per group with `by`).
             max_occurrences: a more frequent word is clustered on a random sample of this many.
             seed: for the sample and the clustering.
+            where: only occurrences in texts whose fields satisfy it (see `texts_where`).
+            by: a field (or `year`, `month`, `FIELD:year`, `FIELD:month`): the senses are clustered over all
+                groups together, then `report.groups` gives each group's count of each sense and its most
+                central examples of it (texts without the field are clustered but in no group).
 
         Raises:
-            ValueError: the word is not in the index, or has too few occurrences for `n_senses`.
+            ValueError: the word is not in the index, or has too few occurrences for `n_senses`; a bad
+                `where` or `by` (an unknown field is named with the fields the index has).
+
+        Example:
+            >>> report = index.senses("bank", by="source")
+            >>> {g.group: [round(s, 2) for s in g.shares] for g in report.groups}
+            {'nyt': [0.8, 0.2], 'wsj': [0.1, 0.9]}
         """
         from bert_tf.index.senses import cluster_senses
 
         target = self.model_word(word)
-        rows = self._rows_of(target)
+        grouping = self.grouping(by) if by is not None else None  # refused before any work
+        rows = self._rows_of(target, where)
         total = len(rows)
         if len(rows) > max_occurrences:
             rows = np.sort(np.random.default_rng(seed).choice(rows, max_occurrences, replace=False))
@@ -470,7 +642,37 @@ class OccurrenceIndex:
             picked = np.asarray(central[label], np.int64)
             senses.append(Sense(label, size, self.occurrence_hits(rows[picked], clusters.similarity[picked])))
         senses.sort(key=lambda s: (-s.size, s.label))
-        return SenseReport(target, senses, clusters.chosen_by, total, rows, labels, vectors, clusters)
+        report = SenseReport(target, senses, clusters.chosen_by, total, rows, labels, vectors, clusters)
+        if grouping is not None:
+            report.by = grouping.name
+            report.groups = self._group_shares(report, grouping, examples)
+        return report
+
+    def _group_shares(self, report: SenseReport, grouping, examples: int) -> list[GroupShares]:
+        texts = self.text_ids_of(report.clustered)
+        group_of = self.groups_of_texts(grouping, texts)
+        labels = np.asarray(report.labels)
+        similarity = np.asarray(report.clusters.similarity)
+        groups = np.array([group_of.get(int(t)) for t in texts], object)
+        out = []
+        for group in sorted({g for g in groups if g is not None}, key=_group_order):
+            members = np.flatnonzero(groups == group)
+            counts = np.bincount(labels[members], minlength=report.n_senses).tolist()
+            picked = []
+            for sense in range(report.n_senses):
+                own = members[labels[members] == sense]
+                own = own[np.argsort(-similarity[own], kind="stable")[:examples]]
+                picked.append(self.occurrence_hits(report.clustered[own], similarity[own]))
+            out.append(GroupShares(group, counts, picked))
+        return out
+
+
+def _group_order(label: str):
+    """Groups in numeric order when they are numbers (years), else alphabetically."""
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
 
 
 def _load_stats(directory: Path, name: str) -> VectorStats | None:
