@@ -22,6 +22,8 @@ EXAMPLES = {
               "  bert-tf search news.index --word bank \"I sat on the bank.\" --where \"source = 'nyt'\"",
     "senses": "examples:\n  bert-tf senses corpus.index bank --plot bank.png --projector bank-projector\n"
               "  bert-tf senses news.index bank --by source --plot bank-by-source.png",
+    "shift": "examples:\n  bert-tf shift news.index --by source --min-count 20\n"
+             "  bert-tf shift news.index --by year --between 2019 2021 --measure jsd --json",
     "neighbors": "example:\n  bert-tf neighbors corpus.index --word lean \"I like my steak lean.\" -k 10",
 }
 
@@ -91,6 +93,29 @@ def add_commands(add) -> None:
                                   "bars); an existing file only with --force")
     _projector_arguments(q, plot=True)
     q.set_defaults(func=senses)
+
+    from bert_tf.index.shift import DEFAULT_MEASURE, DEFAULT_MIN_COUNT, MEASURES
+
+    q = add("shift", "the words two groups of texts use most differently (semantic change between sources or "
+                     "over time)")
+    q.epilog = EXAMPLES["shift"]
+    q.add_argument("index", metavar="INDEX_DIR", help="an index made by `bert-tf index build` with fields")
+    q.add_argument("--by", required=True, metavar="FIELD",
+                   help="the groups: a field, or year / month (of the field date), or FIELD:year / FIELD:month")
+    q.add_argument("--between", nargs=2, metavar=("A", "B"), help="the two groups to compare (needed when --by "
+                                                                   "makes more than two)")
+    q.add_argument("--min-count", type=int, default=DEFAULT_MIN_COUNT,
+                   help=f"the fewest occurrences a word needs in each group (default {DEFAULT_MIN_COUNT})")
+    q.add_argument("--measure", choices=MEASURES, default=DEFAULT_MEASURE,
+                   help=f"what ranks, less what random groups of the same sizes give (default {DEFAULT_MEASURE}: "
+                        "see docs/index.md)")
+    q.add_argument("--words", nargs="+", metavar="WORD", help="only these words")
+    q.add_argument("-k", type=int, default=20, help="how many words to show (default 20)")
+    q.add_argument("--examples", type=int, default=2,
+                   help="per group, the occurrences most typical of it shown for each word (default 2)")
+    q.add_argument("--json", action="store_true", help="one JSON object per word")
+    q.add_argument("--full", action="store_true", help="print whole texts")
+    q.set_defaults(func=shift)
 
     q = query_parser("neighbors", "other words used like a word of a sentence (keyword expansion)")
     q.add_argument("sentence", help="the sentence the word is used in")
@@ -304,6 +329,38 @@ def _senses_by(args, report) -> int:
 
         plot_shares(args.plot, report, force=args.force)
         print(f"bert-tf: saved {args.plot}", file=sys.stderr)
+    return 0
+
+
+def shift(args) -> int:
+    from bert_tf.index.occurrence_index import OccurrenceIndex
+
+    if args.k < 1:
+        raise UserError(f"-k must be a positive integer; got {args.k}")
+    index = OccurrenceIndex.open(args.index)
+    report = index.shift(args.by, between=args.between, min_count=args.min_count, measure=args.measure,
+                         words=args.words, top=args.k, examples=args.examples)
+    if args.json:
+        for rank, word in enumerate(report.words[:args.k], start=1):
+            _emit({"rank": rank, "by": report.by, "measure": report.measure, **word.to_json(report.groups)})
+        return 0
+    a, b = report.groups
+    if not report.words:
+        print(f"no word has {report.min_count} occurrences in both {report.by} = {a} and {b} (lower --min-count)",
+              file=sys.stderr)
+        return 0
+    print(f"{report.candidates} words with at least {report.min_count} occurrences in both {report.by} = {a} and "
+          f"{b}, ranked by {report.measure} beyond chance:")
+    for rank, word in enumerate(report.words[:args.k], start=1):
+        raw = word.measures[report.measure]
+        print(f"\n{rank:3d}. {word.word}  {word.score:+.3f} ({report.measure} {raw:.3f}, chance "
+              f"{word.baselines[report.measure]:.3f}; {word.counts[0]} / {word.counts[1]} occurrences)")
+        if word.shares is not None:
+            for group, shares in zip(report.groups, word.shares):
+                print(f"     {group}: " + "  ".join(f"sense {n} {s:4.0%}" for n, s in enumerate(shares, start=1)))
+        for group, hits in zip(report.groups, word.examples or ()):
+            for hit in hits:
+                print(f"     {group}: {highlight(hit, full=args.full)}")
     return 0
 
 

@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bert_tf.cli import index as index_commands
 
-    index_commands.add_commands(add)  # index build, search, senses, neighbors
+    index_commands.add_commands(add)  # index build, search, senses, neighbors, shift
     return parser
 
 

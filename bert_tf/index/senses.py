@@ -310,7 +310,7 @@ def plot_shares(path: str | os.PathLike, report, *, force: bool = False) -> None
     ax.set_ylabel("share of the group's occurrences")
     ax.set_xlabel(report.by)
     ax.set_title(f"'{report.word}': senses by {report.by}")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=8, ncol=1, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8, ncol=1, frameon=False)
     fig.tight_layout()
     try:
         with output_errors(path), AtomicFile(path, "wb") as f:
