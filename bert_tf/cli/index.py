@@ -7,6 +7,7 @@ terminal, with its score) and one JSON object per line with `--json`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -77,6 +78,10 @@ def add_commands(add) -> None:
     q.add_argument("sentence", help="the query sentence")
     q.add_argument("--word", "-w", help="search for this word of the sentence: its occurrences in the same sense")
     q.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    q.add_argument("--score", choices=("cosine", "percentile"), default="cosine",
+                   help="with --word, the number shown: the cosine (default), or its percentile among the pairs of "
+                        "the word's own occurrences in the index, one scale for every word (see docs/index.md); "
+                        "--json always gives both")
     _occurrence_argument(q)
     _projector_arguments(q)
     q.set_defaults(func=search)
@@ -243,6 +248,8 @@ def search(args) -> int:
     _check_projector(args)
     if args.occurrence is not None and args.word is None:
         raise UserError("--occurrence chooses an occurrence of --word; give --word too")
+    if args.score == "percentile" and args.word is None:
+        raise UserError("--score percentile places a word's cosine among its own occurrences' pairs; give --word")
     index = _open(args)
     if args.word is not None:  # `--word ""` is refused as an empty word, not taken for a text search
         hits = index.search_word(args.word, args.sentence, args.k, occurrence=args.occurrence, where=args.where)
@@ -254,6 +261,11 @@ def search(args) -> int:
         # The projector's metadata columns are word, sense, sentence: a search has no senses, so it gives the rank.
         _write_projector(args, vectors, [(h.word or "", f"rank {n}", h.text) for n, h in enumerate(hits, start=1)],
                          name=f"{args.word} search" if args.word else "search")
+    if args.score == "percentile" and not args.json:
+        if hits and hits[0].percentile is None:
+            raise UserError(f"--score percentile needs at least 3 occurrences of {hits[0].word!r} in the index; it "
+                            "has fewer (leave --score out for the cosine)")
+        hits = [dataclasses.replace(h, score=h.percentile) for h in hits]
     _print_hits(hits, args.json, args.full)
     return 0
 

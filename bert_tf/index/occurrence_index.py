@@ -45,6 +45,9 @@ class Hit:
         text_id: the text's row in the index.
         occurrence: the occurrence's row in the index (None for a whole text).
         fields: the text's fields (`source`, `date`, ...: see `bert_tf.index.fields`).
+        percentile: for `search_word`, the share of the word's own occurrence pairs in the index less
+            alike than this one (`OccurrenceIndex.word_baseline`); None elsewhere, or for a word of
+            fewer than 3 occurrences.
     """
 
     id: str
@@ -56,11 +59,15 @@ class Hit:
     text_id: int
     occurrence: int | None = None
     fields: dict = dataclasses.field(default_factory=dict)
+    percentile: float | None = None
 
     def to_json(self) -> dict:
-        return {"text": self.text, "word": self.word, "start": self.start, "end": self.end,
-                "score": round(float(self.score), 6), "id": self.id, "occurrence": self.occurrence,
-                "fields": self.fields}
+        out = {"text": self.text, "word": self.word, "start": self.start, "end": self.end,
+               "score": round(float(self.score), 6), "id": self.id, "occurrence": self.occurrence,
+               "fields": self.fields}
+        if self.percentile is not None:
+            out["percentile"] = round(float(self.percentile), 6)
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -555,9 +562,32 @@ class OccurrenceIndex:
         check_k(k)
         check_query(word=word, sentence=sentence)
         rows = self._rows_of(self.model_word(word), where)  # before the query: an unknown word needs no model run
-        _, query = self.query_occurrence(word, sentence, occurrence)
+        target, query = self.query_occurrence(word, sentence, occurrence)
         scores, best = top_k(self.words.rows(rows) @ query, rows, k)
-        return self.occurrence_hits(best, scores)
+        hits = self.occurrence_hits(best, scores)
+        baseline = self.word_baseline(target)
+        if baseline is None:
+            return hits
+        return [dataclasses.replace(h, percentile=float(p)) for h, p in zip(hits, baseline.percentile(scores))]
+
+    def word_baseline(self, word: str, *, seed: int = 0):
+        """The cosines of the pairs of `word`'s occurrences (a sample of `BASELINE_OCCURRENCES` of a more
+        frequent word), which percentiles are read against; None for a word of fewer than 3 occurrences.
+
+        Example:
+            >>> index.word_baseline("bank").percentile([0.6])  # more alike than this share of bank's pairs
+        """
+        from bert_tf.index.calibration import BASELINE_OCCURRENCES, MIN_BASELINE_OCCURRENCES, WordBaseline
+
+        target = self.model_word(word)
+        cache = self.__dict__.setdefault("_baselines", {})
+        if (target, seed) not in cache:
+            rows = self.occurrences_of(target)
+            if len(rows) > BASELINE_OCCURRENCES:
+                rows = np.sort(np.random.default_rng(seed).choice(rows, BASELINE_OCCURRENCES, replace=False))
+            cache[(target, seed)] = WordBaseline.from_vectors(target, self.words.rows(rows)) \
+                if len(rows) >= MIN_BASELINE_OCCURRENCES else None
+        return cache[(target, seed)]
 
     def _rows_of(self, word: str, where: str | None = None) -> np.ndarray:
         rows = self.occurrences_of(word, where)
