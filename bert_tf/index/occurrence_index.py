@@ -305,11 +305,15 @@ class OccurrenceIndex:
         Raises:
             ValueError: `word` is no word, or several to the model (`New York`, `don't`).
         """
-        words = self.word_tokenizer.tokenize_words([word])[0]
+        words = self.model_words(word)
         if len(words) != 1:
-            seen = " ".join(w.text for w in words) or "nothing"
+            seen = " ".join(words) or "nothing"
             raise ValueError(f"{word!r} is {len(words)} words to the model ({seen}); give one word")
-        return words[0].text
+        return words[0]
+
+    def model_words(self, text: str) -> list[str]:
+        """The words of `text` as the model sees them (`Big Apple` -> `['big', 'apple']` for an uncased model)."""
+        return [w.text for w in self.word_tokenizer.tokenize_words([text])[0]]
 
     @property
     def word_tokenizer(self):
@@ -561,6 +565,9 @@ class OccurrenceIndex:
         """
         check_k(k)
         check_query(word=word, sentence=sentence)
+        targets = self.model_words(word)
+        if len(targets) > 1:
+            return self._search_phrase(targets, sentence, k, occurrence=occurrence, where=where)
         rows = self._rows_of(self.model_word(word), where)  # before the query: an unknown word needs no model run
         target, query = self.query_occurrence(word, sentence, occurrence)
         scores, best = top_k(self.words.rows(rows) @ query, rows, k)
@@ -569,6 +576,74 @@ class OccurrenceIndex:
         if baseline is None:
             return hits
         return [dataclasses.replace(h, percentile=float(p)) for h, p in zip(hits, baseline.percentile(scores))]
+
+    def span_vector(self, sentence: str, start: int, end: int) -> np.ndarray:
+        """The vector of the words at `sentence[start:end]`, pooled from their pieces as one word's are
+        (with the index's options; not normalised: the model's own vector, as `embed` gives words).
+
+        Raises:
+            ValueError: the span covers no word or cuts through one.
+
+        Example:
+            >>> index.span_vector("She moved to the Big Apple last year.", 17, 26)  # "Big Apple"
+        """
+        from bert_tf.index.spans import pool_span, words_in_span
+
+        words, _ = self.embed(sentence)
+        first, stop = words_in_span(words, start, end)
+        chosen = words[first:stop]
+        return pool_span(np.stack([w.vector for w in chosen]), [len(w.pieces) for w in chosen],
+                         self.options.subword_pooling)
+
+    def phrase_rows(self, targets: Sequence[str], where: str | None = None) -> np.ndarray:
+        """The first occurrence row of every run of the words `targets` (as the model sees them) in one text."""
+        n = len(targets)
+        # The query's shape follows only the number of words; the words and any --where are bound parameters.
+        joins = "".join(f" JOIN occurrences o{j} ON o{j}.id = o0.id + {j} AND o{j}.text_id = o0.text_id"
+                        for j in range(1, n))
+        query = f"SELECT o0.id FROM occurrences o0{joins} WHERE " + " AND ".join(f"o{j}.word = ?" for j in range(n))
+        params = list(targets)
+        selected = self._where_sql(where)
+        if selected is not None:
+            query += f" AND o0.text_id IN ({selected[0]})"
+            params += selected[1]
+        return np.array(sorted(r[0] for r in self.db.execute(query, params)), np.int64)
+
+    def _search_phrase(self, targets: list[str], sentence: str, k: int, *, occurrence, where) -> list[Hit]:
+        """`search_word` for a multi-word expression (see `bert_tf.index.spans`)."""
+        from bert_tf.index.spans import find_phrase, pool_span, unit
+
+        phrase = " ".join(targets)
+        rows = self.phrase_rows(targets, where)
+        if not len(rows):
+            among = f" in the texts --where {where!r} selects" if where is not None else ""
+            raise ValueError(f"the index {self.directory} has no occurrence of {phrase!r} (its words in a row, as the "
+                             f"model sees them){among}")
+        sentence, marked = marked_span(sentence)
+        words, _ = self.embed(sentence)
+        starts = find_phrase(words, targets)
+        if not starts:
+            raise ValueError(f"{phrase!r} is not in the query sentence {sentence!r} (its words as the model sees "
+                             f"them: {' '.join(w.text for w in words) or 'none'})")
+        if marked is not None:
+            starts = [i for i in starts if marked[0] <= words[i].start and words[i + len(targets) - 1].end <= marked[1]]
+            if not starts:
+                raise ValueError(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of {phrase!r}")
+        elif occurrence is not None:
+            if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) \
+                    or not 1 <= occurrence <= len(starts):
+                raise ValueError(f"occurrence must be from 1 to {len(starts)}; got {occurrence!r}")
+            starts = starts[occurrence - 1:]
+        chosen = words[starts[0]:starts[0] + len(targets)]
+        counts = [len(w.pieces) for w in chosen]  # a word's pieces do not depend on its context
+        pooling = self.options.subword_pooling
+        query = unit(pool_span(np.stack([self._unit(layout.WORDS, w.vector) for w in chosen]), counts, pooling))
+        offsets = np.arange(len(targets))
+        stored = self.words.rows((rows[:, None] + offsets).ravel()).reshape(len(rows), len(targets), -1)
+        scores, best = top_k(unit(pool_span(stored, counts, pooling)) @ query, rows, k)
+        firsts = self.occurrence_hits(best, scores)
+        lasts = self.occurrence_hits(best + len(targets) - 1, scores)
+        return [dataclasses.replace(f, word=phrase, end=last.end) for f, last in zip(firsts, lasts)]
 
     def word_baseline(self, word: str, *, seed: int = 0):
         """The cosines of the pairs of `word`'s occurrences (a sample of `BASELINE_OCCURRENCES` of a more
