@@ -304,6 +304,14 @@ class Grouping:
         return None
 
 
+def group_order(label: str):
+    """A sort key: groups in numeric order when they are numbers (years), else alphabetically."""
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
 def parse_by(by: str, types: Mapping[str, str]) -> Grouping:
     """The grouping `--by` names: FIELD, year, month, FIELD:year or FIELD:month.
 

@@ -32,6 +32,7 @@ import dataclasses
 import numpy as np
 
 from bert_tf.embed.options import check_choice
+from bert_tf.index.fields import group_order
 
 MEASURES = ("apd", "prt", "jsd")
 #: The measure `shift` ranks by, chosen on the labelled drift set (bench/index_shift.py, docs/index.md).
@@ -180,3 +181,102 @@ def occurrences_by_word(db, *, words=None, chunk: int = FETCH_ROWS):
 
 def check_measure(measure: str) -> None:
     check_choice("measure", measure, MEASURES)
+
+
+def rank_words(index, by: str, *, between: tuple[str, str] | None = None, min_count: int | None = None,
+               measure: str | None = None, words=None, top: int = 10, examples: int = 3,
+               words_only: bool = True, sample_cap: int | None = None, permutations: int | None = None,
+               seed: int = 0) -> ShiftReport:
+    """Every word used in both groups of `index`, ranked: `OccurrenceIndex.shift` (its arguments)."""
+    import zlib
+
+    measure = DEFAULT_MEASURE if measure is None else measure
+    check_measure(measure)
+    min_count = DEFAULT_MIN_COUNT if min_count is None else min_count
+    sample_cap = SAMPLE_CAP if sample_cap is None else sample_cap
+    permutations = PERMUTATIONS if permutations is None else permutations
+    for name, value in (("min_count", min_count), ("sample_cap", sample_cap), ("top", top),
+                        ("examples", examples)):
+        _check_count(name, value)
+    grouping = index.grouping(by)
+    group_of = index.groups_of_texts(grouping)
+    pair = _two_groups(grouping, group_of, between)
+    side = np.full(index.n_texts, -1, np.int8)
+    for text_id, label in group_of.items():
+        if label in pair:
+            side[text_id] = pair.index(label)
+    text_of = np.fromiter((r[0] for r in index.db.execute("SELECT text_id FROM occurrences ORDER BY id")),
+                          np.int64, count=index.n_occurrences)
+    wanted = None if words is None else [index.model_word(w) for w in words]
+    needed = {"apd", "prt", measure}
+    ranked, samples = [], {}
+    for word, rows in occurrences_by_word(index.db, words=wanted):
+        if words_only and not any(ch.isalnum() for ch in word):
+            continue
+        sides = side[text_of[rows]]
+        in_a, in_b = rows[sides == 0], rows[sides == 1]
+        if len(in_a) < min_count or len(in_b) < min_count:
+            continue
+        rng = np.random.default_rng([seed, zlib.crc32(word.encode("utf-8"))])
+        a = np.sort(rng.choice(in_a, min(sample_cap, len(in_a)), replace=False))
+        b = np.sort(rng.choice(in_b, min(sample_cap, len(in_b)), replace=False))
+        picked = np.concatenate([a, b])
+        labels = np.arange(len(picked)) >= len(a)
+        values, baselines, shares = word_measures(index.words.rows(picked), labels, measures=needed,
+                                                         permutations=permutations, seed=seed)
+        ranked.append(WordShift(word, (len(in_a), len(in_b)), values, baselines,
+                                       values[measure] - baselines[measure], shares))
+        samples[word] = (picked, labels)
+    ranked.sort(key=lambda w: (-w.score, w.word))
+    for n, item in enumerate(ranked[:top]):
+        ranked[n] = _shift_examples(index, item, *samples[item.word], examples=examples, seed=seed)
+    return ShiftReport(grouping.name, pair, measure, min_count, ranked, len(ranked))
+
+
+
+def _two_groups(grouping, group_of: dict, between) -> tuple[str, str]:
+    counts: dict[str, int] = {}
+    for label in group_of.values():
+        counts[label] = counts.get(label, 0) + 1
+    listed = ", ".join(f"{g} ({counts[g]} texts)" for g in sorted(counts, key=group_order)[:20]) or "none"
+    if between is None:
+        if len(counts) != 2:
+            raise ValueError(f"--by {grouping.name} makes {len(counts)} group(s): {listed}; choose two with "
+                             "--between A B")
+        return tuple(sorted(counts, key=group_order))
+    between = tuple(str(g) for g in between)
+    if len(between) != 2 or between[0] == between[1]:
+        raise ValueError(f"--between takes two different groups; got {' '.join(between)}")
+    for g in between:
+        if g not in counts:
+            raise ValueError(f"--by {grouping.name} has no group {g!r}; its groups are {listed}")
+    return between
+
+
+def _shift_examples(index, item, picked: np.ndarray, in_b: np.ndarray, *, examples: int, seed: int):
+    """The word's sense shares (if not computed yet) and each group's most typical occurrences."""
+    x = index.words.rows(picked).astype(np.float64)
+    shares = item.shares
+    if shares is None:
+        _, _, shares = word_measures(x, in_b, measures=("jsd",), permutations=0, seed=seed)
+    mean_a, mean_b = x[~in_b].mean(axis=0), x[in_b].mean(axis=0)
+    typical = x @ (mean_a - mean_b)  # high: like group A's use, unlike B's
+    chosen = []
+    for members, sign in ((np.flatnonzero(~in_b), 1.0), (np.flatnonzero(in_b), -1.0)):
+        order = members[np.argsort(-sign * typical[members], kind="stable")]
+        hits, seen = [], set()
+        for start in range(0, len(order), 4 * examples):  # a corpus may hold one text many times: shown once
+            part = order[start:start + 4 * examples]
+            for hit in index.occurrence_hits(picked[part], sign * typical[part]):
+                if (hit.text, hit.start) not in seen and len(hits) < examples:
+                    seen.add((hit.text, hit.start))
+                    hits.append(hit)
+            if len(hits) == examples:
+                break
+        chosen.append(hits)
+    return dataclasses.replace(item, shares=shares, examples=tuple(chosen))
+
+
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
