@@ -7,6 +7,7 @@ terminal, with its score) and one JSON object per line with `--json`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -15,10 +16,15 @@ from bert_tf.cli.flags import add_embedding_arguments, embedder_from_args, optio
 
 EXAMPLES = {
     "index": "examples:\n  bert-tf index build --input corpus.txt --out corpus.index\n"
+             "  bert-tf index build --input news.jsonl --out news.index   # fields beside \"text\" kept\n"
              "  bert-tf index build --parquet out/vectors --out corpus.index",
     "search": "examples:\n  bert-tf search corpus.index \"Interest rates went up again.\" -k 5\n"
-              "  bert-tf search corpus.index --word bank \"I sat on the bank of the river.\" --json",
-    "senses": "example:\n  bert-tf senses corpus.index bank --plot bank.png --projector bank-projector",
+              "  bert-tf search corpus.index --word bank \"I sat on the bank of the river.\" --json\n"
+              "  bert-tf search news.index --word bank \"I sat on the bank.\" --where \"source = 'nyt'\"",
+    "senses": "examples:\n  bert-tf senses corpus.index bank --plot bank.png --projector bank-projector\n"
+              "  bert-tf senses news.index bank --by source --plot bank-by-source.png",
+    "shift": "examples:\n  bert-tf shift news.index --by source --min-count 20\n"
+             "  bert-tf shift news.index --by year --between 2019 2021 --measure jsd --json",
     "neighbors": "example:\n  bert-tf neighbors corpus.index --word lean \"I like my steak lean.\" -k 10",
 }
 
@@ -35,7 +41,9 @@ def add_commands(add) -> None:
                            description="embed a corpus (or read a beam-embed Parquet output) into an index",
                            epilog=EXAMPLES["index"], formatter_class=argparse.RawDescriptionHelpFormatter)
     source = b.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", "-i", help="text file, one text per line ('-' for stdin)")
+    source.add_argument("--input", "-i", help="text file, one text per line ('-' for stdin; each text gets the "
+                                              "field file), or JSON Lines (.jsonl, .json): objects with a \"text\" "
+                                              "(and \"id\"), their other keys kept as fields for --where and --by")
     source.add_argument("--parquet", metavar="PREFIX_OR_GLOB",
                         help="the Parquet output of `bert-tf beam-embed` (its --output prefix, a glob or a file); "
                              "its vectors are indexed as they are, with the model and options recorded in it")
@@ -60,6 +68,9 @@ def add_commands(add) -> None:
                        help=f"print whole texts (default: {KWIC_WIDTH} characters each side of the word, … where cut)")
         q.add_argument("--checkpoint", help="where the index's checkpoint is now, if it has moved (another "
                                             "model is refused)")
+        q.add_argument("--where", metavar="CONDITION",
+                       help="only texts whose fields match, e.g. \"source = 'nyt' and year >= 2000\" "
+                            "(operators = != < <= > >=, joined by and)")
         return q
 
     q = query_parser("search", "the texts closest to a sentence, or with --word the occurrences of a word "
@@ -67,6 +78,10 @@ def add_commands(add) -> None:
     q.add_argument("sentence", help="the query sentence")
     q.add_argument("--word", "-w", help="search for this word of the sentence: its occurrences in the same sense")
     q.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    q.add_argument("--score", choices=("cosine", "percentile"), default="cosine",
+                   help="with --word, the number shown: the cosine (default), or its percentile among the pairs of "
+                        "the word's own occurrences in the index, one scale for every word (see docs/index.md); "
+                        "--json always gives both")
     _occurrence_argument(q)
     _projector_arguments(q)
     q.set_defaults(func=search)
@@ -76,9 +91,36 @@ def add_commands(add) -> None:
     q.add_argument("--n-senses", type=int, default=None, help="the number of senses (default: chosen from the data)")
     q.add_argument("--max-senses", type=int, default=8, help="the most senses chosen from the data (default 8)")
     q.add_argument("--examples", type=int, default=3, help="central examples shown per sense (default 3)")
-    q.add_argument("--plot", help="save the senses in 2-D as a PNG here (an existing file only with --force)")
+    q.add_argument("--by", metavar="FIELD",
+                   help="each group's share of each sense: a field, or year / month (of the field date), or "
+                        "FIELD:year / FIELD:month")
+    q.add_argument("--plot", help="save the senses in 2-D as a PNG here (with --by: each group's shares as stacked "
+                                  "bars); an existing file only with --force")
     _projector_arguments(q, plot=True)
     q.set_defaults(func=senses)
+
+    from bert_tf.index.shift import DEFAULT_MEASURE, DEFAULT_MIN_COUNT, MEASURES
+
+    q = add("shift", "the words two groups of texts use most differently (semantic change between sources or "
+                     "over time)")
+    q.epilog = EXAMPLES["shift"]
+    q.add_argument("index", metavar="INDEX_DIR", help="an index made by `bert-tf index build` with fields")
+    q.add_argument("--by", required=True, metavar="FIELD",
+                   help="the groups: a field, or year / month (of the field date), or FIELD:year / FIELD:month")
+    q.add_argument("--between", nargs=2, metavar=("A", "B"), help="the two groups to compare (needed when --by "
+                                                                   "makes more than two)")
+    q.add_argument("--min-count", type=int, default=DEFAULT_MIN_COUNT,
+                   help=f"the fewest occurrences a word needs in each group (default {DEFAULT_MIN_COUNT})")
+    q.add_argument("--measure", choices=MEASURES, default=DEFAULT_MEASURE,
+                   help=f"what ranks, less what random groups of the same sizes give (default {DEFAULT_MEASURE}: "
+                        "see docs/index.md)")
+    q.add_argument("--words", nargs="+", metavar="WORD", help="only these words")
+    q.add_argument("-k", type=int, default=20, help="how many words to show (default 20)")
+    q.add_argument("--examples", type=int, default=2,
+                   help="per group, the occurrences most typical of it shown for each word (default 2)")
+    q.add_argument("--json", action="store_true", help="one JSON object per word")
+    q.add_argument("--full", action="store_true", help="print whole texts")
+    q.set_defaults(func=shift)
 
     q = query_parser("neighbors", "other words used like a word of a sentence (keyword expansion)")
     q.add_argument("sentence", help="the sentence the word is used in")
@@ -141,18 +183,25 @@ def build(args) -> int:
 
 def _build_from_file(args, progress):
     import itertools
+    import os
 
     from bert_tf.cli.commands import open_input
     from bert_tf.index.builder import build_index
+    from bert_tf.index.fields import FILE_FIELD, is_json_lines
 
     source = open_input(args)  # a file, a pipe or '-' (stdin), as `embed` reads them
     try:
         options = options_from_args(args)  # checked before the model is loaded
         embedder = embedder_from_args(args)
-        # tee holds only the lines between the two readers: the builder takes ids and texts in step.
-        for_texts, for_ids = itertools.tee(_readable(source.lines))
-        return build_index((line.text for line in for_texts), args.out, embedder=embedder, options=options,
-                           ids=(line.number for line in for_ids), scoring=args.scoring,
+        if args.input not in (None, "-") and is_json_lines(args.input):
+            records = _json_records(source.lines)
+        else:
+            name = "stdin" if args.input in (None, "-") else os.path.basename(args.input)
+            records = ((line.number, line.text, {FILE_FIELD: name}) for line in _readable(source.lines))
+        # tee holds only the records between the readers: the builder takes ids, texts and fields in step.
+        for_texts, for_ids, for_fields = itertools.tee(records, 3)
+        return build_index((r[1] for r in for_texts), args.out, embedder=embedder, options=options,
+                           ids=(r[0] for r in for_ids), fields=(r[2] for r in for_fields), scoring=args.scoring,
                            vector_dtype=args.vector_dtype, force=args.force, progress=progress,
                            total=source.total)
     finally:
@@ -168,6 +217,27 @@ def _readable(lines):
             print(f"bert-tf: skipped line {line.number}: {line.problem}", file=sys.stderr)
 
 
+def _json_records(lines):
+    """`(id, text, fields)` of each JSON Lines record; a line that is not one is reported on stderr and skipped."""
+    from bert_tf.index.fields import json_record
+
+    dropped_said = set()
+    for line in _readable(lines):
+        if not line.text.strip():
+            print(f"bert-tf: skipped line {line.number}: blank line", file=sys.stderr)
+            continue
+        try:
+            key, text, fields, dropped = json_record(line.text)
+        except ValueError as e:
+            print(f"bert-tf: skipped line {line.number}: {e}", file=sys.stderr)
+            continue
+        for name in set(dropped) - dropped_said:
+            print(f"bert-tf: the field {name!r} holds a list or an object (first on line {line.number}); only "
+                  "strings, numbers and true/false are kept as fields, so it is left out", file=sys.stderr)
+            dropped_said.add(name)
+        yield (line.number if key is None else key), text, fields
+
+
 def _open(args):
     from bert_tf.index.occurrence_index import OccurrenceIndex
 
@@ -178,17 +248,24 @@ def search(args) -> int:
     _check_projector(args)
     if args.occurrence is not None and args.word is None:
         raise UserError("--occurrence chooses an occurrence of --word; give --word too")
+    if args.score == "percentile" and args.word is None:
+        raise UserError("--score percentile places a word's cosine among its own occurrences' pairs; give --word")
     index = _open(args)
     if args.word is not None:  # `--word ""` is refused as an empty word, not taken for a text search
-        hits = index.search_word(args.word, args.sentence, args.k, occurrence=args.occurrence)
+        hits = index.search_word(args.word, args.sentence, args.k, occurrence=args.occurrence, where=args.where)
         vectors = index.words.rows([h.occurrence for h in hits])
     else:
-        hits = index.search(args.sentence, args.k)
+        hits = index.search(args.sentence, args.k, where=args.where)
         vectors = index.sentences.rows([h.text_id for h in hits])
     if args.projector:
         # The projector's metadata columns are word, sense, sentence: a search has no senses, so it gives the rank.
         _write_projector(args, vectors, [(h.word or "", f"rank {n}", h.text) for n, h in enumerate(hits, start=1)],
                          name=f"{args.word} search" if args.word else "search")
+    if args.score == "percentile" and not args.json:
+        if hits and hits[0].percentile is None:
+            raise UserError(f"--score percentile needs at least 3 occurrences of {hits[0].word!r} in the index; it "
+                            "has fewer (leave --score out for the cosine)")
+        hits = [dataclasses.replace(h, score=h.percentile) for h in hits]
     _print_hits(hits, args.json, args.full)
     return 0
 
@@ -204,7 +281,10 @@ def senses(args) -> int:
         check_output(args.plot, force=args.force, option="--plot")
     _check_projector(args)
     index = _open(args)
-    report = index.senses(args.word, n_senses=args.n_senses, max_senses=args.max_senses, examples=args.examples)
+    report = index.senses(args.word, n_senses=args.n_senses, max_senses=args.max_senses, examples=args.examples,
+                          where=args.where, by=args.by)
+    if args.by is not None:
+        return _senses_by(args, report)
     if args.json:
         for sense in report.senses:
             _emit({"word": report.word, **sense.to_json()})
@@ -233,9 +313,72 @@ def senses(args) -> int:
     return 0
 
 
+def _senses_by(args, report) -> int:
+    """`senses --by`: the senses, then each group's shares of them with its own examples (and the bar plot)."""
+    if args.projector:
+        raise UserError("--projector draws one word's senses; leave out --by to write it")
+    if args.json:
+        for sense in report.senses:
+            _emit({"word": report.word, **sense.to_json()})
+        for group in report.groups:
+            _emit({"word": report.word, "by": report.by, **group.to_json()})
+    else:
+        sampled = f", {len(report.clustered)} clustered" if len(report.clustered) < report.occurrences else ""
+        print(f"{report.word!r}: {report.occurrences} occurrences{sampled}, {report.n_senses} senses "
+              f"({report.chosen_by}), by {report.by}")
+        for n, sense in enumerate(report.senses, start=1):
+            print(f"  sense {n}: {sense.size} occurrences, e.g. {highlight(sense.examples[0], full=args.full)}")
+        for group in report.groups:
+            shares = "  ".join(f"sense {n} {share:4.0%}" for n, share in enumerate(group.shares, start=1))
+            print(f"\n{report.by} = {group.group}: {group.occurrences} occurrences  {shares}")
+            for n, examples in enumerate(group.examples, start=1):
+                for hit in examples:
+                    print(f"  sense {n}  {highlight(hit, full=args.full)}")
+        if not report.groups:
+            print(f"\nno occurrence is in a text with a {report.by}", file=sys.stderr)
+    if args.plot:
+        from bert_tf.index.senses import plot_shares
+
+        plot_shares(args.plot, report, force=args.force)
+        print(f"bert-tf: saved {args.plot}", file=sys.stderr)
+    return 0
+
+
+def shift(args) -> int:
+    from bert_tf.index.occurrence_index import OccurrenceIndex
+
+    if args.k < 1:
+        raise UserError(f"-k must be a positive integer; got {args.k}")
+    index = OccurrenceIndex.open(args.index)
+    report = index.shift(args.by, between=args.between, min_count=args.min_count, measure=args.measure,
+                         words=args.words, top=args.k, examples=args.examples)
+    if args.json:
+        for rank, word in enumerate(report.words[:args.k], start=1):
+            _emit({"rank": rank, "by": report.by, "measure": report.measure, **word.to_json(report.groups)})
+        return 0
+    a, b = report.groups
+    if not report.words:
+        print(f"no word has {report.min_count} occurrences in both {report.by} = {a} and {b} (lower --min-count)",
+              file=sys.stderr)
+        return 0
+    print(f"{report.candidates} words with at least {report.min_count} occurrences in both {report.by} = {a} and "
+          f"{b}, ranked by {report.measure} beyond chance:")
+    for rank, word in enumerate(report.words[:args.k], start=1):
+        raw = word.measures[report.measure]
+        print(f"\n{rank:3d}. {word.word}  {word.score:+.3f} ({report.measure} {raw:.3f}, chance "
+              f"{word.baselines[report.measure]:.3f}; {word.counts[0]} / {word.counts[1]} occurrences)")
+        if word.shares is not None:
+            for group, shares in zip(report.groups, word.shares):
+                print(f"     {group}: " + "  ".join(f"sense {n} {s:4.0%}" for n, s in enumerate(shares, start=1)))
+        for group, hits in zip(report.groups, word.examples or ()):
+            for hit in hits:
+                print(f"     {group}: {highlight(hit, full=args.full)}")
+    return 0
+
+
 def neighbors(args) -> int:
     index = _open(args)
-    found = index.neighbors(args.word, args.sentence, args.k, occurrence=args.occurrence)
+    found = index.neighbors(args.word, args.sentence, args.k, occurrence=args.occurrence, where=args.where)
     if args.json:
         for n in found:
             _emit(n.to_json())

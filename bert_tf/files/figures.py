@@ -32,7 +32,7 @@ def check_png_path(path: str | os.PathLike, *, option: str | None = None) -> str
     return path
 
 
-def save_png(fig, path: str) -> None:
+def save_png(fig, path: str, **savefig_options) -> None:
     """Saves `fig` as a PNG at `path` atomically, marked as bert_tf's (so `--force` may replace it later).
 
     Raises:
@@ -42,4 +42,4 @@ def save_png(fig, path: str) -> None:
     from bert_tf.files.targets import PNG_SOFTWARE
 
     with output_errors(path), AtomicFile(path, "wb") as f:
-        fig.savefig(f, format="png", metadata={"Software": PNG_SOFTWARE})
+        fig.savefig(f, format="png", metadata={"Software": PNG_SOFTWARE}, **savefig_options)

@@ -2,11 +2,13 @@
 
 from bert_tf.index.builder import IndexWriter, build_index
 from bert_tf.index.layout import CorruptIndexError, IndexMismatchError
-from bert_tf.index.occurrence_index import Hit, Neighbor, OccurrenceIndex, Sense, SenseReport
+from bert_tf.index.occurrence_index import GroupShares, Hit, Neighbor, OccurrenceIndex, Sense, SenseReport
 from bert_tf.index.parquet import build_index_from_parquet
+from bert_tf.index.shift import ShiftReport, WordShift
 
 __all__ = [
     "CorruptIndexError",
+    "GroupShares",
     "Hit",
     "IndexMismatchError",
     "IndexWriter",
@@ -14,6 +16,8 @@ __all__ = [
     "OccurrenceIndex",
     "Sense",
     "SenseReport",
+    "ShiftReport",
+    "WordShift",
     "build_index",
     "build_index_from_parquet",
 ]

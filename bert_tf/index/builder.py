@@ -24,7 +24,7 @@ from bert_tf.embed.options import EmbeddingOptions, check_choice
 from bert_tf.embed.space import VectorSpace
 from bert_tf.files.atomic import staged_directory
 from bert_tf.files.owned import INDEX
-from bert_tf.index import layout
+from bert_tf.index import fields as text_fields, layout
 from bert_tf.index.scoring import DEFAULT_SCORING, SCORING_MODES, VectorStats, normalize
 from bert_tf.index.search import EXACT_LIMIT, build_approximate
 from bert_tf.index.vectors import CHUNK_ROWS, VECTOR_DTYPES, VectorStore, VectorWriter
@@ -68,12 +68,15 @@ class IndexWriter:
         # A staging file: a crash loses it whole anyway, so no journal and no syncs until the end.
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(_SCHEMA + text_fields.SCHEMA)
         self.raw = {name: open(self.directory / f".{name}.raw", "wb") for name in self.widths}
         self.stats = {name: VectorStats() for name in self.widths}
         self.counts = {layout.WORDS: 0, layout.SENTENCES: 0}
         self._texts: list[tuple] = []
         self._occurrences: list[tuple] = []
+        self._fields: list[tuple] = []
+        self.field_types: dict[str, str] = {}
+        self.field_counts: dict[str, int] = {}
         self.started = time.perf_counter()
 
     @property
@@ -85,12 +88,19 @@ class IndexWriter:
         return self.counts[layout.WORDS]
 
     def add(self, key: str, text: str, words: Sequence[tuple[str, int, int]], word_vectors: np.ndarray,
-            sentence_vector: np.ndarray) -> None:
-        """One text: its id, the text, its words `(word, start, end)` and their vectors, its sentence vector."""
+            sentence_vector: np.ndarray, fields: dict | None = None) -> None:
+        """One text: its id, the text, its words `(word, start, end)` and their vectors, its sentence vector,
+        and its fields (`{name: str | int | float | bool}`, see `bert_tf.index.fields`)."""
+        fields = text_fields.check_fields(fields)
         word_vectors = np.asarray(word_vectors, np.float32).reshape(len(words), self.widths[layout.WORDS])
         sentence_vector = np.asarray(sentence_vector, np.float32).reshape(1, self.widths[layout.SENTENCES])
         text_id = self.n_texts
         self._texts.append((text_id, str(key), text))
+        for name, value in fields.items():
+            self.field_types[name] = text_fields.merge_types(self.field_types.get(name),
+                                                             text_fields.type_name(value))
+            self.field_counts[name] = self.field_counts.get(name, 0) + 1
+            self._fields.append((text_id, name, int(value) if isinstance(value, bool) else value))
         first = self.n_occurrences
         self._occurrences.extend((first + i, text_id, w, int(s), int(e)) for i, (w, s, e) in enumerate(words))
         for name, vectors in ((layout.WORDS, word_vectors), (layout.SENTENCES, sentence_vector)):
@@ -105,7 +115,8 @@ class IndexWriter:
         with self.db:
             self.db.executemany("INSERT INTO texts VALUES (?, ?, ?)", self._texts)
             self.db.executemany("INSERT INTO occurrences VALUES (?, ?, ?, ?, ?)", self._occurrences)
-        self._texts, self._occurrences = [], []
+            self.db.executemany("INSERT INTO fields VALUES (?, ?, ?)", self._fields)
+        self._texts, self._occurrences, self._fields = [], [], []
 
     def finish(self, *, source: dict) -> dict:
         """Normalises and compacts the vectors, builds the approximate index if large, writes the manifest.
@@ -116,6 +127,9 @@ class IndexWriter:
         self._insert()
         with self.db:
             self.db.execute("CREATE INDEX occurrences_word ON occurrences (word, id)")
+            self.db.execute(text_fields.INDEXES)
+            self.db.executemany("INSERT INTO field_types VALUES (?, ?, ?)",
+                                [(name, kind, self.field_counts[name]) for name, kind in self.field_types.items()])
         self.db.execute("PRAGMA journal_mode=DELETE")
         self.db.close()
         for name, width in self.widths.items():
@@ -134,7 +148,7 @@ class IndexWriter:
             "space": self.space.to_dict(), "scoring": self.scoring,
             "vector_dtype": self.vector_dtype, "widths": self.widths,
             "counts": {"texts": self.n_texts, "occurrences": self.n_occurrences},
-            "approximate": approximate, "source": source,
+            "approximate": approximate, "source": source, "fields": dict(sorted(self.field_types.items())),
             "build_seconds": round(time.perf_counter() - self.started, 3),
         }
         _fsync_files(self.directory)
@@ -175,7 +189,7 @@ def _fsync_files(directory: Path) -> None:
 
 def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, checkpoint=None,
                 options: EmbeddingOptions | None = None, ids: Iterable | None = None,
-                scoring: str = DEFAULT_SCORING, vector_dtype: str = "float16", force: bool = False,
+                fields: Iterable[dict] | None = None, scoring: str = DEFAULT_SCORING, vector_dtype: str = "float16", force: bool = False,
                 progress: bool | None = None, total: int | None = None):
     """Embeds `texts` and writes their occurrence index to the folder `out`.
 
@@ -186,6 +200,8 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
         checkpoint: a checkpoint directory when no `embedder` is given (default as `get_embedder`).
         options: the `EmbeddingOptions` (default: the embedder's); they need a `sentence_strategy`.
         ids: one id per text (default: 1, 2, ...: line numbers of a file).
+        fields: one dict per text of its fields (`{"source": "nyt", "year": 2019}`: str, int, float or
+            bool values; None for none), queryable with `where=` and `by=` (see `bert_tf.index.fields`).
         scoring: how vectors are normalised before cosine (`SCORING_MODES`; default `DEFAULT_SCORING`).
         vector_dtype: "float16" (default) or "int8".
         force: replace an existing index at `out` (only once the new one is complete); a folder that
@@ -200,7 +216,7 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
         FileExistsError: `out` exists and `force` is false, or it is not an index of ours.
         ValueError: `out` is the current folder or holds it.
         ValueError: a bad option, `sentence_strategy=None`.
-        TypeError: a text that is not a str (before it is embedded).
+        TypeError: a text that is not a str (before it is embedded), or a field value that is not a scalar.
 
     Example:
         >>> index = build_index(["I sat on the bank of the river.", "The bank raised its rates."], "bank.index")
@@ -220,6 +236,7 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
     resolved = embedder.resolve(options)
     total = total if total is not None else (len(texts) if hasattr(texts, "__len__") else None)
     ids = iter(ids) if ids is not None else None
+    fields = iter(fields) if fields is not None else None
     with staged_directory(out, replace=force, owner=INDEX) as staging:
         writer = IndexWriter(staging, space=embedder.space(options), width=resolved.vector_size,
                              sentence_width=embedder.hidden_size, scoring=scoring, vector_dtype=vector_dtype)
@@ -233,7 +250,8 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
                     key = next(ids) if ids is not None else number
                     w0, w1 = batch.word_splits[t], batch.word_splits[t + 1]
                     writer.add(key, text, list(zip(batch.words[w0:w1], batch.starts[w0:w1], batch.ends[w0:w1])),
-                               batch.word_vectors[w0:w1], batch.sentence_vectors[t])
+                               batch.word_vectors[w0:w1], batch.sentence_vectors[t],
+                               next(fields) if fields is not None else None)
                 bar.update(len(chunk))
                 bar.set_postfix_str(f"{writer.n_occurrences} occurrences")
             writer.finish(source={"kind": "texts", "texts": writer.n_texts})

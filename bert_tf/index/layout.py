@@ -1,7 +1,8 @@
 """What an index folder holds, the manifest that says it is complete, and the checks made on opening it.
 
     INDEX_DIR/
-      meta.sqlite               texts (id, key, text) and occurrences (id, text_id, word, start, end)
+      meta.sqlite               texts (id, key, text), occurrences (id, text_id, word, start, end), and
+                                the texts' fields (text_id, name, value) with their types (`fields`)
       words.npy [, .scales.npy] every occurrence's unit vector (float16, or int8 and a scale per row)
       sentences.npy [...]       every text's unit sentence vector
       word_stats*, sentence_stats*   the corpus statistics queries are normalised with
@@ -24,7 +25,10 @@ from bert_tf.files.digest import sha256_file as sha256
 from bert_tf.files.owned import INDEX_FORMAT as FORMAT, INDEX_MANIFEST as MANIFEST  # how --force knows an index
 
 #: 2: the manifest records the `VectorSpace` ("space") where version 1 had "identity" and "options" (still read).
-VERSION = 2
+#: 3: meta.sqlite holds the texts' fields (versions 1 and 2 are still read, as indexes without fields).
+VERSION = 3
+#: The versions this bert_tf reads.
+READABLE_VERSIONS = (1, 2, VERSION)
 META = "meta.sqlite"
 WORDS = "words"
 SENTENCES = "sentences"
@@ -88,9 +92,9 @@ def read_manifest(directory: str | os.PathLike, *, verify: bool = True) -> dict:
         raise CorruptIndexError(f"{path} cannot be read ({e}); {elsewhere}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CorruptIndexError(f"{path} is not the manifest of a bert_tf index; {elsewhere}")
-    if manifest.get("version") not in (1, VERSION):  # 1: read through `space.space_of_identity`
+    if manifest.get("version") not in READABLE_VERSIONS:  # 1: read through `space.space_of_identity`
         raise CorruptIndexError(f"{directory} is an index of format version {manifest.get('version')}; this "
-                                f"bert_tf reads versions 1 and {VERSION}: {rebuild}")
+                                f"bert_tf reads versions {', '.join(map(str, READABLE_VERSIONS))}: {rebuild}")
     for name, record in manifest.get("files", {}).items():
         file = directory / name
         if not file.is_file():

@@ -18,10 +18,10 @@ import numpy as np
 
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.embed.space import VectorSpace, space_of_identity
-from bert_tf.index import layout
+from bert_tf.index import fields as text_fields, layout
 from bert_tf.index.query import check_k, check_query, marked_span
 from bert_tf.index.scoring import VectorStats, normalize
-from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, top_k
+from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, search_rows, top_k
 from bert_tf.index.vectors import VectorStore
 
 logger = logging.getLogger("bert_tf")
@@ -44,6 +44,10 @@ class Hit:
         score: cosine similarity with the query, after the index's scoring (1 is identical).
         text_id: the text's row in the index.
         occurrence: the occurrence's row in the index (None for a whole text).
+        fields: the text's fields (`source`, `date`, ...: see `bert_tf.index.fields`).
+        percentile: for `search_word`, the share of the word's own occurrence pairs in the index less
+            alike than this one (`OccurrenceIndex.word_baseline`); None elsewhere, or for a word of
+            fewer than 3 occurrences.
     """
 
     id: str
@@ -54,10 +58,16 @@ class Hit:
     score: float
     text_id: int
     occurrence: int | None = None
+    fields: dict = dataclasses.field(default_factory=dict)
+    percentile: float | None = None
 
     def to_json(self) -> dict:
-        return {"text": self.text, "word": self.word, "start": self.start, "end": self.end,
-                "score": round(float(self.score), 6), "id": self.id, "occurrence": self.occurrence}
+        out = {"text": self.text, "word": self.word, "start": self.start, "end": self.end,
+               "score": round(float(self.score), 6), "id": self.id, "occurrence": self.occurrence,
+               "fields": self.fields}
+        if self.percentile is not None:
+            out["percentile"] = round(float(self.percentile), 6)
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +97,36 @@ class Sense:
         return {"sense": self.label + 1, "size": self.size, "examples": [e.to_json() for e in self.examples]}
 
 
+@dataclasses.dataclass(frozen=True)
+class GroupShares:
+    """One group's use of a word (`senses(by=...)`): how many of its clustered occurrences fall in each sense.
+
+    Attributes:
+        group: the group (a field's value, or a year / month).
+        counts: per sense, in the report's sense order (sense 1 first).
+        examples: per sense, this group's most central occurrences of it.
+    """
+
+    group: str
+    counts: list[int]
+    examples: list[list[Hit]]
+
+    @property
+    def occurrences(self) -> int:
+        return int(sum(self.counts))
+
+    @property
+    def shares(self) -> list[float]:
+        """Each sense's share of the group's occurrences (they sum to 1)."""
+        total = max(self.occurrences, 1)
+        return [c / total for c in self.counts]
+
+    def to_json(self) -> dict:
+        return {"group": self.group, "occurrences": self.occurrences, "counts": self.counts,
+                "shares": [round(x, 6) for x in self.shares],
+                "examples": [[e.to_json() for e in sense] for sense in self.examples]}
+
+
 @dataclasses.dataclass
 class SenseReport:
     """`OccurrenceIndex.senses`: the clusters, largest first, and what they were made from."""
@@ -94,11 +134,13 @@ class SenseReport:
     word: str
     senses: list[Sense]
     chosen_by: str
-    occurrences: int  # of the word in the index
+    occurrences: int  # of the word in the index (in the texts `where` selects)
     clustered: np.ndarray  # the occurrence rows clustered
     labels: np.ndarray  # their sense labels
     vectors: np.ndarray  # their unit vectors
     clusters: object  # the `SenseClusters`
+    by: str | None = None  # the grouping of `groups` (`--by`)
+    groups: list[GroupShares] = dataclasses.field(default_factory=list)
 
     @property
     def n_senses(self) -> int:
@@ -263,11 +305,15 @@ class OccurrenceIndex:
         Raises:
             ValueError: `word` is no word, or several to the model (`New York`, `don't`).
         """
-        words = self.word_tokenizer.tokenize_words([word])[0]
+        words = self.model_words(word)
         if len(words) != 1:
-            seen = " ".join(w.text for w in words) or "nothing"
+            seen = " ".join(words) or "nothing"
             raise ValueError(f"{word!r} is {len(words)} words to the model ({seen}); give one word")
-        return words[0].text
+        return words[0]
+
+    def model_words(self, text: str) -> list[str]:
+        """The words of `text` as the model sees them (`Big Apple` -> `['big', 'apple']` for an uncased model)."""
+        return [w.text for w in self.word_tokenizer.tokenize_words([text])[0]]
 
     @property
     def word_tokenizer(self):
@@ -344,10 +390,99 @@ class OccurrenceIndex:
                 self._searchers[name] = ExactSearch(store.all())
         return self._searchers[name]
 
-    def occurrences_of(self, word: str) -> np.ndarray:
-        """The rows of every occurrence of `word` (as the model sees it), in corpus order."""
-        rows = self.db.execute("SELECT id FROM occurrences WHERE word = ? ORDER BY id", (word,)).fetchall()
+    # ------------------------------------------------------------------ fields and groups
+
+    @property
+    def field_types(self) -> dict[str, str]:
+        """`{name: type}` of the texts' fields ("str", "int", "float", "bool" or "mixed"); an index of
+        format version 1 or 2 has none."""
+        if not hasattr(self, "_field_types"):
+            try:
+                rows = self.db.execute("SELECT name, type FROM field_types ORDER BY name").fetchall()
+            except sqlite3.OperationalError:  # built before fields were kept (format version 1 or 2)
+                rows = []
+            self._field_types = dict(rows)
+        return self._field_types
+
+    def _where_sql(self, where: str | None) -> tuple[str, list] | None:
+        if where is None:
+            return None
+        return text_fields.where_query(text_fields.parse_where(where), self.field_types)
+
+    def texts_where(self, where: str) -> np.ndarray:
+        """The rows of the texts whose fields satisfy `where` (`"source = 'nyt' and year >= 2000"`), in order.
+
+        Raises:
+            ValueError: `where` is not of the grammar of `bert_tf.index.fields.parse_where`, names a
+                field the index does not have (the message lists those it has), or compares a field
+                with a value of another type.
+        """
+        sql, params = self._where_sql(where)
+        return np.array(sorted(r[0] for r in self.db.execute(sql, params)), np.int64)
+
+    def _fields_of(self, text_ids) -> dict[int, dict]:
+        """`{text_id: {name: value}}` (bools as bools) of the given texts."""
+        types = self.field_types
+        out: dict[int, dict] = {int(t): {} for t in text_ids}
+        if not types:
+            return out
+        ids = list(out)
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            part = ids[start:start + 500]
+            query = f"SELECT text_id, name, value FROM fields WHERE text_id IN ({','.join('?' * len(part))})"
+            for text_id, name, value in self.db.execute(query, part):
+                out[text_id][name] = bool(value) if types.get(name) == "bool" else value
+        return {t: dict(sorted(f.items())) for t, f in out.items()}
+
+    def grouping(self, by: str) -> text_fields.Grouping:
+        """What `by` names (FIELD, year, month, FIELD:year, FIELD:month), checked against the index's fields."""
+        return text_fields.parse_by(by, self.field_types)
+
+    def groups_of_texts(self, by: str | text_fields.Grouping, text_ids=None) -> dict[int, str]:
+        """`{text_id: group}` for the texts that have one (`by` as `grouping`); all texts when `text_ids` is None."""
+        grouping = by if isinstance(by, text_fields.Grouping) else self.grouping(by)
+        bool_field = self.field_types.get(grouping.field) == "bool"
+        if text_ids is None:
+            rows = self.db.execute("SELECT text_id, value FROM fields WHERE name = ?", (grouping.field,))
+        else:
+            ids = [int(t) for t in np.unique(np.asarray(text_ids, np.int64))]
+            rows = []
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                rows.extend(self.db.execute(f"SELECT text_id, value FROM fields WHERE name = ? AND text_id IN "
+                                            f"({','.join('?' * len(part))})", [grouping.field, *part]))
+        out = {}
+        for text_id, value in rows:
+            label = grouping.label(bool(value) if bool_field else value)
+            if label is not None:
+                out[text_id] = label
+        return out
+
+    def text_ids_of(self, rows) -> np.ndarray:
+        """The text of each occurrence row, in the order given."""
+        rows = [int(r) for r in rows]
+        found = {}
+        for start in range(0, len(rows), 500):
+            part = rows[start:start + 500]
+            found.update(self.db.execute(f"SELECT id, text_id FROM occurrences WHERE id IN "
+                                         f"({','.join('?' * len(part))})", part))
+        return np.array([found[r] for r in rows], np.int64)
+
+    def occurrences_of(self, word: str, where: str | None = None) -> np.ndarray:
+        """The rows of every occurrence of `word` (as the model sees it), in corpus order; with `where`,
+        only those in the texts it selects (see `texts_where`)."""
+        query, params = "SELECT id FROM occurrences WHERE word = ?", [word]
+        selected = self._where_sql(where)
+        if selected is not None:
+            query += f" AND text_id IN ({selected[0]})"
+            params += selected[1]
+        rows = self.db.execute(query + " ORDER BY id", params).fetchall()
         return np.array([r[0] for r in rows], np.int64)
+
+    def _occurrences_where(self, where: str) -> np.ndarray:
+        sql, params = self._where_sql(where)
+        rows = self.db.execute(f"SELECT id FROM occurrences WHERE text_id IN ({sql}) ORDER BY id", params)
+        return np.fromiter((r[0] for r in rows), np.int64)
 
     def occurrence_hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
         """`Hit`s of occurrence rows, in the order given."""
@@ -359,13 +494,15 @@ class OccurrenceIndex:
                      f"JOIN texts t ON t.id = o.text_id WHERE o.id IN ({','.join('?' * len(part))})")
             for row in self.db.execute(query, part):
                 found[row[0]] = row
+        missing = [r for r in rows if r not in found]
+        if missing:
+            raise layout.CorruptIndexError(f"{self.directory} is damaged: occurrence {missing[0]} has a vector but "
+                                           "no row in meta.sqlite; rebuild it")
+        fields = self._fields_of(found[r][1] for r in rows)
         out = []
         for r, score in zip(rows, scores):
-            if r not in found:
-                raise layout.CorruptIndexError(f"{self.directory} is damaged: occurrence {r} has a vector but no "
-                                               "row in meta.sqlite; rebuild it")
             _, text_id, word, start, end, key, text = found[r]
-            out.append(Hit(key, text, word, start, end, float(score), text_id, r))
+            out.append(Hit(key, text, word, start, end, float(score), text_id, r, fields[text_id]))
         return out
 
     def text_hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
@@ -379,44 +516,164 @@ class OccurrenceIndex:
         if missing:
             raise layout.CorruptIndexError(f"{self.directory} is damaged: text {missing[0]} has a vector but no row "
                                            "in meta.sqlite; rebuild it")
-        return [Hit(found[r][1], found[r][2], None, None, None, float(s), r) for r, s in zip(rows, scores)]
+        fields = self._fields_of(rows)
+        return [Hit(found[r][1], found[r][2], None, None, None, float(s), r, None, fields[r])
+                for r, s in zip(rows, scores)]
 
     # ------------------------------------------------------------------ queries
 
-    def search(self, sentence: str, k: int = 10) -> list[Hit]:
-        """The `k` texts whose sentence vectors are closest to `sentence`'s, best first."""
+    def search(self, sentence: str, k: int = 10, *, where: str | None = None) -> list[Hit]:
+        """The `k` texts whose sentence vectors are closest to `sentence`'s, best first.
+
+        Args:
+            where: only texts whose fields satisfy it (`"source = 'nyt'"`; see `texts_where`): exact search
+                over them.
+        """
         check_k(k)
         check_query(sentence=sentence)
         if not self.n_occurrences:
             why = f" (its {self.n_texts} texts are all empty)" if self.n_texts else ""
             raise ValueError(f"the index {self.directory} has no texts to search{why}")
+        selected = self._selected_texts(where)  # before the query: a bad --where needs no model run
         _, vector = self.embed(sentence)
-        scores, rows = self.searcher(layout.SENTENCES).search(self._unit(layout.SENTENCES, vector), k)
+        query = self._unit(layout.SENTENCES, vector)
+        if selected is None:
+            scores, rows = self.searcher(layout.SENTENCES).search(query, k)
+        else:
+            scores, rows = search_rows(self.sentences, selected, query, k)
         return self.text_hits(rows, scores)
 
-    def search_word(self, word: str, sentence: str, k: int = 10, *, occurrence: int | None = None) -> list[Hit]:
+    def _selected_texts(self, where: str | None) -> np.ndarray | None:
+        if where is None:
+            return None
+        selected = self.texts_where(where)
+        if not len(selected):
+            raise ValueError(f"no text of the index {self.directory} matches --where {where!r}")
+        return selected
+
+    def search_word(self, word: str, sentence: str, k: int = 10, *, occurrence: int | None = None,
+                    where: str | None = None) -> list[Hit]:
         """The `k` occurrences of `word` closest to its occurrence in `sentence`: the same sense first.
 
         Exact: every occurrence of the word is scored.
 
+        Args:
+            where: only occurrences in texts whose fields satisfy it (see `texts_where`).
+
         Raises:
-            ValueError: `word` is not in `sentence`, or not in the index.
+            ValueError: `word` is not in `sentence`, or not in the index (in the texts `where` selects).
         """
         check_k(k)
         check_query(word=word, sentence=sentence)
-        rows = self._rows_of(self.model_word(word))  # before the query: an unknown word needs no model run
-        _, query = self.query_occurrence(word, sentence, occurrence)
+        targets = self.model_words(word)
+        if len(targets) > 1:
+            return self._search_phrase(targets, sentence, k, occurrence=occurrence, where=where)
+        rows = self._rows_of(self.model_word(word), where)  # before the query: an unknown word needs no model run
+        target, query = self.query_occurrence(word, sentence, occurrence)
         scores, best = top_k(self.words.rows(rows) @ query, rows, k)
-        return self.occurrence_hits(best, scores)
+        hits = self.occurrence_hits(best, scores)
+        baseline = self.word_baseline(target)
+        if baseline is None:
+            return hits
+        return [dataclasses.replace(h, percentile=float(p)) for h, p in zip(hits, baseline.percentile(scores))]
 
-    def _rows_of(self, word: str) -> np.ndarray:
-        rows = self.occurrences_of(word)
+    def span_vector(self, sentence: str, start: int, end: int) -> np.ndarray:
+        """The vector of the words at `sentence[start:end]`, pooled from their pieces as one word's are
+        (with the index's options; not normalised: the model's own vector, as `embed` gives words).
+
+        Raises:
+            ValueError: the span covers no word or cuts through one.
+
+        Example:
+            >>> index.span_vector("She moved to the Big Apple last year.", 17, 26)  # "Big Apple"
+        """
+        from bert_tf.index.spans import pool_span, words_in_span
+
+        words, _ = self.embed(sentence)
+        first, stop = words_in_span(words, start, end)
+        chosen = words[first:stop]
+        return pool_span(np.stack([w.vector for w in chosen]), [len(w.pieces) for w in chosen],
+                         self.options.subword_pooling)
+
+    def phrase_rows(self, targets: Sequence[str], where: str | None = None) -> np.ndarray:
+        """The first occurrence row of every run of the words `targets` (as the model sees them) in one text."""
+        n = len(targets)
+        # The query's shape follows only the number of words; the words and any --where are bound parameters.
+        joins = "".join(f" JOIN occurrences o{j} ON o{j}.id = o0.id + {j} AND o{j}.text_id = o0.text_id"
+                        for j in range(1, n))
+        query = f"SELECT o0.id FROM occurrences o0{joins} WHERE " + " AND ".join(f"o{j}.word = ?" for j in range(n))
+        params = list(targets)
+        selected = self._where_sql(where)
+        if selected is not None:
+            query += f" AND o0.text_id IN ({selected[0]})"
+            params += selected[1]
+        return np.array(sorted(r[0] for r in self.db.execute(query, params)), np.int64)
+
+    def _search_phrase(self, targets: list[str], sentence: str, k: int, *, occurrence, where) -> list[Hit]:
+        """`search_word` for a multi-word expression (see `bert_tf.index.spans`)."""
+        from bert_tf.index.spans import find_phrase, pool_span, unit
+
+        phrase = " ".join(targets)
+        rows = self.phrase_rows(targets, where)
         if not len(rows):
-            raise ValueError(f"the index {self.directory} has no occurrence of {word!r} (as the model sees it)")
+            among = f" in the texts --where {where!r} selects" if where is not None else ""
+            raise ValueError(f"the index {self.directory} has no occurrence of {phrase!r} (its words in a row, as the "
+                             f"model sees them){among}")
+        sentence, marked = marked_span(sentence)
+        words, _ = self.embed(sentence)
+        starts = find_phrase(words, targets)
+        if not starts:
+            raise ValueError(f"{phrase!r} is not in the query sentence {sentence!r} (its words as the model sees "
+                             f"them: {' '.join(w.text for w in words) or 'none'})")
+        if marked is not None:
+            starts = [i for i in starts if marked[0] <= words[i].start and words[i + len(targets) - 1].end <= marked[1]]
+            if not starts:
+                raise ValueError(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of {phrase!r}")
+        elif occurrence is not None:
+            if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) \
+                    or not 1 <= occurrence <= len(starts):
+                raise ValueError(f"occurrence must be from 1 to {len(starts)}; got {occurrence!r}")
+            starts = starts[occurrence - 1:]
+        chosen = words[starts[0]:starts[0] + len(targets)]
+        counts = [len(w.pieces) for w in chosen]  # a word's pieces do not depend on its context
+        pooling = self.options.subword_pooling
+        query = unit(pool_span(np.stack([self._unit(layout.WORDS, w.vector) for w in chosen]), counts, pooling))
+        offsets = np.arange(len(targets))
+        stored = self.words.rows((rows[:, None] + offsets).ravel()).reshape(len(rows), len(targets), -1)
+        scores, best = top_k(unit(pool_span(stored, counts, pooling)) @ query, rows, k)
+        firsts = self.occurrence_hits(best, scores)
+        lasts = self.occurrence_hits(best + len(targets) - 1, scores)
+        return [dataclasses.replace(f, word=phrase, end=last.end) for f, last in zip(firsts, lasts)]
+
+    def word_baseline(self, word: str, *, seed: int = 0):
+        """The cosines of the pairs of `word`'s occurrences (a sample of `BASELINE_OCCURRENCES` of a more
+        frequent word), which percentiles are read against; None for a word of fewer than 3 occurrences.
+
+        Example:
+            >>> index.word_baseline("bank").percentile([0.6])  # more alike than this share of bank's pairs
+        """
+        from bert_tf.index.calibration import BASELINE_OCCURRENCES, MIN_BASELINE_OCCURRENCES, WordBaseline
+
+        target = self.model_word(word)
+        cache = self.__dict__.setdefault("_baselines", {})
+        if (target, seed) not in cache:
+            rows = self.occurrences_of(target)
+            if len(rows) > BASELINE_OCCURRENCES:
+                rows = np.sort(np.random.default_rng(seed).choice(rows, BASELINE_OCCURRENCES, replace=False))
+            cache[(target, seed)] = WordBaseline.from_vectors(target, self.words.rows(rows)) \
+                if len(rows) >= MIN_BASELINE_OCCURRENCES else None
+        return cache[(target, seed)]
+
+    def _rows_of(self, word: str, where: str | None = None) -> np.ndarray:
+        rows = self.occurrences_of(word, where)
+        if not len(rows):
+            among = f" in the texts --where {where!r} selects" if where is not None else ""
+            raise ValueError(f"the index {self.directory} has no occurrence of {word!r} (as the model sees it)"
+                             f"{among}")
         return rows
 
     def neighbors(self, word: str, sentence: str, k: int = 10, *, words_only: bool = True,
-                  occurrence: int | None = None) -> list[Neighbor]:
+                  occurrence: int | None = None, where: str | None = None) -> list[Neighbor]:
         """Other words whose occurrences lie closest to `word` in `sentence` (keyword expansion).
 
         The nearest occurrences of any word are gathered (`NEIGHBOR_CANDIDATES_PER_RESULT` per
@@ -425,12 +682,20 @@ class OccurrenceIndex:
 
         Args:
             words_only: leave out tokens without a letter or digit (punctuation).
+            where: only occurrences in texts whose fields satisfy it (see `texts_where`): exact search over them.
         """
         check_k(k)
         if not self.n_occurrences:
             raise ValueError(f"the index {self.directory} has no word occurrences (its texts are all empty)")
+        selected = None if where is None else self._occurrences_where(where)
+        if selected is not None and not len(selected):
+            raise ValueError(f"no word occurrence of the index {self.directory} is in a text --where {where!r} "
+                             "selects")
         target, query = self.query_occurrence(word, sentence, occurrence)
-        scores, rows = self.searcher(layout.WORDS).search(query, NEIGHBOR_CANDIDATES_PER_RESULT * k)
+        if selected is None:
+            scores, rows = self.searcher(layout.WORDS).search(query, NEIGHBOR_CANDIDATES_PER_RESULT * k)
+        else:
+            scores, rows = search_rows(self.words, selected, query, NEIGHBOR_CANDIDATES_PER_RESULT * k)
         hits = self.occurrence_hits(rows, scores)
         grouped: dict[str, list[Hit]] = {}
         for hit in hits:  # best first, so a word's first hit is its best
@@ -441,23 +706,35 @@ class OccurrenceIndex:
         return [Neighbor(g[0].word, g[0].score, len(g), g[0]) for g in ranked[:k]]
 
     def senses(self, word: str, *, n_senses: int | None = None, max_senses: int = 8, examples: int = 3,
-               max_occurrences: int = MAX_SENSE_OCCURRENCES, seed: int = 0) -> SenseReport:
+               max_occurrences: int = MAX_SENSE_OCCURRENCES, seed: int = 0, where: str | None = None,
+               by: str | None = None) -> SenseReport:
         """The occurrences of `word` clustered into senses, largest first, each with its most central examples.
 
         Args:
             word: the word (as typed; compared as the model sees it).
             n_senses: the number of senses; None chooses it from the data (up to `max_senses`).
-            examples: central examples per sense.
+            examples: central examples per sense (and per group with `by`).
             max_occurrences: a more frequent word is clustered on a random sample of this many.
             seed: for the sample and the clustering.
+            where: only occurrences in texts whose fields satisfy it (see `texts_where`).
+            by: a field (or `year`, `month`, `FIELD:year`, `FIELD:month`): the senses are clustered over all
+                groups together, then `report.groups` gives each group's count of each sense and its most
+                central examples of it (texts without the field are clustered but in no group).
 
         Raises:
-            ValueError: the word is not in the index, or has too few occurrences for `n_senses`.
+            ValueError: the word is not in the index, or has too few occurrences for `n_senses`; a bad
+                `where` or `by` (an unknown field is named with the fields the index has).
+
+        Example:
+            >>> report = index.senses("bank", by="source")
+            >>> {g.group: [round(s, 2) for s in g.shares] for g in report.groups}
+            {'nyt': [0.8, 0.2], 'wsj': [0.1, 0.9]}
         """
         from bert_tf.index.senses import cluster_senses
 
         target = self.model_word(word)
-        rows = self._rows_of(target)
+        grouping = self.grouping(by) if by is not None else None  # refused before any work
+        rows = self._rows_of(target, where)
         total = len(rows)
         if len(rows) > max_occurrences:
             rows = np.sort(np.random.default_rng(seed).choice(rows, max_occurrences, replace=False))
@@ -470,7 +747,67 @@ class OccurrenceIndex:
             picked = np.asarray(central[label], np.int64)
             senses.append(Sense(label, size, self.occurrence_hits(rows[picked], clusters.similarity[picked])))
         senses.sort(key=lambda s: (-s.size, s.label))
-        return SenseReport(target, senses, clusters.chosen_by, total, rows, labels, vectors, clusters)
+        report = SenseReport(target, senses, clusters.chosen_by, total, rows, labels, vectors, clusters)
+        if grouping is not None:
+            report.by = grouping.name
+            report.groups = self._group_shares(report, grouping, examples)
+        return report
+
+    def shift(self, by: str, *, between: tuple[str, str] | None = None, min_count: int | None = None,
+              measure: str | None = None, words=None, top: int = 10, examples: int = 3,
+              words_only: bool = True, sample_cap: int | None = None, permutations: int | None = None,
+              seed: int = 0):
+        """Every word used in both groups, ranked by how differently the two use it (`bert_tf.index.shift`).
+
+        Args:
+            by: the grouping (a field, `year`, `month`, `FIELD:year`, `FIELD:month`).
+            between: the two groups compared (as `senses(by=...)` names them); None when `by` has
+                exactly two.
+            min_count: the fewest occurrences a word needs in each group (default
+                `shift.DEFAULT_MIN_COUNT`).
+            measure: what ranks: "apd", "prt" or "jsd" (default `shift.DEFAULT_MEASURE`), less its
+                permutation baseline.
+            words: only these words (default: every word of the index).
+            top: how many of the first words get examples and sense shares.
+            examples: per group, the occurrences most typical of it against the other.
+            words_only: leave out tokens without a letter or digit.
+            sample_cap: occurrences drawn per group and word at most (default `shift.SAMPLE_CAP`).
+            permutations: random relabellings of the baseline (default `shift.PERMUTATIONS`).
+
+        Returns:
+            A `ShiftReport`, most changed first.
+
+        Raises:
+            ValueError: an unknown field, bucket, group or measure; `by` with other than two groups and
+                no `between`.
+
+        Example:
+            >>> report = index.shift("source", min_count=20)
+            >>> [(w.word, round(w.score, 3)) for w in report.words[:3]]
+        """
+        from bert_tf.index.shift import rank_words
+
+        return rank_words(self, by, between=between, min_count=min_count, measure=measure, words=words, top=top,
+                          examples=examples, words_only=words_only, sample_cap=sample_cap,
+                          permutations=permutations, seed=seed)
+
+    def _group_shares(self, report: SenseReport, grouping, examples: int) -> list[GroupShares]:
+        texts = self.text_ids_of(report.clustered)
+        group_of = self.groups_of_texts(grouping, texts)
+        labels = np.asarray(report.labels)
+        similarity = np.asarray(report.clusters.similarity)
+        groups = np.array([group_of.get(int(t)) for t in texts], object)
+        out = []
+        for group in sorted({g for g in groups if g is not None}, key=text_fields.group_order):
+            members = np.flatnonzero(groups == group)
+            counts = np.bincount(labels[members], minlength=report.n_senses).tolist()
+            picked = []
+            for sense in range(report.n_senses):
+                own = members[labels[members] == sense]
+                own = own[np.argsort(-similarity[own], kind="stable")[:examples]]
+                picked.append(self.occurrence_hits(report.clustered[own], similarity[own]))
+            out.append(GroupShares(group, counts, picked))
+        return out
 
 
 def _load_stats(directory: Path, name: str) -> VectorStats | None:

@@ -39,6 +39,22 @@ def top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     return scores[order], ids[order]
 
 
+def search_rows(store: VectorStore, rows: np.ndarray, query: np.ndarray, k: int,
+                chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` of `rows` (ids into `store`) with the largest inner product with `query`, best first.
+
+    Exact, a chunk of rows at a time, so a filter that keeps most of a large index (`--where`)
+    needs memory for one chunk and the `k` best, not for every row it keeps.
+    """
+    query = np.asarray(query, np.float32)
+    best_scores, best_ids = np.zeros(0, np.float32), np.zeros(0, np.int64)
+    for start in range(0, len(rows), chunk):
+        part = np.asarray(rows[start:start + chunk], np.int64)
+        scores, ids = top_k(store.rows(part) @ query, part, k)
+        best_scores, best_ids = top_k(np.concatenate([best_scores, scores]), np.concatenate([best_ids, ids]), k)
+    return best_scores, best_ids
+
+
 class ExactSearch:
     """Scores every row: `[n, width]` unit rows in memory as float32."""
 

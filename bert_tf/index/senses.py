@@ -301,3 +301,45 @@ def senses_figure(x: np.ndarray, clusters: SenseClusters, sentences: Sequence[st
     ax.legend(loc="best", fontsize=8)
     fig.subplots_adjust(left=0.06, right=0.99, top=0.94, bottom=0.08)  # 86% of the height
     return fig, points
+
+
+def plot_shares(path: str | os.PathLike, report, *, force: bool = False) -> None:
+    """Saves a PNG of each group's shares of a word's senses (`OccurrenceIndex.senses(by=...)`) as stacked bars.
+
+    Each sense is named in the legend by its most central occurrence (a few words either
+    side), the same example `senses` prints first, so the colours can be read without the text.
+
+    Raises:
+        ValueError: the path does not end in .png, or the report has no groups.
+        FileExistsError: `path` exists and `force` is False.
+        bert_tf.files.output.OutputError: it cannot be written.
+    """
+    path = check_png_path(path, option="--plot")
+    check_output(path, force=force, option="--plot")
+    if not report.groups:
+        raise ValueError(f"no occurrence of {report.word!r} is in a text with a {report.by}: nothing to plot")
+    groups = report.groups
+    shares = np.array([g.shares for g in groups])  # [groups, senses]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 + 0.8 * len(groups)), 5.5), dpi=100)
+    colours = plt.get_cmap("tab10")
+    bottom = np.zeros(len(groups))
+    x = np.arange(len(groups))
+    for n, sense in enumerate(report.senses):
+        central = sense.examples[0] if sense.examples else None
+        label = f"sense {n + 1}" + (f": {snippet(central.text, central.start, central.end, width=18)}"
+                                    if central is not None else "")
+        ax.bar(x, shares[:, n], bottom=bottom, color=colours(n % 10), label=label, width=0.7)
+        bottom += shares[:, n]
+    ax.set_xticks(x, [f"{g.group}\n({g.occurrences})" for g in groups], fontsize=8,
+                  rotation=0 if len(groups) <= 8 else 45)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of the group's occurrences")
+    ax.set_xlabel(report.by)
+    ax.set_title(f"'{report.word}': senses by {report.by}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8, ncol=1, frameon=False)
+    fig.tight_layout()
+    try:
+        save_png(fig, path, bbox_inches="tight")
+    finally:
+        plt.close(fig)

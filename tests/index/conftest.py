@@ -113,3 +113,68 @@ def minilm_embedder(minilm_checkpoint):
 def sense_vectors(minilm_embedder, minilm_checkpoint, sense_set) -> SenseVectors:
     """The sense set's occurrence vectors from the real model (default options), once per session."""
     return embed_sense_set(minilm_embedder, sense_set)
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftSet:
+    """Two groups of texts ("A", "B") drawn from the sense set, in which each word's first sense has a known share.
+
+    Attributes:
+        texts, fields: the corpus, and per text `{"source": "A" | "B", "date": "2019-..." | "2021-..."}`.
+        shares: `{word: (share of its first sense in A, in B)}`, as drawn (exact counts).
+        change: `{word: |share in A - share in B|}`: 0 for the words whose use does not change.
+        senses: `{word: (first sense, second sense)}`: the two senses each word is drawn from.
+    """
+
+    texts: tuple[str, ...]
+    fields: tuple[dict, ...]
+    shares: dict
+    change: dict
+    senses: dict
+
+
+#: The changes of share drawn for the changed words (the others keep the same share in both groups).
+DRIFT_CHANGES = (0.25, 0.5, 0.75, 1.0)
+
+
+#: How many texts a word gets in a group: drawn from this range, for each word and group apart, so that
+#: words differ in frequency (a measure that grows with count or with rarity shows it).
+DRIFT_COUNTS = (8, 40)
+
+
+def make_drift_set(sense_set: SenseSet, *, counts: tuple[int, int] = DRIFT_COUNTS, seed: int = 0) -> DriftSet:
+    """A labelled drift set: half the words (chosen at random) change their first sense's share between
+    the groups by one of `DRIFT_CHANGES`, the others keep one share (0.25, 0.5 or 0.75) in both.
+
+    A word gets from `counts[0]` to `counts[1]` texts in each group (drawn apart), each a sentence of
+    the sense set drawn with replacement from its sense's five; a word of three senses is drawn
+    from its first two. Shares are exact counts, so the true change is known.
+    """
+    rng = np.random.default_rng(seed)
+    words = list(sense_set.vocabulary)
+    changed = set(rng.choice(words, len(words) // 2, replace=False).tolist())
+    texts, fields, shares, change, senses = [], [], {}, {}, {}
+    for word in words:
+        rows = sense_set.rows_of(word)
+        order = list(dict.fromkeys(sense_set.senses[i] for i in rows))[:2]
+        pools = [[sense_set.sentences[i] for i in rows if sense_set.senses[i] == s] for s in order]
+        if word in changed:
+            d = float(rng.choice(DRIFT_CHANGES))
+            low = float(rng.uniform(0, 1 - d))
+            pair = (low + d, low) if rng.integers(2) else (low, low + d)
+        else:
+            base = float(rng.choice([0.25, 0.5, 0.75]))
+            pair = (base, base)
+        drawn = []
+        for group, share, year in (("A", pair[0], 2019), ("B", pair[1], 2021)):
+            per_group = int(rng.integers(counts[0], counts[1] + 1))
+            first = int(round(share * per_group))
+            for n in range(per_group):
+                pool = pools[0] if n < first else pools[1]
+                texts.append(pool[int(rng.integers(len(pool)))])
+                fields.append({"source": group, "date": f"{year}-{int(rng.integers(1, 13)):02d}-01"})
+            drawn.append(first / per_group)
+        shares[word] = tuple(drawn)
+        change[word] = abs(drawn[0] - drawn[1])  # as drawn: rounding to counts moves it by up to 1/16
+        senses[word] = tuple(order)
+    return DriftSet(tuple(texts), tuple(fields), shares, change, senses)

@@ -129,7 +129,7 @@ def test_an_index_of_the_previous_format_is_read_and_a_damaged_space_refused(int
     with pytest.raises(CorruptIndexError, match="the recorded vector space has unknown or missing field\\(s\\) "
                                                 "colour; rebuild it"):
         OccurrenceIndex.open(tmp_path / "ix")
-    path.write_text(json.dumps({**manifest, "version": 3}), encoding="utf-8")
-    with pytest.raises(CorruptIndexError, match="format version 3; this bert_tf reads versions 1 and 2: rebuild"):
+    path.write_text(json.dumps({**manifest, "version": 4}), encoding="utf-8")
+    with pytest.raises(CorruptIndexError, match="format version 4; this bert_tf reads versions 1, 2, 3: rebuild"):
         OccurrenceIndex.open(tmp_path / "ix")
     assert os.path.isdir(tmp_path / "ix")  # refused, not removed

@@ -107,8 +107,8 @@ def test_query_word_missing_from_sentence_or_index_is_a_clear_error(shared):
     index, _ = shared
     with pytest.raises(ValueError, match="'loan' is not in the query sentence"):
         index.search_word("loan", "river bank water")
-    with pytest.raises(ValueError, match="is 2 words to the model"):
-        index.search_word("river bank", "river bank water")
+    with pytest.raises(ValueError, match="is 2 words to the model"):  # search_word takes several (spans)
+        index.neighbors("river bank", "river bank water")
 
 
 def test_another_checkpoint_casing_precision_or_options_is_refused(shared, tmp_path):
