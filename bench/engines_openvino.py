@@ -97,11 +97,14 @@ def model_path(ctx: Context, model: str) -> str:
 
 def bf16_unsupported() -> str | None:
     """Why OpenVINO bfloat16 is not measured on this CPU (None where it is native): without avx512_bf16 or
-    AMX, OpenVINO would run it in float32 or emulate it, and the engine would not measure bfloat16."""
-    from bench.cpu import bf16_support, cpu_flags
+    AMX, OpenVINO would run it in float32 or emulate it, and the engine would not measure bfloat16. From the
+    CPU's flags alone (bench.cpu's fuller answer asks TensorFlow about GPUs, which this process must not
+    load)."""
+    from bert_tf.model.hardware import NATIVE_BF16_FLAGS, cpu_flags
 
-    support = bf16_support(cpu_flags())
-    return None if support["native_bf16"] else f"skipped: this CPU has no native bfloat16 ({support['bf16']})"
+    if any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS):
+        return None
+    return f"skipped: this CPU has no native bfloat16 (none of {', '.join(NATIVE_BF16_FLAGS)} in /proc/cpuinfo)"
 
 
 def _async_pass(ctx: Context, tokenizer, compiled, timer: ModelTimer, texts=None):
@@ -158,7 +161,8 @@ def _openvino_engine(ctx: Context, name: str, model: str, precision: str, hint: 
         "threads": {"INFERENCE_NUM_THREADS": compiled.get_property("INFERENCE_NUM_THREADS"),
                     "NUM_STREAMS": compiled.get_property("NUM_STREAMS"),
                     "OPTIMAL_NUMBER_OF_INFER_REQUESTS": compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")},
-        "performance_hint": hint, "inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT")),
+        "performance_hint": hint,
+        "inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
         "model": MODELS[model][1], "ready_s": ready_s, "rss_ready": rss_ready, "import_s": import_s,
         "torch_imported": "torch" in sys.modules, "openvino": ov.__version__,
         "precision": {"f32": "float32", "bf16": "bfloat16"}[precision] if model == "f32" else "int8",

@@ -184,7 +184,8 @@ def render(report: dict) -> str:
     for key, sentence in SENTENCES.items():
         res = report["sentences"][key]
         lines += [f"Sentence `{key}` ({len(sentence.split())} words): \"{sentence}\"", "",
-                  "| engine | p50 ms | p99 ms | mean ms | min ms | p50 / fastest peer's p50 |", "|---|---|---|---|---|---|"]
+                  "| engine | p50 ms | p99 ms | mean ms | min ms | p50 / fastest peer's p50 |",
+                  "|---|---|---|---|---|---|"]
         peer = res.get("fastest_peer")
         for name, s in res["engines"].items():
             ratio = f"{s['p50_ms'] / res['engines'][peer]['p50_ms']:.2f}" if peer else "-"

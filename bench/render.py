@@ -127,7 +127,8 @@ def _fidelity(s: dict) -> str:
         return "-" if s.get("precision", "float32") == "float32" else "not measured"
     if "mean_cosine" not in fid:
         return f"vs {fid['reference']}: {fid['missing']}"
-    return f"{fid['mean_cosine']:.6f} / {fid['min_cosine']:.6f} vs {fid['reference']}"
+    layer = " (last layer)" if fid.get("layers") == "last" else ""
+    return f"{fid['mean_cosine']:.6f} / {fid['min_cosine']:.6f} vs {fid['reference']}{layer}"
 
 
 def _targets(report: dict) -> list[str]:
