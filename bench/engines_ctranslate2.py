@@ -55,7 +55,7 @@ def encoder_call(model_dir: str, compute_type: str):
                                   inter_threads=1)
 
     def call(ids, mask):
-        lengths = mask.sum(axis=1).astype(np.int32)
+        lengths = np.count_nonzero(mask, axis=1).astype(np.int32)
         out = encoder.forward_batch(ctranslate2.StorageView.from_array(np.ascontiguousarray(ids, np.int32)),
                                     ctranslate2.StorageView.from_array(lengths))
         return np.array(out.last_hidden_state)

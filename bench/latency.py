@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from bench import workload
-from bench.context import BATCH_SIZE, RESULTS, ROOT, THREADS, Context, json_default
+from bench.context import BATCH_SIZE, REQUIREMENTS_HINT, RESULTS, ROOT, THREADS, Context, json_default
 
 #: The two sentences, each timed on its own.
 SENTENCES = {
@@ -47,6 +48,8 @@ SENTENCES = {
                  "two hours of careful discussion they agreed to fund longer opening hours, more computers, and a "
                  "small garden for all the children."),
 }
+#: What OpenVINO's engines need, its conversion step included.
+OPENVINO = ("openvino", "nncf", "torch", "transformers")
 #: The engines (servers): name -> (what one call is, modules needed, preparation steps).
 ENGINES = {
     "bert_tf": ("bert_tf `BertEmbedder.embed_words([s])`, float32", ("tensorflow", "tensorflow_text"), ()),
@@ -54,14 +57,11 @@ ENGINES = {
                      ("tensorflow", "tensorflow_text"), ()),
     "bert_tf_int8": ("bert_tf `BertEmbedder.from_checkpoint(precision=\"int8\").embed_words([s])`",
                      ("tensorflow", "tensorflow_text"), ()),
-    "ov_f32_latency": ("OpenVINO float32, LATENCY hint, HF tokenizer", ("openvino", "transformers"),
-                       ("export-openvino",)),
-    "ov_bf16_latency": ("OpenVINO bf16 (`INFERENCE_PRECISION_HINT`), LATENCY hint", ("openvino", "transformers"),
-                        ("export-openvino",)),
-    "ov_int8_latency": ("OpenVINO static int8 (`nncf.quantize`), LATENCY hint", ("openvino", "transformers"),
-                        ("export-openvino",)),
-    "ort": ("ONNX Runtime float32 (the bench's export), HF tokenizer", ("onnxruntime", "transformers"),
-            ("export-onnx",)),
+    "ov_f32_latency": ("OpenVINO float32, LATENCY hint, HF tokenizer", OPENVINO, ("export-openvino",)),
+    "ov_bf16_latency": ("OpenVINO bf16 (`INFERENCE_PRECISION_HINT`), LATENCY hint", OPENVINO, ("export-openvino",)),
+    "ov_int8_latency": ("OpenVINO static int8 (`nncf.quantize`), LATENCY hint", OPENVINO, ("export-openvino",)),
+    "ort": ("ONNX Runtime float32 (the bench's export), HF tokenizer",
+            ("onnxruntime", "onnx", "onnxscript", "torch", "transformers"), ("export-onnx",)),
     "torch": ("PyTorch float32, HF BertModel, HF tokenizer", ("torch", "transformers"), ()),
 }
 DEFAULT_ENGINES = ("bert_tf", "bert_tf_bf16", "ov_f32_latency", "ov_bf16_latency", "ov_int8_latency", "ort", "torch")
@@ -78,8 +78,6 @@ RESULTS_LATENCY = RESULTS.with_name("latency.json")
 
 def _engine_call(name: str, ctx: Context):
     """The engine `name`'s call: one sentence in, numpy vectors out; or a string saying why it cannot run."""
-    import importlib.util
-
     missing = [m for m in ENGINES[name][1] if importlib.util.find_spec(m) is None]
     if missing:
         return f"skipped: missing {', '.join(missing)}"
@@ -209,6 +207,14 @@ def driver(args) -> int:
     if unknown:
         log(f"bench.latency: unknown engine(s) {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
         return 2
+    missing = {name: [m for m in ENGINES[name][1] if importlib.util.find_spec(m) is None] for name in selected}
+    not_run = {name: f"skipped: missing {', '.join(m)}; {REQUIREMENTS_HINT}" for name, m in missing.items() if m}
+    selected = [name for name in selected if name not in not_run]
+    for name, why in not_run.items():
+        log(f"bench.latency: {name} {why}")
+    if not selected:
+        log("bench.latency: no engine left to measure")
+        return 2
     found = vocabulary(log)
     if found is None:
         return 2
@@ -220,7 +226,6 @@ def driver(args) -> int:
     try:
         write_work_files(workdir, texts, lengths.tolist(), vocab_path)
         step_args = SimpleNamespace(runs=1, quick=True, batch_size=BATCH_SIZE, bert_tf_batch_size=None)
-        not_run = {}
         for step in ["prepare"] + list(dict.fromkeys(s for e in selected for s in ENGINES[e][2])):
             done = run_child("step", step, step_args, workdir, log)
             if "error" in done:

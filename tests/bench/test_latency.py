@@ -30,6 +30,13 @@ def test_an_unknown_engine_is_refused(capsys):
     assert "unknown engine(s) nope" in capsys.readouterr().err
 
 
+def test_an_engine_without_its_packages_is_skipped_with_the_reason(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    assert latency.main(["--engines", "ov_f32_latency"]) == 2  # nothing else asked for: nothing to measure
+    err = capsys.readouterr().err
+    assert "ov_f32_latency skipped: missing openvino" in err and "requirements-bench.txt" in err
+
+
 @pytest.mark.slow
 def test_an_engine_process_answers_with_one_time_per_call(make_checkpoint, tmp_path):
     """The driver's protocol with a real engine: "ready" after loading, then N times for "SENTENCE N", on a
