@@ -26,7 +26,7 @@ from bench.fidelity import LAST
 from bench.measure import ModelTimer, measure_passes, rss_now
 from bench.registry import engine
 
-NEEDS = ("ctranslate2", "transformers", "tokenizers")
+NEEDS = ("ctranslate2", "torch", "transformers", "tokenizers")  # torch: the converter loads the HF model
 #: The prepare step that converts the model.
 STEP = "convert-ctranslate2"
 

@@ -28,7 +28,7 @@ from bench.engines_peers import TINY_CALL, hf_tokenizer, padded_batches, peer_fi
 from bench.measure import ModelTimer, measure_passes, rss_now
 from bench.registry import engine
 
-NEEDS = ("openvino", "transformers", "tokenizers")
+NEEDS = ("openvino", "nncf", "torch", "transformers", "tokenizers")  # nncf and torch: the conversion step
 #: The prepare step that writes the IRs.
 STEP = "export-openvino"
 #: model -> IR file (in `ctx.meta["openvino_dir"]`) and what it is.
