@@ -35,6 +35,38 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     return sorted(library_flags(cpuinfo))
 
 
+#: The /proc/cpuinfo fields that name the CPU (of the first CPU listed), as `cpu_identity` keys.
+_IDENTITY_FIELDS = {"vendor_id": "vendor", "cpu family": "family", "model": "model", "stepping": "stepping",
+                    "model name": "model_name"}
+
+
+def cpu_identity(cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """Vendor, family, model number, stepping and model name of the first CPU in `cpuinfo` (what it has of
+    them): the kernels that were at the limit on one CPU family are not on the next, so the report names it.
+    AMD's family 25 is Zen 3 and Zen 4, 26 is Zen 5; Intel's server parts are family 6 (model 143: Sapphire
+    Rapids, 207: Emerald Rapids, 173: Granite Rapids)."""
+    out = {}
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the end of the first CPU's block
+                key, _, value = line.partition(":")
+                if key.strip() in _IDENTITY_FIELDS:
+                    out[_IDENTITY_FIELDS[key.strip()]] = value.strip()
+    except OSError:
+        pass
+    return out
+
+
+def describe_cpu(identity: dict) -> str:
+    """One line for the report: "AMD EPYC 9R45 (AuthenticAMD, family 26, model 2, stepping 1)"."""
+    name = identity.get("model_name", "unknown CPU")
+    parts = [identity["vendor"]] if "vendor" in identity else []
+    parts += [f"{key} {identity[key]}" for key in ("family", "model", "stepping") if key in identity]
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
 def bf16_support(flags: list[str]) -> dict:
     """Whether bfloat16 (and int8) dot products are native on a CPU with `flags`, and why: the
     library's own decision (`bert_tf.model.hardware.detect_hardware`, what precision="auto" uses),

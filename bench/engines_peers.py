@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from bench.context import BERT_TF_PLAN, PAD_TO, THREADS, Context
-from bench.fidelity import FIDELITY_SENTENCES, save_token_vectors
+from bench.fidelity import FIDELITY_SENTENCES, LAST, LAST4, save_token_vectors
 from bench.measure import ModelTimer, measure_passes, rss_now, timed_passes
 from bench.registry import engine
 
@@ -32,17 +32,20 @@ def hf_tokenizer(ctx: Context):
     return BertTokenizerFast(vocab=vocab, do_lower_case=True)
 
 
-def _sorted_pass(ctx: Context, tokenizer, model_call, timer: ModelTimer, batches=None, texts=None):
-    """Tokenize everything, sort by length, pad each batch to its longest, run, return per-text vectors.
+def padded_batches(ctx: Context, tokenizer, batches=None, texts=None):
+    """Tokenize everything, sort by length, pad each batch to its longest.
 
     Batches are `ctx.batch_size` sentences in length order, or `batches` (lists of text
     indices, shortest first) when given. `texts`: others than the workload's.
+
+    Returns:
+        The token ids of each text, and (text indices, ids, mask) per batch, int64, padded with 0.
     """
     encoded = tokenizer(ctx.texts if texts is None else texts, add_special_tokens=True)["input_ids"]
     if batches is None:
         order = sorted(range(len(encoded)), key=lambda k: len(encoded[k]))
         batches = [order[start:start + ctx.batch_size] for start in range(0, len(order), ctx.batch_size)]
-    outputs = [None] * len(encoded)
+    padded = []
     for batch in batches:
         longest = max(len(encoded[k]) for k in batch)
         ids = np.zeros((len(batch), longest), np.int64)
@@ -50,9 +53,19 @@ def _sorted_pass(ctx: Context, tokenizer, model_call, timer: ModelTimer, batches
         for row, k in enumerate(batch):
             ids[row, :len(encoded[k])] = encoded[k]
             mask[row, :len(encoded[k])] = 1
+        padded.append((batch, ids, mask))
+    return encoded, padded
+
+
+def sorted_pass(ctx: Context, tokenizer, model_call, timer: ModelTimer, batches=None, texts=None):
+    """Tokenize everything, sort by length, pad each batch to its longest, run, return per-text vectors
+    (`padded_batches` says how the batches are made; each model call is timed on its own)."""
+    encoded, padded = padded_batches(ctx, tokenizer, batches, texts)
+    outputs = [None] * len(encoded)
+    for batch, ids, mask in padded:
         t = time.perf_counter()
         vectors = model_call(ids, mask)
-        timer.add(time.perf_counter() - t, len(batch), longest, int(mask.sum()))
+        timer.add(time.perf_counter() - t, len(batch), ids.shape[1], int(mask.sum()))
         for row, k in enumerate(batch):
             outputs[k] = vectors[row, :len(encoded[k])]
     return outputs
@@ -87,11 +100,13 @@ def torch_ready(ctx: Context, mode: str = "float32"):
     load_s = time.perf_counter() - t
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if mode == "autocast" else contextlib.nullcontext
 
-    def call(ids, mask):
+    def call(ids, mask, layers: str = LAST4):
         with torch.inference_mode(), autocast():
             out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
                         output_hidden_states=True)
             hs = out.hidden_states
+            if layers == LAST:  # the last layer alone, for the engines that return nothing else (CTranslate2)
+                return hs[-1].float().numpy()
             # The layer sum in float32 (a no-op for float32), as a user after faithful vectors would.
             return (hs[-4].float() + hs[-3].float() + hs[-2].float() + hs[-1].float()).numpy()
 
@@ -120,18 +135,22 @@ def _torch_probe(ctx: Context, model, tokenizer, name: str) -> dict:
     return {"probe": f"probe_{name}.npz", "probe_sentences": f"probe_{name}_sentences.npz"}
 
 
-def _fidelity(ctx: Context, name: str, tokenizer, call) -> dict:
-    """The fidelity check's token vectors, after the timing: the first sentences, sorted and batched as timed."""
-    vectors = _sorted_pass(ctx, tokenizer, call, ModelTimer(), texts=ctx.texts[:FIDELITY_SENTENCES])
-    return save_token_vectors(ctx.workdir, name, vectors)
+def peer_fidelity(ctx: Context, name: str, tokenizer, call, layers: str = LAST4) -> dict:
+    """The fidelity check's token vectors, after the timing: the first sentences, sorted and batched as timed.
+    `layers`: what `call` returns (`fidelity.LAYERS`)."""
+    vectors = sorted_pass(ctx, tokenizer, call, ModelTimer(), texts=ctx.texts[:FIDELITY_SENTENCES])
+    return save_token_vectors(ctx.workdir, name, vectors, layers)
 
 
 def _torch_sorted(ctx: Context, name: str, mode: str) -> dict:
     model, call, info, tokenizer = torch_ready(ctx, mode)
     timer = ModelTimer()
-    result = measure_passes(lambda: _sorted_pass(ctx, tokenizer, call, timer), ctx.runs, on_pass=timer.new_pass)
+    result = measure_passes(lambda: sorted_pass(ctx, tokenizer, call, timer), ctx.runs, on_pass=timer.new_pass)
     probe = _torch_probe(ctx, model, tokenizer, name) if mode == "float32" else {}
-    return {**result, **info, **timer.record(), **probe, **_fidelity(ctx, name, tokenizer, call)}
+    if mode == "float32":  # the float32 reference of the last-layer engines (CTranslate2) too
+        last = peer_fidelity(ctx, name, tokenizer, lambda ids, mask: call(ids, mask, LAST), LAST)
+        probe["fidelity_file_last_layer"] = last["fidelity_file"]
+    return {**result, **info, **timer.record(), **probe, **peer_fidelity(ctx, name, tokenizer, call)}
 
 
 @engine("hf_torch_sorted", "HF transformers BertModel, PyTorch, sorted, padded per batch", TORCH)
@@ -213,13 +232,13 @@ def _ort_engine(ctx: Context, name: str, batches=None, model: str = "onnx") -> d
     ready_s = time.perf_counter() - t0
     rss_ready = rss_now()
     timer = ModelTimer()
-    result = measure_passes(lambda: _sorted_pass(ctx, tokenizer, call, timer, batches=batches), ctx.runs,
+    result = measure_passes(lambda: sorted_pass(ctx, tokenizer, call, timer, batches=batches), ctx.runs,
                             on_pass=timer.new_pass)
     probe = [call(np.array([ids], np.int64), np.ones((1, len(ids)), np.int64))[0]
              for ids in tokenizer(ctx.texts[:4])["input_ids"]]
     np.savez(ctx.workdir / f"probe_{name}.npz", *probe)
     if batches is None:
-        result.update(_fidelity(ctx, name, tokenizer, call))
+        result.update(peer_fidelity(ctx, name, tokenizer, call))
     result.update(timer.record())
     result.update({"threads": {"intra_op_num_threads": THREADS, "inter_op_num_threads": 1},
                    "ready_s": ready_s, "rss_ready": rss_ready, "import_s": import_s,

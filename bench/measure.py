@@ -81,6 +81,13 @@ class ModelTimer:
             if self.flops:
                 self.executed_flops += self.flops(rows, length, real)
 
+    def add_seconds(self, seconds: float):
+        """Model time not tied to one call: concurrent calls (several streams) timed together, their shapes
+        recorded by `add` with 0 seconds each."""
+        if not self.per_pass:
+            self.per_pass.append(0.0)
+        self.per_pass[-1] += seconds
+
     def record(self, recorded_passes: slice = slice(1, None)) -> dict:
         """The shapes and model time as an engine reports them; `recorded_passes`: which passes count
         (by default all but the warm-up)."""

@@ -40,8 +40,9 @@ def prepare(ctx: Context) -> dict:
     hf_dir = Path(ctx.meta["hf_dir"])
     hf_dir.mkdir(parents=True, exist_ok=True)
     save_file(google_to_hf_weights(weights, config.num_hidden_layers), str(hf_dir / "model.safetensors"))
+    # position_embedding_type: transformers 5 no longer writes it; CTranslate2's converter reads it.
     hf_config = {"architectures": ["BertModel"], "model_type": "bert", "layer_norm_eps": 1e-12, "pad_token_id": 0,
-                 **BERT_BASE}
+                 "position_embedding_type": "absolute", **BERT_BASE}
     (hf_dir / "config.json").write_text(json.dumps(hf_config, indent=2))
     shutil.copy(ckpt / "vocab.txt", hf_dir / "vocab.txt")
     # Verify the workload with bert_tf's own tokenizer: exact lengths, no [UNK].
@@ -90,6 +91,24 @@ def quantize_onnx(ctx: Context) -> dict:
     return quantize_int8(Path(ctx.meta["onnx"]), Path(ctx.meta["onnx_int8"]))
 
 
+def export_openvino(ctx: Context) -> dict:
+    """The HF model as OpenVINO IRs: float32, static int8 calibrated on the workload's first sentences, and
+    weight-only int8 (`engines_openvino.export_openvino`)."""
+    from bench.engines_openvino import CALIBRATION_SENTENCES
+    from bench.engines_openvino import export_openvino as export
+    from bench.engines_peers import hf_tokenizer
+
+    calibration = hf_tokenizer(ctx)(ctx.texts[:CALIBRATION_SENTENCES])["input_ids"]
+    return export(ctx.meta["hf_dir"], Path(ctx.meta["openvino_dir"]), calibration)
+
+
+def convert_ctranslate2(ctx: Context) -> dict:
+    """The HF model as a float32 CTranslate2 model (`engines_ctranslate2.convert_ctranslate2`)."""
+    from bench.engines_ctranslate2 import convert_ctranslate2 as convert
+
+    return convert(ctx.meta["hf_dir"], Path(ctx.meta["ctranslate2_dir"]))
+
+
 def matmul_probe(ctx: Context) -> dict:
     """The machine's matmul rate right now (numpy, 2048^3, best of 5), in a process of its own so that
     its arrays never count in an engine's RSS. The driver runs it just before and just after each
@@ -104,4 +123,4 @@ def real_fidelity(ctx: Context) -> dict:
 
 
 STEPS = {"prepare": prepare, "export-onnx": export_onnx, "quantize-onnx": quantize_onnx, "matmul-probe": matmul_probe,
-         "real-fidelity": real_fidelity}
+         "export-openvino": export_openvino, "convert-ctranslate2": convert_ctranslate2, "real-fidelity": real_fidelity}

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench.context import ROOT, THREADS, Context, json_default
-from bench.cpu import CPU_FLAGS, bf16_support, cpu_flags, onednn_info
+from bench.cpu import CPU_FLAGS, bf16_support, cpu_flags, cpu_identity, describe_cpu, onednn_info
 from bench.measure import children_cpu_seconds, cpu_seconds, peak_rss
 from bench.prepare import STEPS
 from bench.registry import ENGINES
@@ -92,7 +92,9 @@ def machine_info() -> dict:
     except OSError:
         pass
     flags = cpu_flags()
-    return {"cpu": model, "cores": cores, "simd": [f for f in CPU_FLAGS if f in flags], **bf16_support(flags),
+    identity = cpu_identity()
+    return {"cpu": model, "cpu_identity": identity, "cpu_described": describe_cpu(identity), "cores": cores,
+            "simd": [f for f in CPU_FLAGS if f in flags], **bf16_support(flags),
             "onednn": onednn_info(child_env()), "platform": platform.platform(), "python": platform.python_version()}
 
 
@@ -101,7 +103,7 @@ def package_versions() -> dict:
 
     out = {}
     for dist in ("numpy", "tensorflow", "tensorflow-text", "keras", "torch", "transformers", "tokenizers",
-                 "onnxruntime", "onnx", "onnxscript", "bert_tf"):
+                 "onnxruntime", "onnx", "onnxscript", "openvino", "nncf", "ctranslate2", "bert_tf"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -7,8 +7,10 @@ as faithful as bfloat16 there. Trained BERTs have a few activation channels far 
 rest, and per-tensor int8 loses the others to them. So the same comparison is made here, on
 the real model: the sum of the last four layers for every token ([CLS] and [SEP] included) of the
 290 sentences of tests/index/data/senses.tsv, batched 32 at a time in input order, each mode
-against the float32 of its own engine (bert_tf, Hugging Face PyTorch, ONNX Runtime). Every
-engine gets the same word-piece ids (bert_tf's tokenizer).
+against the float32 of its own engine (bert_tf, Hugging Face PyTorch, ONNX Runtime, OpenVINO,
+CTranslate2). Every engine gets the same word-piece ids (bert_tf's tokenizer). CTranslate2 returns
+the last layer only: its int8 is compared with its float32 on that layer. OpenVINO's performance
+hints do not change what it computes, so each of its precisions is measured once for both hints.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ MODES = {
     "hf_torch_bf16": ("torch", "bfloat16"),
     "hf_torch_autocast": ("torch", "autocast"),
     "ort_int8": ("ort", "int8"),
+    **{f"ov_{variant}_{hint}": ("ov", variant) for variant in ("bf16", "int8", "int8w")
+       for hint in ("latency", "throughput")},
+    "ct2_int8": ("ct2", "int8"),
 }
+#: OpenVINO's static int8 is calibrated on these of the sentences (every ninth: 32 of the 290), which the
+#: comparison then includes, in OpenVINO's favour.
+CALIBRATION_STEP = 9
 
 
 def _sentences() -> list[str]:
@@ -67,6 +75,24 @@ def _bert_tf(checkpoint: Path, precision: str, texts: list[str]) -> np.ndarray:
     states = [s.states[-4:].sum(axis=0) for start in range(0, len(texts), BATCH)
               for s in embedder.token_states(texts[start:start + BATCH])]
     return np.concatenate(states).astype(np.float32)
+
+
+def _openvino(hf_dir: Path, out_dir: Path, ids: list[list[int]], variants: set[str]) -> dict:
+    """OpenVINO's float32 and the `variants` ("bf16", "int8", "int8w") of the real model, each compiled with the
+    LATENCY hint (bfloat16 only where the CPU has it natively, as the engines)."""
+    from bench.engines_openvino import MODELS, bf16_unsupported, compile_model, export_openvino
+
+    export_openvino(str(hf_dir), out_dir, ids[::CALIBRATION_STEP])
+    out = {}
+    for variant in ["f32"] + sorted(variants):
+        if variant == "bf16" and bf16_unsupported():
+            continue
+        model, precision = ("f32", variant) if variant in ("f32", "bf16") else (variant, "f32")
+        request = compile_model(str(out_dir / MODELS[model][0]), precision, "LATENCY").create_infer_request()
+        key = "float32" if variant == "f32" else variant
+        out["ov", key] = _run(lambda a, m: request.infer({"input_ids": a, "attention_mask": m},
+                                                         share_outputs=False)["last4"], ids)
+    return out
 
 
 def measure(ctx: Context) -> dict:
@@ -112,6 +138,21 @@ def measure(ctx: Context) -> dict:
                                            ids)
         except Exception as e:  # noqa: BLE001 - recorded, the other modes still count
             errors["ort_int8"] = f"{type(e).__name__}: {e}"
+    if "ov" in families:
+        try:
+            variants = {MODES[m][1] for m in wanted if MODES[m][0] == "ov"}
+            vectors.update(_openvino(hf_dir, work / "openvino", ids, variants))
+        except Exception as e:  # noqa: BLE001 - recorded, the other modes still count
+            errors["openvino"] = f"{type(e).__name__}: {e}"
+    if "ct2" in families:
+        try:
+            from bench.engines_ctranslate2 import convert_ctranslate2, encoder_call
+
+            convert_ctranslate2(str(hf_dir), work / "ctranslate2")
+            for compute_type in ("float32", "int8"):
+                vectors["ct2", compute_type] = _run(encoder_call(str(work / "ctranslate2"), compute_type)[1], ids)
+        except Exception as e:  # noqa: BLE001 - recorded, the other modes still count
+            errors["ctranslate2"] = f"{type(e).__name__}: {e}"
     out = {"model": "all-MiniLM-L6-v2", "sentences": len(texts), "tokens": int(sum(map(len, ids))),
            "texts": str(SENTENCES.relative_to(ROOT)), "modes": {}, "errors": errors}
     for mode in wanted:
@@ -120,6 +161,6 @@ def measure(ctx: Context) -> dict:
             continue
         cos = token_cosines(vectors[family, precision], vectors[family, "float32"])
         out["modes"][mode] = {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
-                              "reference": f"{family} float32"}
+                              "reference": f"{family} float32" + (" (last layer)" if family == "ct2" else "")}
     out["seconds"] = time.perf_counter() - t0
     return out

@@ -18,15 +18,16 @@ import importlib.util
 from typing import Callable
 
 #: The modules that define engines, in report order.
-ENGINE_MODULES = ("bench.engines_matmul", "bench.engines_bert_tf", "bench.engines_peers", "bench.interleaved")
+ENGINE_MODULES = ("bench.engines_matmul", "bench.engines_bert_tf", "bench.engines_peers", "bench.engines_openvino",
+                  "bench.engines_ctranslate2", "bench.interleaved")
 #: The engine the report's "vs" column divides by.
 BASELINE = "bert_tf_words"
 #: bert_tf in bfloat16: the engine the bfloat16 targets (`report.TARGETS`) are about.
 BF16 = "bert_tf_bf16"
 #: bert_tf in int8 (dynamic quantization), compared with ONNX Runtime's int8.
 INT8 = "bert_tf_int8"
-#: The module of the peers: the engines bert_tf is compared with ("the fastest peer").
-PEER_MODULE = "bench.engines_peers"
+#: The modules of the peers: the engines bert_tf is compared with ("the fastest peer").
+PEER_MODULES = ("bench.engines_peers", "bench.engines_openvino", "bench.engines_ctranslate2")
 #: The engines that run the ONNX export (the driver exports once for all of them).
 ORT_ENGINES = ("ort_sorted", "ort_budget", "ort_int8")
 #: The engines that run the int8 quantization of that export (the driver quantizes once).
@@ -43,6 +44,12 @@ class Engine:
     default_runs: int = 3  # timed passes when --runs is not given
     precision: str = "float32"  # what the engine computes in ("float32", "bfloat16", "int8")
     reference: str | None = None  # the float32 engine of the same model its fidelity is measured against
+    layers: str = "last4"  # the token vectors compared with the reference's (fidelity.LAYERS)
+    steps: tuple[str, ...] = ()  # preparation steps (prepare.STEPS) it needs, run once for all engines that do
+
+    @property
+    def is_peer(self) -> bool:
+        return self.run.__module__ in PEER_MODULES
 
     def missing_modules(self) -> list[str]:
         return [m for m in self.needs if importlib.util.find_spec(m) is None]
@@ -52,12 +59,13 @@ ENGINES: dict[str, Engine] = {}
 
 
 def engine(name: str, title: str, needs: tuple[str, ...], kind: str = "model", default_runs: int = 3,
-           precision: str = "float32", reference: str | None = None):
+           precision: str = "float32", reference: str | None = None, layers: str = "last4",
+           steps: tuple[str, ...] = ()):
     """Registers the decorated function as the engine `name`."""
     def register(fn: Callable) -> Callable:
         if name in ENGINES:
             raise ValueError(f"engine {name} is defined twice")
-        ENGINES[name] = Engine(name, title, needs, kind, fn, default_runs, precision, reference)
+        ENGINES[name] = Engine(name, title, needs, kind, fn, default_runs, precision, reference, layers, steps)
         return fn
 
     return register

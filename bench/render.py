@@ -62,7 +62,8 @@ def _header(report: dict) -> list[str]:
         lines.append(f"**WARNING: other processes used up to {busy:.2f} of {m['cores']} cores while engines ran; "
                      f"the figures below are pessimistic and the ratios less reliable. Rerun on a quiet machine.**")
         lines.append("")
-    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['simd'])}); {report['date']}; "
+    lines.append(f"Machine: {m.get('cpu_described', m['cpu'])}, {m['cores']} cores ({', '.join(m['simd'])}); "
+                 f"{report['date']}; "
                  f"{report['threads']} intra-op threads per engine; median of {report['runs']} timed passes "
                  f"after a warm-up (min-max in brackets).")
     if "bf16" in m:
@@ -126,15 +127,17 @@ def _fidelity(s: dict) -> str:
         return "-" if s.get("precision", "float32") == "float32" else "not measured"
     if "mean_cosine" not in fid:
         return f"vs {fid['reference']}: {fid['missing']}"
-    return f"{fid['mean_cosine']:.6f} / {fid['min_cosine']:.6f} vs {fid['reference']}"
+    layer = " (last layer)" if fid.get("layers") == "last" else ""
+    return f"{fid['mean_cosine']:.6f} / {fid['min_cosine']:.6f} vs {fid['reference']}{layer}"
 
 
 def _targets(report: dict) -> list[str]:
-    """The bfloat16 ratios, each with its target (`report.TARGETS`), from this run."""
+    """The bfloat16 ratios, each with its target (`report.TARGETS`), from this run; the peers against the
+    fidelity bar."""
     t = report.get("targets") or {}
     bf16 = report["engines"].get(BF16)
     if bf16 is None:
-        return []
+        return peers_section(t) if t else []
     th = t["thresholds"]
     rows = []
 
@@ -150,12 +153,14 @@ def _targets(report: dict) -> list[str]:
     cos = lambda v: f"{v:.5f}"  # noqa: E731
     row(f"bert_tf bf16 / fastest peer ({t.get('fastest_peer')}, {t.get('fastest_peer_sentences_per_s', 0):.1f} "
         f"sentences/s)", "vs_fastest_peer", th["vs_fastest_peer"], times)
-    row(f"bert_tf bf16 / fastest peer holding the fidelity bar on the real model ({t.get('fastest_faithful_peer')}, "
+    row(f"bert_tf bf16 / fastest faithful peer (holds the fidelity bar; below) ({t.get('fastest_faithful_peer')}, "
         f"{t.get('fastest_faithful_peer_sentences_per_s', 0):.1f} sentences/s)", "vs_fastest_faithful_peer",
         th["vs_fastest_peer"], times)
     row("bert_tf bf16 / ONNX Runtime int8, model time, interleaved", "interleaved_bf16_vs_ort_int8",
         th["vs_fastest_peer"], times)
     row("bert_tf int8 / ONNX Runtime int8 (separate processes)", "int8_vs_ort_int8", th["vs_fastest_peer"], times)
+    row(f"bert_tf int8 / OpenVINO static int8 ({t.get('fastest_openvino_int8')}, separate processes)",
+        "int8_vs_openvino_int8", th["vs_fastest_peer"], times)
     row("bert_tf int8 / ONNX Runtime int8, model time, interleaved", "interleaved_int8_vs_ort_int8",
         th["vs_fastest_peer"], times)
     row("bert_tf bf16 / bert_tf float32 (separate processes)", "vs_bert_tf_float32", th["vs_bert_tf_float32"], times)
@@ -182,10 +187,45 @@ def _targets(report: dict) -> list[str]:
         for mode, f in real.items():
             ok = "yes" if f["mean_cosine"] >= th["mean_cosine"] and f["min_cosine"] >= th["min_cosine"] else "**no**"
             lines.append(f"| {mode} | {f['mean_cosine']:.6f} | {f['min_cosine']:.6f} | {ok} |")
-    if t.get("fastest_peer"):
-        lines += ["", f"The fastest peer of this run: {t['fastest_peer']} ({t['fastest_peer_sentences_per_s']:.1f} "
-                      f"sentences/s)" + (f"; the faster Hugging Face bfloat16 mode: {t['best_hf_bf16']}."
-                                         if t.get("best_hf_bf16") else ".")]
+    return lines + peers_section(t)
+
+
+def _cosines(fidelity: dict | None) -> str:
+    return "-" if not fidelity else f"{fidelity['mean_cosine']:.5f} / {fidelity['min_cosine']:.5f}"
+
+
+def peers_section(t: dict) -> list[str]:
+    """The peers, fastest first, with their fidelity and the verdict: the fastest of any fidelity and the
+    fastest that holds the bar, named."""
+    peers = t.get("peers") or {}
+    if not peers:
+        return []
+    th = t["thresholds"]
+    verdict = {True: "yes", False: "**no**", None: "not measured"}
+    lines = ["", f"The peers, fastest first (CPU: {t.get('cpu')}). Faithful: every token cosine measured for it "
+                 f"holds mean >= {th['mean_cosine']} and min >= {th['min_cosine']} against float32 (on the "
+                 f"bench's weights, and on the real all-MiniLM-L6-v2 where the run measured it); the "
+                 f"CTranslate2 engines return the last layer only, so theirs compare the last layer.", "",
+             "| peer | sentences/s | precision | fidelity, bench (mean / min, vs) | fidelity, real model | faithful |",
+             "|---|---|---|---|---|---|"]
+    for name, p in peers.items():
+        bench = _cosines(p["bench"]) + (f" vs {p['bench']['reference']}" if p["bench"] else "")
+        if p["layers"] != "last4":
+            bench += f" ({p['layers']} layer)"
+        lines.append(f"| {name} | {p['sentences_per_s']:.1f} | {p['precision']} | {bench} | {_cosines(p['real'])} "
+                     f"| {verdict[p['faithful']]} |")
+    fastest = t["fastest_peer"]
+    lines += ["", f"The fastest peer of this run, any fidelity: **{fastest}** ({t['fastest_peer_sentences_per_s']:.1f} "
+                  f"sentences/s; faithful: {verdict[peers[fastest]['faithful']]})"
+              + (f"; the faster Hugging Face bfloat16 mode: {t['best_hf_bf16']}." if t.get("best_hf_bf16") else ".")]
+    if t.get("fastest_faithful_peer"):
+        lines.append(f"The fastest faithful peer: **{t['fastest_faithful_peer']}** "
+                     f"({t['fastest_faithful_peer_sentences_per_s']:.1f} sentences/s).")
+    else:
+        lines.append("No peer of this run is known to be faithful.")
+    if t.get("unmeasured_peers"):
+        lines.append(f"Reduced precision without a fidelity measured in this run (their reference engine did not run), "
+                     f"not counted as faithful: {', '.join(t['unmeasured_peers'])}.")
     return lines
 
 

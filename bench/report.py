@@ -10,7 +10,7 @@ import numpy as np
 from bench.context import BERT_BASE, MATMUL_SHAPES
 from bench.flops import FLOP_MODELS, dense_flops_per_token, executed_tokens, flops_per_sequence, padded_flops
 from bench.interleaved import BF16_PEAK_SHAPE, BF16_VARIANTS, VARIANTS
-from bench.registry import BASELINE, BF16, ENGINES, INT8, PEER_MODULE
+from bench.registry import BASELINE, BF16, ENGINES, INT8
 
 # The figures copied from an engine's raw result into its summary when it gives them.
 _PASSED_THROUGH = ("import_s", "load_s", "tokenize_s", "rss_imported", "threads", "attn_implementation",
@@ -128,37 +128,65 @@ TARGETS = {"vs_fastest_peer": 1.0, "vs_bert_tf_float32": 1.7, "fraction_of_bf16_
            "mean_cosine": 0.9995, "min_cosine": 0.995}
 
 
+def holds_bar(fidelity: dict | None) -> bool | None:
+    """Whether token cosines (`mean_cosine`, `min_cosine`) hold the fidelity bar; None: not measured."""
+    if not fidelity or "mean_cosine" not in fidelity:
+        return None
+    return fidelity["mean_cosine"] >= TARGETS["mean_cosine"] and fidelity["min_cosine"] >= TARGETS["min_cosine"]
+
+
+def peer_fidelity(name: str, summary: dict, real: dict | None, rate: float) -> dict:
+    """A peer's speed and fidelity, and whether it is faithful: every fidelity measured for it (on the bench's
+    weights, and on the real model where the run measured that) holds the bar; a float32 peer with none
+    measured is faithful, a reduced-precision one is not known to be (`faithful` None)."""
+    bench = summary.get("fidelity") if (summary.get("fidelity") or {}).get("mean_cosine") is not None else None
+    verdicts = [v for v in (holds_bar(bench), holds_bar(real)) if v is not None]
+    if verdicts:
+        faithful = all(verdicts)
+    else:
+        faithful = True if ENGINES[name].precision == "float32" else None
+    return {"sentences_per_s": rate, "precision": ENGINES[name].precision, "layers": ENGINES[name].layers,
+            "bench": bench and {k: bench[k] for k in ("mean_cosine", "min_cosine", "reference")},
+            "real": real and {k: real[k] for k in ("mean_cosine", "min_cosine")}, "faithful": faithful}
+
+
 def targets(report: dict) -> dict:
     """The ratios the bfloat16 targets need, from this run's engines (None where an engine is missing)."""
     rates = {name: entry["summary"]["sentences_per_s"] for name, entry in report["engines"].items()
              if ENGINES[name].kind == "model" and entry.get("summary")}
-    peers = {name: rate for name, rate in rates.items() if ENGINES[name].run.__module__ == PEER_MODULE}
+    peers = {name: rate for name, rate in rates.items() if ENGINES[name].is_peer}
     hf_bf16 = {name: rates[name] for name in ("hf_torch_bf16", "hf_torch_autocast") if name in rates}
     bf16 = report["engines"].get(BF16, {}).get("summary") or {}
     out = {"native_bf16": report["machine"].get("native_bf16"), "bf16": report["machine"].get("bf16"),
+           "cpu": report["machine"].get("cpu_described", report["machine"].get("cpu")),
            "thresholds": TARGETS, "bert_tf_bf16_sentences_per_s": rates.get(BF16)}
     if hf_bf16:
         out["best_hf_bf16"] = max(hf_bf16, key=hf_bf16.get)
+    real = (report.get("real_fidelity") or {}).get("modes") or {}
+    out["peers"] = {name: peer_fidelity(name, report["engines"][name]["summary"], real.get(name), rate)
+                    for name, rate in sorted(peers.items(), key=lambda item: -item[1])}
     if peers:
         fastest = max(peers, key=peers.get)
         out.update(fastest_peer=fastest, fastest_peer_sentences_per_s=peers[fastest])
         if BF16 in rates:
             out["vs_fastest_peer"] = rates[BF16] / peers[fastest]
-    # A peer whose reduced precision misses the fidelity bar on the real model computes other vectors:
-    # the like-for-like comparison is with the fastest peer that holds it (float32 peers always do).
-    real = (report.get("real_fidelity") or {}).get("modes") or {}
-    faithful = {name: rate for name, rate in peers.items()
-                if ENGINES[name].precision == "float32" or name not in real
-                or (real[name]["mean_cosine"] >= TARGETS["mean_cosine"]
-                    and real[name]["min_cosine"] >= TARGETS["min_cosine"])}
+    # A peer whose reduced precision misses the fidelity bar computes other vectors: the like-for-like
+    # comparison is with the fastest peer that holds it.
+    faithful = {name: rate for name, rate in peers.items() if out["peers"][name]["faithful"]}
+    out["unfaithful_peers"] = [name for name, p in out["peers"].items() if p["faithful"] is False]
+    out["unmeasured_peers"] = [name for name, p in out["peers"].items() if p["faithful"] is None]
     if faithful:
         fastest = max(faithful, key=faithful.get)
-        out.update(fastest_faithful_peer=fastest, fastest_faithful_peer_sentences_per_s=faithful[fastest],
-                   unfaithful_peers=sorted(set(peers) - set(faithful)))
+        out.update(fastest_faithful_peer=fastest, fastest_faithful_peer_sentences_per_s=faithful[fastest])
         if BF16 in rates:
             out["vs_fastest_faithful_peer"] = rates[BF16] / faithful[fastest]
     if INT8 in rates and "ort_int8" in rates:
         out["int8_vs_ort_int8"] = rates[INT8] / rates["ort_int8"]
+    ov_int8 = {name: rates[name] for name in ("ov_int8_latency", "ov_int8_throughput") if name in rates}
+    if ov_int8:
+        out["fastest_openvino_int8"] = max(ov_int8, key=ov_int8.get)
+        if INT8 in rates:
+            out["int8_vs_openvino_int8"] = rates[INT8] / max(ov_int8.values())
     out["real_fidelity"] = real
     if BF16 in rates and BASELINE in rates:
         out["vs_bert_tf_float32"] = rates[BF16] / rates[BASELINE]

