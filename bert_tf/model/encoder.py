@@ -22,7 +22,7 @@ inside oneDNN's kernel), and the residual stream, LayerNorm, embeddings and pool
 stay float32, so every output is float32.
 
 `compute_dtype="int8"` makes those six dense layers `quantize.QuantizedDense`:
-int8 kernels, each call's input quantized to uint8 over its own range, float32
+int8 kernels, each token's input quantized to uint8 over its own range, float32
 in and out; everything else computes in float32.
 
 `BertEncoder(config, initial_values=...)` creates every variable straight from
@@ -131,6 +131,12 @@ class LayerNorm(keras.layers.LayerNormalization):
     first takes seven, and lands a little closer to a float64 LayerNorm
     (tests/model/test_encoder.py; the speed-up is in bench/README.md).
 
+    The scale is `1 / sqrt(variance + epsilon)`, both correctly rounded, not `rsqrt`: TensorFlow's
+    CPU `rsqrt` rounds differently in its vector and scalar loops, so how many tokens a call holds
+    would change a token's value by a unit of float32 rounding, and under int8 such a unit can move
+    an input across a rounding level (`quantize.py`): a text's vectors would depend on its batch.
+    `divide_no_nan` rather than `/`, which TensorFlow's graph optimiser turns back into `rsqrt`.
+
     Only as `_layer_norm` builds it: over the last axis, with gamma and beta.
     """
 
@@ -144,7 +150,8 @@ class LayerNorm(keras.layers.LayerNormalization):
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         centred = x - mean
         variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
-        return tf.nn.bias_add(centred * self.gamma * tf.math.rsqrt(variance + self.epsilon), self.beta)
+        scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + self.epsilon))  # [tokens, 1]: see the docstring
+        return tf.nn.bias_add(centred * self.gamma * scale, self.beta)
 
 
 def _layer_norm(name, values, scope=""):
