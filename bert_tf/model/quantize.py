@@ -281,6 +281,21 @@ class QuantizedDense(keras.layers.Layer):
         return y if self.activation is None else self.activation(y)
 
 
+def set_input_ranges(encoder, ranges: str) -> int:
+    """Sets `ranges` ("row" or "call") on every `QuantizedDense` of an int8 `BertEncoder`'s blocks,
+    before it is first traced: how `bench/int8_rows.py` and the tests compare per-row with per-call
+    ranges in one process. Returns how many layers it set.
+
+    Raises:
+        ValueError: `ranges` is not one of `RANGES`.
+    """
+    if ranges not in RANGES:
+        raise ValueError(f"ranges must be one of {', '.join(RANGES)}; got {ranges!r}")
+    layers = [layer for block in encoder.blocks for layer in vars(block).values() if isinstance(layer, QuantizedDense)]
+    for layer in layers:
+        layer.ranges = ranges
+    return len(layers)
+
 def input_ranges(x, per_row: bool = True) -> tuple:
     """`(low, width)` of the ranges an input `[tokens, in]` is quantized over: each row's (`[tokens, 1]`
     each), or the whole input's (scalars). A range runs from the minimum to the maximum, widened to
