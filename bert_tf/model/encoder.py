@@ -110,7 +110,7 @@ COMPUTE_DTYPES = ("float32", "bfloat16", "float16", "int8")
 
 def _dense(units, name, values, scope="", activation=None, **kwargs):
     """The dense layer at `scope/name`, with `activation` when called as a layer; an int8 layer
-    applies it inside its kernel. (`TransformerBlock._dense` reads a float layer's kernel and
+    applies it itself. (`TransformerBlock._dense` reads a float layer's kernel and
     bias itself and applies the activation there, where oneDNN fuses it.)"""
     path = f"{scope}{name}"
     if kwargs.get("dtype") == "int8":  # int8 kernels, float32 in and out (quantize.py)
@@ -231,8 +231,8 @@ class TransformerBlock(keras.layers.Layer):
     @staticmethod
     def _dense(layer, x, activation=None):
         # [tokens, in] @ [in, out] + bias as MatMul + BiasAdd (+ activation): the pattern
-        # TensorFlow's CPU graph rewriter fuses into one kernel; an int8 layer is one kernel itself,
-        # its activation included.
+        # TensorFlow's CPU graph rewriter fuses into one kernel; an int8 layer applies its own
+        # bias and activation.
         if isinstance(layer, QuantizedDense):
             return layer(x)
         y = tf.nn.bias_add(tf.matmul(x, layer.kernel), layer.bias)
