@@ -120,7 +120,7 @@ class BertModelHandler(ModelHandler):
                       ) -> Iterable[Embedding | DeadLetter]:
         options = model.options(self.spec.options)
         try:
-            # One chunk: the batch is planned as a whole, so its model calls are the ones `embed` makes.
+            # One chunk: the batch is planned as a whole, its calls filled by padded positions.
             (result,) = model.iter_batches([text for _, text in batch], OUTPUTS, options, progress=False,
                                            chunk_size=max(len(batch), 1))
         except Exception:  # noqa: BLE001 - retried one by one below, so the culprit is named

@@ -2,8 +2,9 @@
 
 Written once, in TensorFlow ops (`plan_calls`): the library runs it eagerly, one traced call
 per chunk of texts (`plan`), and the SavedModel runs the same ops inside its graph. In
-bfloat16 and int8 a different call shape gives different vectors, so one plan is what makes
-the export return the library's vectors.
+bfloat16 a different call shape gives different vectors (within bfloat16 rounding), so one
+plan is what makes the export return the library's vectors. (int8 rounds each token over its
+own range: its vectors do not depend on the plan.)
 
 A text becomes one model input, `[CLS] pieces [SEP]`; a text longer than
 `max_seq_length - 2` pieces becomes overlapping windows (`head.window_plan`).

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from bert_tf.embed.batching import MAX_BATCH_POSITIONS, ModelCall, call_arrays, plan
+from bert_tf.embed.batching import ModelCall, call_arrays, plan
 from bert_tf.embed.graphs import encode_graph, head_graph
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
 from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, ranges
@@ -143,7 +143,7 @@ class BertEmbedder:
         """
         resolved = self.resolve(self.options(options))
         return VectorSpace.of(resolved, fingerprint=self.fingerprint, lower_case=self.lower_case,
-                              precision=self.precision, path=self.checkpoint, batch_positions=MAX_BATCH_POSITIONS)
+                              precision=self.precision, path=self.checkpoint)
 
     @property
     def precision(self) -> str:

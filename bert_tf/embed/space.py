@@ -3,9 +3,9 @@
 A cosine between two vectors means something only when the same model made both the
 same way: the same weights (the checkpoint's fingerprint, wherever its folder lives),
 the same casing, the same compute precision and the same options, resolved against the
-model (`layers=None` and `layers=(-4, -3, -2, -1)` make the same vectors). Under int8 the
-batch plan counts too: each model call's input is rounded with one range for the whole
-call (`bert_tf.model.quantize`), so how texts are grouped into calls changes their vectors.
+model (`layers=None` and `layers=(-4, -3, -2, -1)` make the same vectors). How texts are
+grouped into model calls (the batch plan) changes no vector in any precision: int8 rounds
+each token's input over its own range (`bert_tf.model.quantize`).
 
 Every artefact records its `VectorSpace` (the index manifest, the Parquet schema metadata
 and manifest of a Beam run, the SavedModel's metadata) and every reader compares it with
@@ -31,10 +31,10 @@ from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 
 #: The version of `to_dict`'s form; `from_dict` refuses another.
 FORMAT_VERSION = 1
-#: The padded positions per model call of the bert_tf that wrote artefacts without a `VectorSpace`.
-VERSION_1_BATCH_POSITIONS = 2048
-#: The fields of the batch plan, recorded only where it changes vectors.
-BATCH_PLAN = ("batch_size", "batch_positions")
+#: The batch plan an earlier bert_tf recorded for int8, whose input range was per model call: read
+#: and dropped, since int8 vectors no longer depend on it (those of such an artefact differ from
+#: today's by int8 rounding, as its vectors did from one batch plan to another).
+LEGACY_BATCH_PLAN = ("batch_size", "batch_positions")
 #: What `describe_differences` calls the checkpoint (fingerprints, or paths where one is unknown).
 CHECKPOINT = "checkpoint"
 
@@ -52,8 +52,6 @@ class VectorSpace:
         vector_size: the word vectors' width (`dim` resolved).
         sentence_strategy, sentence_layer: how sentence vectors are made (`sentence_layer` from the last).
         max_seq_length: the longest model input, resolved: it decides where long texts are windowed.
-        batch_size, batch_positions: the batch plan (the most texts per call, the padded positions per
-            call); recorded only where it changes vectors (`batch_plan_changes_vectors`), else None.
         name: the checkpoint's folder name, for messages (not compared).
         path: the checkpoint's absolute path when recorded, to load it again (not compared when
             both fingerprints are known: a moved checkpoint makes the same vectors).
@@ -69,33 +67,20 @@ class VectorSpace:
     sentence_strategy: str | None
     sentence_layer: int
     max_seq_length: int
-    batch_size: int | None = None
-    batch_positions: int | None = None
     name: str | None = dataclasses.field(default=None, compare=False)
     path: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
-        if not self.batch_plan_changes_vectors:
-            for name in BATCH_PLAN:
-                object.__setattr__(self, name, None)
-
-    @property
-    def batch_plan_changes_vectors(self) -> bool:
-        """Whether texts embedded in other model calls get other vectors: int8 rounds each call's
-        input with one range for the whole call. (The one rule: if int8 becomes batch-independent,
-        this line changes.)"""
-        return self.precision == "int8"
 
     @classmethod
     def of(cls, resolved: ResolvedOptions, *, fingerprint: str | None, lower_case: bool, precision: str,
-           path: str | None, batch_positions: int | None = None) -> "VectorSpace":
+           path: str | None) -> "VectorSpace":
         """The space of vectors made with `resolved` options by the model these arguments describe
         (`BertEmbedder.space` fills them in)."""
         options = resolved.options
         space = cls(fingerprint, lower_case, precision, resolved.layers, options.combine, options.subword_pooling,
-                    resolved.vector_size, options.sentence_strategy, resolved.sentence_layer, resolved.max_seq_length,
-                    options.batch_size, batch_positions)
+                    resolved.vector_size, options.sentence_strategy, resolved.sentence_layer, resolved.max_seq_length)
         return space.at(path)
 
     def at(self, path: str | None) -> "VectorSpace":
@@ -105,11 +90,10 @@ class VectorSpace:
 
     def options(self) -> EmbeddingOptions:
         """The `EmbeddingOptions` that make vectors of this space (with the model it names): what
-        an index embeds its queries with, the batch plan included where it counts."""
+        an index embeds its queries with."""
         return EmbeddingOptions(layers=self.layers, combine=self.combine, subword_pooling=self.subword_pooling,
                                 dim=self.vector_size, sentence_strategy=self.sentence_strategy,
-                                sentence_layer=self.sentence_layer, max_seq_length=self.max_seq_length,
-                                batch_size=self.batch_size)
+                                sentence_layer=self.sentence_layer, max_seq_length=self.max_seq_length)
 
     # ------------------------------------------------------------------ comparing
 
@@ -123,10 +107,8 @@ class VectorSpace:
                 out[CHECKPOINT] = (self._checkpoint(), other._checkpoint())
         elif _real(self.path) != _real(other.path):
             out[CHECKPOINT] = (self._checkpoint(), other._checkpoint())
-        # The batch plan is compared where it counts on both sides; else the precision already differs.
-        plan = self.batch_plan_changes_vectors and other.batch_plan_changes_vectors
         for field in dataclasses.fields(self):
-            if field.compare and field.name != "fingerprint" and (plan or field.name not in BATCH_PLAN):
+            if field.compare and field.name != "fingerprint":
                 a, b = getattr(self, field.name), getattr(other, field.name)
                 if a != b:
                     out[field.name] = (a, b)
@@ -158,7 +140,8 @@ class VectorSpace:
 
     @classmethod
     def from_dict(cls, data: Any) -> "VectorSpace":
-        """The value `to_dict` wrote.
+        """The value `to_dict` wrote (or an earlier bert_tf's, whose int8 batch plan is dropped:
+        `LEGACY_BATCH_PLAN`).
 
         Raises:
             ValueError: not such a dict, another version of it, or fields missing or unknown (the
@@ -170,7 +153,7 @@ class VectorSpace:
             raise ValueError(f"the recorded vector space is of version {data.get('version')!r}; this bert_tf "
                              f"reads version {FORMAT_VERSION}")
         names = {f.name for f in dataclasses.fields(cls)}
-        given = set(data) - {"version"}
+        given = set(data) - {"version", *LEGACY_BATCH_PLAN}
         required = {f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
         if given - names or required - given:
@@ -204,8 +187,7 @@ def space_of_identity(identity: Any, options: Any) -> VectorSpace:
     except (TypeError, ValueError) as e:
         raise ValueError(f"it was written by an earlier bert_tf, with options that cannot be read ({e})") from None
     return VectorSpace.of(resolved, fingerprint=identity.get("fingerprint"), lower_case=identity.get("lower_case"),
-                          precision=identity.get("precision") or "float32", path=os.path.abspath(path),
-                          batch_positions=VERSION_1_BATCH_POSITIONS)
+                          precision=identity.get("precision") or "float32", path=os.path.abspath(path))
 
 
 def _real(path: str | None) -> str | None:

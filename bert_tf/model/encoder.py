@@ -22,7 +22,7 @@ inside oneDNN's kernel), and the residual stream, LayerNorm, embeddings and pool
 stay float32, so every output is float32.
 
 `compute_dtype="int8"` makes those six dense layers `quantize.QuantizedDense`:
-int8 kernels, each call's input quantized to uint8 over its own range, float32
+int8 kernels, each token's input quantized to uint8 over its own range, float32
 in and out; everything else computes in float32.
 
 `BertEncoder(config, initial_values=...)` creates every variable straight from
@@ -110,7 +110,7 @@ COMPUTE_DTYPES = ("float32", "bfloat16", "float16", "int8")
 
 def _dense(units, name, values, scope="", activation=None, **kwargs):
     """The dense layer at `scope/name`, with `activation` when called as a layer; an int8 layer
-    applies it inside its kernel. (`TransformerBlock._dense` reads a float layer's kernel and
+    applies it itself. (`TransformerBlock._dense` reads a float layer's kernel and
     bias itself and applies the activation there, where oneDNN fuses it.)"""
     path = f"{scope}{name}"
     if kwargs.get("dtype") == "int8":  # int8 kernels, float32 in and out (quantize.py)
@@ -131,6 +131,12 @@ class LayerNorm(keras.layers.LayerNormalization):
     first takes seven, and lands a little closer to a float64 LayerNorm
     (tests/model/test_encoder.py; the speed-up is in bench/README.md).
 
+    The scale is `1 / sqrt(variance + epsilon)`, both correctly rounded, not `rsqrt`: TensorFlow's
+    CPU `rsqrt` rounds differently in its vector and scalar loops, so how many tokens a call holds
+    would change a token's value by a unit of float32 rounding, and under int8 such a unit can move
+    an input across a rounding level (`quantize.py`): a text's vectors would depend on its batch.
+    `divide_no_nan` rather than `/`, which TensorFlow's graph optimiser turns back into `rsqrt`.
+
     Only as `_layer_norm` builds it: over the last axis, with gamma and beta.
     """
 
@@ -144,7 +150,8 @@ class LayerNorm(keras.layers.LayerNormalization):
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         centred = x - mean
         variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
-        return tf.nn.bias_add(centred * self.gamma * tf.math.rsqrt(variance + self.epsilon), self.beta)
+        scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + self.epsilon))  # [tokens, 1]: see the docstring
+        return tf.nn.bias_add(centred * self.gamma * scale, self.beta)
 
 
 def _layer_norm(name, values, scope=""):
@@ -224,8 +231,8 @@ class TransformerBlock(keras.layers.Layer):
     @staticmethod
     def _dense(layer, x, activation=None):
         # [tokens, in] @ [in, out] + bias as MatMul + BiasAdd (+ activation): the pattern
-        # TensorFlow's CPU graph rewriter fuses into one kernel; an int8 layer is one kernel itself,
-        # its activation included.
+        # TensorFlow's CPU graph rewriter fuses into one kernel; an int8 layer applies its own
+        # bias and activation.
         if isinstance(layer, QuantizedDense):
             return layer(x)
         y = tf.nn.bias_add(tf.matmul(x, layer.kernel), layer.bias)

@@ -10,12 +10,13 @@
 * `"float16"`: the same with float16, for GPUs without bfloat16.
 * `"int8"`: dynamic int8 quantization of the six dense layers of each block
   (`quantize.py`), as ONNX Runtime's `quantize_dynamic` does it but with one
-  kernel scale per column: kernels rounded once to int8, each call's input to
-  uint8 over its own range, products summed in int32 by oneDNN (VNNI
+  kernel scale per column and one input range per token: kernels rounded once to
+  int8, each token's input to uint8 over its own range (so a text's vectors do
+  not depend on its batch), products summed in int32 by oneDNN (VNNI
   instructions where the CPU has them); attention, LayerNorm, the residual stream
   and everything after the encoder stay float32. The fastest mode on a CPU, and
-  the least faithful (token vectors of a trained model at about 0.995 cosine to
-  float32). Never chosen by `"auto"`; CPU only.
+  the least faithful (word vectors of a trained model at about 0.9994 cosine to
+  float32, 0.995 at worst). Never chosen by `"auto"`; CPU only.
 * `"auto"`: bfloat16 where the hardware computes it natively (a CPU with
   AVX512_BF16 or AMX-BF16 and TensorFlow's oneDNN kernels, or a GPU of compute
   capability 8.0 or later), float16 on an older GPU, float32 elsewhere. One log line

@@ -1,27 +1,32 @@
 """int8 dense layers: the `precision="int8"` encoder's matmuls.
 
-Dynamic quantization, as ONNX Runtime's `quantize_dynamic` does it:
+Dynamic quantization, as ONNX Runtime's `quantize_dynamic` does it, but with a
+scale per kernel column and a range per input row:
 
 * each dense kernel is rounded once, when the model is built, to int8 with one
   symmetric scale per output column (`max|W[:, j]| / 127`): a trained BERT has a
   few weights far larger than the rest, and one scale for the whole kernel
   (ONNX Runtime's default) rounds every other column coarsely (7 bits on CPUs
   without VNNI, where oneDNN's kernel adds pairs of products in saturating int16);
-* each call's input is rounded to uint8 with one asymmetric range for the whole
-  call (its minimum and maximum), so the range follows the data and needs no
-  calibration set;
+* each row of the input (one token's activations, `[tokens, in]`) is rounded to
+  uint8 over its own asymmetric range (its minimum and maximum), so the range
+  follows the data, needs no calibration set, and a token's rounding depends on
+  that token alone: a text's vectors are the same alone and in any batch, with
+  any neighbours or padding (to float32 rounding), as in float32;
 * the product is accumulated in int32 (oneDNN's VNNI kernels where the CPU has
-  them) and comes back float32 with the bias added and the activation (GELU)
-  applied, in one kernel (TensorFlow's `_QuantizedMatMul`).
+  them, TensorFlow's `_QuantizedMatMul`) and comes back float32, scaled by each
+  column's kernel scale; each row's input step, offset term, the bias and the
+  activation follow in float32.
 
-The input's offset is handled exactly: `x = lo + x_shifted`, so
-`x @ W = x_shifted @ W + lo * colsum(W)`; the second term is a vector, folded
-into the bias, and `x_shifted >= 0` is what oneDNN's u8 x s8 kernel takes.
-
-Because the input range is per call, a sentence's vectors depend (within the
-int8 rounding) on the other sentences of its model call, as with ONNX Runtime's
-dynamic quantization; the library and its SavedModel export batch identically,
-so they agree with each other.
+The input's offset is handled exactly: `x = lo + x_shifted` per row, so
+`x @ W = x_shifted @ W + lo * colsum(W)`; the second term is row `lo` times a
+column vector, and `x_shifted >= 0` is what oneDNN's u8 x s8 kernel takes.
+oneDNN's kernel takes one input scale per call, so each row's levels go in as
+integers (scale 1) and the row's step multiplies the int32 product afterwards,
+which is exact: the step is a factor of the whole row. One range per call (ONNX
+Runtime's way, `ranges="call"`, kept for comparison: `bench/int8_rows.py`) lets the
+kernel apply the scale, the bias and GELU itself, but makes a text's vectors
+depend on the other texts of its model call.
 
 Where TensorFlow has no oneDNN int8 kernel (builds without oneDNN),
 `QuantizedDense` computes the same quantized arithmetic in float32: the same
@@ -158,8 +163,13 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
     return graph.create_op("_QuantizedMatMul", inputs, [tf.float32], name="QuantizedMatMul", attrs=values).outputs[0]
 
 
+#: How `QuantizedDense` sets its input ranges: one per row (token), or one per call (ONNX Runtime's).
+RANGES = ("row", "call")
+
+
 class QuantizedDense(keras.layers.Layer):
-    """`activation(x @ W + b)` with `W` held in int8 and `x` quantized per call (module docstring).
+    """`activation(x @ W + b)` with `W` held in int8 and each row of `x` quantized over its own range
+    (module docstring).
 
     Variables: `kernel` int8 `[in, out]`, `kernel_scale` float32 `[out]` (one per column),
     `kernel_column_sums` float32 `[out]`, `bias` float32 `[out]`. Takes and returns
@@ -169,30 +179,44 @@ class QuantizedDense(keras.layers.Layer):
     def __init__(self, units: int, *, activation: Optional[Callable] = None,
                  kernel_value: Optional[Callable[[], np.ndarray]] = None,
                  bias_value: Optional[Callable[[], np.ndarray]] = None, onednn: Optional[bool] = None,
-                 kernel_levels: Optional[float] = None, **kwargs):
+                 kernel_levels: Optional[float] = None, ranges: str = "row", **kwargs):
         """
         Args:
             units: output width.
-            activation: applied to the output; inside oneDNN's kernel where it is one of
-                `FUSED_ACTIVATIONS` (by function name), after it otherwise.
+            activation: applied to the output (inside oneDNN's kernel with `ranges="call"`, where it
+                is one of `FUSED_ACTIVATIONS` by function name).
             kernel_value, bias_value: return the float32 kernel `[in, out]` and bias `[out]`
                 (e.g. from the checkpoint); by default Glorot-uniform and zeros, like `keras.layers.Dense`.
             onednn: use oneDNN's int8 kernel (default: where `onednn_int8_available()`), or the
                 float32 emulation of the same arithmetic.
             kernel_levels: the kernels' largest magnitude: `KERNEL_LEVELS`, or by default
                 `KERNEL_LEVELS_NO_VNNI` where oneDNN runs without VNNI (`hardware.int8_has_vnni`).
+            ranges: "row" (default: each token's own input range, so batching changes no vector) or
+                "call" (one range for the whole input, ONNX Runtime's; for comparison only).
+
+        Raises:
+            ValueError: `ranges` or `kernel_levels` not one of their values.
         """
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        if ranges not in RANGES:
+            raise ValueError(f"ranges must be one of {', '.join(RANGES)}; got {ranges!r}")
         self.units = units
         self.activation = activation
-        # The name oneDNN applies it by, or None (then it is applied after the kernel).
-        self.fused_activation = FUSED_ACTIVATIONS.get(getattr(activation, "__name__", None)) if activation else None
+        self.ranges = ranges
         self._kernel_value, self._bias_value = kernel_value, bias_value
         self.onednn = onednn_int8_available() if onednn is None else bool(onednn)
         if kernel_levels is None:
             kernel_levels = KERNEL_LEVELS if not self.onednn or int8_has_vnni() else KERNEL_LEVELS_NO_VNNI
         self.kernel_levels = check_kernel_levels(kernel_levels)
+
+    @property
+    def fused_activation(self) -> Optional[str]:
+        """The name oneDNN applies the activation by inside its kernel, or None (applied after it):
+        only a per-call range leaves nothing to do between the kernel and the activation."""
+        if self.ranges != "call" or not self.onednn or self.activation is None:
+            return None
+        return FUSED_ACTIVATIONS.get(getattr(self.activation, "__name__", None))
 
     def build(self, input_shape):
         fan_in = int(input_shape[-1])
@@ -219,8 +243,30 @@ class QuantizedDense(keras.layers.Layer):
         self.built = True
 
     def call(self, x):
-        low, width = input_range(x)
-        bias = self.bias + low * self.kernel_column_sums  # the offset's product (module docstring)
+        if self.ranges == "call":
+            return self._call_one_range(x)
+        low, width = input_ranges(x)  # [tokens, 1] each
+        steps = INPUT_LEVELS / width
+        # round() then cast: the same integers for oneDNN and the emulation, half to even.
+        x_levels = tf.round((x - low) * steps)
+        if self.onednn:
+            # The levels as they are (range 255 over 255 levels: scale 1), the kernel's column scales
+            # applied by oneDNN: int32 sums times kernel_scale, float32 out. Bias 0: it is added after
+            # the row's step, with the offset term.
+            product = onednn_matmul(tf.cast(x_levels, tf.uint8), tf.constant(INPUT_LEVELS), self.kernel,
+                                    self.kernel_scale * KERNEL_LEVELS, tf.zeros_like(self.bias))
+        else:
+            # The same integers in float32: products of 255 x 127 summed over `in` inputs stay exact
+            # while in * 32385 < 2^24; beyond, float32 rounding of the sum (relative 6e-8).
+            product = tf.matmul(x_levels, tf.cast(self.kernel, tf.float32)) * self.kernel_scale
+        # [tokens, out]: each row's step, its offset's product (module docstring), the bias.
+        y = product / steps + (low * self.kernel_column_sums + self.bias)
+        return y if self.activation is None else self.activation(y)
+
+    def _call_one_range(self, x):
+        """One range for the whole input (`ranges="call"`): the kernel applies scale, bias and activation."""
+        low, width = input_ranges(x, per_row=False)
+        bias = self.bias + low * self.kernel_column_sums
         if self.onednn:
             # SCALED mode rounds x_shifted * 255 / width the same way in oneDNN's QuantizeV2 and in
             # TensorFlow's own (MIN_FIRST does not: TensorFlow's rounds x and min separately).
@@ -229,20 +275,34 @@ class QuantizedDense(keras.layers.Layer):
             y = onednn_matmul(tf.bitcast(x_u8, tf.uint8), width, self.kernel, self.kernel_scale * KERNEL_LEVELS,
                               bias, self.fused_activation)
             return y if self.fused_activation or self.activation is None else self.activation(y)
-        # The same integers in float32: products of 255 x 127 summed over `in` inputs stay exact
-        # while in * 32385 < 2^24; beyond, float32 rounding of the sum (relative 6e-8).
         steps = INPUT_LEVELS / width
-        x_levels = tf.round((x - low) * steps)
-        product = tf.matmul(x_levels, tf.cast(self.kernel, tf.float32))
+        product = tf.matmul(tf.round((x - low) * steps), tf.cast(self.kernel, tf.float32))
         y = tf.nn.bias_add(product * (self.kernel_scale / steps), bias)
         return y if self.activation is None else self.activation(y)
 
 
-def input_range(x) -> tuple:
-    """`(low, width)` of the range an input is quantized over: its minimum and maximum, widened to
+def set_input_ranges(encoder, ranges: str) -> int:
+    """Sets `ranges` ("row" or "call") on every `QuantizedDense` of an int8 `BertEncoder`'s blocks,
+    before it is first traced: how `bench/int8_rows.py` and the tests compare per-row with per-call
+    ranges in one process. Returns how many layers it set.
+
+    Raises:
+        ValueError: `ranges` is not one of `RANGES`.
+    """
+    if ranges not in RANGES:
+        raise ValueError(f"ranges must be one of {', '.join(RANGES)}; got {ranges!r}")
+    layers = [layer for block in encoder.blocks for layer in vars(block).values() if isinstance(layer, QuantizedDense)]
+    for layer in layers:
+        layer.ranges = ranges
+    return len(layers)
+
+def input_ranges(x, per_row: bool = True) -> tuple:
+    """`(low, width)` of the ranges an input `[tokens, in]` is quantized over: each row's (`[tokens, 1]`
+    each), or the whole input's (scalars). A range runs from the minimum to the maximum, widened to
     hold 0 and to at least 1% of its largest magnitude (or of 1), as TensorFlow's `QuantizeV2` would
-    widen them itself, so that every path quantizes over the same range."""
-    low = tf.minimum(tf.reduce_min(x), 0.0)
-    high = tf.maximum(tf.reduce_max(x), 0.0)
+    widen it itself, so that every path quantizes over the same range (a constant row gets one too)."""
+    axis, keepdims = (-1, True) if per_row else (None, False)
+    low = tf.minimum(tf.reduce_min(x, axis=axis, keepdims=keepdims), 0.0)
+    high = tf.maximum(tf.reduce_max(x, axis=axis, keepdims=keepdims), 0.0)
     floor = MINIMUM_RANGE * tf.maximum(tf.maximum(-low, high), 1.0)
     return low, tf.maximum(high - low, floor)

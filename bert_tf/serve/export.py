@@ -152,7 +152,7 @@ def _metadata(embedder, resolved: ResolvedOptions, version: int) -> dict:
     import bert_tf
 
     options = resolved.options
-    space = embedder.space(options.replace(batch_size=None))  # the graph fills its calls by positions only
+    space = embedder.space(options)
     return {
         "format": "bert_tf SavedModel",
         "version": version,

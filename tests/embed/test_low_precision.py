@@ -13,19 +13,21 @@ import pytest
 from bert_tf import BertEmbedder
 from bert_tf.cli.demo import SEED_EXPERIMENTS
 from bert_tf.cli.similarity import cosine_matrix, pick_words
+from bert_tf.model.quantize import KERNEL_LEVELS
 from tests.embed.test_semantics import POLYSEMY, cos
 
 pytestmark = pytest.mark.slow
 
 MEAN_BAR, MIN_BAR = 0.9995, 0.995
-#: int8 is the lossy mode: on a trained model its activations have a few channels far larger than
-#: the rest, which take most of a per-call 8-bit range, and it does not hold the bar above. ONNX
-#: Runtime's `quantize_dynamic` of this same model (one scale per kernel) reaches 0.970 mean /
-#: 0.918 min on natural sentences (bench/real_fidelity.py); bert_tf's per-column kernel scales
-#: reach 0.995 / 0.989 there. This bar sits between the two, so it fails if the kernels lose their
-#: per-column scales, while leaving room for the 7-bit kernels of CPUs without VNNI; a wrong scale,
-#: offset or a saturated sum falls far below it (tests/model/test_quantize.py checks the arithmetic).
-INT8_MEAN_BAR, INT8_MIN_BAR = 0.985, 0.95
+#: int8 is the lossy mode. On a trained model a few activation channels and tokens are far larger than
+#: the rest; with one input range per model call they took most of its 8 bits (0.994 mean / 0.985 min
+#: here), and ONNX Runtime's `quantize_dynamic` of this same model (one scale per kernel, one range per
+#: call) reaches 0.970 / 0.918 on natural sentences (bench/real_fidelity.py). With a range per token and
+#: a scale per kernel column, int8 holds issue 28's bar: minimum word cosine 0.995 (mean 0.999). CPUs
+#: without VNNI keep 7-bit kernels (`quantize.KERNEL_LEVELS_NO_VNNI`), which round each weight twice as
+#: coarsely; CI runs this test under ONEDNN_MAX_CPU_ISA=AVX2 too, where the looser bar holds.
+INT8_MEAN_BAR, INT8_MIN_BAR = 0.999, 0.995
+INT8_7_BIT_MEAN_BAR, INT8_7_BIT_MIN_BAR = 0.997, 0.98
 
 TEXTS = [s for _, sentences, _ in SEED_EXPERIMENTS for s in sentences] + [
     s for triple in POLYSEMY.values() for s in triple] + [
@@ -71,9 +73,12 @@ def test_word_vectors_hold_the_fidelity_bar(embedders, precision):
     assert c.mean() >= MEAN_BAR and c.min() >= MIN_BAR
 
 
-def test_int8_word_vectors_are_far_closer_to_float32_than_onnx_runtime_int8(int8_pair):
+def test_int8_word_vectors_hold_a_minimum_cosine_of_0_995_to_float32(int8_pair):
     c = _word_cosines(*int8_pair, "int8")
-    assert c.mean() >= INT8_MEAN_BAR and c.min() >= INT8_MIN_BAR
+    eight_bit = all(layer.kernel_levels == KERNEL_LEVELS for block in int8_pair[1].encoder.blocks
+                    for layer in (block.query, block.intermediate, block.output_dense))
+    mean_bar, min_bar = (INT8_MEAN_BAR, INT8_MIN_BAR) if eight_bit else (INT8_7_BIT_MEAN_BAR, INT8_7_BIT_MIN_BAR)
+    assert c.mean() >= mean_bar and c.min() >= min_bar, (c.mean(), c.min(), eight_bit)
 
 
 @pytest.mark.parametrize("strategy", ["mean", "cls", "pooled", "max"])

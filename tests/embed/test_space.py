@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from bert_tf.embed.batching import MAX_BATCH_POSITIONS
 from bert_tf.embed.embedder import BertEmbedder
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.embed.space import VectorSpace
+from bert_tf.model.quantize import set_input_ranges
 from bert_tf.testing import encoder_bound
 
 BASE = VectorSpace("0123456789abcdef", True, "float32", (-4, -3, -2, -1), "sum", "mean", 768, "mean", -2, 512,
@@ -64,21 +64,20 @@ def test_the_path_is_informational_when_fingerprints_are_known():
         in a.describe_differences(moved)
 
 
-def test_the_batch_plan_counts_only_where_it_changes_vectors():
-    plain = dataclasses.replace(BASE, batch_size=4, batch_positions=2048)
-    assert not plain.batch_plan_changes_vectors
-    assert (plain.batch_size, plain.batch_positions) == (None, None) and plain.compatible(BASE)
-    int8 = dataclasses.replace(BASE, precision="int8", batch_size=None, batch_positions=2048)
-    assert int8.batch_plan_changes_vectors
-    assert int8.differences(dataclasses.replace(int8, batch_size=4)) == {"batch_size": (None, 4)}
-    assert int8.differences(dataclasses.replace(int8, batch_positions=4096)) == {"batch_positions": (2048, 4096)}
-    assert int8.options().batch_size is None and dataclasses.replace(int8, batch_size=4).options().batch_size == 4
-    # Against another precision, the precision is the difference (not a plan only one side has).
-    assert int8.differences(BASE) == {"precision": ("int8", "float32")}
+def test_a_batch_plan_recorded_by_an_earlier_int8_is_read_and_dropped():
+    """Before int8's input ranges were per token, an int8 space recorded its batch plan; such a record
+    still reads, as today's int8 space: the plan no longer changes vectors, so none is compared or used."""
+    int8 = dataclasses.replace(BASE, precision="int8")
+    for plan in ({"batch_size": 4, "batch_positions": 2048}, {"batch_size": None, "batch_positions": 2048}):
+        old = VectorSpace.from_dict({**int8.to_dict(), **plan})
+        assert old == int8 and old.compatible(int8) and old.options().batch_size is None
+    assert not {"batch_size", "batch_positions"} & set(int8.to_dict())
+    with pytest.raises(TypeError):
+        dataclasses.replace(BASE, batch_size=4)  # no field for it any more
 
 
 def test_json_round_trip_and_refusals():
-    int8 = dataclasses.replace(BASE, precision="int8", batch_size=8, batch_positions=2048)
+    int8 = dataclasses.replace(BASE, precision="int8")
     for space in (BASE, int8):
         data = space.to_dict()
         assert VectorSpace.from_dict(data) == space and VectorSpace.from_dict(data).path == space.path
@@ -118,26 +117,44 @@ def test_a_relative_checkpoint_is_recorded_absolute(make_checkpoint, tmp_path, m
     assert embedder.space().name == "rel" and embedder.space().fingerprint
 
 
-def test_under_int8_the_batch_plan_changes_vectors_and_the_space(make_checkpoint):
-    """Why int8 records its batch plan: each call's input range is shared by the texts of the call."""
-    directory, _ = make_checkpoint("int8")
-    texts = ["a short one", "and a much longer text with many more words in it than the first one had"]
+#: Mixed lengths (3 to 60 pieces) and, at `max_seq_length=16`, texts of several overlapping windows.
+BATCHING_TEXTS = ["a short one", "the bank of the river", "and a much longer text with many more words in it",
+                  "computer mouse keyboard device " * 6, "x", "the cat is a small animal that eats the rat " * 4]
 
-    def batching_changes(embedder):
-        together, alone = embedder.embed_words(texts), embedder.embed_words(texts, batch_size=1)
-        vectors = np.stack([w.vector for words in together for w in words])
-        change = max(np.abs(a.vector - b.vector).max() for x, y in zip(together, alone) for a, b in zip(x, y))
-        return change, encoder_bound(embedder.config, vectors)
 
-    change, bound = batching_changes(BertEmbedder.from_checkpoint(directory))
-    assert change <= bound  # float32: other calls round differently, nothing more
-    int8 = BertEmbedder.from_checkpoint(directory, precision="int8")
-    change, bound = batching_changes(int8)
-    assert change > 100 * bound  # int8: the range of the call's input is another
-    assert int8.space(EmbeddingOptions(batch_size=1)).differences(int8.space()) == {"batch_size": (1, None)}
-    assert int8.space().batch_positions == MAX_BATCH_POSITIONS
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_a_texts_vectors_are_the_same_alone_and_in_any_batch(make_checkpoint, precision):
+    """In every precision the batch plan changes no vector (so no artefact records it): int8 rounds
+    each token's input over its own range. Alone, one per call, two per call, among other
+    neighbours in another order, whole and in windows: within the float32 bound. With one range
+    per call (`ranges="call"`, what int8 did before) the same comparison is far past it."""
+    directory, _ = make_checkpoint(f"batching_{precision}")
+    embedder = BertEmbedder.from_checkpoint(directory, precision=precision)
+    per_call = BertEmbedder.from_checkpoint(directory, precision=precision)
+    if precision == "int8":
+        assert set_input_ranges(per_call.encoder, "call") == 6 * embedder.config.num_hidden_layers
+    for length in (None, 16):
+        def largest_change(e):
+            alone = [e.embed_words([t], max_seq_length=length)[0] for t in BATCHING_TEXTS]
+            reference = np.concatenate([np.stack([w.vector for w in ws]) for ws in alone])
+            bound = encoder_bound(e.config, reference)
+            runs = [e.embed_words(BATCHING_TEXTS, max_seq_length=length),
+                    e.embed_words(BATCHING_TEXTS, max_seq_length=length, batch_size=2),
+                    e.embed_words(BATCHING_TEXTS[::-1] + ["more neighbours here"] * 3, max_seq_length=length)[5::-1]]
+            assert all(len(x) == len(y) for run in runs for x, y in zip(alone, run))
+            change = max(float(np.abs(a.vector - b.vector).max())
+                         for run in runs for x, y in zip(alone, run) for a, b in zip(x, y))
+            return change, bound
+
+        change, bound = largest_change(embedder)
+        assert change <= bound, (change, bound)
+        if precision == "int8":
+            change, bound = largest_change(per_call)
+            assert change > 10 * bound  # one range per call: the neighbours' range is another
+        options = EmbeddingOptions(max_seq_length=length)
+        assert embedder.space(options.replace(batch_size=1)) == embedder.space(options)
     shutil.rmtree(directory)  # the space is a value: it outlives the checkpoint folder
-    assert int8.space().precision == "int8"
+    assert embedder.space().precision == precision
 
 
 def test_the_space_and_the_corpus_format_import_without_tensorflow_beam_or_faiss():

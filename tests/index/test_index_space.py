@@ -1,4 +1,4 @@
-"""The index records its `VectorSpace` and checks every query against it: where the checkpoint is, int8's batch plan."""
+"""The index records its `VectorSpace` and checks every query against it: where the checkpoint is; int8 in any batch."""
 
 from __future__ import annotations
 
@@ -86,25 +86,25 @@ def int8(tmp_path_factory):
     return BertEmbedder.from_checkpoint(directory, precision="int8")
 
 
-def test_an_int8_index_pins_its_batch_plan(int8, tmp_path):
+def test_an_int8_index_takes_queries_of_any_batch_plan(int8, tmp_path):
+    """int8 vectors no longer depend on the batch: nothing is pinned, and an index an earlier int8
+    wrote with its batch plan recorded still opens and answers (the plan is dropped)."""
     index = build_index(corpus(30), tmp_path / "ix", embedder=int8, options=EmbeddingOptions(batch_size=4))
-    assert (index.space.batch_size, index.space.batch_positions) == (4, MAX_BATCH_POSITIONS)
-    assert index.options.batch_size == 4  # queries are embedded with the recorded plan
-    index.check_options(EmbeddingOptions(batch_size=4))
-    with pytest.raises(IndexMismatchError, match="batch_size is 4 in the index, None in the query"):
-        index.check_options(EmbeddingOptions())
-    with pytest.raises(IndexMismatchError, match="batch_size is 4 in the index, 2 in the query"):
-        OccurrenceIndex.open(index.directory, embedder=int8, options=EmbeddingOptions(batch_size=2))
-    assert index.search_word("bank", "river bank water", k=1)[0].word == "bank"
-    # An embedder whose default batch size is another embeds this index's queries with the recorded 4...
+    assert index.options.batch_size is None and "batch_size" not in index.space.to_dict()
+    for batch_size in (None, 2, 4):
+        index.check_options(EmbeddingOptions(batch_size=batch_size))
     other_plan = BertEmbedder(int8.config, int8.encoder, int8.tokenizer, checkpoint=int8.checkpoint,
                               fingerprint=int8.fingerprint, batch_size=8)
-    OccurrenceIndex.open(index.directory, embedder=other_plan)
-    # ...but an index that recorded none (calls filled by positions) would get its 8: refused.
-    unbatched = build_index(corpus(30), tmp_path / "unbatched", embedder=int8)
-    assert unbatched.space.batch_size is None
-    with pytest.raises(IndexMismatchError, match="batch_size is None in the index, 8 in the query"):
-        OccurrenceIndex.open(unbatched.directory, embedder=other_plan)
+    reopened = OccurrenceIndex.open(index.directory, embedder=other_plan)
+    hit = reopened.search_word("bank", "river bank water", k=1)[0]
+    assert hit.word == "bank" and hit.score == pytest.approx(index.search_word("bank", "river bank water", k=1)[0].score,
+                                                             abs=1e-5)
+    path = tmp_path / "ix" / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["space"].update(batch_size=4, batch_positions=MAX_BATCH_POSITIONS)  # as an earlier int8 index
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    old = OccurrenceIndex.open(index.directory, embedder=int8, options=EmbeddingOptions(batch_size=2))
+    assert old.space == index.space and old.search_word("bank", "river bank water", k=1)[0].word == "bank"
 
 
 def test_an_index_of_the_previous_format_is_read_and_a_damaged_space_refused(int8, tmp_path):
@@ -118,7 +118,7 @@ def test_an_index_of_the_previous_format_is_read_and_a_damaged_space_refused(int
                          "lower_case": True, "precision": "int8"})
     path.write_text(json.dumps(old), encoding="utf-8")
     reopened = OccurrenceIndex.open(tmp_path / "ix")
-    assert reopened.space == index.space and reopened.space.batch_positions == 2048
+    assert reopened.space == index.space
     assert reopened.search_word("bank", "river bank water", k=1)[0].word == "bank"
     old["identity"]["path"] = str(tmp_path / "gone")
     path.write_text(json.dumps(old), encoding="utf-8")

@@ -6,7 +6,7 @@ Two kinds of bound, each derived rather than read off a machine:
   their int32 sums are exact, so what is left is float32 rounding of the dequantized result, of
   the scales and of the bias: a few units of float32 epsilon at the magnitude of the terms summed.
 * the quantized product against the exact float product: rounding `x` to uint8 moves each input
-  by at most half its step `s_x`, rounding `W` to int8 moves each weight by at most half its step
+  by at most half its row's step `s_x`, rounding `W` to int8 moves each weight by at most half its step
   `s_w`, so output `j` moves by at most `s_x / 2 * sum_k |W[k, j]| + s_w / 2 * sum_k |x[k]|`.
 """
 
@@ -30,22 +30,23 @@ NEEDS_ONEDNN = pytest.mark.skipif(not onednn_int8_available(),
                                   reason="this TensorFlow has no oneDNN int8 matmul kernel")
 
 
-def _layer(kernel, bias, onednn, kernel_levels=None):
+def _layer(kernel, bias, onednn, kernel_levels=None, ranges="row"):
     layer = QuantizedDense(kernel.shape[1], kernel_value=lambda: kernel, bias_value=lambda: bias, onednn=onednn,
-                           kernel_levels=kernel_levels)
+                           kernel_levels=kernel_levels, ranges=ranges)
     layer.build((None, kernel.shape[0]))
     return layer
 
 
 def _range(x):
-    """The range the layer quantizes over (`quantize.input_range`), in float64."""
-    low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
-    return low, max(high - low, 0.01 * max(-low, high, 1.0))
+    """Each row's range (`quantize.input_ranges`), in float64: `(low, width)`, `[rows, 1]` each."""
+    x = x.astype(np.float64)
+    low, high = np.minimum(x.min(1, keepdims=True), 0.0), np.maximum(x.max(1, keepdims=True), 0.0)
+    return low, np.maximum(high - low, 0.01 * np.maximum(np.maximum(-low, high), 1.0))
 
 
 def _quantized_reference(x, kernel, bias, kernel_levels=KERNEL_LEVELS):
-    """The arithmetic the layer defines, in float64: uint8 input over its range, int8 kernel; and where
-    an input lies within float32 rounding of a rounding tie (either level is then right)."""
+    """The arithmetic the layer defines, in float64: each row to uint8 over its own range, int8 kernel;
+    and where an input lies within float32 rounding of a rounding tie (either level is then right)."""
     values, scale, column_sums = quantize_kernel(kernel, kernel_levels)
     x = x.astype(np.float64)
     low, width = _range(x)
@@ -105,7 +106,7 @@ def _assert_quantized_arithmetic(out, x, kernel, bias, kernel_levels):
     values, scale, _ = quantize_kernel(kernel, kernel_levels)
     low, _ = _range(x)
     magnitude = (np.abs(x - low).sum(1, keepdims=True) @ np.abs(values * scale).max(0, keepdims=True)
-                 + abs(low) * np.abs(values * scale).sum(0) + np.abs(bias))
+                 + np.abs(low) * np.abs(values * scale).sum(0) + np.abs(bias))
     bound = (4 + np.log2(x.shape[1])) * EPS32 * magnitude + ties
     assert (np.abs(out - ref) <= bound).all(), float((np.abs(out - ref) / bound).max())
 
@@ -117,7 +118,7 @@ def test_the_layer_is_within_its_rounding_of_the_float_product(onednn):
     out = layer(tf.constant(x)).numpy().astype(np.float64)
     exact = x.astype(np.float64) @ kernel.astype(np.float64) + bias
     _, scale, _ = quantize_kernel(kernel, layer.kernel_levels)
-    step_x = _range(x)[1] / INPUT_LEVELS
+    step_x = _range(x)[1] / INPUT_LEVELS  # [rows, 1]
     bound = (step_x / 2 * np.abs(kernel).sum(0)[None, :]
              + scale[None, :] / 2 * np.abs(x).sum(1, keepdims=True)) * (1 + 1e-4)
     assert (np.abs(out - exact) <= bound).all()
@@ -136,19 +137,47 @@ def test_onednn_and_the_emulation_agree_at_bert_width():
         _assert_quantized_arithmetic(layer(tf.constant(x)).numpy(), x, kernel, bias, native.kernel_levels)
 
 
+@pytest.mark.parametrize("ranges", ["row", "call"])
 @pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
 @pytest.mark.parametrize("activation", [gelu_erf, gelu_tanh, tf.nn.relu, tf.nn.silu], ids=lambda f: f.__name__)
-def test_the_activation_is_applied_to_the_quantized_product(onednn, activation):
-    """GELU, ReLU (and tanh) run inside oneDNN's kernel; others (SiLU) after it: the same values."""
+def test_the_activation_is_applied_to_the_quantized_product(onednn, activation, ranges):
+    """Per-row ranges scale each row after the kernel, so the activation follows; with one range per
+    call GELU, ReLU (and tanh) run inside oneDNN's kernel, others (SiLU) after it: the same values."""
     x, kernel, bias = _case(7)
-    plain = _layer(kernel, bias, onednn)
+    plain = _layer(kernel, bias, onednn, ranges=ranges)
     with_activation = QuantizedDense(kernel.shape[1], activation=activation, kernel_value=lambda: kernel,
-                                     bias_value=lambda: bias, onednn=onednn)
+                                     bias_value=lambda: bias, onednn=onednn, ranges=ranges)
     with_activation.build((None, kernel.shape[0]))
     expected = activation(plain(tf.constant(x))).numpy()
     out = with_activation(tf.constant(x)).numpy()
     np.testing.assert_allclose(out, expected, rtol=0, atol=32 * EPS32 * float(np.abs(expected).max()))
-    assert (with_activation.fused_activation is not None) == (activation is not tf.nn.silu)
+    fused = ranges == "call" and onednn and activation is not tf.nn.silu
+    assert (with_activation.fused_activation is not None) == fused
+
+
+@pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
+def test_a_rows_output_depends_on_that_row_alone(onednn):
+    """What makes int8 vectors independent of the batch: the same rows alone, among other rows (a
+    row of large values, as a [CLS] or an outlier token has; rows of zeros, as padding) or in
+    another order give the same outputs, to float32 rounding of the scaling after the exact int32
+    sums. With one range per call (`ranges="call"`) the large row coarsens every other row's steps."""
+    x, kernel, bias = _case(12)
+    rows = x[:5]
+    crowd = np.concatenate([x[5:20], 40 * x[20:21], np.zeros((6, x.shape[1]), np.float32), rows[::-1]])
+    for ranges, same in (("row", True), ("call", False)):
+        layer = _layer(kernel, bias, onednn, ranges=ranges)
+        alone = layer(tf.constant(rows)).numpy()
+        among = layer(tf.constant(crowd)).numpy()[-5:][::-1]
+        graph = tf.function(lambda v: layer(v))(tf.constant(crowd)).numpy()[-5:][::-1]
+        bound = 8 * EPS32 * float(np.abs(alone).max())
+        for other in (among, graph):
+            assert bool(np.abs(other - alone).max() <= bound) is same, (ranges, np.abs(other - alone).max(), bound)
+
+
+def test_the_input_ranges_are_one_of_two():
+    _, kernel, bias = _case(13)
+    with pytest.raises(ValueError, match="ranges must be one of row, call; got 'batch'"):
+        _layer(kernel, bias, False, ranges="batch")
 
 
 @NEEDS_ONEDNN
