@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bert_tf.errors import InvalidValue
 from bert_tf.files.figures import check_png_path, pyplot
 from bert_tf.files.output import AtomicFile
 
@@ -66,7 +67,7 @@ def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path:
 
     path = check_png_path(path)
     if len(vectors) < 2:
-        raise ValueError(f"need the word {word!r} in at least two sentences to plot, found {len(vectors)}")
+        raise InvalidValue(f"need the word {word!r} in at least two sentences to plot, found {len(vectors)}")
     pca = PCA(n_components=2)
     points = pca.fit_transform(np.asarray(vectors, np.float64))
     plt = pyplot()
