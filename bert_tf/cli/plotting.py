@@ -11,7 +11,6 @@ from typing import Sequence
 
 import numpy as np
 
-from bert_tf.errors import InvalidValue
 from bert_tf.files.figures import check_png_path, pyplot
 from bert_tf.files.output import AtomicFile
 
@@ -64,6 +63,8 @@ def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path:
         bert_tf.files.output.OutputError: `path` cannot be written (names it and the reason).
     """
     from sklearn.decomposition import PCA
+
+    from bert_tf.errors import InvalidValue
 
     path = check_png_path(path)
     if len(vectors) < 2:
