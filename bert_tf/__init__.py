@@ -32,6 +32,7 @@ _EXPORTS = {
     "export_saved_model": "bert_tf.serve.export",
     "resolve_checkpoint": "bert_tf.store.resolve",
     "CheckpointDir": "bert_tf.store.checkpoint_dir",
+    "UserError": "bert_tf.errors",
 }
 
 __all__ = sorted(_EXPORTS)

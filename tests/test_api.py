@@ -6,7 +6,7 @@ import sys
 import bert_tf
 
 PUBLIC = ["BertConfig", "BertEmbedder", "BertEncoder", "BertTokenizer", "CheckpointDir", "CheckpointError",
-          "EmbeddingOptions", "WordVector",
+          "EmbeddingOptions", "UserError", "WordVector",
           "convert_hf_checkpoint", "download_checkpoint", "export_saved_model", "get_bert_embeddings", "load_config",
           "load_encoder", "resolve_checkpoint"]
 

@@ -26,6 +26,7 @@ from apache_beam.ml.inference.base import ModelHandler
 from bert_tf.beam.records import DeadLetter, Embedding
 from bert_tf.embed.batching import MAX_BATCH_POSITIONS
 from bert_tf.embed.options import EmbeddingOptions, check_choice
+from bert_tf.errors import InvalidType
 from bert_tf.model.precision import PRECISIONS
 
 logger = logging.getLogger("bert_tf")
@@ -61,7 +62,7 @@ class EmbedSpec:
     def __post_init__(self):
         check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.options, EmbeddingOptions):
-            raise TypeError(f"options must be an EmbeddingOptions; got {type(self.options).__name__}")
+            raise InvalidType(f"options must be an EmbeddingOptions; got {type(self.options).__name__}")
         if self.checkpoint is not None:
             object.__setattr__(self, "checkpoint", str(self.checkpoint))
 

@@ -43,6 +43,7 @@ from bert_tf.beam.records import DeadLetter, Embedding
 from bert_tf.beam.sinks import DEAD_LETTERS, PARQUET_BATCH_ROWS, SUFFIXES
 from bert_tf.beam.sources import format_of, json_records, text_records
 from bert_tf.beam.transform import check_record
+from bert_tf.errors import InvalidValue
 
 PARTS = "parts"
 _COUNTS = ".counts.json"
@@ -225,8 +226,8 @@ def run(pipeline, files: Sequence[str], spec: EmbedSpec, staging: str, staged_pr
     try:
         result = pipeline.run()  # connects to the scheduler
     except OSError as e:
-        raise ValueError(f"cannot reach the Dask scheduler ({e}); start it, or check --dask_client_address "
-                         "or --dask_scheduler_file") from None
+        raise InvalidValue(f"cannot reach the Dask scheduler ({e}); start it, or check --dask_client_address "
+                           "or --dask_scheduler_file") from None
     try:
         result.wait_until_finish()
     finally:

@@ -48,6 +48,7 @@ from bert_tf.beam.sinks import DEAD_LETTERS, OUTPUT_FORMATS, SUFFIXES, WriteDead
 from bert_tf.beam.sources import ReadTexts
 from bert_tf.beam.transform import METRICS_NAMESPACE, EmbedTexts
 from bert_tf.embed.corpus_format import run_metadata
+from bert_tf.errors import InvalidValue
 from bert_tf.store.remote import is_remote
 
 logger = logging.getLogger("bert_tf")
@@ -100,14 +101,14 @@ def check_output_prefix(prefix: str, *, force: bool, inputs: Sequence[str] = ())
 
     directory, name = FileSystems.split(prefix)
     if not name:
-        raise ValueError(f"--output {prefix} is a folder; give a file name prefix, e.g. {prefix.rstrip('/')}/corpus")
+        raise InvalidValue(f"--output {prefix} is a folder; give a file name prefix, e.g. {prefix.rstrip('/')}/corpus")
     if not is_remote(prefix):
         check_local_prefix(prefix)
     existing = run_files(prefix)
     overlap = {os.path.realpath(p) for p in existing} & {os.path.realpath(p) for p in inputs}
     if overlap:
-        raise ValueError(f"--input includes {sorted(overlap)[0]}, an output of --output {prefix}; it would be "
-                         "replaced while being read: write the output elsewhere")
+        raise InvalidValue(f"--input includes {sorted(overlap)[0]}, an output of --output {prefix}; it would be "
+                           "replaced while being read: write the output elsewhere")
     if existing and not force:
         finished = any(p.endswith(MANIFEST) for p in existing)
         what = "a finished run" if finished else f"{len(existing)} file(s) of an earlier run"
@@ -140,8 +141,8 @@ def check_pipeline_args(args: Sequence[str]) -> None:
     known = set(options.get_all_options(drop_default=True, retain_unknown_options=False))
     unknown = sorted(set(options.get_all_options(drop_default=True, retain_unknown_options=True)) - known)
     if unknown:
-        raise ValueError(f"unknown option --{unknown[0]}: it is neither a beam-embed option nor a Beam pipeline "
-                         "option; see bert-tf beam-embed --help")
+        raise InvalidValue(f"unknown option --{unknown[0]}: it is neither a beam-embed option nor a Beam pipeline "
+                           "option; see bert-tf beam-embed --help")
 
 
 def is_local_runner(args: Sequence[str]) -> bool:
@@ -303,8 +304,8 @@ def on_dask_files(matched: Sequence[str], num_shards: int) -> list[str]:
     one shard each; refuses a --num-shards it cannot keep."""
     files = sorted(m if is_remote(m) else os.path.abspath(m) for m in matched if is_remote(m) or not os.path.isdir(m))
     if num_shards not in (0, len(files)):
-        raise ValueError(f"--num-shards {num_shards}: on the DaskRunner a run writes one shard per input file "
-                         f"({len(files)} here); leave --num-shards out or split the input into {num_shards} files")
+        raise InvalidValue(f"--num-shards {num_shards}: on the DaskRunner a run writes one shard per input file "
+                           f"({len(files)} here); leave --num-shards out or split the input into {num_shards} files")
     return files
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import Sequence
 
+from bert_tf.errors import InvalidValue
+
 #: Short names -> (Beam's class path, the extra that installs what it needs).
 RUNNERS = {
     "DaskRunner": ("apache_beam.runners.dask.dask_runner.DaskRunner", "dask"),
@@ -81,6 +83,6 @@ def prepare_pipeline_args(args: Sequence[str]) -> list[str]:
             if extra == "dask":
                 import dask.distributed  # noqa: F401 - Beam imports it lazily, and fails late without it
         except ImportError as e:
-            raise ValueError(f"--runner {name} needs {e.name}, which is not installed; install it with: "
-                             f'pip install "bert_tf[{extra}]"') from None
+            raise InvalidValue(f"--runner {name} needs {e.name}, which is not installed; install it with: "
+                               f'pip install "bert_tf[{extra}]"') from None
     return out

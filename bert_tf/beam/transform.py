@@ -21,6 +21,7 @@ from apache_beam.metrics import Metrics
 from bert_tf.beam import progress
 from bert_tf.beam.handler import BertModelHandler, EmbedSpec
 from bert_tf.beam.records import DeadLetter, Embedding
+from bert_tf.errors import InvalidType
 from bert_tf.text.inputs import check_text, decode_line
 
 #: The Beam metrics namespace of the counts.
@@ -101,7 +102,7 @@ class EmbedTexts(beam.PTransform):
     def __init__(self, spec: EmbedSpec, *, batch_pieces: int | None = None):
         super().__init__()
         if not isinstance(spec, EmbedSpec):
-            raise TypeError(f"spec must be an EmbedSpec; got {type(spec).__name__}")
+            raise InvalidType(f"spec must be an EmbedSpec; got {type(spec).__name__}")
         self.spec = spec
         self.batch_pieces = batch_pieces
 

@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_beam_args(beam_args: list[str]) -> None:
-    from bert_tf.cli.commands import UserError
+    from bert_tf.errors import UserError
 
     for arg in beam_args:
         if arg in ("--verbose", "-v"):
@@ -225,7 +225,7 @@ def only_our_lines_on_stderr(verbose: bool, progress: ProgressLine | None = None
 
 def run(args) -> int:
     """Runs `beam-embed`; prints what was written and how many records went to dead letters."""
-    from bert_tf.cli.commands import UserError
+    from bert_tf.errors import UserError
 
     _check_beam_args(args.pass_through)
     if args.num_shards < 0:

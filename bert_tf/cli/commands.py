@@ -1,6 +1,6 @@
 """The sub-commands of `bert-tf`, one function each: `args` in, exit status out.
 
-User errors are raised as `UserError` (or the library's own typed errors) and printed
+User errors are raised as `bert_tf.errors.UserError` (or one of its subclasses) and printed
 by `bert_tf.cli.main` as one line.
 """
 
@@ -12,9 +12,7 @@ import stat
 import sys
 
 from bert_tf.cli.flags import add_embedding_arguments, add_precision_argument, embedder_from_args, options_from_args
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
+from bert_tf.errors import UserError
 
 
 def demo(args) -> int:

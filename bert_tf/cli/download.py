@@ -15,9 +15,10 @@ import sys
 import threading
 from pathlib import Path
 
+from bert_tf.errors import UserError
 from bert_tf.files.layout import is_complete
 from bert_tf.files.targets import command_line_spelling
-from bert_tf.store.download import DownloadError, check_sha256, download_checkpoint
+from bert_tf.store.download import check_sha256, download_checkpoint
 from bert_tf.store.messages import human
 from bert_tf.store.registry import DEFAULT_CHECKPOINT, OFFLINE_DISTRIBUTION, OFFLINE_MODEL, REGISTRY, lower_case_for
 
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt as e:
             print(f"{prog}: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
             return 143 if terminated else 130
-        except (DownloadError, ValueError, OSError) as e:
+        except (UserError, OSError) as e:  # DownloadError is a UserError; a plain ValueError is a bug
             print(f"{prog}: error: {e}", file=sys.stderr)
             return 1
     print(path)

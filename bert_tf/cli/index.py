@@ -11,8 +11,8 @@ import dataclasses
 import json
 import sys
 
-from bert_tf.cli.commands import UserError
 from bert_tf.cli.flags import add_embedding_arguments, embedder_from_args, options_from_args
+from bert_tf.errors import UserError
 
 EXAMPLES = {
     "index": "examples:\n  bert-tf index build --input corpus.txt --out corpus.index\n"

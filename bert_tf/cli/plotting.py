@@ -57,9 +57,11 @@ def save_projection(word: str, vectors: np.ndarray, labels: Sequence[str], path:
     """
     from sklearn.decomposition import PCA
 
+    from bert_tf.errors import InvalidValue
+
     path = check_png_path(path)
     if len(vectors) < 2:
-        raise ValueError(f"need the word {word!r} in at least two sentences to plot, found {len(vectors)}")
+        raise InvalidValue(f"need the word {word!r} in at least two sentences to plot, found {len(vectors)}")
     pca = PCA(n_components=2)
     points = pca.fit_transform(np.asarray(vectors, np.float64))
     plt = pyplot()

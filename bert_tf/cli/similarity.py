@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from bert_tf.errors import InvalidValue
+
 
 @dataclasses.dataclass(frozen=True)
 class WordInContext:
@@ -33,8 +35,8 @@ def pick_words(embeddings: Sequence[dict[str, np.ndarray]], targets: Sequence[st
         found = [i for i, sentence in enumerate(embeddings) if target in sentence]
         if not found:
             available = sorted({w for sentence in embeddings for w in sentence})
-            raise ValueError(f"the word {target!r} is in none of the sentences; words available: "
-                             f"{', '.join(available)}")
+            raise InvalidValue(f"the word {target!r} is in none of the sentences; words available: "
+                               f"{', '.join(available)}")
         for i in found:
             picked.append(WordInContext(f"{target}@{i + 1}", target, i, embeddings[i][target]))
     picked.sort(key=lambda w: (w.sentence_index, targets.index(w.word)))

@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from bert_tf.errors import InvalidValue
 from bert_tf.files.output import AtomicFile, OutputError, commit, is_regular_or_missing, make_temp_dir, output_errors
 
 if TYPE_CHECKING:
@@ -252,7 +253,7 @@ def open_output(path: str | None, fmt: str, *, widths=None):
     """
     if fmt == "npz":
         if path in (None, "-"):
-            raise ValueError("--format npz needs --output FILE.npz (a zip cannot stream to stdout)")
+            raise InvalidValue("--format npz needs --output FILE.npz (a zip cannot stream to stdout)")
         return NpzWriter(path, widths)
     if path in (None, "-"):
         if sys.stdout is None:  # started with stdout closed (`>&-`)

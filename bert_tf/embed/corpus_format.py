@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from bert_tf.embed.space import VectorSpace, space_of_identity
+from bert_tf.errors import InvalidValue
 
 #: The schema-metadata key of Parquet outputs.
 METADATA_KEY = b"bert_tf"
@@ -40,11 +41,11 @@ def space_of(metadata: Any) -> VectorSpace:
         except (UnicodeDecodeError, json.JSONDecodeError):
             metadata = None
     if not isinstance(metadata, dict):
-        raise ValueError("it has no bert_tf metadata (which model and options made the vectors)")
+        raise InvalidValue("it has no bert_tf metadata (which model and options made the vectors)")
     version = metadata.get("format_version")
     if version == 1:
         return space_of_identity(metadata.get("identity"), metadata.get("options"))
     if version != FORMAT_VERSION:
-        raise ValueError(f"its bert_tf metadata is of format version {version}, written by another bert_tf "
-                         f"(this one reads versions 1 and {FORMAT_VERSION})")
+        raise InvalidValue(f"its bert_tf metadata is of format version {version}, written by another bert_tf "
+                           f"(this one reads versions 1 and {FORMAT_VERSION})")
     return VectorSpace.from_dict(metadata.get("space"))

@@ -34,6 +34,7 @@ from bert_tf.embed.graphs import encode_graph, head_graph
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
 from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, ranges
 from bert_tf.embed.space import VectorSpace
+from bert_tf.errors import InvalidValue
 from bert_tf.runtime import tf
 from bert_tf.text.inputs import checked_texts, is_sized, iter_texts
 
@@ -362,8 +363,8 @@ class BertEmbedder:
             check_choice("output_value", name, OUTPUTS)
         options = self.options(options, **option_values)
         if "sentence_vectors" in outputs and options.sentence_strategy is None:
-            raise ValueError("output_value 'sentence_vectors' needs a sentence_strategy (one of mean, cls, "
-                             "pooled, max); got None")
+            raise InvalidValue("output_value 'sentence_vectors' needs a sentence_strategy (one of mean, cls, "
+                               "pooled, max); got None")
         return self.resolve(options), tuple(kind for kind, name in _KINDS if name in outputs)
 
     def _plan(self, tokens: Embeddings, resolved: ResolvedOptions) -> dict[str, np.ndarray]:

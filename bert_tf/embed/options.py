@@ -14,6 +14,8 @@ import logging
 import numbers
 from typing import Any, Sequence
 
+from bert_tf.errors import InvalidType, InvalidValue
+
 logger = logging.getLogger("bert_tf")
 
 COMBINE_CHOICES = ("sum", "mean", "concat")
@@ -27,9 +29,10 @@ MIN_SEQ_LENGTH = 8
 
 
 def check_choice(name: str, value, choices: Sequence[str]) -> None:
-    """Raises `ValueError("combine must be one of sum, mean, concat; got 'avg'")` style errors."""
+    """Raises `InvalidValue("combine must be one of sum, mean, concat; got 'avg'")` style errors (a
+    `UserError` and a `ValueError`)."""
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        raise InvalidValue(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _is_int(value) -> bool:
@@ -40,17 +43,17 @@ def _layer_tuple(name: str, layers) -> tuple[int, ...]:
     if _is_int(layers):
         layers = (layers,)
     if isinstance(layers, (str, bytes)):
-        raise TypeError(f"{name} must be a sequence of integers; got {layers!r}")
+        raise InvalidType(f"{name} must be a sequence of integers; got {layers!r}")
     try:
         layers = tuple(layers)
     except TypeError:
-        raise TypeError(f"{name} must be a sequence of integers; got {layers!r}") from None
+        raise InvalidType(f"{name} must be a sequence of integers; got {layers!r}") from None
     if not layers:
-        raise ValueError(f"{name} must name at least one hidden layer")
+        raise InvalidValue(f"{name} must name at least one hidden layer")
     for layer in layers:
         if not _is_int(layer):
-            raise ValueError(f"{name} must be integers (0 is the embedding output, -1 the last layer); "
-                             f"got {layer!r}")
+            raise InvalidValue(f"{name} must be integers (0 is the embedding output, -1 the last layer); "
+                               f"got {layer!r}")
     return tuple(int(x) for x in layers)
 
 
@@ -98,15 +101,15 @@ class EmbeddingOptions:
         object.__setattr__(self, "sentence_layer", layer)
         if self.dim is not None:
             if not _is_int(self.dim) or self.dim < 1:
-                raise ValueError(f"dim must be a positive integer or None; got {self.dim!r}")
+                raise InvalidValue(f"dim must be a positive integer or None; got {self.dim!r}")
             object.__setattr__(self, "dim", int(self.dim))
         if self.batch_size is not None:
             if not _is_int(self.batch_size) or self.batch_size < 1:
-                raise ValueError(f"batch_size must be a positive integer or None; got {self.batch_size!r}")
+                raise InvalidValue(f"batch_size must be a positive integer or None; got {self.batch_size!r}")
             object.__setattr__(self, "batch_size", int(self.batch_size))
         if self.max_seq_length is not None:
             if not _is_int(self.max_seq_length):
-                raise ValueError(f"max_seq_length must be an integer; got {self.max_seq_length!r}")
+                raise InvalidValue(f"max_seq_length must be an integer; got {self.max_seq_length!r}")
             object.__setattr__(self, "max_seq_length", int(self.max_seq_length))
 
     def replace(self, **changes) -> "EmbeddingOptions":
@@ -135,16 +138,16 @@ class EmbeddingOptions:
         (sentence_state,) = _hidden_states("sentence_layer", (self.sentence_layer,), n_states)
         width = config.hidden_size * (len(states) if self.combine == "concat" else 1)
         if self.dim is not None and self.dim > width:
-            raise ValueError(f"dim={self.dim} is larger than the vectors this model makes ({width}: hidden size "
-                             f"{config.hidden_size} with these layers and combine); use dim=None or at most {width}")
+            raise InvalidValue(f"dim={self.dim} is larger than the vectors this model makes ({width}: hidden size "
+                               f"{config.hidden_size} with these layers and combine); use dim=None or at most {width}")
         if self.dim is not None and self.dim < width:
             logger.info("dim=%d keeps the first %d of %d components and discards the rest; "
                         "use dim=None for full vectors", self.dim, self.dim, width)
         limit = config.max_position_embeddings
         max_seq_length = min(limit, 512) if self.max_seq_length is None else self.max_seq_length
         if not MIN_SEQ_LENGTH <= max_seq_length <= limit:
-            raise ValueError(f"max_seq_length must be an integer from {MIN_SEQ_LENGTH} to {limit} "
-                             f"(this checkpoint's max_position_embeddings); got {self.max_seq_length!r}")
+            raise InvalidValue(f"max_seq_length must be an integer from {MIN_SEQ_LENGTH} to {limit} "
+                               f"(this checkpoint's max_position_embeddings); got {self.max_seq_length!r}")
         return ResolvedOptions(self, states, sentence_state, width, self.dim or width, max_seq_length, n_states)
 
 
@@ -153,12 +156,12 @@ def _hidden_states(name: str, layers: tuple[int, ...], n_states: int) -> tuple[i
     for layer in layers:
         if not -n_states <= layer < n_states:
             hint = "; leave layers unset for all of them" if name == "layers" and n_states - 1 < 4 else ""
-            raise ValueError(f"{name} must be integers from {-n_states} to {n_states - 1} for this "
-                             f"{n_states - 1}-layer model (0 is the embedding output, -1 the last layer); "
-                             f"got {layer!r}{hint}")
+            raise InvalidValue(f"{name} must be integers from {-n_states} to {n_states - 1} for this "
+                               f"{n_states - 1}-layer model (0 is the embedding output, -1 the last layer); "
+                               f"got {layer!r}{hint}")
         out.append(layer % n_states)
     if len(set(out)) != len(out):
-        raise ValueError(f"{name} names the same layer twice: {layers!r}")
+        raise InvalidValue(f"{name} names the same layer twice: {layers!r}")
     return tuple(out)
 
 

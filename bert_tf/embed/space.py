@@ -28,6 +28,7 @@ import os
 from typing import Any
 
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
+from bert_tf.errors import InvalidValue
 
 #: The version of `to_dict`'s form; `from_dict` refuses another.
 FORMAT_VERSION = 1
@@ -148,21 +149,21 @@ class VectorSpace:
                 caller says which artefact and how to remake it).
         """
         if not isinstance(data, dict):
-            raise ValueError("no vector space is recorded")
+            raise InvalidValue("no vector space is recorded")
         if data.get("version") != FORMAT_VERSION:
-            raise ValueError(f"the recorded vector space is of version {data.get('version')!r}; this bert_tf "
-                             f"reads version {FORMAT_VERSION}")
+            raise InvalidValue(f"the recorded vector space is of version {data.get('version')!r}; this bert_tf "
+                               f"reads version {FORMAT_VERSION}")
         names = {f.name for f in dataclasses.fields(cls)}
         given = set(data) - {"version", *LEGACY_BATCH_PLAN}
         required = {f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
         if given - names or required - given:
             odd = sorted((given - names) | (required - given))
-            raise ValueError(f"the recorded vector space has unknown or missing field(s) {', '.join(odd)}")
+            raise InvalidValue(f"the recorded vector space has unknown or missing field(s) {', '.join(odd)}")
         try:
             return cls(**{k: data[k] for k in given})
         except (TypeError, ValueError) as e:
-            raise ValueError(f"the recorded vector space cannot be read ({e})") from None
+            raise InvalidValue(f"the recorded vector space cannot be read ({e})") from None
 
 
 def space_of_identity(identity: Any, options: Any) -> VectorSpace:
@@ -176,16 +177,16 @@ def space_of_identity(identity: Any, options: Any) -> VectorSpace:
     from bert_tf.model.config import load_config
 
     if not isinstance(identity, dict) or not isinstance(options, dict):
-        raise ValueError("it records no vector space")
+        raise InvalidValue("it records no vector space")
     path = identity.get("path")
     config = os.path.join(path, "bert_config.json") if isinstance(path, str) else None
     if config is None or not os.path.isfile(config):
-        raise ValueError(f"it was written by an earlier bert_tf, whose options can only be read with the "
-                         f"checkpoint's bert_config.json, and the checkpoint {path} is no longer there")
+        raise InvalidValue(f"it was written by an earlier bert_tf, whose options can only be read with the "
+                           f"checkpoint's bert_config.json, and the checkpoint {path} is no longer there")
     try:
         resolved = EmbeddingOptions(**options).resolve(load_config(config))
     except (TypeError, ValueError) as e:
-        raise ValueError(f"it was written by an earlier bert_tf, with options that cannot be read ({e})") from None
+        raise InvalidValue(f"it was written by an earlier bert_tf, with options that cannot be read ({e})") from None
     return VectorSpace.of(resolved, fingerprint=identity.get("fingerprint"), lower_case=identity.get("lower_case"),
                           precision=identity.get("precision") or "float32", path=os.path.abspath(path))
 

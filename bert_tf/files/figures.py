@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from bert_tf.errors import InvalidValue
+
 
 def pyplot():
     """`matplotlib.pyplot` on the Agg backend: figures go to files and never need a display."""
@@ -25,7 +27,7 @@ def check_png_path(path: str | os.PathLike, *, option: str | None = None) -> str
     path = os.fspath(path)
     if not path.lower().endswith(".png"):
         given = f"{option} " if option else ""
-        raise ValueError(f"plots are saved as PNG; give {given}a path ending in .png, got {path!r}")
+        raise InvalidValue(f"plots are saved as PNG; give {given}a path ending in .png, got {path!r}")
     parent = os.path.dirname(path) or "."
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"cannot save {path}: the folder {parent} does not exist")

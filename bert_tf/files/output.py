@@ -23,6 +23,8 @@ import stat
 import tempfile
 from typing import IO, Iterable
 
+from bert_tf.errors import InvalidValue, UserError
+
 logger = logging.getLogger(__name__)
 
 #: Suffix of a temporary file and of the folder holding an `.npz`'s parts.
@@ -35,7 +37,7 @@ _OWNED = re.compile(r"\.bert-tf-(?P<pid>\d+)-(?P<host>[A-Za-z0-9]*)\.[A-Za-z0-9_
                     rf"(?:{re.escape(FILE_SUFFIX)}|{re.escape(DIR_SUFFIX)})$")
 
 
-class OutputError(OSError):
+class OutputError(UserError, OSError):
     """Writing one of the user's outputs failed; `str()` is one line naming the user's path and why.
 
     An `OSError` (with `errno` and `filename`) so callers can still tell a full disk from a
@@ -205,8 +207,8 @@ def check_output(path: str | os.PathLike, *, force: bool, inputs: Iterable[tuple
     if st is not None:
         for name, input_stat in inputs:
             if stat.S_ISREG(input_stat.st_mode) and _same_file(st, input_stat):
-                raise ValueError(f"{option} {path} is the input file {name}; it would be overwritten while "
-                                 "being read: write the output to another file")
+                raise InvalidValue(f"{option} {path} is the input file {name}; it would be overwritten while "
+                                   "being read: write the output to another file")
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(f"{option} {path} is a folder; give a file name")
         if stat.S_ISREG(st.st_mode) and not force:

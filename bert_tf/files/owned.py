@@ -33,6 +33,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
+from bert_tf.errors import InvalidValue
 from bert_tf.files.layout import MANIFEST as CHECKPOINT_MANIFEST
 from bert_tf.files.targets import check_target, force_hint
 
@@ -135,7 +136,7 @@ def foreign_entries(path: str | os.PathLike, kind: str) -> list[str]:
     folder = Path(path)
     own = KINDS[kind].entries(folder)
     if own is None:
-        raise ValueError(f"{folder} is not {KINDS[kind].what} written by bert_tf")
+        raise InvalidValue(f"{folder} is not {KINDS[kind].what} written by bert_tf")
     return sorted(name for name in os.listdir(folder) if name not in own)
 
 
@@ -200,13 +201,13 @@ def check_replaceable(target: str | os.PathLike, kind: str, *, force: bool,
         where = ("the root folder" if os.path.samestat(os.stat(target), os.stat("/")) else
                  "the current folder" if os.path.samestat(os.stat(target), os.stat(cwd)) else
                  "a parent of the current folder")
-        raise ValueError(f"refusing to write {what} to {target}: it is {where}, and replacing it would delete "
-                         f"everything in it; give a new folder, e.g. {Path(target, 'out')}")
+        raise InvalidValue(f"refusing to write {what} to {target}: it is {where}, and replacing it would delete "
+                           f"everything in it; give a new folder, e.g. {Path(target, 'out')}")
     for description, path in inputs:
         if holds(target, path):
             how = "is" if holds(path, target) else "contains"
-            raise ValueError(f"refusing to write {target}: it {how} {description} ({path}), which replacing it "
-                             "would delete; choose another output folder")
+            raise InvalidValue(f"refusing to write {target}: it {how} {description} ({path}), which replacing it "
+                               "would delete; choose another output folder")
     if not target.exists() and not target.is_symlink():
         check_target(target)
         return

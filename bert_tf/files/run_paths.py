@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+from bert_tf.errors import InvalidValue
+
 
 def check_matched(pattern: str, matched: Sequence[str], is_dir=os.path.isdir) -> None:
     """Refuses an input glob that matched nothing, or only folders.
@@ -35,9 +37,9 @@ def check_local_prefix(prefix: str) -> None:
 
     directory, name = os.path.split(prefix)
     if not name:
-        raise ValueError(f"--output {prefix} is a folder; give a file name prefix, e.g. {prefix.rstrip('/')}/corpus")
+        raise InvalidValue(f"--output {prefix} is a folder; give a file name prefix, e.g. {prefix.rstrip('/')}/corpus")
     if os.path.isdir(prefix):
-        raise ValueError(f"--output {prefix} is a folder; give a file name prefix inside it, "
-                         f"e.g. {os.path.join(prefix, 'corpus')}")
+        raise InvalidValue(f"--output {prefix} is a folder; give a file name prefix inside it, "
+                           f"e.g. {os.path.join(prefix, 'corpus')}")
     if not os.path.isdir(directory or "."):
         raise OutputError(prefix, f"the folder {directory} does not exist; create it first")

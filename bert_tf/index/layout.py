@@ -21,6 +21,7 @@ import json
 import os
 from pathlib import Path
 
+from bert_tf.errors import InvalidValue
 from bert_tf.files.digest import sha256_file as sha256
 from bert_tf.files.owned import INDEX_FORMAT as FORMAT, INDEX_MANIFEST as MANIFEST  # how --force knows an index
 
@@ -39,11 +40,11 @@ def approximate_file(name: str) -> str:
     return f"{name}.faiss"
 
 
-class CorruptIndexError(ValueError):
+class CorruptIndexError(InvalidValue):
     """The folder is not a complete, intact index (interrupted build, damaged or missing file)."""
 
 
-class IndexMismatchError(ValueError):
+class IndexMismatchError(InvalidValue):
     """A query was embedded with another model or other options than the index (another `VectorSpace`)."""
 
 

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from bert_tf.errors import InvalidValue
 from bert_tf.model.config import BertConfig
 
 
@@ -57,7 +58,7 @@ DOWNLOAD_HINT = ("download one with `bert-tf download uncased_L-12_H-768_A-12` "
                  "(or `bert-tf download --list` for the choices)")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InvalidValue):
     """A checkpoint that cannot be restored; the message lists every problem at once."""
 
 

@@ -29,6 +29,8 @@ import logging
 import os
 from typing import Any, Mapping
 
+from bert_tf.errors import InvalidValue
+
 logger = logging.getLogger("bert_tf")
 
 #: Activations `hidden_act` may name. "gelu" is the exact erf form; "gelu_new"
@@ -81,7 +83,7 @@ class BertConfig:
     def __post_init__(self):
         problems = _problems(self)
         if problems:
-            raise ValueError("invalid BERT config: " + "; ".join(problems))
+            raise InvalidValue("invalid BERT config: " + "; ".join(problems))
 
     @property
     def head_size(self) -> int:
@@ -112,7 +114,7 @@ class BertConfig:
             ValueError: naming `source` and every offending field.
         """
         if not isinstance(data, Mapping):
-            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
+            raise InvalidValue(f"{source}: expected a JSON object, got {type(data).__name__}")
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in BERT_FIELDS if n not in data]
         unknown = sorted(str(k) for k in data if k not in names)
@@ -123,7 +125,7 @@ class BertConfig:
             if f.name in data and not _type_ok(data[f.name], f.type):
                 problems.append(f"field {f.name} must be {f.type}, got {data[f.name]!r}")
         if problems:
-            raise ValueError(f"{source}: " + "; ".join(problems))
+            raise InvalidValue(f"{source}: " + "; ".join(problems))
         if unknown:
             # A warning, not an error: configs written by other tools carry keys of their
             # own, and refusing them would refuse a model this package can load.
@@ -132,7 +134,7 @@ class BertConfig:
         try:
             return cls(**{n: data[n] for n in names if n in data})
         except ValueError as e:
-            raise ValueError(f"{source}: {e}") from None
+            raise InvalidValue(f"{source}: {e}") from None
 
 
 def _type_ok(value: Any, type_name: str) -> bool:
@@ -203,5 +205,5 @@ def load_config(path: str | os.PathLike) -> BertConfig:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise InvalidValue(f"{path}: not valid JSON ({e})") from None
     return BertConfig.from_dict(data, source=path)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bert_tf.errors import InvalidValue
 from bert_tf.model.checkpoint import google_variable_shapes
 from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
 
@@ -29,7 +30,7 @@ _SHARED_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attenti
 _HF_IGNORED = ("embeddings.position_ids",)
 
 
-class ConversionError(ValueError):
+class ConversionError(InvalidValue):
     """The Hugging Face directory cannot be converted; the message says why."""
 
 

@@ -39,6 +39,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from bert_tf.errors import InvalidValue
 from bert_tf.runtime import keras, tf
 from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
 from bert_tf.model.quantize import QuantizedDense
@@ -402,7 +403,7 @@ class BertEncoder(keras.Model):
             ValueError: an unknown `compute_dtype`.
         """
         if compute_dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {compute_dtype!r}")
+            raise InvalidValue(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {compute_dtype!r}")
         kwargs.setdefault("name", "bert")
         super().__init__(**kwargs)
         self.config = config

@@ -30,6 +30,7 @@ are `bert_tf.model.hardware`'s.
 
 from __future__ import annotations
 
+from bert_tf.errors import InvalidValue
 from bert_tf.logs import once
 from bert_tf.model.hardware import (Hardware, bfloat16_has_no_kernel, detect_hardware, float16_has_no_kernel,
                                     float16_missing)
@@ -49,7 +50,7 @@ def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
             `ONEDNN_MAX_CPU_ISA` leaves oneDNN without the kernel TensorFlow hands it.
     """
     if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}; got {precision!r}")
+        raise InvalidValue(f"precision must be one of {', '.join(map(repr, PRECISIONS))}; got {precision!r}")
     if precision == "float32":
         return precision
     hardware = detect_hardware() if hardware is None else hardware
@@ -90,10 +91,10 @@ def check_bfloat16_runs(flags: frozenset[str] | None = None, environ=None) -> No
     """
     isa = bfloat16_has_no_kernel(flags, environ)
     if isa is not None:
-        raise ValueError(f"precision='bfloat16' cannot run with ONEDNN_MAX_CPU_ISA={isa} on this AVX-512 CPU: "
-                         f"TensorFlow gives bfloat16 matmuls to oneDNN, which that setting leaves without a kernel "
-                         f"for them; unset ONEDNN_MAX_CPU_ISA (or set it to AVX512_CORE or above), set "
-                         f"TF_ENABLE_ONEDNN_OPTS=0, or use precision='float32' or 'auto'")
+        raise InvalidValue(f"precision='bfloat16' cannot run with ONEDNN_MAX_CPU_ISA={isa} on this AVX-512 CPU: "
+                           f"TensorFlow gives bfloat16 matmuls to oneDNN, which that setting leaves without a kernel "
+                           f"for them; unset ONEDNN_MAX_CPU_ISA (or set it to AVX512_CORE or above), set "
+                           f"TF_ENABLE_ONEDNN_OPTS=0, or use precision='float32' or 'auto'")
 
 
 def check_float16_runs(flags: frozenset[str] | None = None, environ=None) -> None:
@@ -106,10 +107,10 @@ def check_float16_runs(flags: frozenset[str] | None = None, environ=None) -> Non
     """
     isa = float16_has_no_kernel(flags, environ)
     if isa is not None:
-        raise ValueError(f"precision='float16' cannot run with ONEDNN_MAX_CPU_ISA={isa} on this CPU: TensorFlow "
-                         f"gives float16 matmuls to oneDNN, which that setting leaves without a kernel for them; "
-                         f"unset ONEDNN_MAX_CPU_ISA (or set it to AVX512_CORE_FP16 or above), set "
-                         f"TF_ENABLE_ONEDNN_OPTS=0, or use precision='float32' or 'auto'")
+        raise InvalidValue(f"precision='float16' cannot run with ONEDNN_MAX_CPU_ISA={isa} on this CPU: TensorFlow "
+                           f"gives float16 matmuls to oneDNN, which that setting leaves without a kernel for them; "
+                           f"unset ONEDNN_MAX_CPU_ISA (or set it to AVX512_CORE_FP16 or above), set "
+                           f"TF_ENABLE_ONEDNN_OPTS=0, or use precision='float32' or 'auto'")
 
 
 def check_int8_runs(hardware: Hardware, onednn_int8: bool | None = None) -> None:
@@ -125,8 +126,8 @@ def check_int8_runs(hardware: Hardware, onednn_int8: bool | None = None) -> None
         ValueError: on a GPU machine, saying what to use instead.
     """
     if hardware.gpu is not None:
-        raise ValueError("precision='int8' uses oneDNN's CPU int8 kernels, and this machine computes on a GPU; "
-                         "use precision='auto' (bfloat16 or float16 there) or 'float32'")
+        raise InvalidValue("precision='int8' uses oneDNN's CPU int8 kernels, and this machine computes on a GPU; "
+                           "use precision='auto' (bfloat16 or float16 there) or 'float32'")
     if onednn_int8 is None:
         from bert_tf.model.quantize import onednn_int8_available
 

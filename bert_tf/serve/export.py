@@ -50,6 +50,7 @@ from pathlib import Path
 
 from bert_tf.embed import batching, head
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
+from bert_tf.errors import InvalidValue
 from bert_tf.model.encoder import ENCODER_INPUTS
 from bert_tf.runtime import tf
 from bert_tf.text.ops import TENSORFLOW_TEXT_VERSION
@@ -107,7 +108,7 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
     from bert_tf.embed.embedder import BertEmbedder
 
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValueError(f"version must be a positive integer (TF Serving's version directory); got {version!r}")
+        raise InvalidValue(f"version must be a positive integer (TF Serving's version directory); got {version!r}")
     target = Path(out_dir) / str(version)
     # Before the slow part: an existing version, a folder that is not ours, a file as --out, the checkpoint inside.
     inputs = [("the checkpoint", checkpoint)] if checkpoint is not None else []
@@ -115,8 +116,8 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
 
     options = (options or EmbeddingOptions()).replace(**option_values)
     if options.sentence_strategy is None:
-        raise ValueError("sentence_strategy must be one of mean, cls, pooled, max for an export "
-                         "(serving_default returns a sentence vector)")
+        raise InvalidValue("sentence_strategy must be one of mean, cls, pooled, max for an export "
+                           "(serving_default returns a sentence vector)")
     embedder = BertEmbedder.from_checkpoint(checkpoint, lower_case=lower_case, precision=precision,
                                             max_seq_length=options.max_seq_length)
     resolved = embedder.resolve(options.replace(max_seq_length=embedder.max_seq_length))
@@ -205,7 +206,7 @@ def exported_space(version_dir: str | os.PathLike):
     try:
         return VectorSpace.from_dict(json.loads(path.read_text(encoding="utf-8")).get("space"))
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, ValueError) as e:
-        raise ValueError(f"{path}: {e}; export the model again with this bert_tf") from None
+        raise InvalidValue(f"{path}: {e}; export the model again with this bert_tf") from None
 
 
 # ---------------------------------------------------------------------- the graph

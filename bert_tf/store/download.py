@@ -30,6 +30,7 @@ import re
 import urllib.parse
 from pathlib import Path
 
+from bert_tf.errors import InvalidValue
 from bert_tf.files.atomic import not_writable, target_lock
 from bert_tf.files.layout import is_complete
 from bert_tf.files.owned import CHECKPOINT, check_replaceable, force_hint
@@ -55,7 +56,7 @@ def check_sha256(value: str) -> str:
     """
     value = value.strip().lower()
     if not _SHA256.match(value):
-        raise ValueError(f"must be 64 hexadecimal digits; got {value!r}")
+        raise InvalidValue(f"must be 64 hexadecimal digits; got {value!r}")
     return value
 
 
@@ -102,18 +103,18 @@ def download_checkpoint(name: str | None = None, *, url: str | None = None,
         ['MANIFEST.json', 'bert_config.json']
     """
     if url is not None and from_zip is not None:
-        raise ValueError("pass at most one of url and from_zip")
+        raise InvalidValue("pass at most one of url and from_zip")
     if not timeout > 0:
-        raise ValueError(f"timeout must be positive; got {timeout!r}")
+        raise InvalidValue(f"timeout must be positive; got {timeout!r}")
     if not (isinstance(retries, int) and retries >= 0):
-        raise ValueError(f"retries must be a non-negative integer; got {retries!r}")
+        raise InvalidValue(f"retries must be a non-negative integer; got {retries!r}")
     if not backoff >= 0:
-        raise ValueError(f"backoff must be non-negative; got {backoff!r}")
+        raise InvalidValue(f"backoff must be non-negative; got {backoff!r}")
     if sha256 is not None:
         try:
             sha256 = check_sha256(sha256)
         except ValueError as e:
-            raise ValueError(f"sha256 {e}") from None
+            raise InvalidValue(f"sha256 {e}") from None
 
     name = _resolve_name(name, url, from_zip)
     dest = Path(dest)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from bert_tf.errors import UserError
 
-class DownloadError(Exception):
+
+class DownloadError(UserError):
     """A download, verification or unpacking that failed; the message is the one-line reason and what to do."""
 
 

@@ -18,6 +18,7 @@ import os
 import threading
 from pathlib import Path
 
+from bert_tf.errors import UserError
 from bert_tf.files.layout import is_complete
 from bert_tf.files.paths import user_cache
 from bert_tf.logs import once
@@ -28,7 +29,7 @@ logger = logging.getLogger("bert_tf")
 _lock = threading.Lock()
 
 
-class CheckpointNotFoundError(FileNotFoundError):
+class CheckpointNotFoundError(UserError, FileNotFoundError):
     """No checkpoint was given and none could be found; the message says how to get one."""
 
 

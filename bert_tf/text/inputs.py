@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Iterable, Iterator
 
+from bert_tf.errors import InvalidType
+
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -35,14 +37,14 @@ def decode_line(raw: bytes) -> tuple[str | None, str | None]:
 
 def _container(texts) -> Iterable:
     if texts is None:
-        raise TypeError("expected a list of strings, got None")
+        raise InvalidType("expected a list of strings, got None")
     if isinstance(texts, (str, bytes, bytearray)):
-        raise TypeError(f"expected a list of strings, got a single {type(texts).__name__}; "
-                        f"wrap it in a list: [text]")
+        raise InvalidType(f"expected a list of strings, got a single {type(texts).__name__}; "
+                          f"wrap it in a list: [text]")
     try:
         iter(texts)
     except TypeError:
-        raise TypeError(f"expected a list of strings, got {type(texts).__name__}") from None
+        raise InvalidType(f"expected a list of strings, got {type(texts).__name__}") from None
     return texts
 
 
@@ -50,7 +52,7 @@ def check_text(index: int, item) -> str:
     """`item` as a clean str, or a TypeError naming `sentences[index]`."""
     if not isinstance(item, str):
         hint = " (decode bytes first)" if isinstance(item, (bytes, bytearray)) else ""
-        raise TypeError(f"sentences[{index}] is {type(item).__name__}, expected str{hint}")
+        raise InvalidType(f"sentences[{index}] is {type(item).__name__}, expected str{hint}")
     return _SURROGATES.sub("\ufffd", str(item))
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 from typing import Iterable, NamedTuple, Sequence
 
+from bert_tf.errors import InvalidValue
 from bert_tf.runtime import tf
 from bert_tf.text.char_tables import CJK, DROP, OTHER, PUNCT, SPACE, CharLookup, normalize_uncased
 from bert_tf.text.inputs import checked_texts
@@ -92,9 +93,9 @@ class BertTokenizer(tf.Module):
         vocab = [str(token) for token in vocab]
         missing = [t for t in SPECIAL_TOKENS if t not in vocab]
         if missing:
-            raise ValueError(f"vocabulary lacks special tokens: {', '.join(missing)}")
+            raise InvalidValue(f"vocabulary lacks special tokens: {', '.join(missing)}")
         if int(max_chars_per_word) < 1:
-            raise ValueError(f"max_chars_per_word must be >= 1; got {max_chars_per_word}")
+            raise InvalidValue(f"max_chars_per_word must be >= 1; got {max_chars_per_word}")
         self._vocab = tuple(vocab)
         self._lower_case = lower_case
         self._max_chars = int(max_chars_per_word)

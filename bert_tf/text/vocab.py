@@ -19,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from bert_tf.errors import InvalidType, InvalidValue
+
 logger = logging.getLogger("bert_tf")
 
 
@@ -48,12 +50,12 @@ def load_vocab(path: str | os.PathLike) -> list[str]:
         with open(path, encoding="utf-8") as f:
             vocab = [line.rstrip("\n") for line in f]
     except UnicodeDecodeError:
-        raise ValueError(_not_utf8_message(path)) from None
+        raise InvalidValue(_not_utf8_message(path)) from None
     if vocab and vocab[0].startswith("\ufeff"):
         logger.warning("%s starts with a byte-order mark; ignoring it", path)
         vocab[0] = vocab[0][1:]
     if not vocab or all(not token for token in vocab):
-        raise ValueError(f"vocabulary file is empty: {path!r}")
+        raise InvalidValue(f"vocabulary file is empty: {path!r}")
     return vocab
 
 
@@ -132,7 +134,7 @@ def check_lower_case(value, *, allow_none: bool = True) -> bool | None:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     allowed = "True, False or None (None: from the checkpoint)" if allow_none else "True or False"
-    raise TypeError(f"lower_case must be {allowed}; got {value!r}")
+    raise InvalidType(f"lower_case must be {allowed}; got {value!r}")
 
 
 def resolve_lower_case(vocab: Sequence[str], name: str | None, override: bool | None, *,
