@@ -48,22 +48,7 @@ USER_OS_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, Permiss
 
 def is_user_error(error: BaseException) -> bool:
     """Whether `error` is the user's to fix, so the CLI prints it in one line without a traceback."""
-    if isinstance(error, (UserError, *USER_OS_ERRORS)):
-        return True
-    # Until bert_tf/index raises UserError (lead converts after merging): a plain ValueError or TypeError
-    # raised by a module of bert_tf/index/ itself is one of its checks of the user's input.
-    return isinstance(error, (ValueError, TypeError)) and _raised_in(error, "bert_tf.index")
-
-
-def _raised_in(error: BaseException, package: str) -> bool:
-    """Whether the innermost frame of `error`'s traceback is code of `package` (or a module in it)."""
-    tb = error.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    module = tb.tb_frame.f_globals.get("__name__", "")
-    return module == package or module.startswith(package + ".")
+    return isinstance(error, (UserError, *USER_OS_ERRORS))
 
 
 def build_parser() -> argparse.ArgumentParser:

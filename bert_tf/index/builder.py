@@ -22,6 +22,7 @@ import numpy as np
 
 from bert_tf.embed.options import EmbeddingOptions, check_choice
 from bert_tf.embed.space import VectorSpace
+from bert_tf.errors import InvalidValue
 from bert_tf.files.atomic import staged_directory
 from bert_tf.files.owned import INDEX
 from bert_tf.index import fields as text_fields, layout
@@ -232,7 +233,7 @@ def build_index(texts: Iterable[str], out: str | os.PathLike, *, embedder=None, 
         embedder = get_embedder(checkpoint)
     options = embedder.options(options)
     if options.sentence_strategy is None:
-        raise ValueError("an index needs sentence vectors: give a sentence_strategy (mean, max, cls, pooled)")
+        raise InvalidValue("an index needs sentence vectors: give a sentence_strategy (mean, max, cls, pooled)")
     resolved = embedder.resolve(options)
     total = total if total is not None else (len(texts) if hasattr(texts, "__len__") else None)
     ids = iter(ids) if ids is not None else None

@@ -30,6 +30,8 @@ import os
 import re
 from typing import Mapping
 
+from bert_tf.errors import InvalidType, InvalidValue
+
 #: The types a field's values may have, as `field_types` records them.
 FIELD_TYPES = ("str", "int", "float", "bool", "mixed")
 #: The comparison operators of `--where`.
@@ -64,7 +66,7 @@ def type_name(value) -> str:
         return "float"
     if isinstance(value, str):
         return "str"
-    raise TypeError(f"a field value must be a str, int, float or bool; got {type(value).__name__}")
+    raise InvalidType(f"a field value must be a str, int, float or bool; got {type(value).__name__}")
 
 
 def merge_types(a: str | None, b: str) -> str:
@@ -85,11 +87,11 @@ def check_fields(fields: Mapping | None) -> dict:
     if fields is None:
         return {}
     if not isinstance(fields, Mapping):
-        raise TypeError(f"a text's fields must be a dict of name to value; got {type(fields).__name__}")
+        raise InvalidType(f"a text's fields must be a dict of name to value; got {type(fields).__name__}")
     out = {}
     for name, value in fields.items():
         if not isinstance(name, str) or not name:
-            raise TypeError(f"a field name must be a non-empty str; got {name!r}")
+            raise InvalidType(f"a field name must be a non-empty str; got {name!r}")
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue  # missing: matches no condition, as in SQL
         type_name(value)
@@ -118,16 +120,16 @@ def json_record(line: str) -> tuple[object, str, dict, list[str]]:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON: {e.msg} (column {e.colno})") from None
+        raise InvalidValue(f"not valid JSON: {e.msg} (column {e.colno})") from None
     if not isinstance(obj, dict):
-        raise ValueError(f"a JSON Lines record is an object with a \"text\"; got {type(obj).__name__}")
+        raise InvalidValue(f"a JSON Lines record is an object with a \"text\"; got {type(obj).__name__}")
     text = obj.get("text")
     if not isinstance(text, str):
-        raise ValueError('no "text" string in the record' if text is None else
+        raise InvalidValue('no "text" string in the record' if text is None else
                          f'"text" is {type(text).__name__}, expected a string')
     key = obj.get("id")
     if key is not None and (isinstance(key, bool) or not isinstance(key, (str, int))):
-        raise ValueError(f'"id" is {type(key).__name__}, expected a string or an integer')
+        raise InvalidValue(f'"id" is {type(key).__name__}, expected a string or an integer')
     fields, dropped = {}, []
     for name, value in obj.items():
         if name in RECORD_KEYS or value is None:
@@ -196,7 +198,7 @@ def parse_where(text: str) -> list[Condition]:
     grammar = ("write FIELD OP VALUE joined by 'and', OP one of = != < <= > >=, VALUE a 'quoted string', "
                "a number, true or false; e.g. \"source = 'nyt' and year >= 2000\"")
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"--where is empty: {grammar}")
+        raise InvalidValue(f"--where is empty: {grammar}")
     tokens = _tokens(text)
     conditions = []
     i = 0
@@ -205,11 +207,11 @@ def parse_where(text: str) -> list[Condition]:
         if len(part) < 3 or part[0][0] not in ("word", "string") or part[1][0] != "op" \
                 or part[2][0] not in ("string", "number", "word"):
             shown = " ".join(t for _, t in tokens[i:i + 3]) or "the end"
-            raise ValueError(f"--where cannot be read at {shown!r}: {grammar}")
+            raise InvalidValue(f"--where cannot be read at {shown!r}: {grammar}")
         (field_kind, field), (_, op), (value_kind, raw) = part
         if field_kind == "string":
             if field[0] != '"':
-                raise ValueError(f"--where: {field} is a value, not a field name (quote field names with \"...\"): "
+                raise InvalidValue(f"--where: {field} is a value, not a field name (quote field names with \"...\"): "
                                  f"{grammar}")
             field = field[1:-1].replace('""', '"')
         op = {"==": "=", "<>": "!="}.get(op, op)
@@ -220,14 +222,14 @@ def parse_where(text: str) -> list[Condition]:
         elif raw.lower() in ("true", "false"):
             value = raw.lower() == "true"
         else:
-            raise ValueError(f"--where: the value {raw!r} must be quoted ('{raw}') unless it is a number, true or "
+            raise InvalidValue(f"--where: the value {raw!r} must be quoted ('{raw}') unless it is a number, true or "
                              f"false")
         conditions.append(Condition(field, op, value))
         i += 3
         if i == len(tokens):
             return conditions
         if tokens[i] != ("word", tokens[i][1]) or tokens[i][1].lower() != "and":
-            raise ValueError(f"--where: expected 'and' before {tokens[i][1]!r} (only 'and' joins conditions): "
+            raise InvalidValue(f"--where: expected 'and' before {tokens[i][1]!r} (only 'and' joins conditions): "
                              f"{grammar}")
         i += 1
 
@@ -242,7 +244,7 @@ def known_fields_line(types: Mapping[str, str]) -> str:
 def check_field(name: str, types: Mapping[str, str], *, option: str = "--where") -> None:
     """Refuses a field the index does not hold, listing those it does."""
     if name not in types:
-        raise ValueError(f"{option}: the index has no field {name!r}; {known_fields_line(types)}")
+        raise InvalidValue(f"{option}: the index has no field {name!r}; {known_fields_line(types)}")
 
 
 def where_query(conditions: list[Condition], types: Mapping[str, str]) -> tuple[str, list]:
@@ -257,12 +259,12 @@ def where_query(conditions: list[Condition], types: Mapping[str, str]) -> tuple[
         kind = types[c.field]
         value = c.value
         if kind == "str" and not isinstance(value, str):
-            raise ValueError(f"--where: {c.field} holds strings: quote the value ({c.field} {c.op} '{value}')")
+            raise InvalidValue(f"--where: {c.field} holds strings: quote the value ({c.field} {c.op} '{value}')")
         if kind in ("int", "float") and (isinstance(value, (str, bool))):
-            raise ValueError(f"--where: {c.field} holds numbers; got {value!r}")
+            raise InvalidValue(f"--where: {c.field} holds numbers; got {value!r}")
         if kind == "bool":
             if not isinstance(value, bool):
-                raise ValueError(f"--where: {c.field} holds true or false; got {value!r}")
+                raise InvalidValue(f"--where: {c.field} holds true or false; got {value!r}")
             value = int(value)
         # `op` is one of OPERATORS (the parser admits no other), the name and the value are bound parameters.
         assert c.op in OPERATORS
@@ -319,7 +321,7 @@ def parse_by(by: str, types: Mapping[str, str]) -> Grouping:
         ValueError: an unknown field or bucket (listing the fields).
     """
     if not isinstance(by, str) or not by.strip():
-        raise ValueError(f"--by is empty: give a field; {known_fields_line(types)}")
+        raise InvalidValue(f"--by is empty: give a field; {known_fields_line(types)}")
     by = by.strip()
     if by in types:
         return Grouping(by)
@@ -327,11 +329,11 @@ def parse_by(by: str, types: Mapping[str, str]) -> Grouping:
     if not field and by in BUCKETS:
         field, bucket = DATE_FIELD, by
         if field not in types:
-            raise ValueError(f"--by {by} buckets the field {DATE_FIELD!r}, which the index does not have (name "
+            raise InvalidValue(f"--by {by} buckets the field {DATE_FIELD!r}, which the index does not have (name "
                              f"another as FIELD:{by}); {known_fields_line(types)}")
     if field:
         if bucket not in BUCKETS:
-            raise ValueError(f"--by {by}: the bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
+            raise InvalidValue(f"--by {by}: the bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
         check_field(field, types, option="--by")
         return Grouping(field, bucket)
     check_field(by, types, option="--by")

@@ -18,6 +18,7 @@ import numpy as np
 
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.embed.space import VectorSpace, space_of_identity
+from bert_tf.errors import InvalidValue
 from bert_tf.index import fields as text_fields, layout
 from bert_tf.index.query import check_k, check_query, marked_span
 from bert_tf.index.scoring import VectorStats, normalize
@@ -308,7 +309,7 @@ class OccurrenceIndex:
         words = self.model_words(word)
         if len(words) != 1:
             seen = " ".join(words) or "nothing"
-            raise ValueError(f"{word!r} is {len(words)} words to the model ({seen}); give one word")
+            raise InvalidValue(f"{word!r} is {len(words)} words to the model ({seen}); give one word")
         return words[0]
 
     def model_words(self, text: str) -> list[str]:
@@ -344,21 +345,21 @@ class OccurrenceIndex:
         words, _ = self.embed(sentence)
         matches = [w for w in words if w.text == target]
         if not matches:
-            raise ValueError(f"the word {target!r} is not in the query sentence {sentence!r} (its words as the "
+            raise InvalidValue(f"the word {target!r} is not in the query sentence {sentence!r} (its words as the "
                              f"model sees them: {' '.join(w.text for w in words) or 'none'})")
         if marked is not None:
             if occurrence is not None:
-                raise ValueError("choose the occurrence once: mark it [[like this]] or give occurrence "
+                raise InvalidValue("choose the occurrence once: mark it [[like this]] or give occurrence "
                                  "(--occurrence), not both")
             chosen = [w for w in matches if marked[0] <= w.start and w.end <= marked[1]]
             if not chosen:
-                raise ValueError(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of "
+                raise InvalidValue(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of "
                                  f"{target!r}")
             return target, self._unit(layout.WORDS, chosen[0].vector)
         if occurrence is not None:
             if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) \
                     or not 1 <= occurrence <= len(matches):
-                raise ValueError(f"occurrence must be from 1 to {len(matches)} ({target!r} occurs {len(matches)} "
+                raise InvalidValue(f"occurrence must be from 1 to {len(matches)} ({target!r} occurs {len(matches)} "
                                  f"time{'s' if len(matches) > 1 else ''} in the query); got {occurrence!r}")
             return target, self._unit(layout.WORDS, matches[occurrence - 1].vector)
         if len(matches) > 1:
@@ -371,7 +372,7 @@ class OccurrenceIndex:
     def _unit(self, name: str, vector: np.ndarray) -> np.ndarray:
         if self.stats[name] is None:
             what = "word occurrences" if name == layout.WORDS else "texts"
-            raise ValueError(f"the index {self.directory} holds no {what}: there is nothing to search")
+            raise InvalidValue(f"the index {self.directory} holds no {what}: there is nothing to search")
         return normalize(np.asarray(vector, np.float32)[None, :], self.stats[name], self.scoring)[0]
 
     # ------------------------------------------------------------------ lookups
@@ -533,7 +534,7 @@ class OccurrenceIndex:
         check_query(sentence=sentence)
         if not self.n_occurrences:
             why = f" (its {self.n_texts} texts are all empty)" if self.n_texts else ""
-            raise ValueError(f"the index {self.directory} has no texts to search{why}")
+            raise InvalidValue(f"the index {self.directory} has no texts to search{why}")
         selected = self._selected_texts(where)  # before the query: a bad --where needs no model run
         _, vector = self.embed(sentence)
         query = self._unit(layout.SENTENCES, vector)
@@ -548,7 +549,7 @@ class OccurrenceIndex:
             return None
         selected = self.texts_where(where)
         if not len(selected):
-            raise ValueError(f"no text of the index {self.directory} matches --where {where!r}")
+            raise InvalidValue(f"no text of the index {self.directory} matches --where {where!r}")
         return selected
 
     def search_word(self, word: str, sentence: str, k: int = 10, *, occurrence: int | None = None,
@@ -617,22 +618,22 @@ class OccurrenceIndex:
         rows = self.phrase_rows(targets, where)
         if not len(rows):
             among = f" in the texts --where {where!r} selects" if where is not None else ""
-            raise ValueError(f"the index {self.directory} has no occurrence of {phrase!r} (its words in a row, as the "
+            raise InvalidValue(f"the index {self.directory} has no occurrence of {phrase!r} (its words in a row, as the "
                              f"model sees them){among}")
         sentence, marked = marked_span(sentence)
         words, _ = self.embed(sentence)
         starts = find_phrase(words, targets)
         if not starts:
-            raise ValueError(f"{phrase!r} is not in the query sentence {sentence!r} (its words as the model sees "
+            raise InvalidValue(f"{phrase!r} is not in the query sentence {sentence!r} (its words as the model sees "
                              f"them: {' '.join(w.text for w in words) or 'none'})")
         if marked is not None:
             starts = [i for i in starts if marked[0] <= words[i].start and words[i + len(targets) - 1].end <= marked[1]]
             if not starts:
-                raise ValueError(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of {phrase!r}")
+                raise InvalidValue(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of {phrase!r}")
         elif occurrence is not None:
             if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) \
                     or not 1 <= occurrence <= len(starts):
-                raise ValueError(f"occurrence must be from 1 to {len(starts)}; got {occurrence!r}")
+                raise InvalidValue(f"occurrence must be from 1 to {len(starts)}; got {occurrence!r}")
             starts = starts[occurrence - 1:]
         chosen = words[starts[0]:starts[0] + len(targets)]
         counts = [len(w.pieces) for w in chosen]  # a word's pieces do not depend on its context
@@ -668,7 +669,7 @@ class OccurrenceIndex:
         rows = self.occurrences_of(word, where)
         if not len(rows):
             among = f" in the texts --where {where!r} selects" if where is not None else ""
-            raise ValueError(f"the index {self.directory} has no occurrence of {word!r} (as the model sees it)"
+            raise InvalidValue(f"the index {self.directory} has no occurrence of {word!r} (as the model sees it)"
                              f"{among}")
         return rows
 
@@ -686,10 +687,10 @@ class OccurrenceIndex:
         """
         check_k(k)
         if not self.n_occurrences:
-            raise ValueError(f"the index {self.directory} has no word occurrences (its texts are all empty)")
+            raise InvalidValue(f"the index {self.directory} has no word occurrences (its texts are all empty)")
         selected = None if where is None else self._occurrences_where(where)
         if selected is not None and not len(selected):
-            raise ValueError(f"no word occurrence of the index {self.directory} is in a text --where {where!r} "
+            raise InvalidValue(f"no word occurrence of the index {self.directory} is in a text --where {where!r} "
                              "selects")
         target, query = self.query_occurrence(word, sentence, occurrence)
         if selected is None:

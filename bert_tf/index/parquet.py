@@ -16,6 +16,7 @@ import numpy as np
 from bert_tf.embed.corpus_format import COLUMNS, METADATA_KEY, space_of
 from bert_tf.embed.options import check_choice
 from bert_tf.embed.space import VectorSpace
+from bert_tf.errors import InvalidValue
 from bert_tf.files.atomic import staged_directory
 from bert_tf.files.owned import INDEX
 from bert_tf.index.builder import IndexWriter, progress_bar
@@ -60,15 +61,15 @@ def read_space(path: str) -> VectorSpace:
     try:
         schema = pq.read_schema(path)
     except Exception as e:  # pyarrow raises its own ArrowInvalid, OSError...
-        raise ValueError(f"{path} cannot be read as Parquet: {e}") from None
+        raise InvalidValue(f"{path} cannot be read as Parquet: {e}") from None
     missing = [c for c in COLUMNS if c not in schema.names]
     if missing:
-        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}: it is not an output of "
+        raise InvalidValue(f"{path} lacks the column(s) {', '.join(missing)}: it is not an output of "
                          "`bert-tf beam-embed --format parquet`")
     try:
         return space_of((schema.metadata or {}).get(METADATA_KEY))
     except ValueError as e:
-        raise ValueError(f"{path}: {e}; an index needs to know which model made the vectors: write them with "
+        raise InvalidValue(f"{path}: {e}; an index needs to know which model made the vectors: write them with "
                          "this bert_tf's `bert-tf beam-embed`") from None
 
 
@@ -99,12 +100,12 @@ def build_index_from_parquet(source: str | os.PathLike, out: str | os.PathLike, 
     spaces = [read_space(f) for f in files]
     for f, space in zip(files[1:], spaces[1:]):
         if not spaces[0].compatible(space):
-            raise ValueError(f"{f} holds other vectors than {files[0]} "
+            raise InvalidValue(f"{f} holds other vectors than {files[0]} "
                              f"({spaces[0].describe_differences(space, this='the first', that='this one')}): "
                              "index the outputs of one run at a time")
     total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     if not total:
-        raise ValueError(f"{source} holds no rows: nothing to index")
+        raise InvalidValue(f"{source} holds no rows: nothing to index")
     width, sentence_width = _widths(files)
     with staged_directory(out, replace=force, owner=INDEX,
                           inputs=[("the Parquet input", f) for f in files]) as staging:
@@ -141,7 +142,7 @@ def _widths(files: list[str]) -> tuple[int, int]:
             if len(inner):
                 sentence = batch.column("sentence_vector").value_lengths()
                 return int(inner.value_lengths()[0].as_py()), int(sentence[0].as_py())
-    raise ValueError(f"{files[0]}: no row has any word, so there is nothing to index")
+    raise InvalidValue(f"{files[0]}: no row has any word, so there is nothing to index")
 
 
 def _rows(batch, path: str):
@@ -163,9 +164,9 @@ def _rows(batch, path: str):
         n = int(word_counts[r])
         width = int(widths[w]) if n else 0
         if n and np.any(widths[w:w + n] != width):
-            raise ValueError(f"{path}: row id {ids[r]!r} has word vectors of different widths")
+            raise InvalidValue(f"{path}: row id {ids[r]!r} has word vectors of different widths")
         if not (len(words[r]) == len(starts[r]) == len(ends[r]) == n):
-            raise ValueError(f"{path}: row id {ids[r]!r} has {len(words[r])} words but {n} word vectors")
+            raise InvalidValue(f"{path}: row id {ids[r]!r} has {len(words[r])} words but {n} word vectors")
         block = components[c:c + n * width].reshape(n, width)
         yield ids[r], texts[r], list(zip(words[r], starts[r], ends[r])), block, np.asarray(sentences[r], np.float32)
         w += n

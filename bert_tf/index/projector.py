@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bert_tf.errors import InvalidValue
 from bert_tf.files.atomic import staged_directory
 from bert_tf.files.owned import PROJECTOR, PROJECTOR_FORMAT, PROJECTOR_MARKER
 
@@ -74,9 +75,9 @@ def write_projector(out_dir: str | os.PathLike, vectors, metadata: Sequence[Sequ
     """
     x = np.asarray(vectors, dtype=np.float32)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"the projector needs a non-empty [n, dim] array of vectors; got shape {x.shape}")
+        raise InvalidValue(f"the projector needs a non-empty [n, dim] array of vectors; got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("the vectors hold NaN or infinity; the projector cannot show them")
+        raise InvalidValue("the vectors hold NaN or infinity; the projector cannot show them")
     rows = [tuple(row) for row in metadata]
     if len(rows) != len(x):
         raise ValueError(f"the projector needs one metadata row per vector; got {len(rows)} rows for {len(x)} vectors")
@@ -84,7 +85,7 @@ def write_projector(out_dir: str | os.PathLike, vectors, metadata: Sequence[Sequ
         raise ValueError(f"each metadata row must be ({', '.join(METADATA_COLUMNS)})")
     name = str(name)
     if not name.strip() or any(ord(c) < 32 for c in name):
-        raise ValueError(f"the projector's embedding needs a name on one line, without control characters; "
+        raise InvalidValue(f"the projector's embedding needs a name on one line, without control characters; "
                          f"got {name!r}")
     target = Path(out_dir)
     with staged_directory(target, replace=force, owner=PROJECTOR) as staging:

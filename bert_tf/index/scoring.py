@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from bert_tf.embed.options import check_choice
+from bert_tf.errors import InvalidValue
 
 #: How scores are computed: cosine of the raw vectors, of the vectors minus the corpus mean, or of
 #: the vectors minus the mean divided per dimension by the corpus's standard deviation.
@@ -62,7 +63,7 @@ class VectorStats:
             return self
         x = x.astype(np.float64)
         if not np.isfinite(x).all():
-            raise ValueError("the vectors hold NaN or infinity; they cannot be summarised")
+            raise InvalidValue("the vectors hold NaN or infinity; they cannot be summarised")
         mean = x.mean(axis=0)
         m2 = np.square(x - mean).sum(axis=0)
         return self._merge(len(x), mean, m2)
@@ -116,11 +117,11 @@ class VectorStats:
         try:
             count, mean, m2 = (np.asarray(arrays[key]) for key in ("count", "mean", "m2"))
         except KeyError as e:
-            raise ValueError(f"vector statistics lack the array {e.args[0]!r}") from None
+            raise InvalidValue(f"vector statistics lack the array {e.args[0]!r}") from None
         if (count.shape != () or not np.issubdtype(count.dtype, np.integer) or int(count) <= 0
                 or mean.ndim != 1 or m2.shape != mean.shape
                 or not np.isfinite(mean).all() or not np.isfinite(m2).all() or (m2 < 0).any()):
-            raise ValueError("vector statistics are corrupt: need a positive integer count and finite mean "
+            raise InvalidValue("vector statistics are corrupt: need a positive integer count and finite mean "
                              f"and m2 >= 0 of one width; got count {count!r}, shapes {mean.shape} and {m2.shape}")
         stats = cls()
         stats.count, stats._mean, stats._m2 = int(count), mean.astype(np.float64), m2.astype(np.float64)
@@ -162,5 +163,5 @@ def normalize(vectors, stats: VectorStats | None = None, mode: str = DEFAULT_SCO
             x /= np.where(std > 0, std, 1.0).astype(np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     if not np.isfinite(norms).all():
-        raise ValueError("the vectors hold NaN or infinity; they cannot be scored")
+        raise InvalidValue("the vectors hold NaN or infinity; they cannot be scored")
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)

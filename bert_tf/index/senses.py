@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from bert_tf.errors import InvalidValue
 from bert_tf.files.figures import check_png_path, pyplot, save_png
 from bert_tf.files.output import check_output
 
@@ -74,9 +75,9 @@ class SenseClusters:
 def _check_vectors(vectors) -> np.ndarray:
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"cluster_senses takes a [n, dim] array of vectors; got shape {x.shape}")
+        raise InvalidValue(f"cluster_senses takes a [n, dim] array of vectors; got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("the vectors hold NaN or infinity; they cannot be clustered")
+        raise InvalidValue("the vectors hold NaN or infinity; they cannot be clustered")
     return x
 
 
@@ -142,16 +143,16 @@ def cluster_senses(vectors, *, n_senses: int | None = None, max_senses: int = 8,
     n = len(x)
     if n_senses is not None:
         if not isinstance(n_senses, (int, np.integer)) or isinstance(n_senses, bool) or n_senses < 1:
-            raise ValueError(f"n_senses must be a positive integer; got {n_senses!r}")
+            raise InvalidValue(f"n_senses must be a positive integer; got {n_senses!r}")
         if n < n_senses:
-            raise ValueError(f"cannot split {n} occurrence(s) into {n_senses} senses; "
+            raise InvalidValue(f"cannot split {n} occurrence(s) into {n_senses} senses; "
                              "give fewer senses or a corpus with more occurrences of the word")
         labels = np.zeros(n, np.int64) if n_senses == 1 else _kmeans(x, n_senses, seed)
         return _finish(x, labels, "given", {})
     if not isinstance(max_senses, (int, np.integer)) or isinstance(max_senses, bool) or max_senses < 2:
-        raise ValueError(f"max_senses must be an integer of at least 2; got {max_senses!r}")
+        raise InvalidValue(f"max_senses must be an integer of at least 2; got {max_senses!r}")
     if n < MIN_OCCURRENCES:
-        raise ValueError(f"need at least {MIN_OCCURRENCES} occurrences to tell a word's senses apart, found {n}; "
+        raise InvalidValue(f"need at least {MIN_OCCURRENCES} occurrences to tell a word's senses apart, found {n}; "
                          "index a larger corpus, or give the number of senses")
     # on a large word the number of senses is chosen on a sample, then everything is clustered once
     sample = x if n <= SMALL_PROBLEM else x[np.random.default_rng(seed).choice(n, SMALL_PROBLEM, replace=False)]
@@ -317,7 +318,7 @@ def plot_shares(path: str | os.PathLike, report, *, force: bool = False) -> None
     path = check_png_path(path, option="--plot")
     check_output(path, force=force, option="--plot")
     if not report.groups:
-        raise ValueError(f"no occurrence of {report.word!r} is in a text with a {report.by}: nothing to plot")
+        raise InvalidValue(f"no occurrence of {report.word!r} is in a text with a {report.by}: nothing to plot")
     groups = report.groups
     shares = np.array([g.shares for g in groups])  # [groups, senses]
     plt = pyplot()

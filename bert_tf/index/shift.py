@@ -32,6 +32,7 @@ import dataclasses
 import numpy as np
 
 from bert_tf.embed.options import check_choice
+from bert_tf.errors import InvalidValue
 from bert_tf.index.fields import group_order
 
 MEASURES = ("apd", "prt", "jsd")
@@ -241,15 +242,15 @@ def _two_groups(grouping, group_of: dict, between) -> tuple[str, str]:
     listed = ", ".join(f"{g} ({counts[g]} texts)" for g in sorted(counts, key=group_order)[:20]) or "none"
     if between is None:
         if len(counts) != 2:
-            raise ValueError(f"--by {grouping.name} makes {len(counts)} group(s): {listed}; choose two with "
+            raise InvalidValue(f"--by {grouping.name} makes {len(counts)} group(s): {listed}; choose two with "
                              "--between A B")
         return tuple(sorted(counts, key=group_order))
     between = tuple(str(g) for g in between)
     if len(between) != 2 or between[0] == between[1]:
-        raise ValueError(f"--between takes two different groups; got {' '.join(between)}")
+        raise InvalidValue(f"--between takes two different groups; got {' '.join(between)}")
     for g in between:
         if g not in counts:
-            raise ValueError(f"--by {grouping.name} has no group {g!r}; its groups are {listed}")
+            raise InvalidValue(f"--by {grouping.name} has no group {g!r}; its groups are {listed}")
     return between
 
 
@@ -279,4 +280,4 @@ def _shift_examples(index, item, picked: np.ndarray, in_b: np.ndarray, *, exampl
 
 def _check_count(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        raise InvalidValue(f"{name} must be a positive integer; got {value!r}")

@@ -19,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from bert_tf.errors import InvalidValue
+
 
 def words_in_span(words: Sequence, start: int, end: int) -> tuple[int, int]:
     """`(first, stop)`: the words `words[first:stop]` that the character span `[start, end)` covers.
@@ -28,10 +30,10 @@ def words_in_span(words: Sequence, start: int, end: int) -> tuple[int, int]:
     """
     inside = [i for i, w in enumerate(words) if w.start < end and start < w.end]
     if not inside:
-        raise ValueError(f"the span {start}:{end} covers no word")
+        raise InvalidValue(f"the span {start}:{end} covers no word")
     first, last = words[inside[0]], words[inside[-1]]
     if start > first.start or end < last.end:
-        raise ValueError(f"the span {start}:{end} cuts through a word (words run {first.start}:{first.end} to "
+        raise InvalidValue(f"the span {start}:{end} cuts through a word (words run {first.start}:{first.end} to "
                          f"{last.start}:{last.end}): give a span of whole words")
     return inside[0], inside[-1] + 1
 

@@ -7,6 +7,7 @@ train the small model on the cached features.
 
 from __future__ import annotations
 
+from bert_tf.errors import InvalidValue
 from bert_tf.runtime import tf
 
 
@@ -30,12 +31,12 @@ def map_features(dataset, layer, *, batch_size: int = 32):
         >>> features = map_features(texts, SentenceVectors.from_checkpoint(path)).cache()  # doctest: +SKIP
     """
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+        raise InvalidValue(f"batch_size must be a positive integer; got {batch_size!r}")
     paired = isinstance(dataset.element_spec, tuple)
     first = dataset.element_spec[0] if paired else dataset.element_spec
     if first.dtype != tf.string:
         where = "first item" if paired else "elements"
-        raise ValueError(f"map_features needs texts (strings) as the dataset's {where}; got {first.dtype.name}")
+        raise InvalidValue(f"map_features needs texts (strings) as the dataset's {where}; got {first.dtype.name}")
     batched = dataset.ragged_batch(batch_size)
 
     def run(text, *rest):

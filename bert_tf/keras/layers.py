@@ -17,6 +17,7 @@ import os
 
 from bert_tf.embed import head
 from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.errors import InvalidValue
 from bert_tf.keras.training import token_states
 from bert_tf.model.config import BertConfig
 from bert_tf.model.encoder import BertEncoder
@@ -52,7 +53,7 @@ class WordVectors(keras.layers.Layer):
                 (`bert_tf.keras.training`); every other call is the encoder's own forward.
         """
         if not isinstance(fine_tune_layers, int) or not 0 <= fine_tune_layers <= config.num_hidden_layers:
-            raise ValueError(f"fine_tune_layers must be an integer from 0 to {config.num_hidden_layers}; "
+            raise InvalidValue(f"fine_tune_layers must be an integer from 0 to {config.num_hidden_layers}; "
                              f"got {fine_tune_layers!r}")
         kwargs.setdefault("trainable", fine_tune_layers > 0)
         super().__init__(**kwargs)
@@ -164,7 +165,7 @@ class SentenceVectors(WordVectors):
                  **kwargs):
         options = options or EmbeddingOptions()
         if options.sentence_strategy is None:
-            raise ValueError("SentenceVectors needs options.sentence_strategy: one of mean, max, cls, pooled")
+            raise InvalidValue("SentenceVectors needs options.sentence_strategy: one of mean, max, cls, pooled")
         super().__init__(encoder, config, tokenizer, options, **kwargs)
 
     def compute_output_spec(self, sentences):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+from bert_tf.errors import InvalidValue
 from bert_tf.model.encoder import Packing, attention_adder_for
 from bert_tf.runtime import tf
 
@@ -40,7 +41,7 @@ def token_states(encoder, word_ids, mask, *, dropout_layers: int = 0):
     if dropout_layers == 0:
         return encoder.token_states(word_ids, mask)
     if encoder.precision != "float32":
-        raise ValueError(f"fine-tuning needs a float32 encoder; this one computes in {encoder.precision}")
+        raise InvalidValue(f"fine-tuning needs a float32 encoder; this one computes in {encoder.precision}")
     config = encoder.config
     first = config.num_hidden_layers - dropout_layers
     # As `BertEncoder.token_states`, with the top blocks replaced by `block_forward`.

@@ -36,7 +36,7 @@ def test_every_command_comes_from_one_add_commands_and_runs_a_function_of_its_mo
     full = _commands(main.build_parser())
     assert list(full) == list(registered)  # nothing registered any other way, none lost
     assert {"demo", "embed", "similarity", "plot", "info", "convert", "export", "download", "beam-embed",
-            "index", "search", "senses", "neighbors"} == set(full)
+            "index", "search", "senses", "neighbors", "shift"} == set(full)
     for command, parser in full.items():
         assert "example" in (parser.epilog or ""), command
 
