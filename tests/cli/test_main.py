@@ -120,18 +120,17 @@ def test_user_errors_are_user_error_and_four_os_errors_only():
         assert not main.is_user_error(error)
 
 
-def test_a_plain_value_error_raised_by_bert_tf_index_is_still_a_user_error():
-    """Until bert_tf/index raises UserError (the lead converts it after merging): its own plain
-    ValueErrors are checks of the user's input; remove this test then."""
+def test_the_index_checks_of_a_query_are_user_errors_and_a_plain_value_error_is_not():
+    from bert_tf.errors import InvalidValue
     from bert_tf.index.query import check_k
 
-    with pytest.raises(ValueError) as raised_in_index:
+    with pytest.raises(InvalidValue) as raised_in_index:
         check_k(0)
     assert main.is_user_error(raised_in_index.value)
 
     def here():
         check_k(1)
-        raise ValueError("raised outside bert_tf/index, after calling it")
+        raise ValueError("a bug after calling the index")
 
     with pytest.raises(ValueError) as raised_here:
         here()
