@@ -84,8 +84,8 @@ def estimated_pieces(element: tuple) -> int:
 
 
 def embeddings_of(batch: Sequence[tuple], result) -> list[Embedding]:
-    """One `Embedding` per `(id, text)` or `(id, text, fields)` of `batch`, sliced from the columns of `BertEmbedder.embed`
-    (no per-word objects in between: the rows are views of the batch's columns)."""
+    """One `Embedding` per `(id, text)` or `(id, text, fields)` of `batch`, sliced from the columns of
+    `BertEmbedder.embed` (no per-word objects in between: the rows are views of the batch's columns)."""
     splits = result.word_splits
     return [Embedding(element[0], element[1], result.words[splits[t]:splits[t + 1]],
                       result.starts[splits[t]:splits[t + 1]].astype(np.int32),

@@ -72,7 +72,8 @@ def text_records(readable) -> Iterator[tuple[str, bytes, dict]]:
 
 
 def located_json_records(readable) -> Iterator[tuple[int, tuple[str, object, dict] | DeadLetter]]:
-    """`(line number, (id, text, fields) or DeadLetter)` for every line of one JSON Lines file (see the module's rule)."""
+    """`(line number, (id, text, fields) or DeadLetter)` for every line of one JSON Lines file (see the module's
+    rule)."""
     number = 0
     for where, raw in _raw_lines(readable):
         number += 1

@@ -54,11 +54,6 @@ def parquet_files(source: str | os.PathLike) -> list[str]:
     return files
 
 
-def read_space(path: str) -> VectorSpace:
-    """The `VectorSpace` one file's schema metadata records."""
-    return read_header(path)[0]
-
-
 def read_header(path: str) -> tuple[VectorSpace, tuple[str, ...]]:
     """`(VectorSpace, columns)` of one file: the space its schema metadata records, and the columns its
     format version holds (`fields` from version 3).
