@@ -79,24 +79,26 @@ class EmbedSpec:
         return embedder
 
 
-def estimated_pieces(element: tuple[str, str]) -> int:
+def estimated_pieces(element: tuple) -> int:
     """A text's word pieces, estimated before tokenizing (its UTF-8 length), plus [CLS] and [SEP]."""
     return len(element[1].encode("utf-8", "surrogatepass")) // BYTES_PER_PIECE + 2
 
 
-def embeddings_of(batch: Sequence[tuple[str, str]], result) -> list[Embedding]:
-    """One `Embedding` per `(id, text)` of `batch`, sliced from the columns of `BertEmbedder.embed`
-    (no per-word objects in between: the rows are views of the batch's columns)."""
+def embeddings_of(batch: Sequence[tuple], result) -> list[Embedding]:
+    """One `Embedding` per `(id, text)` or `(id, text, fields)` of `batch`, sliced from the columns of
+    `BertEmbedder.embed` (no per-word objects in between: the rows are views of the batch's columns)."""
     splits = result.word_splits
-    return [Embedding(record_id, text, result.words[splits[t]:splits[t + 1]],
+    return [Embedding(element[0], element[1], result.words[splits[t]:splits[t + 1]],
                       result.starts[splits[t]:splits[t + 1]].astype(np.int32),
                       result.ends[splits[t]:splits[t + 1]].astype(np.int32),
-                      result.word_vectors[splits[t]:splits[t + 1]], result.sentence_vectors[t])
-            for t, (record_id, text) in enumerate(batch)]
+                      result.word_vectors[splits[t]:splits[t + 1]], result.sentence_vectors[t],
+                      element[2] if len(element) > 2 else {})
+            for t, element in enumerate(batch)]
 
 
 class BertModelHandler(ModelHandler):
-    """Embeds `(id, text)` pairs (checked `str` texts) with a `BertEmbedder`; yields `Embedding`s.
+    """Embeds `(id, text)` pairs or `(id, text, fields)` (checked `str` texts, as `check_record` gives them)
+    with a `BertEmbedder`; yields `Embedding`s (with the fields).
 
     A batch that fails is embedded again one text at a time, so one bad text becomes a
     `DeadLetter` (with the error) instead of failing the bundle or its neighbours.
@@ -117,28 +119,28 @@ class BertModelHandler(ModelHandler):
     def load_model(self):
         return self.spec.load()
 
-    def run_inference(self, batch: Sequence[tuple[str, str]], model, inference_args: dict | None = None
+    def run_inference(self, batch: Sequence[tuple], model, inference_args: dict | None = None
                       ) -> Iterable[Embedding | DeadLetter]:
         options = model.options(self.spec.options)
         try:
-            # One chunk: the batch is planned as a whole, its calls filled by padded positions.
-            (result,) = model.iter_batches([text for _, text in batch], OUTPUTS, options, progress=False,
+            # One chunk: the batch is planned as a whole, so its model calls are the ones `embed` makes.
+            (result,) = model.iter_batches([element[1] for element in batch], OUTPUTS, options, progress=False,
                                            chunk_size=max(len(batch), 1))
         except Exception:  # noqa: BLE001 - retried one by one below, so the culprit is named
             logger.warning("a batch of %d texts failed; embedding them one at a time", len(batch), exc_info=True)
-            return [self._one(model, pair, options) for pair in batch]
+            return [self._one(model, element, options) for element in batch]
         return embeddings_of(batch, result)
 
     @staticmethod
-    def _one(model, pair: tuple[str, str], options):
+    def _one(model, element: tuple, options):
         try:
-            (result,) = model.iter_batches([pair[1]], OUTPUTS, options, progress=False)
+            (result,) = model.iter_batches([element[1]], OUTPUTS, options, progress=False)
         except Exception as e:  # noqa: BLE001 - the record becomes a dead letter, the pipeline goes on
-            return DeadLetter(pair[0], f"embedding failed: {type(e).__name__}: {e}", pair[1])
-        return embeddings_of([pair], result)[0]
+            return DeadLetter(element[0], f"embedding failed: {type(e).__name__}: {e}", element[1])
+        return embeddings_of([element], result)[0]
 
     def get_metrics_namespace(self) -> str:
         return "bert_tf.RunInference"
 
     def get_num_bytes(self, batch) -> int:
-        return sum(len(text) for _, text in batch)  # the default pickles the whole batch to measure it
+        return sum(len(element[1]) for element in batch)  # the default pickles the whole batch to measure it

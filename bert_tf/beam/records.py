@@ -9,9 +9,11 @@ not be (with its id and why). The columns, the same in every format:
     starts, ends     list<int32>               character offsets into `text`
     word_vectors     list<list<float32>>       [n_words, vector_size]
     sentence_vector  list<float32>             [hidden] (null when no sentence strategy)
+    fields           string                    the record's other fields, a JSON object (`{}`: none)
 
 A `tf.train.Example` cannot nest lists, so there `word_vectors` is flattened row by
 row and `vector_size` (int64) gives the width to reshape it by (`tfrecord_features`).
+In JSON Lines `fields` is the object itself.
 Parquet files carry what built them in their schema metadata under `b"bert_tf"`:
 the `VectorSpace` of their vectors, as JSON (`bert_tf.embed.corpus_format`, which
 readers without Beam import too).
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bert_tf.embed.corpus_format import FORMAT_VERSION, METADATA_KEY, run_metadata  # noqa: F401 - re-exported
+from bert_tf.embed.corpus_format import encode_fields
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -41,6 +44,8 @@ class Embedding:
         starts, ends: int32 character offsets of each word in `text`.
         word_vectors: float32 `[n_words, vector_size]`.
         sentence_vector: float32 `[hidden]`, or None when the options compute none.
+        fields: the record's other fields (`{"source": "nyt", "year": 2019}`; `{"file": NAME}` for a
+            line of a text file), which `bert-tf index build --parquet` keeps for `--where` and `--by`.
     """
 
     id: str
@@ -50,6 +55,7 @@ class Embedding:
     ends: np.ndarray
     word_vectors: np.ndarray
     sentence_vector: np.ndarray | None
+    fields: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +91,7 @@ def parquet_schema(metadata: dict | None = None):
         pa.field("ends", pa.list_(pa.int32())),
         pa.field("word_vectors", pa.list_(pa.list_(pa.float32()))),
         pa.field("sentence_vector", pa.list_(pa.float32())),
+        pa.field("fields", pa.string()),
     ]
     meta = None if metadata is None else {METADATA_KEY: json.dumps(metadata, sort_keys=True).encode("utf-8")}
     return pa.schema(fields, metadata=meta)
@@ -93,7 +100,8 @@ def parquet_schema(metadata: dict | None = None):
 def to_parquet_row(e: Embedding) -> dict[str, Any]:
     """The row dict Beam's `WriteToParquet` takes (pyarrow converts 1-D arrays, not 2-D ones)."""
     return {"id": e.id, "text": e.text, "words": e.words, "starts": e.starts, "ends": e.ends,
-            "word_vectors": list(e.word_vectors), "sentence_vector": e.sentence_vector}
+            "word_vectors": list(e.word_vectors), "sentence_vector": e.sentence_vector,
+            "fields": encode_fields(e.fields)}
 
 
 def read_metadata(path) -> dict | None:
@@ -123,7 +131,8 @@ def to_example(e: Embedding) -> bytes:
     features = {"id": strings([e.id]), "text": strings([e.text]), "words": strings(e.words),
                 "starts": ints(e.starts), "ends": ints(e.ends), "word_vectors": floats(e.word_vectors),
                 "vector_size": ints([e.word_vectors.shape[1]]),
-                "sentence_vector": floats(() if e.sentence_vector is None else e.sentence_vector)}
+                "sentence_vector": floats(() if e.sentence_vector is None else e.sentence_vector),
+                "fields": strings([encode_fields(e.fields)])}
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
@@ -141,7 +150,8 @@ def tfrecord_features() -> dict:
             "words": tf.io.RaggedFeature(tf.string), "starts": tf.io.RaggedFeature(tf.int64),
             "ends": tf.io.RaggedFeature(tf.int64), "word_vectors": tf.io.RaggedFeature(tf.float32),
             "vector_size": tf.io.FixedLenFeature([], tf.int64),
-            "sentence_vector": tf.io.RaggedFeature(tf.float32)}
+            "sentence_vector": tf.io.RaggedFeature(tf.float32),
+            "fields": tf.io.FixedLenFeature([], tf.string, default_value="{}")}  # "{}": files of format 2
 
 
 # ---------------------------------------------------------------------- JSON Lines
@@ -151,5 +161,6 @@ def to_json(e: Embedding) -> str:
     """One JSON line. Floats are written exactly (float32 -> the double it equals), so they read back bit-equal."""
     return json.dumps({"id": e.id, "text": e.text, "words": e.words, "starts": e.starts.tolist(),
                        "ends": e.ends.tolist(), "word_vectors": e.word_vectors.tolist(),
-                       "sentence_vector": None if e.sentence_vector is None else e.sentence_vector.tolist()},
+                       "sentence_vector": None if e.sentence_vector is None else e.sentence_vector.tolist(),
+                       "fields": e.fields},
                       ensure_ascii=False)

@@ -1,8 +1,10 @@
-"""`EmbedTexts`: a PCollection of `(id, text)` in; embeddings and dead letters out, none lost.
+"""`EmbedTexts`: a PCollection of `(id, text)` or `(id, text, fields)` in; embeddings and dead letters out,
+none lost.
 
 Every input element leaves by exactly one of the two outputs:
 
-* `"embeddings"`: one `Embedding` per text (an empty text gives one with no words);
+* `"embeddings"`: one `Embedding` per text (an empty text gives one with no words), with
+  the record's fields (a dict; `corpus_format.record_fields` keeps its scalar ones);
 * `"dead_letters"`: one `DeadLetter` per element that cannot be embedded, with its id
   and the reason: text that is not valid UTF-8, not a string, an element that is not
   an `(id, text)` pair, or a text the model failed on. `DeadLetter`s already in the
@@ -21,6 +23,7 @@ from apache_beam.metrics import Metrics
 from bert_tf.beam import progress
 from bert_tf.beam.handler import BertModelHandler, EmbedSpec
 from bert_tf.beam.records import DeadLetter, Embedding
+from bert_tf.embed.corpus_format import record_fields
 from bert_tf.errors import InvalidType
 from bert_tf.text.inputs import check_text, decode_line
 
@@ -29,13 +32,14 @@ METRICS_NAMESPACE = "bert_tf"
 DEAD = "dead_letters"
 
 
-def check_record(element) -> tuple[str, str] | DeadLetter:
-    """`(id, clean text)` for an embeddable element, else the `DeadLetter` saying why."""
+def check_record(element) -> tuple[str, str, dict] | DeadLetter:
+    """`(id, clean text, fields)` for an embeddable `(id, text)` or `(id, text, fields)`, else the
+    `DeadLetter` saying why. Fields that are not strings, numbers or true/false are left out."""
     if isinstance(element, DeadLetter):
         return element
-    if not isinstance(element, (tuple, list)) or len(element) != 2:
+    if not isinstance(element, (tuple, list)) or len(element) not in (2, 3):
         return DeadLetter(None, f"not an (id, text) pair: {type(element).__name__} {str(element)[:80]!r}")
-    record_id, text = element
+    record_id, text, fields = (*element, {}) if len(element) == 2 else element
     if isinstance(record_id, int) and not isinstance(record_id, bool):
         record_id = str(record_id)
     if not isinstance(record_id, str):
@@ -48,7 +52,9 @@ def check_record(element) -> tuple[str, str] | DeadLetter:
         text = decoded
     if not isinstance(text, str):
         return DeadLetter(record_id, f"the text is {type(text).__name__}, expected str")
-    return record_id, check_text(0, text)
+    if not isinstance(fields, dict):
+        return DeadLetter(record_id, f"the fields are {type(fields).__name__}, expected a dict", text)
+    return record_id, check_text(0, text), record_fields(fields)[0]
 
 
 class _Check(beam.DoFn):
@@ -84,7 +90,8 @@ class _Route(beam.DoFn):
 
 
 class EmbedTexts(beam.PTransform):
-    """`(id, text)` pairs to `Embedding`s, with a dead-letter output; the same vectors as `BertEmbedder`.
+    """`(id, text)` pairs or `(id, text, fields)` to `Embedding`s, with a dead-letter output; the same vectors as
+    `BertEmbedder`.
 
     Args:
         spec: the checkpoint and options (`EmbedSpec`), or a checkpoint path with `options` etc.

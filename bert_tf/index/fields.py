@@ -30,6 +30,7 @@ import os
 import re
 from typing import Mapping
 
+from bert_tf.embed.corpus_format import FILE_FIELD, RECORD_KEYS, record_fields  # noqa: F401 - re-exported
 from bert_tf.errors import InvalidType, InvalidValue
 
 #: The types a field's values may have, as `field_types` records them.
@@ -40,10 +41,6 @@ OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 BUCKETS = ("year", "month")
 #: The field `--by year` / `--by month` bucket when no field is named.
 DATE_FIELD = "date"
-#: The field a text file's texts get: the file's name.
-FILE_FIELD = "file"
-#: The keys of a JSON Lines record that are not fields.
-RECORD_KEYS = ("id", "text")
 
 SCHEMA = """
 CREATE TABLE fields (text_id INTEGER NOT NULL, name TEXT NOT NULL, value);
@@ -111,8 +108,8 @@ def json_record(line: str) -> tuple[object, str, dict, list[str]]:
     """`(id or None, text, fields, names of fields left out)` of one JSON Lines record.
 
     The record is an object with a string `text`; `id` (a string or integer) is optional;
-    every other key with a scalar value is a field (null is missing; a list or object is
-    left out and named, so the caller can say so once).
+    its fields are `record_fields`' (the rule `beam-embed` follows too: null is missing, a
+    list or object is left out and named, so the caller can say so once).
 
     Raises:
         ValueError: not JSON, not an object, or no string `text` (the message says which).
@@ -130,14 +127,7 @@ def json_record(line: str) -> tuple[object, str, dict, list[str]]:
     key = obj.get("id")
     if key is not None and (isinstance(key, bool) or not isinstance(key, (str, int))):
         raise InvalidValue(f'"id" is {type(key).__name__}, expected a string or an integer')
-    fields, dropped = {}, []
-    for name, value in obj.items():
-        if name in RECORD_KEYS or value is None:
-            continue
-        if isinstance(value, (list, dict)):
-            dropped.append(name)
-            continue
-        fields[name] = value
+    fields, dropped = record_fields(obj)
     return key, text, fields, dropped
 
 

@@ -4,6 +4,11 @@ The files hold, per text, the columns of `bert_tf.embed.corpus_format.COLUMNS`; 
 schema metadata records the `VectorSpace` of the vectors (the model and the options
 that made them). Every file of one source must record the same space: vectors of two
 models in one index would give scores that mean nothing.
+
+The `fields` column (format version 3 on) becomes the index's per-text fields, for
+`--where` and `--by`: a JSON object per row, so a field comes back with the type it had
+in the JSON Lines input (as `bert-tf index build --input` would give it). Files of
+version 2 have no such column, and their texts no fields.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import os
 
 import numpy as np
 
-from bert_tf.embed.corpus_format import COLUMNS, METADATA_KEY, space_of
+from bert_tf.embed.corpus_format import COLUMNS, FIELDS_COLUMN, METADATA_KEY, columns_of, decode_fields, space_of
 from bert_tf.embed.options import check_choice
 from bert_tf.embed.space import VectorSpace
 from bert_tf.errors import InvalidValue
 from bert_tf.files.atomic import staged_directory
 from bert_tf.files.owned import INDEX
 from bert_tf.index.builder import IndexWriter, progress_bar
+from bert_tf.index.fields import check_fields
 from bert_tf.index.scoring import DEFAULT_SCORING, SCORING_MODES
 from bert_tf.index.vectors import VECTOR_DTYPES
 
@@ -49,8 +55,9 @@ def parquet_files(source: str | os.PathLike) -> list[str]:
     return files
 
 
-def read_space(path: str) -> VectorSpace:
-    """The `VectorSpace` one file's schema metadata records.
+def read_header(path: str) -> tuple[VectorSpace, tuple[str, ...]]:
+    """`(VectorSpace, columns)` of one file: the space its schema metadata records, and the columns its
+    format version holds (`fields` from version 3).
 
     Raises:
         ValueError: the file is not Parquet, lacks a column, or was not written by this bert_tf's
@@ -62,15 +69,21 @@ def read_space(path: str) -> VectorSpace:
         schema = pq.read_schema(path)
     except Exception as e:  # pyarrow raises its own ArrowInvalid, OSError...
         raise InvalidValue(f"{path} cannot be read as Parquet: {e}") from None
-    missing = [c for c in COLUMNS if c not in schema.names]
+    metadata = (schema.metadata or {}).get(METADATA_KEY)
+    base = [c for c in COLUMNS if c != FIELDS_COLUMN]
+    missing = [c for c in base if c not in schema.names]
     if missing:
         raise InvalidValue(f"{path} lacks the column(s) {', '.join(missing)}: it is not an output of "
                          "`bert-tf beam-embed --format parquet`")
     try:
-        return space_of((schema.metadata or {}).get(METADATA_KEY))
+        space, columns = space_of(metadata), columns_of(metadata)
     except ValueError as e:
         raise InvalidValue(f"{path}: {e}; an index needs to know which model made the vectors: write them with "
                          "this bert_tf's `bert-tf beam-embed`") from None
+    if FIELDS_COLUMN in columns and FIELDS_COLUMN not in schema.names:
+        raise InvalidValue(f"{path} lacks the column {FIELDS_COLUMN}, which its format version has: it is not an "
+                         "output of `bert-tf beam-embed --format parquet`")
+    return space, columns
 
 
 def build_index_from_parquet(source: str | os.PathLike, out: str | os.PathLike, *,
@@ -97,7 +110,8 @@ def build_index_from_parquet(source: str | os.PathLike, out: str | os.PathLike, 
     check_choice("scoring", scoring, SCORING_MODES)
     check_choice("vector_dtype", vector_dtype, VECTOR_DTYPES)
     files = parquet_files(source)
-    spaces = [read_space(f) for f in files]
+    headers = [read_header(f) for f in files]
+    spaces = [space for space, _ in headers]
     for f, space in zip(files[1:], spaces[1:]):
         if not spaces[0].compatible(space):
             raise InvalidValue(f"{f} holds other vectors than {files[0]} "
@@ -113,10 +127,10 @@ def build_index_from_parquet(source: str | os.PathLike, out: str | os.PathLike, 
                              sentence_width=sentence_width, scoring=scoring, vector_dtype=vector_dtype)
         bar = progress_bar(total, progress, "indexing")
         try:
-            for path in files:
-                for batch in _batches(path, COLUMNS):
-                    for key, text, words, word_vectors, sentence in _rows(batch, path):
-                        writer.add(key, text, words, word_vectors, sentence)
+            for path, (_, columns) in zip(files, headers):
+                for batch in _batches(path, columns):
+                    for key, text, words, word_vectors, sentence, fields in _rows(batch, path):
+                        writer.add(key, text, words, word_vectors, sentence, fields)
                     bar.update(batch.num_rows)
             writer.finish(source={"kind": "parquet", "files": [os.path.basename(f) for f in files],
                                   "texts": writer.n_texts})
@@ -146,8 +160,9 @@ def _widths(files: list[str]) -> tuple[int, int]:
 
 
 def _rows(batch, path: str):
-    """`(id, text, [(word, start, end)], word_vectors [n, width], sentence_vector)` per row of a record batch."""
-    columns = {name: batch.column(name) for name in COLUMNS}
+    """`(id, text, [(word, start, end)], word_vectors [n, width], sentence_vector, fields)` per row of a record
+    batch (fields `{}` in a file without the column)."""
+    columns = {name: batch.column(name) for name in COLUMNS if name in batch.schema.names}
     ids = columns["id"].to_pylist()
     texts = columns["text"].to_pylist()
     words = columns["words"].to_pylist()
@@ -159,6 +174,7 @@ def _rows(batch, path: str):
     components = inner.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     widths = inner.value_lengths().to_numpy(zero_copy_only=False)
     sentences = columns["sentence_vector"].to_pylist()
+    fields = columns[FIELDS_COLUMN].to_pylist() if FIELDS_COLUMN in columns else [None] * batch.num_rows
     w = c = 0
     for r in range(batch.num_rows):
         n = int(word_counts[r])
@@ -168,6 +184,11 @@ def _rows(batch, path: str):
         if not (len(words[r]) == len(starts[r]) == len(ends[r]) == n):
             raise InvalidValue(f"{path}: row id {ids[r]!r} has {len(words[r])} words but {n} word vectors")
         block = components[c:c + n * width].reshape(n, width)
-        yield ids[r], texts[r], list(zip(words[r], starts[r], ends[r])), block, np.asarray(sentences[r], np.float32)
+        try:
+            text_fields = check_fields(decode_fields(fields[r]))
+        except (ValueError, TypeError) as e:
+            raise InvalidValue(f"{path}: row id {ids[r]!r}: {e}") from None
+        yield (ids[r], texts[r], list(zip(words[r], starts[r], ends[r])), block,
+               np.asarray(sentences[r], np.float32), text_fields)
         w += n
         c += n * width

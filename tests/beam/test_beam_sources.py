@@ -37,9 +37,9 @@ def test_json_records_of_one_file_repeat_no_id(tmp_path):
     from bert_tf.beam.sources import json_records
 
     path = tmp_path / "d.jsonl"
-    path.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n\n')
+    path.write_text('{"id": "a", "text": "x", "source": "nyt", "tags": [1]}\n{"id": "a", "text": "y"}\n\n')
     items = list(json_records(fileio.ReadableFile(FileSystems.match([str(path)])[0].metadata_list[0])))
-    assert items[0] == ("a", "x")
+    assert items[0] == ("a", "x", {"source": "nyt"})  # its fields, the list left out
     assert items[1] == DeadLetter(f"{path}:2", f'duplicate id "a": the record at {path}:1 has it and is the one '
                                                "embedded; give every record its own id", "y")
     assert items[2].id == f"{path}:3" and items[2].reason.startswith("a blank line")

@@ -28,10 +28,15 @@ TEXTS = {"short": "A mouse is a rodent animal.", "empty": "", "cjk": "東京は�
 
 
 def test_check_record_sorts_every_kind_of_element():
-    assert check_record(("a", "text")) == ("a", "text")
-    assert check_record((7, "text")) == ("7", "text")  # integer ids become strings
-    assert check_record(("a", "x\ud800y")) == ("a", "x\ufffdy")  # cleaned as everywhere in bert_tf
-    assert check_record(("a", "café".encode())) == ("a", "café")
+    assert check_record(("a", "text")) == ("a", "text", {})  # a pair has no fields
+    assert check_record((7, "text")) == ("7", "text", {})  # integer ids become strings
+    assert check_record(("a", "x\ud800y")) == ("a", "x\ufffdy", {})  # cleaned as everywhere in bert_tf
+    assert check_record(("a", "café".encode())) == ("a", "café", {})
+    # Fields travel with the text; a list, an object or a null is not a field (as in `index build`).
+    assert check_record(("a", "t", {"source": "nyt", "year": 2019, "ok": True, "x": 1.5, "tags": ["p"],
+                                    "who": {"n": 1}, "none": None})) == \
+        ("a", "t", {"source": "nyt", "year": 2019, "ok": True, "x": 1.5})
+    assert check_record(("a", "t", ["source"])).reason == "the fields are list, expected a dict"
     bad_utf8 = check_record(("a", b"caf\xe9"))
     assert bad_utf8 == DeadLetter("a", "not valid UTF-8 (byte 3: b'\\xe9')", "caf\\xe9")
     assert check_record(("a", 3.5)).reason == "the text is float, expected str"

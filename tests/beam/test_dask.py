@@ -68,6 +68,8 @@ def _assert_same_rows(prefix, reference_prefix, embedder):
     for record_id, row in one.items():
         assert two[record_id]["words"] == row["words"] and two[record_id]["starts"] == row["starts"]
         assert two[record_id]["text"] == row["text"]
+        assert two[record_id]["fields"] == row["fields"] == json.dumps({"file": record_id.split(":")[0]
+                                                                         .rsplit("/", 1)[1]})
         for key in ("word_vectors", "sentence_vector"):
             reference = np.array(row[key], np.float32)
             assert_float32_close(np.array(two[record_id][key], np.float32), reference,

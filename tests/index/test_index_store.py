@@ -190,8 +190,9 @@ def test_int8_vectors_search_like_float16(tiny, tmp_path):
     np.testing.assert_allclose([h.score for h in b], [h.score for h in a], rtol=0, atol=0.01)
 
 
-def write_beam_parquet(path, embedder, texts, options, *, metadata=True):
-    """A Parquet file in the exact layout of `bert-tf beam-embed --format parquet`."""
+def write_beam_parquet(path, embedder, texts, options, *, metadata=True, fields=True):
+    """A Parquet file in the exact layout of `bert-tf beam-embed --format parquet` (`fields=False`: of format
+    version 2, which had no `fields` column)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -208,6 +209,9 @@ def write_beam_parquet(path, embedder, texts, options, *, metadata=True):
                         ("starts", pa.list_(pa.int32())), ("ends", pa.list_(pa.int32())),
                         ("word_vectors", pa.list_(pa.list_(pa.float32()))),
                         ("sentence_vector", pa.list_(pa.float32()))])
+    if fields:
+        rows["fields"] = [json.dumps({"file": "corpus.txt"})] * len(texts)
+        schema = schema.append(pa.field("fields", pa.string()))
     if metadata:
         recorded = run_metadata(embedder.space(options)) if metadata is True else metadata
         schema = schema.with_metadata({b"bert_tf": json.dumps(recorded).encode()})
@@ -333,3 +337,18 @@ def test_an_index_of_a_real_beam_embed_run(tiny, tmp_path):
     hit = OccurrenceIndex.open(tmp_path / "beam", embedder=tiny).search_word("bank", texts[0] if "bank" in
                                                                             texts[0] else "river bank", k=1)[0]
     assert hit.id.endswith(f":{texts.index(hit.text) + 1}") and hit.text[hit.start:hit.end] == "bank"
+
+
+def test_parquet_of_format_version_2_without_fields_is_read_and_a_version_3_one_needs_the_column(tiny, tmp_path):
+    """Format 2 (before the `fields` column): its texts have no fields. A file that says 3 must have it."""
+    options = tiny.options()
+    old = {**run_metadata(tiny.space(options)), "format_version": 2}
+    write_beam_parquet(tmp_path / "v2.parquet", tiny, corpus(5), options, metadata=old, fields=False)
+    index = build_index_from_parquet(tmp_path / "v2.parquet", tmp_path / "ix")
+    assert index.n_texts == 5 and index.field_types == {}
+    write_beam_parquet(tmp_path / "v3.parquet", tiny, corpus(5), options)
+    assert build_index_from_parquet(tmp_path / "v3.parquet", tmp_path / "ix3").field_types == {"file": "str"}
+    write_beam_parquet(tmp_path / "bad.parquet", tiny, corpus(5), options, fields=False)
+    with pytest.raises(ValueError, match="bad.parquet lacks the column fields, which its format version has"):
+        build_index_from_parquet(tmp_path / "bad.parquet", tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
