@@ -242,6 +242,24 @@ def test_batch_size_caps_the_texts_per_call():
     assert sorted(p["order"].tolist()) == list(range(110))
 
 
+def test_a_plan_made_op_by_op_and_one_made_by_the_traced_graph_are_the_same(monkeypatch):
+    """The first `EAGER_PLANS` plans of a process run `plan_calls` op by op (no 0.25 s trace for a short
+    run), later ones its traced graph: the same integer ops, so the same plan, long texts included."""
+    from bert_tf.embed import batching
+
+    rng = np.random.default_rng(0)
+    for n, seq, batch in ((rng.integers(1, 700, size=300), 512, None), (np.array([100, 3, 70, 5]), 32, 2),
+                          (np.array([0]), 128, None)):
+        monkeypatch.setattr(batching, "_plans_made", iter([0]))  # the next plan: op by op
+        eager = batching.plan(n, seq, batch)
+        monkeypatch.setattr(batching, "_plans_made", iter([batching.EAGER_PLANS]))  # the next: the graph
+        traced = batching.plan(n, seq, batch)
+        assert eager.keys() == traced.keys()
+        for key in eager:
+            np.testing.assert_array_equal(eager[key], traced[key], err_msg=key)
+            assert eager[key].dtype == traced[key].dtype, key
+
+
 def test_the_plan_says_which_texts_are_complete_after_each_call(monkeypatch):
     """A long text whose windows run over several calls is complete after the call with its last
     window, and only then; every text is complete exactly once, in the order its rows come back."""
