@@ -286,12 +286,9 @@ def senses(args) -> int:
     if args.by is not None:
         return _senses_by(args, report)
     if args.json:
-        for sense in report.senses:
-            _emit({"word": report.word, **sense.to_json()})
+        _emit_senses(report)
     else:
-        sampled = f", {len(report.clustered)} clustered" if len(report.clustered) < report.occurrences else ""
-        print(f"{report.word!r}: {report.occurrences} occurrences{sampled}, {report.n_senses} senses "
-              f"({report.chosen_by})")
+        _print_senses_header(report)
         for n, sense in enumerate(report.senses, start=1):
             print(f"\nsense {n}: {sense.size} occurrences")
             for hit in sense.examples:
@@ -313,19 +310,29 @@ def senses(args) -> int:
     return 0
 
 
+def _emit_senses(report) -> None:
+    """`senses --json`: one object per sense."""
+    for sense in report.senses:
+        _emit({"word": report.word, **sense.to_json()})
+
+
+def _print_senses_header(report, suffix: str = "") -> None:
+    """The first line of `senses`: occurrences, how many were clustered, the senses and how they were chosen."""
+    sampled = f", {len(report.clustered)} clustered" if len(report.clustered) < report.occurrences else ""
+    print(f"{report.word!r}: {report.occurrences} occurrences{sampled}, {report.n_senses} senses "
+          f"({report.chosen_by}){suffix}")
+
+
 def _senses_by(args, report) -> int:
     """`senses --by`: the senses, then each group's shares of them with its own examples (and the bar plot)."""
     if args.projector:
         raise UserError("--projector draws one word's senses; leave out --by to write it")
     if args.json:
-        for sense in report.senses:
-            _emit({"word": report.word, **sense.to_json()})
+        _emit_senses(report)
         for group in report.groups:
             _emit({"word": report.word, "by": report.by, **group.to_json()})
     else:
-        sampled = f", {len(report.clustered)} clustered" if len(report.clustered) < report.occurrences else ""
-        print(f"{report.word!r}: {report.occurrences} occurrences{sampled}, {report.n_senses} senses "
-              f"({report.chosen_by}), by {report.by}")
+        _print_senses_header(report, f", by {report.by}")
         for n, sense in enumerate(report.senses, start=1):
             print(f"  sense {n}: {sense.size} occurrences, e.g. {highlight(sense.examples[0], full=args.full)}")
         for group in report.groups:

@@ -75,25 +75,23 @@ def decode_fields(value: str | Mapping | None) -> dict:
     """
     if value is None:
         return {}
+    return dict(_json_object(value, "its fields column holds something other than a JSON object"))
+
+
+def _decoded(metadata: Any) -> dict:
+    return dict(_json_object(metadata, "it has no bert_tf metadata (which model and options made the vectors)"))
+
+
+def _json_object(value: Any, problem: str) -> Mapping:
+    """`value` as a JSON object: decoded from a str or bytes, or as given; else `InvalidValue(problem)`."""
     if isinstance(value, (str, bytes)):
         try:
             value = json.loads(value)
         except (UnicodeDecodeError, json.JSONDecodeError):
             value = None
     if not isinstance(value, Mapping):
-        raise InvalidValue("its fields column holds something other than a JSON object")
-    return dict(value)
-
-
-def _decoded(metadata: Any) -> dict:
-    if isinstance(metadata, (bytes, str)):
-        try:
-            metadata = json.loads(metadata)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            metadata = None
-    if not isinstance(metadata, dict):
-        raise InvalidValue("it has no bert_tf metadata (which model and options made the vectors)")
-    return metadata
+        raise InvalidValue(problem)
+    return value
 
 
 def columns_of(metadata: Any) -> tuple[str, ...]:
