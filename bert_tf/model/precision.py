@@ -17,33 +17,50 @@
   and everything after the encoder stay float32. The fastest mode on a CPU, and
   the least faithful (word vectors of a trained model at about 0.9994 cosine to
   float32, 0.995 at worst). Never chosen by `"auto"`; CPU only.
-* `"auto"`: bfloat16 where the hardware computes it natively (a CPU with
-  AVX512_BF16 or AMX-BF16 and TensorFlow's oneDNN kernels, or a GPU of compute
+* `"auto"`: bfloat16 where the hardware computes it natively and faster (a CPU with
+  AVX512_BF16 or AMX-BF16 and TensorFlow's oneDNN kernels, where a bfloat16 matmul
+  times at least `AUTO_BFLOAT16_MIN_SPEEDUP` the float32 speed; or a GPU of compute
   capability 8.0 or later), float16 on an older GPU, float32 elsewhere. One log line
   says which was chosen and why.
 
 On a CPU without those instructions bfloat16 still gives the right numbers, but
 oneDNN emulates it and it runs slower than float32: asking for it says so once, and
-so does float16 on a CPU without AVX512_FP16 or AMX-FP16. The CPU and oneDNN probes
-are `bert_tf.model.hardware`'s.
+so does float16 on a CPU without AVX512_FP16 or AMX-FP16. Native is not always faster
+either (an Intel Xeon with AMX hidden runs bfloat16 matmuls at about half its float32
+speed), so on a CPU with native bfloat16 `"auto"` and `"bfloat16"` time one matmul in
+each dtype first (`hardware.bfloat16_matmul_speedup`, once per process): `"auto"` then
+keeps float32, and `"bfloat16"` warns once. The CPU and oneDNN probes are
+`bert_tf.model.hardware`'s.
 """
 
 from __future__ import annotations
 
 from bert_tf.errors import InvalidValue
 from bert_tf.logs import once
-from bert_tf.model.hardware import (Hardware, bfloat16_has_no_kernel, detect_hardware, float16_has_no_kernel,
-                                    float16_missing)
+from bert_tf.model.hardware import (Hardware, bfloat16_has_no_kernel, bfloat16_matmul_speedup, detect_hardware,
+                                    float16_has_no_kernel, float16_missing)
 
 PRECISIONS = ("float32", "bfloat16", "float16", "int8", "auto")
 
+#: How much faster than float32 a bfloat16 matmul must run on a CPU for `"auto"` to choose
+#: bfloat16, which costs fidelity (cosine 0.99999 instead of exact): it must pay for it.
+AUTO_BFLOAT16_MIN_SPEEDUP = 1.1
 
-def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
+
+def resolve_precision(precision: str, hardware: Hardware | None = None, *,
+                      bfloat16_speedup: float | None = None) -> str:
     """The compute dtype name for a `precision` option value: "float32", "bfloat16", "float16" or "int8".
 
     Logs the choice of `"auto"` once per process and reason; warns once when bfloat16,
     float16 or int8 will be emulated (slower than float32), naming the missing CPU feature
-    or kernel.
+    or kernel, and when native bfloat16 measures slower than float32.
+
+    Args:
+        precision: one of `PRECISIONS`.
+        hardware: what the machine offers (default: `detect_hardware()`, this machine's).
+        bfloat16_speedup: a CPU's bfloat16 matmul speed over float32's. Default: measured here
+            (`hardware.bfloat16_matmul_speedup`) when `hardware` is this machine's and its CPU
+            has native bfloat16; with a `hardware` passed in, the flags alone decide.
 
     Raises:
         ValueError: `precision` is not one of `PRECISIONS`, int8 on a GPU, or bfloat16 or float16 where
@@ -53,7 +70,12 @@ def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
         raise InvalidValue(f"precision must be one of {', '.join(map(repr, PRECISIONS))}; got {precision!r}")
     if precision == "float32":
         return precision
-    hardware = detect_hardware() if hardware is None else hardware
+    if hardware is None:
+        hardware = detect_hardware()
+        if (bfloat16_speedup is None and hardware.gpu is None and hardware.native_bf16
+                and precision in ("auto", "bfloat16")):
+            bfloat16_speedup = bfloat16_matmul_speedup()
+    slow_bf16 = bfloat16_speedup is not None and bfloat16_speedup < AUTO_BFLOAT16_MIN_SPEEDUP
     if precision == "int8":
         check_int8_runs(hardware)
         return precision
@@ -64,10 +86,12 @@ def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
     if precision == "auto":
         if hardware.gpu is not None:
             chosen = "bfloat16" if hardware.native_bf16 else "float16"
+            reason = hardware.reason
         else:
-            chosen = "bfloat16" if hardware.native_bf16 else "float32"
-        once("announce", f"auto:{chosen}:{hardware.reason}", "precision='auto' chose %s: %s", chosen,
-             hardware.reason)
+            chosen = "bfloat16" if hardware.native_bf16 and not slow_bf16 else "float32"
+            reason = hardware.reason + ("" if bfloat16_speedup is None or not hardware.native_bf16 else
+                                        f", where a bfloat16 matmul runs at {bfloat16_speedup:.2f}x the float32 speed")
+        once("announce", f"auto:{chosen}:{hardware.reason}", "precision='auto' chose %s: %s", chosen, reason)
         return chosen
     if hardware.gpu is None:
         if precision == "float16":
@@ -78,6 +102,11 @@ def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
             once("warning", f"slow:{precision}:{why}", "precision=%r will be slower than float32 here: %s, so it "
                  "is emulated; the results are still correct. Use precision='auto' to get float32 on such machines.",
                  precision, why)
+        elif precision == "bfloat16" and slow_bf16:
+            once("warning", "slow:bfloat16:measured", "precision='bfloat16' will be slower than float32 here: %s, "
+                 "but a bfloat16 matmul runs at %.2fx the float32 speed on it (no AMX, or AMX hidden from this "
+                 "machine); the results are correct. Use precision='auto' to get the faster one, float32 here.",
+                 hardware.reason, bfloat16_speedup)
     return precision
 
 

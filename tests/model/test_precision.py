@@ -67,6 +67,47 @@ def test_bfloat16_without_native_support_warns_once_naming_the_missing_feature(c
     assert not caplog.records  # native: nothing to say
 
 
+@pytest.mark.parametrize("speedup, chosen", [(0.55, "float32"), (1.05, "float32"), (1.8, "bfloat16")])
+def test_auto_keeps_float32_where_native_bfloat16_measures_slower(caplog, speedup, chosen):
+    # An Intel Xeon with AMX hidden lists AVX512_BF16 and runs bfloat16 matmuls at about half its float32
+    # speed; Zen 4 at about 1.8x. bfloat16 costs fidelity, so it must be faster by AUTO_BFLOAT16_MIN_SPEEDUP.
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        assert resolve_precision("auto", detect_hardware(ZEN4, {}), bfloat16_speedup=speedup) == chosen
+    [line] = [r.getMessage() for r in caplog.records]
+    assert f"chose {chosen}" in line and f"{speedup:.2f}x the float32 speed" in line
+
+
+def test_bfloat16_that_measures_slower_warns_once_and_still_runs(caplog):
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        for _ in range(3):
+            assert resolve_precision("bfloat16", detect_hardware(ZEN4, {}), bfloat16_speedup=0.55) == "bfloat16"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "slower than float32" in warning and "0.55x" in warning and "precision='auto'" in warning
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        assert resolve_precision("bfloat16", detect_hardware(ZEN4, {}), bfloat16_speedup=1.8) == "bfloat16"
+    assert not caplog.records
+
+
+def test_this_machine_is_timed_only_when_its_cpu_has_native_bfloat16(monkeypatch):
+    timed = []
+    monkeypatch.setattr(prec, "bfloat16_matmul_speedup", lambda: timed.append(1) or 0.5)
+    monkeypatch.setattr(hw, "cpu_flags", lambda path="/proc/cpuinfo": ZEN4)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert resolve_precision("auto") == "float32" and timed == [1]
+    assert resolve_precision("float32") == "float32" and timed == [1]
+    monkeypatch.setattr(hw, "cpu_flags", lambda path="/proc/cpuinfo": AVX2_ONLY)
+    assert resolve_precision("auto") == "float32" and timed == [1]  # no native bfloat16: nothing to time
+
+
+def test_the_speed_probe_times_both_dtypes_once_per_process():
+    hw.bfloat16_matmul_speedup.cache_clear()
+    speedup = hw.bfloat16_matmul_speedup()
+    assert np.isfinite(speedup) and 0.05 < speedup < 20  # bfloat16 emulated or native, never absurd
+    assert hw.bfloat16_matmul_speedup() is speedup  # cached: one measurement per process
+
+
 def test_on_a_gpu_auto_picks_bfloat16_or_float16_by_compute_capability():
     assert resolve_precision("auto", Hardware(True, (8, 0), "a GPU")) == "bfloat16"
     assert resolve_precision("auto", Hardware(False, (7, 5), "a GPU")) == "float16"
@@ -87,6 +128,7 @@ def test_auto_reaches_the_embedder(make_checkpoint, monkeypatch):
     monkeypatch.setattr(hw, "cpu_flags", lambda path="/proc/cpuinfo": AVX2_ONLY)
     assert BertEmbedder.from_checkpoint(directory, precision="auto").precision == "float32"
     monkeypatch.setattr(hw, "cpu_flags", lambda path="/proc/cpuinfo": ZEN4)
+    monkeypatch.setattr(prec, "bfloat16_matmul_speedup", lambda: 1.8)  # Zen 4's, whatever this CPU's is
     embedder = BertEmbedder.from_checkpoint(directory, precision="auto")
     assert embedder.precision == "bfloat16" and embedder.space().precision == "bfloat16"
     # The mixed encoder keeps its dense kernels in bfloat16 and nothing else.
