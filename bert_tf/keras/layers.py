@@ -60,8 +60,8 @@ class WordVectors(keras.layers.Layer):
         untrainable = [block.name for block in encoder.blocks[config.num_hidden_layers - fine_tune_layers:]
                        if not block.float32_variables]
         if untrainable:
-            raise InvalidValue(f"fine_tune_layers={fine_tune_layers} needs float32 weights in {', '.join(untrainable)}; "
-                               f"load the encoder with trained_layers={fine_tune_layers}")
+            raise InvalidValue(f"fine_tune_layers={fine_tune_layers} needs float32 weights in "
+                               f"{', '.join(untrainable)}; load the encoder with trained_layers={fine_tune_layers}")
         kwargs.setdefault("trainable", fine_tune_layers > 0)
         super().__init__(**kwargs)
         self.fine_tune_layers = fine_tune_layers

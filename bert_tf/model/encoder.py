@@ -456,7 +456,8 @@ class BertEncoder(keras.Model):
         if compute_dtype not in COMPUTE_DTYPES:
             raise InvalidValue(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {compute_dtype!r}")
         layers = config.num_hidden_layers
-        if isinstance(trained_layers, bool) or not isinstance(trained_layers, int) or not 0 <= trained_layers <= layers:
+        if isinstance(trained_layers, bool) or not isinstance(trained_layers, int) \
+                or not 0 <= trained_layers <= layers:
             raise InvalidValue(f"trained_layers must be an integer from 0 to {layers}; got {trained_layers!r}")
         kwargs.setdefault("name", "bert")
         super().__init__(**kwargs)
@@ -518,7 +519,8 @@ class BertEncoder(keras.Model):
         """
         if isinstance(dropout_layers, bool) or not isinstance(dropout_layers, int) \
                 or not 0 <= dropout_layers <= len(self.blocks):
-            raise InvalidValue(f"dropout_layers must be an integer from 0 to {len(self.blocks)}; got {dropout_layers!r}")
+            raise InvalidValue(f"dropout_layers must be an integer from 0 to {len(self.blocks)}; "
+                               f"got {dropout_layers!r}")
         first_dropped = len(self.blocks) - dropout_layers
         packing = Packing(mask)
         ids = tf.gather(tf.reshape(tf.cast(word_ids, tf.int32), [-1]), packing.token_slots)
