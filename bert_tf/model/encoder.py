@@ -1,4 +1,4 @@
-"""The BERT encoder as a Keras 3 model (TensorFlow backend), inference only.
+"""The BERT encoder as a Keras 3 model (TensorFlow backend), for inference and fine-tuning.
 
 Layer and variable names are stable and mirror Google's TF1 scopes, so the
 checkpoint table (`checkpoint.py`) can name every variable explicitly:
