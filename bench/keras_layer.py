@@ -1,6 +1,7 @@
 """The Keras layer measured (issue 29): a measurement, not a test.
 
     python -m bench.keras_layer [--checkpoint DIR] [--repeats 5] [--quick] [--json out.json]
+    python -m bench.keras_layer --memory-only --bert-base DIR [--precision bfloat16]
 
 1. Features per second: `WordVectors` inside `model.predict` against `get_bert_embeddings`, on the
    same sentences, in alternating order repeat by repeat (so drift of the machine hits both); the
@@ -8,8 +9,14 @@
 2. A training step: a `word_tagger` (BiLSTM) on frozen `GivenWordVectors` against the same with the
    top two encoder layers fine-tuned, steps alternating between the two models; median seconds each.
 3. Peak memory: fine-tuning the top two layers of the largest checkpoint found (by the size of its
-   weights) at batch 32 and sequence 128, in a child process of its own, so its peak resident set
-   (`ru_maxrss`) is that run's alone.
+   weights) at batch 32 and sequence 128, in a child process of its own, its peak resident set read
+   as `VmHWM` (the high-water mark of the process's own memory): `ru_maxrss` would not do, since Linux
+   carries it across `exec` from the parent, which may have peaked higher (writing the checkpoint).
+   `--bert-base DIR` measures it on a random BERT-Base-shaped checkpoint in Google's layout, written
+   into DIR the first time (as `bench.run` writes its own: `bench.context.BERT_BASE`, seed
+   `WEIGHT_SEED`, the uncased vocabulary), so no real BERT-Base is needed: memory depends on the
+   shapes, not the values. `--memory-only` skips parts 1 and 2;
+   `--precision` is the fine-tuned layer's (`WordVectors.from_checkpoint`).
 
 Only the standard library and bert_tf are imported, so it runs as `python -m bench.keras_layer`
 from the repository root. `--quick` is a smoke run (tiny sizes, figures meaningless).
@@ -20,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -54,6 +60,22 @@ def _best_checkpoint() -> str:
     candidates = list(root.iterdir()) if root.is_dir() else []
     found = [p for p in candidates if p.is_dir() and (p / "bert_config.json").is_file() and weights(p)]
     return str(max(found, key=weights)) if found else str(CheckpointDir.resolve(None).path)
+
+
+def bert_base_checkpoint(directory: str) -> str:
+    """`directory`, holding a random BERT-Base-shaped Google checkpoint (written unless one is there)."""
+    from bench.context import BERT_BASE, WEIGHT_SEED
+    from bench.run import vocabulary
+    from bert_tf.model.config import BertConfig
+    from bert_tf.testing import write_random_checkpoint
+
+    path = Path(directory)
+    if not (path / "bert_model.ckpt.index").is_file():
+        found = vocabulary(lambda line: print(line, file=sys.stderr))
+        if found is None:
+            raise SystemExit("bench: no BERT-Base vocabulary to write the checkpoint with")
+        write_random_checkpoint(path, BertConfig(**BERT_BASE), seed=WEIGHT_SEED, vocab=found[1])
+    return str(path)
 
 
 def features_per_second(checkpoint: str, texts: list[str], *, repeats: int, batch_size: int) -> dict:
@@ -118,8 +140,9 @@ def training_steps(checkpoint: str, texts: list[str], *, steps: int, batch_size:
             "frozen_s": frozen, "fine_tuned_s": tuned, "ratio": tuned / frozen}
 
 
-def peak_memory_child(checkpoint: str, *, batch: int, seq: int, steps: int, layers: int) -> dict:
-    """In this process: fine-tune the top `layers` on `batch` texts of exactly `seq` positions; ru_maxrss."""
+def peak_memory_child(checkpoint: str, *, batch: int, seq: int, steps: int, layers: int,
+                      precision: str = "float32") -> dict:
+    """In this process: fine-tune the top `layers` on `batch` texts of exactly `seq` positions; peak RSS (MB)."""
     import numpy as np
 
     from bert_tf.embed.options import EmbeddingOptions
@@ -128,11 +151,13 @@ def peak_memory_child(checkpoint: str, *, batch: int, seq: int, steps: int, laye
     from bert_tf.runtime import keras, tf
 
     def peak_mb():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        # VmHWM: this process's own peak (a fresh one at exec); ru_maxrss keeps the parent's across exec.
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024  # kB
 
     imported = peak_mb()
     options = EmbeddingOptions(max_seq_length=seq, sentence_layer=-1)  # the top layer gets a gradient too
-    features = SentenceVectors.from_checkpoint(checkpoint, options, fine_tune_layers=layers)
+    features = SentenceVectors.from_checkpoint(checkpoint, options, fine_tune_layers=layers, precision=precision)
     model = sentence_classifier(features, 2)
     model.compile(optimizer=keras.optimizers.Adam(1e-5),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -142,14 +167,18 @@ def peak_memory_child(checkpoint: str, *, batch: int, seq: int, steps: int, laye
     for _ in range(steps):
         model.train_on_batch(x, y)
     return {"checkpoint": checkpoint, "batch": batch, "seq": seq, "fine_tuned_layers": layers, "steps": steps,
+            "precision": precision, "hidden_size": features.config.hidden_size,
+            "num_hidden_layers": features.config.num_hidden_layers,
             "peak_rss_mb_after_import": imported, "peak_rss_mb_after_load": loaded, "peak_rss_mb": peak_mb()}
 
 
-def peak_memory(checkpoint: str, *, batch: int, seq: int, steps: int, layers: int = 2) -> dict:
+def peak_memory(checkpoint: str, *, batch: int, seq: int, steps: int, layers: int = 2,
+                precision: str = "float32") -> dict:
     """`peak_memory_child` in a fresh process (`python -m bench.keras_layer --peak-memory-child`)."""
     proc = subprocess.run(
         [sys.executable, "-m", "bench.keras_layer", "--peak-memory-child", "--checkpoint", checkpoint,
-         "--batch", str(batch), "--seq", str(seq), "--steps", str(steps), "--layers", str(layers)],
+         "--batch", str(batch), "--seq", str(seq), "--steps", str(steps), "--layers", str(layers),
+         "--precision", precision],
         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"the peak-memory child failed: {proc.stderr.strip()[-2000:]}")
@@ -160,6 +189,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="The Keras layer measured: features/s, training steps, memory.")
     parser.add_argument("--checkpoint", help="checkpoint for speed (default: as bert_tf resolves it)")
     parser.add_argument("--memory-checkpoint", help="checkpoint for peak memory (default: the largest found)")
+    parser.add_argument("--bert-base", metavar="DIR", help="measure memory on a random BERT-Base-shaped checkpoint "
+                        "in DIR, written there the first time")
+    parser.add_argument("--memory-only", action="store_true", help="measure peak memory only")
+    parser.add_argument("--precision", default="float32", help="the fine-tuned layer's precision for memory")
     parser.add_argument("--texts", type=int, default=512, help="generated sentences for features/s")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
@@ -173,30 +206,36 @@ def main(argv=None) -> int:
 
     if args.peak_memory_child:
         print(json.dumps(peak_memory_child(args.checkpoint, batch=args.batch, seq=args.seq, steps=args.steps,
-                                           layers=args.layers)))
+                                           layers=args.layers, precision=args.precision)))
         return 0
     if args.quick:
         args.texts, args.repeats, args.batch, args.seq, args.steps = 16, 2, 4, 16, 2
     from bert_tf.store.checkpoint_dir import CheckpointDir
 
-    checkpoint = str(CheckpointDir.resolve(args.checkpoint).path)
-    memory_checkpoint = args.memory_checkpoint or (checkpoint if args.quick else _best_checkpoint())
-    texts = sentences(args.texts, longest=12 if args.quick else 60)
-    results = {
-        "features": features_per_second(checkpoint, texts, repeats=args.repeats, batch_size=args.batch),
-        "training_step": training_steps(checkpoint, texts, steps=args.steps, batch_size=args.batch,
-                                        layers=args.layers),
-        "memory": peak_memory(memory_checkpoint, batch=args.batch, seq=args.seq, steps=min(args.steps, 3),
-                              layers=args.layers),
-    }
-    f, t, m = results["features"], results["training_step"], results["memory"]
-    print(f"features/s: layer in model.predict {f['layer_per_s']:.0f}, get_bert_embeddings {f['library_per_s']:.0f}; "
-          f"ratio {f['ratio']:.2f} (median of {f['repeats']} interleaved repeats, {f['words']} words)")
-    print(f"training step (batch {t['batch']}): frozen {1000 * t['frozen_s']:.1f} ms, top {t['fine_tuned_layers']} "
-          f"fine-tuned {1000 * t['fine_tuned_s']:.1f} ms; ratio {t['ratio']:.2f}")
-    print(f"peak RSS fine-tuning the top {m['fine_tuned_layers']} layers of {Path(m['checkpoint']).name} at batch "
-          f"{m['batch']}, seq {m['seq']}: {m['peak_rss_mb']:.0f} MB "
-          f"(after loading {m['peak_rss_mb_after_load']:.0f} MB)")
+    checkpoint = None if args.memory_only else str(CheckpointDir.resolve(args.checkpoint).path)
+    if args.bert_base:
+        memory_checkpoint = bert_base_checkpoint(args.bert_base)
+    else:
+        memory_checkpoint = args.memory_checkpoint or (
+            str(CheckpointDir.resolve(args.checkpoint).path) if args.quick else _best_checkpoint())
+    results = {}
+    if not args.memory_only:
+        texts = sentences(args.texts, longest=12 if args.quick else 60)
+        results["features"] = features_per_second(checkpoint, texts, repeats=args.repeats, batch_size=args.batch)
+        results["training_step"] = training_steps(checkpoint, texts, steps=args.steps, batch_size=args.batch,
+                                                  layers=args.layers)
+        f, t = results["features"], results["training_step"]
+        print(f"features/s: layer in model.predict {f['layer_per_s']:.0f}, get_bert_embeddings "
+              f"{f['library_per_s']:.0f}; ratio {f['ratio']:.2f} (median of {f['repeats']} interleaved repeats, "
+              f"{f['words']} words)")
+        print(f"training step (batch {t['batch']}): frozen {1000 * t['frozen_s']:.1f} ms, top "
+              f"{t['fine_tuned_layers']} fine-tuned {1000 * t['fine_tuned_s']:.1f} ms; ratio {t['ratio']:.2f}")
+    results["memory"] = m = peak_memory(memory_checkpoint, batch=args.batch, seq=args.seq,
+                                        steps=min(args.steps, 3), layers=args.layers, precision=args.precision)
+    print(f"peak RSS fine-tuning the top {m['fine_tuned_layers']} of {m['num_hidden_layers']} layers (hidden "
+          f"{m['hidden_size']}, {m['precision']}) of {Path(m['checkpoint']).name} at batch {m['batch']}, seq "
+          f"{m['seq']}: {m['peak_rss_mb']:.0f} MB (after loading {m['peak_rss_mb_after_load']:.0f} MB, after "
+          f"importing {m['peak_rss_mb_after_import']:.0f} MB)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -18,9 +18,9 @@ import os
 from bert_tf.embed import head
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.errors import InvalidValue
-from bert_tf.keras.training import token_states
 from bert_tf.model.config import BertConfig
 from bert_tf.model.encoder import BertEncoder
+from bert_tf.model.precision import resolve_precision
 from bert_tf.runtime import keras, tf
 from bert_tf.store.checkpoint_dir import CheckpointDir
 from bert_tf.text.tokenization import BertTokenizer
@@ -50,11 +50,18 @@ class WordVectors(keras.layers.Layer):
             fine_tune_layers: train the top this many encoder layers (0: frozen features). The
                 embeddings, the pooler and the layers below stay frozen. While training
                 (`training=True`, as `model.fit` calls it) these layers run with BERT's dropout
-                (`bert_tf.keras.training`); every other call is the encoder's own forward.
+                (`BertEncoder.token_states`); every other call is the encoder's own forward. The
+                encoder must hold them as float32 variables (`BertEncoder(trained_layers=...)`).
+
+        Raises:
+            ValueError: `fine_tune_layers` out of range, or not possible at the encoder's precision.
         """
-        if not isinstance(fine_tune_layers, int) or not 0 <= fine_tune_layers <= config.num_hidden_layers:
-            raise InvalidValue(f"fine_tune_layers must be an integer from 0 to {config.num_hidden_layers}; "
-                             f"got {fine_tune_layers!r}")
+        check_fine_tuning(fine_tune_layers, config, encoder.precision)
+        untrainable = [block.name for block in encoder.blocks[config.num_hidden_layers - fine_tune_layers:]
+                       if not block.float32_variables]
+        if untrainable:
+            raise InvalidValue(f"fine_tune_layers={fine_tune_layers} needs float32 weights in "
+                               f"{', '.join(untrainable)}; load the encoder with trained_layers={fine_tune_layers}")
         kwargs.setdefault("trainable", fine_tune_layers > 0)
         super().__init__(**kwargs)
         self.fine_tune_layers = fine_tune_layers
@@ -86,21 +93,38 @@ class WordVectors(keras.layers.Layer):
         for i, block in enumerate(encoder.blocks):
             block.trainable = self.trainable and i >= first_trained
 
+    @property
+    def precision(self) -> str:
+        """What the encoder computes in: "float32", "bfloat16", "float16" or "int8" (never "auto")."""
+        return self.encoder.precision
+
     @classmethod
     def from_checkpoint(cls, checkpoint: "str | os.PathLike | CheckpointDir | None" = None,
                         options: EmbeddingOptions | None = None, *, lower_case: bool | None = None,
-                        **kwargs) -> "WordVectors":
+                        precision: str = "float32", fine_tune_layers: int = 0, **kwargs) -> "WordVectors":
         """The layer for a Google-layout checkpoint directory, resolved as `BertEmbedder.from_checkpoint`
         resolves it (None: `BERT_TF_CHECKPOINT`, BERT-Base, then the offline model), with the same casing;
-        `kwargs` go to `__init__` (`fine_tune_layers`).
+        `kwargs` go to `__init__`.
+
+        Args:
+            precision: as for `BertEmbedder.from_checkpoint` ("float32", "bfloat16", "float16", "int8",
+                "auto"): frozen, the layer's encoder is BertEmbedder's at that precision. Fine-tuned, the
+                top `fine_tune_layers` blocks hold float32 variables: under bfloat16 they compute as
+                Keras's "mixed_bfloat16" policy does, under int8 in float32; float16 cannot fine-tune
+                (its gradients need loss scaling). The layers below compute in `precision`.
+            fine_tune_layers: as for `__init__`.
 
         Raises:
             CheckpointNotFoundError, CheckpointError: no usable checkpoint (the message says why).
+            ValueError: an unknown `precision`, or one that cannot fine-tune.
         """
+        lower_case = check_lower_case(lower_case)
+        compute_dtype = resolve_precision(precision)
         checkpoint = checkpoint if isinstance(checkpoint, CheckpointDir) else CheckpointDir.resolve(checkpoint)
-        config, encoder = checkpoint.load_encoder()
-        tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(check_lower_case(lower_case)))
-        return cls(encoder, config, tokenizer, options, **kwargs)
+        check_fine_tuning(fine_tune_layers, checkpoint.config, compute_dtype)  # before the weights are read
+        config, encoder = checkpoint.load_encoder(compute_dtype=compute_dtype, trained_layers=fine_tune_layers)
+        tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(lower_case))
+        return cls(encoder, config, tokenizer, options, fine_tune_layers=fine_tune_layers, **kwargs)
 
     def get_config(self) -> dict:
         """Everything to rebuild the layer except its weights, which Keras saves beside the config:
@@ -113,17 +137,23 @@ class WordVectors(keras.layers.Layer):
             "max_chars_per_word": self.tokenizer.max_chars_per_word,
             "options": self.options.to_dict(),
             "fine_tune_layers": self.fine_tune_layers,
+            "precision": self.encoder.precision,
         }
 
     @classmethod
     def from_config(cls, config: dict):
-        """The layer of `get_config()`, with an encoder of fresh weights for Keras to load the saved ones into."""
+        """The layer of `get_config()`, with an encoder of fresh weights for Keras to load the saved ones into,
+        computing in the saved precision (a model saved before layers had one computes in float32)."""
         config = dict(config)
         bert_config = BertConfig.from_dict(config.pop("bert_config"), source="the layer's config")
         tokenizer = BertTokenizer(config.pop("vocabulary"), lower_case=config.pop("lower_case"),
                                   max_chars_per_word=config.pop("max_chars_per_word"))
         options = EmbeddingOptions(**config.pop("options"))
-        return cls(BertEncoder(bert_config), bert_config, tokenizer, options, **config)
+        compute_dtype = resolve_precision(config.pop("precision", "float32"))
+        fine_tune_layers = config.get("fine_tune_layers", 0)
+        check_fine_tuning(fine_tune_layers, bert_config, compute_dtype)
+        encoder = BertEncoder(bert_config, compute_dtype=compute_dtype, trained_layers=fine_tune_layers)
+        return cls(encoder, bert_config, tokenizer, options, **config)
 
     def compute_output_spec(self, sentences):
         """Ragged outputs, which Keras cannot infer by tracing strings symbolically."""
@@ -182,9 +212,24 @@ class SentenceVectors(WordVectors):
         return tf.ensure_shape(out, [None, self.config.hidden_size])
 
 
+def check_fine_tuning(fine_tune_layers, config: BertConfig, compute_dtype: str) -> None:
+    """Refuses a `fine_tune_layers` the model does not have, or fine-tuning where training cannot run.
+
+    Raises:
+        ValueError: saying what to use instead.
+    """
+    if isinstance(fine_tune_layers, bool) or not isinstance(fine_tune_layers, int) \
+            or not 0 <= fine_tune_layers <= config.num_hidden_layers:
+        raise InvalidValue(f"fine_tune_layers must be an integer from 0 to {config.num_hidden_layers}; "
+                           f"got {fine_tune_layers!r}")
+    if fine_tune_layers and compute_dtype == "float16":
+        raise InvalidValue("fine-tuning cannot compute in float16: its small gradients underflow without loss "
+                           "scaling; use precision='bfloat16' (same speed-up, float32's range) or 'float32'")
+
+
 def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int, *, dropout_layers: int = 0) -> dict:
     """Tokenizer and encoder over whole texts, long ones in the library's windows; BERT's dropout in the
-    top `dropout_layers` encoder layers (`training.token_states`; 0 while not training).
+    top `dropout_layers` encoder layers (`BertEncoder.token_states`; 0 while not training).
 
     Returns:
         A dict: "tokens" (`tokenizer.tokenize`'s dict), "pieces" [batch, (words), (pieces)],
@@ -208,7 +253,7 @@ def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int, *, 
                                   tokenizer.cls_id, tokenizer.sep_id)
     ids = segments.to_tensor(default_value=0)
     mask = tf.cast(tf.sequence_mask(segments.row_lengths(), tf.shape(ids)[1]), tf.int32)
-    states, pooled = token_states(encoder, ids, mask, dropout_layers=dropout_layers)
+    states, pooled = encoder.token_states(ids, mask, dropout_layers=dropout_layers)
     source, plan = head.stitch_indices(n, span, plan)
     return {"n": n, "plan": plan, "states": states, "pooled": pooled, "source": source}
 

@@ -237,7 +237,7 @@ def _first_line(error: Exception) -> str:
 
 
 def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report: bool = False,
-                 compute_dtype: str = "float32"):
+                 compute_dtype: str = "float32", trained_layers: int = 0):
     """Builds the Keras encoder from a Google checkpoint and restores its weights.
 
     Args:
@@ -247,6 +247,7 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
         return_report: also return the `LoadReport`.
         compute_dtype: "float32", "bfloat16"/"float16" for the mixed-precision encoder, or "int8"
             (see `BertEncoder`); `precision.resolve_precision` turns the user's option into this.
+        trained_layers: the top blocks kept as float32 variables for fine-tuning (see `BertEncoder`).
 
     Returns:
         `(config, encoder)`, or `(config, encoder, report)` with `return_report`.
@@ -266,11 +267,12 @@ def load_encoder(path: str | os.PathLike, *, strict: bool = True, return_report:
     directory, prefix = resolve_checkpoint_prefix(path)
     config = load_config(os.path.join(directory, "bert_config.json"))
     return restore_encoder(config, prefix, strict=strict, return_report=return_report, start=start,
-                           compute_dtype=compute_dtype)
+                           compute_dtype=compute_dtype, trained_layers=trained_layers)
 
 
 def restore_encoder(config: BertConfig, prefix: str | os.PathLike, *, strict: bool = True,
-                    return_report: bool = False, start: float | None = None, compute_dtype: str = "float32"):
+                    return_report: bool = False, start: float | None = None, compute_dtype: str = "float32",
+                    trained_layers: int = 0):
     """`load_encoder` for a checkpoint already found: `prefix` as `resolve_checkpoint_prefix` returns it.
 
     `bert_tf.store.CheckpointDir` resolves a checkpoint once and restores through this, so
@@ -279,7 +281,7 @@ def restore_encoder(config: BertConfig, prefix: str | os.PathLike, *, strict: bo
     Args:
         config: the checkpoint's config.
         prefix: its TF1 prefix (`DIR/bert_model.ckpt`).
-        strict, return_report, compute_dtype: as for `load_encoder`.
+        strict, return_report, compute_dtype, trained_layers: as for `load_encoder`.
         start: `time.perf_counter()` when the load began, for the report (default: now).
 
     Raises:
@@ -293,7 +295,7 @@ def restore_encoder(config: BertConfig, prefix: str | os.PathLike, *, strict: bo
     ignored = _check_index(prefix, table, strict)
     # The variables are created from the checkpoint's tensors: no second copy of the weights.
     values = _CheckpointValues(prefix, table)
-    encoder = BertEncoder(config, initial_values=values, compute_dtype=compute_dtype)
+    encoder = BertEncoder(config, initial_values=values, compute_dtype=compute_dtype, trained_layers=trained_layers)
     unread = sorted(set(values.rows) - values.read)
     if unread:  # every variable was looked up above; a row nobody asked for has no variable
         raise AssertionError(f"checkpoint table rows with no encoder variable: {unread}")

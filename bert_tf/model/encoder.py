@@ -1,4 +1,4 @@
-"""The BERT encoder as a Keras 3 model (TensorFlow backend), inference only.
+"""The BERT encoder as a Keras 3 model (TensorFlow backend), for inference and fine-tuning.
 
 Layer and variable names are stable and mirror Google's TF1 scopes, so the
 checkpoint table (`checkpoint.py`) can name every variable explicitly:
@@ -12,7 +12,12 @@ checkpoint table (`checkpoint.py`) can name every variable explicitly:
     pooler/{kernel, bias}
 
 Kernels keep TF1's `[in, out]` layout, so restoring needs no transposes.
-There is no dropout: this model only embeds.
+
+Dropout is for fine-tuning only: `token_states(..., dropout_layers=N)` drops where
+Google's `modeling.py` does (the attention probabilities at `attention_probs_dropout_prob`;
+the attention and feed-forward outputs before each residual add at `hidden_dropout_prob`)
+in the top N blocks, which must hold float32 variables. Without it (the default) the
+graph has no dropout op at all: inference is unchanged.
 
 `compute_dtype="bfloat16"` (or "float16") builds the mixed-precision encoder of
 `precision.py`: the six dense layers of each block hold their kernels and biases
@@ -24,6 +29,13 @@ stay float32, so every output is float32.
 `compute_dtype="int8"` makes those six dense layers `quantize.QuantizedDense`:
 int8 kernels, each token's input quantized to uint8 over its own range, float32
 in and out; everything else computes in float32.
+
+`trained_layers=N` keeps the top N blocks trainable whatever the compute dtype: their
+variables are float32 (gradients and optimiser updates need them). In a bfloat16 or
+float16 encoder those blocks compute as Keras's "mixed_bfloat16"/"mixed_float16"
+policy does (float32 variables cast to the compute dtype where a matmul reads them,
+the same arithmetic as the blocks below); in an int8 encoder they compute in
+float32, since int8 kernels cannot be trained. The blocks below are unchanged.
 
 `BertEncoder(config, initial_values=...)` creates every variable straight from
 a value looked up by the path above (`checkpoint.load_encoder` passes the
@@ -108,6 +120,11 @@ def _initializer(values: Optional[InitialValues], path: str, default: str):
 
 #: The compute dtypes `BertEncoder` accepts (`precision.resolve_precision` maps the option onto them).
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16", "int8")
+
+#: What a trained block (float32 variables) computes in, for each encoder compute dtype: a Keras
+#: mixed policy where the encoder computes in a 16-bit float, float32 where int8 kernels cannot train.
+TRAINED_BLOCK_DTYPES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16",
+                        "int8": "float32"}
 
 
 def _dense(units, name, values, scope="", activation=None, **kwargs):
@@ -228,14 +245,27 @@ class TransformerBlock(keras.layers.Layer):
 
     def __init__(self, config: BertConfig, initial_values: Optional[InitialValues] = None, *,
                  compute_dtype: str = "float32", **kwargs):
+        """Args:
+            config, initial_values: as for `BertEncoder`.
+            compute_dtype: one of `COMPUTE_DTYPES`, or "mixed_bfloat16"/"mixed_float16" (Keras's
+                policy names): float32 variables, matmuls in the 16-bit dtype (a trained block).
+        """
         super().__init__(**kwargs)
         h, values, scope = config.hidden_size, initial_values, f"{self.name}/"
         self.num_heads = config.num_attention_heads
         self.head_size = config.head_size
         self.activation = ACTIVATIONS[config.hidden_act]
+        self.hidden_dropout = config.hidden_dropout_prob
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.precision = compute_dtype
+        # Whether the variables are float32 (so the block can train, and drop out while it does).
+        self.float32_variables = compute_dtype in ("float32", "mixed_bfloat16", "mixed_float16")
+        # float32 variables read by 16-bit matmuls: cast where the matmul reads them, as Keras's mixed policy does.
+        self.mixed = compute_dtype.startswith("mixed_")
         # None in float32 and int8: their graphs then have no casts at all (int8 layers take and
         # return float32, and everything else in them computes in float32).
-        self.low = None if compute_dtype in ("float32", "int8") else tf.as_dtype(compute_dtype)
+        low = compute_dtype.removeprefix("mixed_")
+        self.low = None if low in ("float32", "int8") else tf.as_dtype(low)
         d = {"dtype": compute_dtype}
         self.query = _dense(h, "query", values, scope, **d)
         self.key = _dense(h, "key", values, scope, **d)
@@ -256,17 +286,24 @@ class TransformerBlock(keras.layers.Layer):
         self.output_layer_norm.build((None, None, h))
         self.built = True
 
-    @staticmethod
-    def _dense(layer, x, activation=None):
+    def _dense(self, layer, x, activation=None):
         # [tokens, in] @ [in, out] + bias as MatMul + BiasAdd (+ activation): the pattern
         # TensorFlow's CPU graph rewriter fuses into one kernel; an int8 layer applies its own
         # bias and activation.
         if isinstance(layer, QuantizedDense):
             return layer(x)
-        y = tf.nn.bias_add(tf.matmul(x, layer.kernel), layer.bias)
+        kernel, bias = layer.kernel, layer.bias
+        if self.mixed:  # float32 variables, 16-bit arithmetic; the gradient flows back through the cast
+            kernel, bias = tf.cast(kernel, self.low), tf.cast(bias, self.low)
+        y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
         return y if activation is None else activation(y)
 
-    def call(self, x, attention_adder, packing=None):
+    @staticmethod
+    def _drop(x, rate: float, dropout: bool):
+        # No op at all unless dropping: the inference graph is the one without dropout.
+        return tf.nn.dropout(x, rate=rate) if dropout and rate > 0 else x
+
+    def call(self, x, attention_adder, packing=None, *, dropout: bool = False):
         """One layer.
 
         Args:
@@ -274,30 +311,40 @@ class TransformerBlock(keras.layers.Layer):
             attention_adder: `[batch, 1, 1 or seq, seq]`, 0 where attention is allowed, -10000 elsewhere.
             packing: None, or a `Packing`: the dense layers (nearly all the FLOPs) then run on real
                 tokens only, and just the attention scores are computed in the padded layout.
+            dropout: drop out as BERT trains (module docstring), at the config's rates. Not named
+                `training`, which Keras would pass down from an outer `training=True` to frozen blocks too.
+
+        Raises:
+            ValueError: `dropout` in a block whose variables are not float32 (it cannot train).
         """
+        if dropout and not self.float32_variables:
+            raise InvalidValue(f"{self.name} cannot drop out: its weights are {self.precision}, and only "
+                               f"float32 weights train; build the encoder with trained_layers covering it")
         if packing is None:
             batch, seq = tf.shape(x)[0], tf.shape(x)[1]
             tokens = self._call_tokens(tf.reshape(x, [batch * seq, self._hidden]), attention_adder,
-                                       Packing.full(batch, seq))
+                                       Packing.full(batch, seq), dropout)
             return tf.reshape(tokens, [batch, seq, self._hidden])
-        return self._call_tokens(x, attention_adder, packing)
+        return self._call_tokens(x, attention_adder, packing, dropout)
 
-    def _call_tokens(self, x, attention_adder, packing):
+    def _call_tokens(self, x, attention_adder, packing, dropout):
         # x: [tokens, hidden]
         if self.low is not None:
-            return self._call_tokens_mixed(x, attention_adder, packing)
+            return self._call_tokens_mixed(x, attention_adder, packing, dropout)
         q, k, v = (packing.to_heads(self._dense(layer, x), self.num_heads)  # [batch, heads, seq, head_size]
                    for layer in (self.query, self.key, self.value))
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
         probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
+        probs = self._drop(probs, self.attention_dropout, dropout)
         # [tokens, hidden], reshaped to x's own shape: a no-op that lets TensorFlow's graph
         # optimiser prove the residual add's operands alike and fuse it into the matmul.
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x))
-        x = self.attention_layer_norm(x + self._dense(self.attention_output, context))
+        attended = self._drop(self._dense(self.attention_output, context), self.hidden_dropout, dropout)
+        x = self.attention_layer_norm(x + attended)
         y = self._dense(self.output_dense, self._dense(self.intermediate, x, self.activation))
-        return self.output_layer_norm(x + y)
+        return self.output_layer_norm(x + self._drop(y, self.hidden_dropout, dropout))
 
-    def _call_tokens_mixed(self, x, attention_adder, packing):
+    def _call_tokens_mixed(self, x, attention_adder, packing, dropout):
         # The residual stream x stays float32 and is rounded to the compute dtype only where a
         # matmul reads it; each matmul's output is rounded once (oneDNN accumulates in float32).
         low, f32 = self.low, tf.float32
@@ -311,10 +358,12 @@ class TransformerBlock(keras.layers.Layer):
         q = q * tf.constant(1.0 / math.sqrt(self.head_size), low)
         scores = tf.matmul(q, k, transpose_b=True)
         probs = tf.nn.softmax(scores + tf.cast(attention_adder, low), axis=-1)
+        probs = self._drop(probs, self.attention_dropout, dropout)
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x_low))
-        x = self.attention_layer_norm(x + tf.cast(self._dense(self.attention_output, context), f32))
+        attended = self._drop(self._dense(self.attention_output, context), self.hidden_dropout, dropout)
+        x = self.attention_layer_norm(x + tf.cast(attended, f32))
         y = self._dense(self.output_dense, self._dense(self.intermediate, tf.cast(x, low), self.activation))
-        return self.output_layer_norm(x + tf.cast(y, f32))
+        return self.output_layer_norm(x + tf.cast(self._drop(y, self.hidden_dropout, dropout), f32))
 
 
 class Packing:
@@ -415,7 +464,7 @@ class BertEncoder(keras.Model):
     """
 
     def __init__(self, config: BertConfig, initial_values: Optional[InitialValues] = None, *,
-                 compute_dtype: str = "float32", **kwargs):
+                 compute_dtype: str = "float32", trained_layers: int = 0, **kwargs):
         """Builds every variable at once.
 
         Args:
@@ -425,19 +474,28 @@ class BertEncoder(keras.Model):
             compute_dtype: "float32" (default), "bfloat16"/"float16" for mixed precision, or
                 "int8" for int8 dense layers
                 (module docstring); the outputs are float32 either way.
+            trained_layers: the top this many blocks hold float32 variables, to be fine-tuned
+                (module docstring); nothing changes in a float32 encoder.
 
         Raises:
-            ValueError: an unknown `compute_dtype`.
+            ValueError: an unknown `compute_dtype`, or `trained_layers` outside 0..num_hidden_layers.
         """
         if compute_dtype not in COMPUTE_DTYPES:
             raise InvalidValue(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {compute_dtype!r}")
+        layers = config.num_hidden_layers
+        if isinstance(trained_layers, bool) or not isinstance(trained_layers, int) \
+                or not 0 <= trained_layers <= layers:
+            raise InvalidValue(f"trained_layers must be an integer from 0 to {layers}; got {trained_layers!r}")
         kwargs.setdefault("name", "bert")
         super().__init__(**kwargs)
         self.config = config
         self.precision = compute_dtype  # the compute dtype's name: "float32", "bfloat16", "float16" or "int8"
+        self.trained_layers = trained_layers
         self.embeddings = BertEmbeddings(config, initial_values, name="embeddings")
-        self.blocks = [TransformerBlock(config, initial_values, compute_dtype=compute_dtype, name=f"layer_{i}")
-                       for i in range(config.num_hidden_layers)]
+        self.blocks = [TransformerBlock(config, initial_values, name=f"layer_{i}",
+                                        compute_dtype=(compute_dtype if i < layers - trained_layers
+                                                       else TRAINED_BLOCK_DTYPES[compute_dtype]))
+                       for i in range(layers)]
         self.pooler = _dense(config.hidden_size, "pooler", initial_values, activation="tanh")
         self.embeddings.build()
         for block in self.blocks:
@@ -466,7 +524,7 @@ class BertEncoder(keras.Model):
             "embedding_output": embedding_output,
         }
 
-    def token_states(self, word_ids, mask):
+    def token_states(self, word_ids, mask, *, dropout_layers: int = 0):
         """Every hidden state of the real tokens only, computed without padding in the dense layers.
 
         The same numbers as `call` (up to float rounding) at a cost proportional to the
@@ -474,21 +532,31 @@ class BertEncoder(keras.Model):
 
         Args:
             word_ids, mask: int32 `[batch, seq]`; token type ids are taken as 0.
+            dropout_layers: the top this many blocks drop out as BERT trains (module docstring):
+                the fine-tuned ones, while training. 0 (default): no dropout op in the graph.
 
         Returns:
             `(states, pooled)`: `states` is a list of `num_hidden_layers + 1` tensors
             `[tokens, hidden]` (embedding output first; tokens in the row-major order of
             `tf.boolean_mask(x, mask)`), `pooled` is `[batch, hidden]` (zeros for a row
             whose first position is padding: it has no [CLS]).
+
+        Raises:
+            ValueError: `dropout_layers` reaching a block without float32 variables (see `trained_layers`).
         """
+        if isinstance(dropout_layers, bool) or not isinstance(dropout_layers, int) \
+                or not 0 <= dropout_layers <= len(self.blocks):
+            raise InvalidValue(f"dropout_layers must be an integer from 0 to {len(self.blocks)}; "
+                               f"got {dropout_layers!r}")
+        first_dropped = len(self.blocks) - dropout_layers
         packing = Packing(mask)
         ids = tf.gather(tf.reshape(tf.cast(word_ids, tf.int32), [-1]), packing.token_slots)
         positions = packing.token_slots % packing.seq
         x = self.embeddings(ids[tf.newaxis], tf.zeros_like(ids)[tf.newaxis], positions[tf.newaxis])[0]
         adder = attention_adder_for(mask)
         states = [x]
-        for block in self.blocks:
-            x = block(x, adder, packing=packing)
+        for i, block in enumerate(self.blocks):
+            x = block(x, adder, packing=packing, dropout=i >= first_dropped)
             states.append(x)
         # [CLS] is each row's first position; a row with no real token there pools to zeros.
         first = tf.gather(packing.slot_tokens, tf.range(packing.batch) * packing.seq)  # [batch]

@@ -102,10 +102,11 @@ class CheckpointDir:
 
         return resolve_lower_case(self.vocab, self.name, override, known=lower_case_for(self.name))
 
-    def load_encoder(self, *, strict: bool = True, return_report: bool = False, compute_dtype: str = "float32"):
+    def load_encoder(self, *, strict: bool = True, return_report: bool = False, compute_dtype: str = "float32",
+                     trained_layers: int = 0):
         """`(config, BertEncoder)` restored strictly from the checkpoint (see `model.checkpoint`),
         or `(config, encoder, report)` with `return_report`. The path is not resolved again."""
         from bert_tf.model.checkpoint import restore_encoder
 
         return restore_encoder(self.config, self.prefix, strict=strict, return_report=return_report,
-                               compute_dtype=compute_dtype)
+                               compute_dtype=compute_dtype, trained_layers=trained_layers)
