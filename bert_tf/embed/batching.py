@@ -2,9 +2,9 @@
 
 Written once, in TensorFlow ops (`plan_calls`): the library runs it once per chunk of texts
 (`plan`: op by op for a process's first plans, then as one traced graph), and the SavedModel
-runs the same ops inside its graph. In
-bfloat16 a different call shape gives different vectors (within bfloat16 rounding), so one
-plan is what makes the export return the library's vectors. (int8 rounds each token over its
+and the Keras layer run the same ops inside their graphs, and the calls themselves with
+`encode_calls`. In bfloat16 a different call shape gives different vectors (within bfloat16
+rounding), so one plan is what makes the export return the library's vectors. (int8 rounds each token over its
 own range: its vectors do not depend on the plan.)
 
 A text becomes one model input, `[CLS] pieces [SEP]`; a text longer than
