@@ -6,6 +6,9 @@
 1. Features per second: `WordVectors` inside `model.predict` against `get_bert_embeddings`, on the
    same sentences, in alternating order repeat by repeat (so drift of the machine hits both); the
    median of each and the median of the per-repeat ratios (layer / library; the target is >= 0.9).
+   The layer is given predict batches of `--predict-batch` texts (256, as docs/keras.md advises:
+   the layer plans each batch as the library plans its chunk of texts) and, for comparison, of
+   predict's default 32.
 2. A training step: a `word_tagger` (BiLSTM) on frozen `GivenWordVectors` against the same with the
    top two encoder layers fine-tuned, steps alternating between the two models; median seconds each.
 3. Peak memory: fine-tuning the top two layers of the largest checkpoint found (by the size of its
@@ -78,36 +81,45 @@ def bert_base_checkpoint(directory: str) -> str:
     return str(path)
 
 
-def features_per_second(checkpoint: str, texts: list[str], *, repeats: int, batch_size: int) -> dict:
-    """Word vectors per second: the layer in `model.predict` and `get_bert_embeddings`, interleaved."""
+def features_per_second(checkpoint: str, texts: list[str], *, repeats: int, batch_size: int,
+                        default_batch: int = 32) -> dict:
+    """Word vectors per second: the layer in `model.predict` (batches of `batch_size` texts, and of
+    predict's default `default_batch`) and `get_bert_embeddings`, interleaved."""
     from bert_tf import get_bert_embeddings
     from bert_tf.keras import WordVectors
     from bert_tf.runtime import keras, tf
 
     inputs = keras.Input(shape=(), dtype="string")
     model = keras.Model(inputs, WordVectors.from_checkpoint(checkpoint)(inputs)["vectors"])
-    data = tf.data.Dataset.from_tensor_slices(texts).batch(batch_size)
+    data = {size: tf.data.Dataset.from_tensor_slices(texts).batch(size) for size in (batch_size, default_batch)}
 
-    def layer():
-        return int(model.predict(data, verbose=0).flat_values.shape[0])  # [texts, (words), width]
+    def layer(size):
+        out = model.predict(data[size], verbose=0).flat_values  # [words, width]
+        return out.shape[0], out.shape[1]
 
     def library():
         # Its dicts keep one vector per distinct word, but every word's vector is computed, as the layer's.
-        get_bert_embeddings(texts, checkpoint=checkpoint, progress=False)
+        out = get_bert_embeddings(texts, checkpoint=checkpoint, progress=False)
+        return next(v for d in out for v in d.values()).shape[0]
 
-    runs = {"layer": layer, "library": library}
-    words = layer()  # and warm-up: tracing, the library's cached embedder
-    library()
+    runs = {"layer": lambda: layer(batch_size), "library": library, "layer_default": lambda: layer(default_batch)}
+    words, width = layer(batch_size)  # and warm-up: tracing, the library's cached embedder
+    if library() != width or layer(default_batch) != (words, width):
+        raise RuntimeError("the layer and the library made vectors of different widths or numbers")
     rates = {name: [] for name in runs}
+    names = list(runs)
     for r in range(repeats):
-        for name in (("layer", "library") if r % 2 == 0 else ("library", "layer")):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # each first in turn
             start = time.perf_counter()
             runs[name]()
             rates[name].append(words / (time.perf_counter() - start))
+    ratio = lambda name: statistics.median(a / b for a, b in zip(rates[name], rates["library"]))  # noqa: E731
     return {
-        "words": words, "texts": len(texts), "repeats": repeats,
+        "words": words, "width": width, "texts": len(texts), "repeats": repeats,
+        "predict_batch": batch_size, "default_batch": default_batch,
         "layer_per_s": statistics.median(rates["layer"]), "library_per_s": statistics.median(rates["library"]),
-        "ratio": statistics.median(a / b for a, b in zip(rates["layer"], rates["library"])),
+        "layer_default_per_s": statistics.median(rates["layer_default"]),
+        "ratio": ratio("layer"), "ratio_default_batch": ratio("layer_default"),
     }
 
 
@@ -195,7 +207,8 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="float32", help="the fine-tuned layer's precision for memory")
     parser.add_argument("--texts", type=int, default=512, help="generated sentences for features/s")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=32, help="training and memory batch")
+    parser.add_argument("--predict-batch", type=int, default=256, help="texts per model.predict batch")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="training steps timed (and 3 for memory)")
     parser.add_argument("--layers", type=int, default=2, help="top layers fine-tuned")
@@ -210,6 +223,7 @@ def main(argv=None) -> int:
         return 0
     if args.quick:
         args.texts, args.repeats, args.batch, args.seq, args.steps = 16, 2, 4, 16, 2
+        args.predict_batch = 8
     from bert_tf.store.checkpoint_dir import CheckpointDir
 
     checkpoint = None if args.memory_only else str(CheckpointDir.resolve(args.checkpoint).path)
@@ -221,13 +235,15 @@ def main(argv=None) -> int:
     results = {}
     if not args.memory_only:
         texts = sentences(args.texts, longest=12 if args.quick else 60)
-        results["features"] = features_per_second(checkpoint, texts, repeats=args.repeats, batch_size=args.batch)
+        results["features"] = features_per_second(checkpoint, texts, repeats=args.repeats,
+                                                  batch_size=args.predict_batch, default_batch=args.batch)
         results["training_step"] = training_steps(checkpoint, texts, steps=args.steps, batch_size=args.batch,
                                                   layers=args.layers)
         f, t = results["features"], results["training_step"]
-        print(f"features/s: layer in model.predict {f['layer_per_s']:.0f}, get_bert_embeddings "
-              f"{f['library_per_s']:.0f}; ratio {f['ratio']:.2f} (median of {f['repeats']} interleaved repeats, "
-              f"{f['words']} words)")
+        print(f"features/s: layer in model.predict (batches of {f['predict_batch']}) {f['layer_per_s']:.0f}, "
+              f"get_bert_embeddings {f['library_per_s']:.0f}; ratio {f['ratio']:.2f} (median of {f['repeats']} "
+              f"interleaved repeats, {f['words']} words of width {f['width']}); predict's default batch of "
+              f"{f['default_batch']}: {f['layer_default_per_s']:.0f}, ratio {f['ratio_default_batch']:.2f}")
         print(f"training step (batch {t['batch']}): frozen {1000 * t['frozen_s']:.1f} ms, top "
               f"{t['fine_tuned_layers']} fine-tuned {1000 * t['fine_tuned_s']:.1f} ms; ratio {t['ratio']:.2f}")
     results["memory"] = m = peak_memory(memory_checkpoint, batch=args.batch, seq=args.seq,

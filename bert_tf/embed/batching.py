@@ -2,9 +2,9 @@
 
 Written once, in TensorFlow ops (`plan_calls`): the library runs it once per chunk of texts
 (`plan`: op by op for a process's first plans, then as one traced graph), and the SavedModel
-runs the same ops inside its graph. In
-bfloat16 a different call shape gives different vectors (within bfloat16 rounding), so one
-plan is what makes the export return the library's vectors. (int8 rounds each token over its
+and the Keras layer run the same ops inside their graphs, and the calls themselves with
+`encode_calls`. In bfloat16 a different call shape gives different vectors (within bfloat16
+rounding), so one plan is what makes the export return the library's vectors. (int8 rounds each token over its
 own range: its vectors do not depend on the plan.)
 
 A text becomes one model input, `[CLS] pieces [SEP]`; a text longer than
@@ -99,6 +99,68 @@ def plan_calls(n, span, max_seq_length, batch_size, max_positions) -> dict:
         "ready": ready,
         "ready_texts": ready_texts,
     }
+
+
+def encode_calls(encoder, text_pieces, plan: dict, features: dict, cls_id: int, sep_id: int, *,
+                 token_states=None, gradients: bool = False) -> dict:
+    """The plan's model calls run in the graph, each padded to the plan's length as `call_arrays` pads.
+
+    What the SavedModel and the Keras layer run: the same calls, of the same shapes, as the library's,
+    so a batch pads each call only to its own longest segment (not to the batch's longest text) and
+    the outputs come back in segment order, whatever order the calls ran in.
+
+    Args:
+        encoder: a `BertEncoder`.
+        text_pieces: [T, (pieces)] int32, each text's pieces.
+        plan: `plan_calls` for these texts.
+        features: {name: (layers, combine)}: what each call keeps of its hidden states
+            (`head.combine_layers`), as `graphs.encode_graph` takes it.
+        cls_id, sep_id: the vocabulary's [CLS] and [SEP] ids.
+        token_states: `(ids, mask) -> (states, pooled)` of one call; None for `encoder.token_states`
+            (the Keras layer passes its forward with dropout while fine-tuning).
+        gradients: False: the calls run in a `tf.while_loop` and no gradient flows back into them
+            (TensorFlow cannot differentiate the encoder's `tf.cond` inside a while loop, and a
+            frozen encoder needs none). True (fine-tuning): every segment runs in one call, padded
+            to the longest, which TensorFlow differentiates.
+
+    Returns:
+        {name: [N, ...] every real token of every segment, in segment order, "pooled": [S, hidden]}.
+    """
+    token_states = token_states or encoder.token_states
+    hidden = encoder.config.hidden_size
+    order = plan["order"]
+    windows = (tf.gather(plan[k], order) for k in ("seg_text", "seg_start", "seg_len"))
+    segments = head.window_inputs(text_pieces, *windows, cls_id, sep_id)  # [S, (length)] in call order
+    splits, padded = plan["call_splits"], plan["call_padded"]
+    names = list(features)
+    shapes = [head.combined_shape(len(layers), hidden, combine) for layers, combine in features.values()]
+    arrays = [tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False, element_shape=shape)
+              for shape in shapes + [[None, hidden]]]
+
+    def step(c, *arrays):
+        chunk = segments[splits[c]:splits[c + 1]]
+        shape = tf.stack([splits[c + 1] - splits[c], padded[c]])
+        ids = chunk.to_tensor(default_value=0, shape=shape)
+        mask = tf.ones_like(chunk).to_tensor(default_value=0, shape=shape)
+        states, pooled = token_states(ids, mask)
+        values = [head.combine_layers(states, *features[name]) for name in names] + [pooled]
+        return (c + 1, *(a.write(tf.cast(c, tf.int32), v) for a, v in zip(arrays, values)))
+
+    if gradients:
+        ids = segments.to_tensor(default_value=0)
+        states, pooled = token_states(ids, tf.ones_like(segments).to_tensor(default_value=0))
+        outputs = [head.combine_layers(states, *features[name]) for name in names]
+    else:
+        calls = tf.size(padded, out_type=tf.int64)
+        _, *arrays = tf.while_loop(lambda c, *_: c < calls, step, (tf.constant(0, tf.int64), *arrays))
+        *outputs, pooled = (tf.stop_gradient(a.concat()) for a in arrays)
+    # Back from call order to segment order: segment s's tokens start where its sorted position's do.
+    position = tf.math.invert_permutation(order)
+    token_starts = tf.gather(plan["token_splits"], position)
+    tokens = tf.ragged.range(token_starts, token_starts + plan["seg_len"] + 2).flat_values
+    out = {name: tf.ensure_shape(tf.gather(x, tokens), shape) for name, x, shape in zip(names, outputs, shapes)}
+    out["pooled"] = tf.ensure_shape(tf.gather(pooled, position), [None, hidden])
+    return out
 
 
 _scalar = tf.TensorSpec([], tf.int64)

@@ -34,8 +34,7 @@ def head_graph(config, features: dict[str, tuple[tuple[int, ...], str]], kinds: 
                options: EmbeddingOptions):
     """{name: features, "pooled": ...}, n, pieces_per_word, span -> words, sentence and/or states of whole texts."""
     h = config.hidden_size
-    feature_specs = {name: tf.TensorSpec([None, len(layers), h] if combine == "stack" else
-                                         [None, h * (len(layers) if combine == "concat" else 1)], tf.float32)
+    feature_specs = {name: tf.TensorSpec(head.combined_shape(len(layers), h, combine), tf.float32)
                      for name, (layers, combine) in features.items()}
     feature_specs["pooled"] = tf.TensorSpec([None, h], tf.float32)
     vector = tf.TensorSpec([None], tf.int64)

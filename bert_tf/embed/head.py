@@ -48,6 +48,13 @@ def combine_layers(states, layers, combine: str):
     return x
 
 
+def combined_shape(num_layers: int, hidden: int, combine: str) -> list:
+    """The shape `combine_layers` returns for `num_layers` layers of width `hidden`, `[None, ...]`."""
+    if combine == "stack":
+        return [None, num_layers, hidden]
+    return [None, hidden * (num_layers if combine == "concat" else 1)]
+
+
 def window_plan(n, span):
     """The windows of every text, in the graph (`batching.plan_calls` plans the model calls over them).
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 
-from bert_tf.embed import head
-from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.embed import batching, head
+from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 from bert_tf.errors import InvalidValue
 from bert_tf.model.config import BertConfig
 from bert_tf.model.encoder import BertEncoder
@@ -162,6 +162,11 @@ class WordVectors(keras.layers.Layer):
         return {"vectors": spec((self.resolved.vector_size,), "float32"), "words": spec((), "string"),
                 "starts": spec((), "int64"), "ends": spec((), "int64")}
 
+    @property
+    def _gradients(self) -> bool:
+        """Whether gradients may be asked of the encoder: fine-tuning on (in training or under a tape)."""
+        return self.trainable and self.fine_tune_layers > 0
+
     def _dropout_layers(self, training) -> int:
         """How many top blocks run with dropout in this call: the fine-tuned ones, while training."""
         return self.fine_tune_layers if training and self.trainable else 0
@@ -170,11 +175,11 @@ class WordVectors(keras.layers.Layer):
         """Returns a dict: "vectors" float32 [batch, (words), width], "words" string [batch, (words)],
         "starts"/"ends" int64 [batch, (words)] code-point offsets (end exclusive)."""
         resolved = self.resolved
-        run = encode_texts(self.tokenizer, self.encoder, sentences, resolved.span,
-                           dropout_layers=self._dropout_layers(training))
-        features = head.combine_layers(run["states"], resolved.hidden_states, self.options.combine)
+        run = encode_texts(self.tokenizer, self.encoder, sentences, resolved,
+                           {"words": (resolved.hidden_states, self.options.combine)},
+                           dropout_layers=self._dropout_layers(training), gradients=self._gradients)
         pieces = run["pieces"]
-        vectors = head.pool_words(tf.gather(features, run["source"]), run["n"], pieces.values.row_lengths(),
+        vectors = head.pool_words(tf.gather(run["words"], run["source"]), run["n"], pieces.values.row_lengths(),
                                   self.options.subword_pooling)
         vectors = tf.ensure_shape(vectors[:, :resolved.vector_size], [None, resolved.vector_size])
         tok = run["tokens"]
@@ -203,11 +208,11 @@ class SentenceVectors(WordVectors):
         return keras.KerasTensor((batch, self.config.hidden_size), "float32")
 
     def call(self, sentences, training=None):
-        run = encode_texts(self.tokenizer, self.encoder, sentences, self.resolved.span,
-                           dropout_layers=self._dropout_layers(training))
         strategy = self.options.sentence_strategy
-        rows = None if strategy == "pooled" else tf.gather(run["states"][self.resolved.sentence_state],
-                                                           run["source"])
+        features = {} if strategy == "pooled" else {"sentence": ((self.resolved.sentence_state,), "sum")}
+        run = encode_texts(self.tokenizer, self.encoder, sentences, self.resolved, features,
+                           dropout_layers=self._dropout_layers(training), gradients=self._gradients)
+        rows = None if strategy == "pooled" else tf.gather(run["sentence"], run["source"])
         out = head.sentence_vectors(rows, run["n"], run["pooled"], run["plan"], strategy)
         return tf.ensure_shape(out, [None, self.config.hidden_size])
 
@@ -227,35 +232,52 @@ def check_fine_tuning(fine_tune_layers, config: BertConfig, compute_dtype: str) 
                            "scaling; use precision='bfloat16' (same speed-up, float32's range) or 'float32'")
 
 
-def encode_texts(tokenizer: BertTokenizer, encoder, sentences, span: int, *, dropout_layers: int = 0) -> dict:
-    """Tokenizer and encoder over whole texts, long ones in the library's windows; BERT's dropout in the
-    top `dropout_layers` encoder layers (`BertEncoder.token_states`; 0 while not training).
+def encode_texts(tokenizer: BertTokenizer, encoder, sentences, resolved: ResolvedOptions, features: dict, *,
+                 dropout_layers: int = 0, gradients: bool = False) -> dict:
+    """Tokenizer and encoder over whole texts, in the library's batch plan; BERT's dropout in the top
+    `dropout_layers` encoder layers (`BertEncoder.token_states`; 0 while not training).
 
     Returns:
-        A dict: "tokens" (`tokenizer.tokenize`'s dict), "pieces" [batch, (words), (pieces)],
-        "n" [batch] pieces per text, "plan" (`head.window_plan`), "states" (every hidden state of
-        every window's real tokens, `encoder.token_states`), "pooled" [windows, hidden] and
-        "source" (`head.stitch_indices`: the rows that stitch windows back into texts).
+        `encode_pieces`'s dict and "tokens" (`tokenizer.tokenize`'s dict), "pieces" [batch, (words), (pieces)].
     """
     sentences = tf.reshape(tf.convert_to_tensor(sentences, tf.string), [-1])
     tok = tokenizer.tokenize(sentences)
     pieces = tok["pieces"]  # [batch, (words), (pieces)]
-    out = encode_pieces(tokenizer, encoder, pieces.merge_dims(1, 2), span, dropout_layers=dropout_layers)
+    out = encode_pieces(tokenizer, encoder, pieces.merge_dims(1, 2), resolved, features,
+                        dropout_layers=dropout_layers, gradients=gradients)
     return {"tokens": tok, "pieces": pieces, **out}
 
 
-def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, span: int, *, dropout_layers: int = 0) -> dict:
-    """`encode_texts` from the word-piece ids of each text, [batch, (pieces)]: "n", "plan", "states",
-    "pooled", "source"."""
+def encode_pieces(tokenizer: BertTokenizer, encoder, text_pieces, resolved: ResolvedOptions, features: dict, *,
+                  dropout_layers: int = 0, gradients: bool = False) -> dict:
+    """The encoder over the word-piece ids of each text, [batch, (pieces)], as the library runs it.
+
+    The batch is planned as `BertEmbedder` plans a chunk of texts (`batching.plan_calls`: long texts
+    in windows, segments sorted by length, model calls sized by the budget of padded positions), so
+    a call pads only to its own longest segment, not to the batch's longest text; the outputs come
+    back in the batch's order. A batch of a few hundred texts is then planned as the library plans them.
+    A layer being fine-tuned runs its batch as one call instead (`gradients`).
+
+    Args:
+        resolved: the layer's `ResolvedOptions` (span, max_seq_length, batch_size).
+        features: {name: (layers, combine)}: the combined hidden layers wanted (`batching.encode_calls`).
+        gradients: whether gradients flow back into the encoder (a layer being fine-tuned): the
+            batch then runs as one call, padded to its longest window (`batching.encode_calls`).
+
+    Returns:
+        A dict: each name of `features` [N, ...] for every window's real tokens, "pooled" [windows, hidden],
+        "n" [batch] pieces per text, "plan" (the window plan, with `head.stitch_indices`' additions)
+        and "source" (the rows that stitch windows back into texts).
+    """
     n = text_pieces.row_lengths()
-    plan = head.window_plan(n, span)
-    segments = head.window_inputs(text_pieces, plan["seg_text"], plan["seg_start"], plan["seg_len"],
-                                  tokenizer.cls_id, tokenizer.sep_id)
-    ids = segments.to_tensor(default_value=0)
-    mask = tf.cast(tf.sequence_mask(segments.row_lengths(), tf.shape(ids)[1]), tf.int32)
-    states, pooled = encoder.token_states(ids, mask, dropout_layers=dropout_layers)
-    source, plan = head.stitch_indices(n, span, plan)
-    return {"n": n, "plan": plan, "states": states, "pooled": pooled, "source": source}
+    plan = batching.plan_calls(n, resolved.span, resolved.max_seq_length, resolved.options.batch_size or 0,
+                               batching.MAX_BATCH_POSITIONS)
+    out = batching.encode_calls(
+        encoder, text_pieces, plan, features, tokenizer.cls_id, tokenizer.sep_id,
+        token_states=lambda ids, mask: encoder.token_states(ids, mask, dropout_layers=dropout_layers),
+        gradients=gradients)
+    source, plan = head.stitch_indices(n, resolved.span, plan)
+    return {**out, "n": n, "plan": plan, "source": source}
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
@@ -286,11 +308,11 @@ class GivenWordVectors(WordVectors):
         text_pieces = tf.RaggedTensor.from_row_splits(flat.values, tf.gather(flat.row_splits, words.row_splits),
                                                       validate=False)  # [batch, (pieces)]
         n = text_pieces.row_lengths()
-        features = encode_pieces(self.tokenizer, self.encoder, text_pieces, resolved.span,
-                                 dropout_layers=self._dropout_layers(training))
-        combined = head.combine_layers(features["states"], resolved.hidden_states, self.options.combine)
+        run = encode_pieces(self.tokenizer, self.encoder, text_pieces, resolved,
+                            {"words": (resolved.hidden_states, self.options.combine)},
+                            dropout_layers=self._dropout_layers(training), gradients=self._gradients)
         has_pieces = counts > 0
-        pooled = head.pool_words(tf.gather(combined, features["source"]), n, tf.boolean_mask(counts, has_pieces),
+        pooled = head.pool_words(tf.gather(run["words"], run["source"]), n, tf.boolean_mask(counts, has_pieces),
                                  self.options.subword_pooling)[:, :resolved.vector_size]
         vectors = tf.scatter_nd(tf.where(has_pieces), pooled,
                                 tf.stack([tf.size(counts, out_type=tf.int64),

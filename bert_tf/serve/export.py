@@ -350,7 +350,11 @@ def _embed(sentences, tokenizer, encoder, resolved: ResolvedOptions) -> dict:
     text_pieces = pieces.merge_dims(1, 2)  # [batch, (pieces)]
     n = text_pieces.row_lengths()  # [batch] int64
     plan = batching.plan_calls(n, span, resolved.max_seq_length, 0, batching.MAX_BATCH_POSITIONS)
-    features, sentence_rows, pooled = _encode(encoder, text_pieces, plan, resolved, tokenizer)
+    out = batching.encode_calls(encoder, text_pieces, plan,
+                                {"words": (resolved.hidden_states, options.combine),
+                                 "sentence": ((resolved.sentence_state,), "sum")},
+                                tokenizer.cls_id, tokenizer.sep_id)
+    features, sentence_rows, pooled = out["words"], out["sentence"], out["pooled"]
 
     # The head, as BertEmbedder runs it.
     source, plan = head.stitch_indices(n, span, plan)
@@ -373,47 +377,6 @@ def _embed(sentences, tokenizer, encoder, resolved: ResolvedOptions) -> dict:
         "word_ends": tf.cast(tok["ends"], tf.int32).to_tensor(default_value=0),
         "sentence_embedding": sentence,
     }
-
-
-def _encode(encoder, text_pieces, plan: dict, resolved: ResolvedOptions, tokenizer):
-    """The encoder over the plan's calls, each padded to the plan's length, as `batching.call_arrays` pads.
-
-    Args:
-        text_pieces: [T, (pieces)] int32, each text's pieces.
-        plan: `batching.plan_calls` for these texts.
-
-    Returns:
-        `(features, sentence_rows, pooled)`: the combined word-vector layers and the sentence layer of
-        every real token, [N, ...] in segment order, and the pooler output [S, hidden].
-    """
-    # One encoder input per window, as ragged rows in call order.
-    order = plan["order"]
-    windows = (tf.gather(plan[k], order) for k in ("seg_text", "seg_start", "seg_len"))
-    segments = head.window_inputs(text_pieces, *windows, tokenizer.cls_id, tokenizer.sep_id)
-    splits, padded = plan["call_splits"], plan["call_padded"]
-    options, hidden = resolved.options, encoder.config.hidden_size
-    out = [tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False, element_shape=shape)
-           for shape in ([None, resolved.width], [None, hidden], [None, hidden])]
-
-    def step(c, *arrays):
-        chunk = segments[splits[c]:splits[c + 1]]
-        shape = tf.stack([splits[c + 1] - splits[c], padded[c]])
-        ids = chunk.to_tensor(default_value=0, shape=shape)
-        mask = tf.ones_like(chunk).to_tensor(default_value=0, shape=shape)
-        states, pooled = encoder.token_states(ids, mask)
-        values = (head.combine_layers(states, resolved.hidden_states, options.combine),
-                  states[resolved.sentence_state], pooled)
-        return (c + 1, *(a.write(tf.cast(c, tf.int32), v) for a, v in zip(arrays, values)))
-
-    calls = tf.size(padded, out_type=tf.int64)
-    _, *out = tf.while_loop(lambda c, *_: c < calls, step, (tf.constant(0, tf.int64), *out))
-    features, sentence_rows, pooled = (a.concat() for a in out)
-    # Back from call order to segment order: segment s's tokens start where its sorted position's do.
-    position = tf.math.invert_permutation(order)
-    token_starts = tf.gather(plan["token_splits"], position)
-    tokens = tf.ragged.range(token_starts, token_starts + plan["seg_len"] + 2).flat_values
-    return (tf.gather(features, tokens), tf.gather(sentence_rows, tokens),
-            tf.ensure_shape(tf.gather(pooled, position), [None, hidden]))
 
 
 __all__ = ["export_saved_model", "exported_space", "METADATA_ASSET", "SIGNATURES"]

@@ -181,3 +181,28 @@ def test_trainable_switches_fine_tuning_off_and_on_for_the_chosen_layers_only(ma
     assert {v.path for v in model.trainable_weights} == head and features.trainable_weights == []
     features.trainable = True  # back to the top layer only, not the whole encoder (Keras's default)
     assert {v.path for v in model.trainable_weights} == head | {v.path for v in features.encoder.blocks[-1].weights}
+
+
+def test_batch_runs_the_library_plan_and_comes_back_in_order(make_checkpoint, monkeypatch):
+    """A batch is sorted by length and split into the library's model calls (each padded to its own longest
+    window, not the batch's longest text), and every text's vectors come back in its place."""
+    import bert_tf.keras.layers as layers
+    from bert_tf.embed.options import EmbeddingOptions
+    directory, _ = make_checkpoint("tiny")
+    calls = []
+    embedder = BertEmbedder.from_checkpoint(directory, batch_size=2)
+    embedder.on_call = lambda c: calls.append((c.rows, c.padded_length))
+    options = EmbeddingOptions(max_seq_length=32, batch_size=2)
+    layer = WordVectors.from_checkpoint(directory, options)
+    shapes = []
+
+    def recording(encoder, ids, mask, **kwargs):
+        shapes.append(tuple(ids.shape))
+        return layers.token_states.__wrapped__(encoder, ids, mask, **kwargs)
+
+    recording.__wrapped__ = layers.token_states
+    monkeypatch.setattr(layers, "token_states", recording)
+    out = layer(tf.constant(TEXTS))  # eagerly: one token_states per model call
+    _check(embedder, out, 32)
+    assert shapes == calls  # the library's calls, in its order and shapes
+    assert len(set(shapes)) > 1 and max(r for r, _ in shapes) <= 2  # several calls, of different lengths
