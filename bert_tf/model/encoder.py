@@ -54,7 +54,6 @@ import numpy as np
 from bert_tf.errors import InvalidValue
 from bert_tf.runtime import keras, tf
 from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
-from bert_tf.model import onednn
 from bert_tf.model.quantize import QuantizedDense
 
 #: Added to attention logits at padding positions, as in Google's modeling.py
@@ -156,10 +155,6 @@ class LayerNorm(keras.layers.LayerNormalization):
     an input across a rounding level (`quantize.py`): a text's vectors would depend on its batch.
     `divide_no_nan` rather than `/`, which TensorFlow's graph optimiser turns back into `rsqrt`.
 
-    Where TensorFlow has oneDNN's LayerNorm kernel it runs instead, in one pass rather than
-    seven (`onednn.layer_norm`): the same values to float32 rounding, 5x faster, with
-    `layer_norm_ops`' gradient.
-
     Only as `_layer_norm` builds it: over the last axis, with gamma and beta.
     """
 
@@ -170,33 +165,11 @@ class LayerNorm(keras.layers.LayerNormalization):
                              "use keras.layers.LayerNormalization for other settings")
 
     def call(self, x):
-        gamma, beta = tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta)
-        # Eagerly TensorFlow does not find oneDNN's kernel (`onednn.run_op`): the ops run there.
-        if x.dtype == tf.float32 and not tf.executing_eagerly() and onednn.layer_norm_available():
-            return onednn.layer_norm(x, gamma, beta, self.epsilon)
-        return layer_norm_ops(x, gamma, beta, self.epsilon)
-
-
-def layer_norm_ops(x, gamma, beta, epsilon: float):
-    """`LayerNorm` in TensorFlow ops (see its docstring): what runs where oneDNN's one-pass kernel
-    (`onednn.layer_norm`, the same to float32 rounding) does not, and that kernel's gradient."""
-    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-    centred = x - mean
-    variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
-    scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + epsilon))  # [tokens, 1]: see LayerNorm's docstring
-    return tf.nn.bias_add(centred * gamma * scale, beta)
-
-
-def _fused_layer_norm_gradient(op, upstream):
-    """The gradient of oneDNN's LayerNorm node: `layer_norm_ops`' own, so a fine-tuned encoder trains through it."""
-    x, gamma, beta = op.inputs
-    with tf.GradientTape() as tape:
-        tape.watch([x, gamma, beta])
-        y = layer_norm_ops(x, gamma, beta, op.get_attr("epsilon"))
-    return tape.gradient(y, [x, gamma, beta], output_gradients=upstream)
-
-
-onednn.register_gradient("_MklLayerNorm", _fused_layer_norm_gradient)
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        centred = x - mean
+        variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
+        scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + self.epsilon))  # [tokens, 1]: see the docstring
+        return tf.nn.bias_add(centred * self.gamma * scale, self.beta)
 
 
 def _layer_norm(name, values, scope=""):

@@ -41,7 +41,6 @@ from typing import Callable, Optional
 import numpy as np
 
 from bert_tf.model.hardware import int8_has_vnni
-from bert_tf.model.onednn import kernel_runs, run_op
 from bert_tf.runtime import keras, tf
 
 #: Largest int8 magnitude used for kernels (symmetric: -127..127, as oneDNN and ONNX Runtime use),
@@ -99,13 +98,14 @@ def onednn_int8_available() -> bool:
     Asked of TensorFlow itself, by running the kernel once on a 1x1 product. The kernel is
     oneDNN's own, so it runs even with `TF_ENABLE_ONEDNN_OPTS=0`; builds without oneDNN lack it.
     """
-    def probe():
-        out = onednn_matmul(tf.constant([[2]], tf.uint8), tf.constant(2.0), tf.constant([[3]], tf.int8),
-                            tf.constant([3.0]), tf.constant([0.0]))
-        expected = (2 * 2.0 / INPUT_LEVELS) * (3 * 3.0 / KERNEL_LEVELS)
-        return out.shape == (1, 1) and np.allclose(out.numpy(), [[expected]], rtol=1e-3)
-
-    return kernel_runs(probe)
+    with tf.init_scope():
+        try:
+            out = onednn_matmul(tf.constant([[2]], tf.uint8), tf.constant(2.0), tf.constant([[3]], tf.int8),
+                                tf.constant([3.0]), tf.constant([0.0]))
+            expected = (2 * 2.0 / INPUT_LEVELS) * (3 * 3.0 / KERNEL_LEVELS)
+            return out.shape == (1, 1) and bool(np.allclose(out.numpy(), [[expected]], rtol=1e-3))
+        except (tf.errors.OpError, TypeError, ValueError):
+            return False
 
 
 def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Optional[str] = None):
@@ -140,7 +140,27 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
              # Eager ops share one kernel per signature, so a cached kernel would serve the next layer
              # of the same shape: eagerly, nothing is cached.
              "is_weight_const": not tf.executing_eagerly()}
-    return run_op("_QuantizedMatMul", inputs, attrs, [tf.float32], name="QuantizedMatMul")[0]
+    if tf.executing_eagerly():
+        from tensorflow.python.eager import context, execute
+
+        flat = []
+        for key, value in attrs.items():
+            flat += [key, value]
+        return execute.execute(b"_QuantizedMatMul", 1, inputs=inputs, attrs=tuple(flat), ctx=context.context())[0]
+    graph = tf.compat.v1.get_default_graph()
+    values = {}
+    for key, value in attrs.items():
+        if isinstance(value, list) and (not value or isinstance(value[0], int)):
+            values[key] = tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue(type=value))
+        elif isinstance(value, list):
+            values[key] = tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue(s=value))
+        elif isinstance(value, bool):
+            values[key] = tf.compat.v1.AttrValue(b=value)
+        elif isinstance(value, bytes):
+            values[key] = tf.compat.v1.AttrValue(s=value)
+        else:
+            values[key] = tf.compat.v1.AttrValue(type=value)
+    return graph.create_op("_QuantizedMatMul", inputs, [tf.float32], name="QuantizedMatMul", attrs=values).outputs[0]
 
 
 #: How `QuantizedDense` sets its input ranges: one per row (token), or one per call (ONNX Runtime's).
