@@ -186,7 +186,6 @@ def test_trainable_switches_fine_tuning_off_and_on_for_the_chosen_layers_only(ma
 def test_batch_runs_the_library_plan_and_comes_back_in_order(make_checkpoint, monkeypatch):
     """A batch is sorted by length and split into the library's model calls (each padded to its own longest
     window, not the batch's longest text), and every text's vectors come back in its place."""
-    import bert_tf.keras.layers as layers
     from bert_tf.embed.options import EmbeddingOptions
     directory, _ = make_checkpoint("tiny")
     calls = []
@@ -196,12 +195,13 @@ def test_batch_runs_the_library_plan_and_comes_back_in_order(make_checkpoint, mo
     layer = WordVectors.from_checkpoint(directory, options)
     shapes = []
 
-    def recording(encoder, ids, mask, **kwargs):
-        shapes.append(tuple(ids.shape))
-        return layers.token_states.__wrapped__(encoder, ids, mask, **kwargs)
+    own = layer.encoder.token_states
 
-    recording.__wrapped__ = layers.token_states
-    monkeypatch.setattr(layers, "token_states", recording)
+    def recording(ids, mask, **kwargs):
+        shapes.append(tuple(ids.shape))
+        return own(ids, mask, **kwargs)
+
+    monkeypatch.setattr(layer.encoder, "token_states", recording)
     out = layer(tf.constant(TEXTS))  # eagerly: one token_states per model call
     _check(embedder, out, 32)
     assert shapes == calls  # the library's calls, in its order and shapes
