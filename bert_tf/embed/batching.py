@@ -1,8 +1,9 @@
 """The batch plan: which model inputs a request makes and how they are grouped into model calls.
 
 Written once, in TensorFlow ops (`plan_calls`): the library runs it once per chunk of texts
-(`plan`: op by op for a process's first plans, then as one traced graph), and the SavedModel
-runs the same ops inside its graph. In
+(`plan`: op by op for a process's first plans, then as one traced graph; a request of one model
+call gets the same plan from numpy, `one_call_plan`), and the SavedModel runs the same ops inside
+its graph. In
 bfloat16 a different call shape gives different vectors (within bfloat16 rounding), so one
 plan is what makes the export return the library's vectors. (int8 rounds each token over its
 own range: its vectors do not depend on the plan.)
