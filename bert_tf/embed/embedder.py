@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from bert_tf.embed.batching import ModelCall, call_arrays, plan
-from bert_tf.embed.graphs import encode_graph, head_graph
+from bert_tf.embed.graphs import encode_graph, head_graph, one_call_graph
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
 from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, ranges
 from bert_tf.embed.space import VectorSpace
@@ -409,7 +409,6 @@ class BertEmbedder:
         pinned, and go to the head with the next call's.
         """
         plan = self._plan(tokens, resolved)
-        encode, reduce = self._graph(resolved, kinds)
         span = tf.constant(resolved.span, tf.int64)
         n = np.diff(tokens.piece_splits)
         n_texts = len(n)
@@ -418,8 +417,32 @@ class BertEmbedder:
         states = (np.empty((int(n.sum()) + 2 * n_texts, self.config.num_hidden_layers + 1, self.hidden_size),
                            np.float32) if "states" in kinds else None)
         token_splits = tokens.token_splits
+
+        def head_inputs(texts):  # the head's n and pieces_per_word for these texts, in this order
+            return (tf.constant(n[texts]),
+                    tf.constant(tokens.pieces_per_word[ranges(tokens.word_splits, texts)].astype(np.int64)))
+
+        def land(out, texts):  # the head's outputs for these texts, into the columns
+            if words is not None:
+                words[ranges(tokens.word_splits, texts)] = out["words"].numpy()
+            if sentence is not None:
+                sentence[texts] = out["sentence"].numpy()
+            if states is not None:
+                states[ranges(token_splits, texts)] = out["states"].numpy()
+
+        if len(plan["call_padded"]) == 1:  # every text complete after one call: encoder and head as one graph
+            for _ in _progress(range(1), progress, n_texts):
+                started = time.perf_counter()
+                ids, mask = self._call_arrays(plan, 0, tokens)
+                texts = plan["text_order"]
+                land(self._graph(resolved, kinds, one_call=True)(tf.constant(ids), tf.constant(mask),
+                                                                  *head_inputs(texts), span), texts)
+                if self.on_call is not None:
+                    self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), time.perf_counter() - started))
+            return dataclasses.replace(tokens, word_vectors=words, sentence_vectors=sentence, token_states=states)
         ready, ready_texts, token_ends = plan["ready"], plan["ready_texts"], plan["token_splits"]
         pending: list[dict[str, np.ndarray]] = []  # outputs of rows not yet complete, in call order
+        encode, reduce = self._graph(resolved, kinds)
         calls = self._encoded(plan, tokens, encode)
         for c, (ids, mask, encoded, seconds) in zip(_progress(range(len(plan["call_padded"])), progress, n_texts),
                                                     calls):
@@ -434,15 +457,7 @@ class BertEmbedder:
                 rest = {name: x[rows:] if name == "pooled" else x[cut:] for name, x in whole.items()}
                 pending = [{name: x.copy() for name, x in rest.items()}] if len(rest["pooled"]) else []
                 texts = plan["text_order"][ready_texts[c]:ready_texts[c + 1]]
-                out = reduce({name: tf.constant(x) for name, x in done.items()}, tf.constant(n[texts]),
-                             tf.constant(tokens.pieces_per_word[ranges(tokens.word_splits, texts)].astype(np.int64)),
-                             span)
-                if words is not None:
-                    words[ranges(tokens.word_splits, texts)] = out["words"].numpy()
-                if sentence is not None:
-                    sentence[texts] = out["sentence"].numpy()
-                if states is not None:
-                    states[ranges(token_splits, texts)] = out["states"].numpy()
+                land(reduce({name: tf.constant(x) for name, x in done.items()}, *head_inputs(texts), span), texts)
             if self.on_call is not None:
                 self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()),
                                        seconds + time.perf_counter() - started))
@@ -471,8 +486,9 @@ class BertEmbedder:
             pool = self._pool[1]
         return _in_order(pool, call, count, streams + 1)
 
-    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...]):
-        """The traced encoder call and head for these options: one pair per options, any batch shape."""
+    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, one_call: bool = False):
+        """The traced encoder call and head for these options: one pair per options, any batch shape; with
+        `one_call`, the two as one graph (`graphs.one_call_graph`), for a request that makes one call."""
         options = resolved.options
         features = {}
         if "words" in kinds:
@@ -486,6 +502,10 @@ class BertEmbedder:
             if key not in self._graphs:
                 self._graphs[key] = encode_graph(self.encoder, features)
                 self._graphs[key + ("head",)] = head_graph(self.config, features, kinds, options)
+            if one_call:
+                if key + ("one call",) not in self._graphs:
+                    self._graphs[key + ("one call",)] = one_call_graph(self._graphs[key], self._graphs[key + ("head",)])
+                return self._graphs[key + ("one call",)]
             return self._graphs[key], self._graphs[key + ("head",)]
 
 

@@ -57,3 +57,23 @@ def test_the_fast_path_gives_the_vectors_of_the_planned_path(make_checkpoint, mo
     assert fast.words == planned.words
     for name in outputs:
         assert np.array_equal(getattr(fast, name), getattr(planned, name)), name
+
+
+def test_one_call_runs_encoder_and_head_as_one_graph_with_the_vectors_of_the_two(make_checkpoint):
+    """A text alone is one call (`graphs.one_call_graph`); with batch_size=1 among others each text is a call
+    of the same shape through the two graphs apart: the same arithmetic, so the same vectors bit for bit."""
+    from bert_tf import BertEmbedder
+
+    directory, _ = make_checkpoint("uncased_L-2_H-32_A-4")
+    embedder = BertEmbedder.from_checkpoint(directory)
+    texts = ["how do i reset my password", "", "the bank of the river was muddy", "a"]
+    outputs = ["word_vectors", "sentence_vectors", "token_states"]
+    apart = embedder.embed(texts, outputs, batch_size=1)
+    calls = []
+    embedder.on_call = calls.append
+    alone = [embedder.embed([t], outputs) for t in texts]
+    assert len(calls) == len(texts) and len(embedder._graphs) == 3  # encoder, head, and the two as one
+    for t, one in enumerate(alone):
+        assert np.array_equal(one.word_vectors, apart.word_vectors[apart.word_splits[t]:apart.word_splits[t + 1]])
+        assert np.array_equal(one.sentence_vectors[0], apart.sentence_vectors[t])
+        assert np.array_equal(one.token_states, apart.token_states[apart.token_splits[t]:apart.token_splits[t + 1]])
