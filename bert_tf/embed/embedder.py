@@ -12,7 +12,8 @@ How a batch of texts becomes vectors:
 4. The head (`head`, the same functions the SavedModel runs) stitches each text's
    windows, pools pieces into words and makes the sentence vector, for the texts
    the plan says are complete. Each text is reduced as soon as it is complete, so
-   memory holds about one batch of token vectors however long the input.
+   memory holds about one batch of token vectors however long the input. A request
+   of one model call (a query) runs the encoder and the head as one graph.
 5. The outputs land in the columns of one `Embeddings` per chunk of texts, which
    every public method returns or views.
 """
@@ -200,7 +201,8 @@ class BertEmbedder:
 
     @property
     def traces(self) -> int:
-        """How many graphs have been traced: one per set of options, whatever the batch shapes."""
+        """How many graphs have been traced: per set of options, the encoder call, the head and (once a
+        request of one call came) the two as one graph, whatever the batch shapes."""
         return sum(g.experimental_get_tracing_count() for g in self._graphs.values())
 
     def options(self, options: EmbeddingOptions | None = None, **changes) -> EmbeddingOptions:
