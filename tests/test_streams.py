@@ -1,5 +1,6 @@
 """bert_tf.streams: the `streams` value checked once, and TensorFlow's pools sized for it before TensorFlow starts."""
 
+import os
 import subprocess
 import sys
 
@@ -45,7 +46,7 @@ def test_the_pools_are_shared_out_and_a_users_own_setting_wins(monkeypatch):
 def test_a_process_started_with_streams_sizes_tensorflows_pools_before_it_starts():
     code = ("import os, bert_tf.runtime as r; "
             "print(r.STREAMS, os.environ['TF_NUM_INTRAOP_THREADS'], os.environ['TF_NUM_INTEROP_THREADS'])")
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("TF_NUM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
     out = subprocess.run([sys.executable, "-c", code], env={**env, "BERT_TF_STREAMS": "2"}, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
