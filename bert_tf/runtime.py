@@ -16,7 +16,8 @@ Python exception with the same message. Set `BERT_TF_VERBOSE_TF=1` (the CLI's
 
 oneDNN is enabled by default here: its fused matmul kernels are faster on the
 CPUs this project runs on (bench/README.md has the measurements). Both settings
-are `setdefault`, so a user's own environment wins.
+are `setdefault`, so a user's own environment wins, as it does for the thread pools
+sized for `BERT_TF_STREAMS` (`bert_tf.streams`), which TensorFlow reads when it starts.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ import contextlib
 import os
 import sys
 
+from bert_tf.streams import configure_thread_pools
+
 # 3 keeps TensorFlow's C++ ERROR lines off the terminal too (e.g. oneDNN's "E0000 ... supports DT_HALF only on
 # platforms with AVX-512" for float16, which is a notice, not a failure: real failures raise in Python);
 # with --verbose (BERT_TF_VERBOSE_TF=1) TensorFlow logs as it would on its own.
 if os.environ.get("BERT_TF_VERBOSE_TF") != "1":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+#: The streams this process's intra-op and inter-op pools are sized for (`BERT_TF_STREAMS`, default 1).
+STREAMS = configure_thread_pools()
 
 
 @contextlib.contextmanager

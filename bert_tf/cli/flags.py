@@ -21,6 +21,20 @@ def parse_layers(text: str) -> tuple[int, ...]:
     return layers
 
 
+def parse_streams(text: str) -> int | str:
+    """`--streams 2` -> 2, `--streams auto` -> "auto"; an argparse type."""
+    import argparse
+
+    from bert_tf.errors import InvalidValue
+    from bert_tf.streams import check_streams
+
+    try:
+        value = check_streams(text, "--streams")
+    except InvalidValue as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
 def add_embedding_arguments(parser, *, batching: bool = True) -> None:
     """The flags shared by `bert-tf embed`, `similarity`, `plot` and `export`, with the API's names and defaults."""
     parser.add_argument("--checkpoint", help="checkpoint directory (default: BERT_TF_CHECKPOINT, then "
@@ -44,6 +58,10 @@ def add_embedding_arguments(parser, *, batching: bool = True) -> None:
         parser.add_argument("--batch-size", type=int, default=None,
                             help="the most texts per model call (default: each call is filled up to a "
                                  "budget of padded positions, which runs fastest)")
+        parser.add_argument("--streams", type=parse_streams, default=None, metavar="N",
+                            help="model calls run at once, each with cores/N of TensorFlow's threads (default "
+                                 "auto: BERT_TF_STREAMS, else 1, which ran fastest where measured); the vectors "
+                                 "are the same whatever N")
     parser.add_argument("--max-seq-length", type=int, default=None,
                         help="longest model input in word pieces (default: the checkpoint's limit, 512); "
                              "longer texts are embedded in overlapping windows")

