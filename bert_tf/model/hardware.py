@@ -171,8 +171,11 @@ def bfloat16_matmul_speedup(repeats: int = 5) -> float:
     port against two float32 FMA ports, plus the conversions. Flags cannot tell these apart, so
     the product is timed: `SPEED_PROBE_SHAPE` in each dtype, alternately, `repeats` times after a
     warm-up, the fastest of each (a busy machine slows both alike; the margins are wide). Measured
-    once per process (about 0.2 s), on the CPU, eagerly.
+    once per process (about 0.2 s), on the CPU, eagerly. 0.0 where `ONEDNN_MAX_CPU_ISA` leaves oneDNN
+    no bfloat16 kernel on an AVX-512 CPU: a bfloat16 matmul would abort the process there.
     """
+    if bfloat16_has_no_kernel() is not None:
+        return 0.0
     from bert_tf.runtime import tf
 
     rows, width, out = SPEED_PROBE_SHAPE
