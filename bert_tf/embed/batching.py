@@ -153,7 +153,11 @@ def encode_calls(encoder, text_pieces, plan: dict, features: dict, cls_id: int, 
         outputs = [head.combine_layers(states, *features[name]) for name in names]
     else:
         calls = tf.size(padded, out_type=tf.int64)
-        _, *arrays = tf.while_loop(lambda c, *_: c < calls, step, (tf.constant(0, tf.int64), *arrays))
+        # One call at a time, as the library runs them: each call's matmuls already keep every core busy, and
+        # the loop's default of up to 10 iterations at once would run calls side by side, each with a share
+        # of the cores (two streams, which measured 0.80x of one in float32: bench/README.md, Streams).
+        _, *arrays = tf.while_loop(lambda c, *_: c < calls, step, (tf.constant(0, tf.int64), *arrays),
+                                   parallel_iterations=1)
         *outputs, pooled = (tf.stop_gradient(a.concat()) for a in arrays)
     # Back from call order to segment order: segment s's tokens start where its sorted position's do.
     position = tf.math.invert_permutation(order)
