@@ -26,7 +26,6 @@ import argparse
 import datetime
 import importlib.util
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -126,8 +125,9 @@ def _engine_call(name: str, ctx: Context):
 def serve(name: str, workdir: Path) -> int:
     """An engine's process: load, warm up, say "ready", then answer "SENTENCE N" with N call times (JSON)
     until "quit". Only the protocol goes to the real stdout; anything the libraries print goes to stderr."""
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
+    from bench.processes import protocol_stdout
+
+    protocol = protocol_stdout()
     data = json.loads((workdir / "workload.json").read_text())
     meta = json.loads((workdir / "meta.json").read_text())
     ctx = Context(workdir, 1, BATCH_SIZE, None, data["texts"], data["lengths"], meta)
@@ -157,16 +157,12 @@ def serve(name: str, workdir: Path) -> int:
 
 
 def _start(name: str, workdir: Path, env: dict, log) -> tuple[subprocess.Popen, dict]:
-    log(f"[{time.strftime('%H:%M:%S')}] starting {name} ...")
-    err = open(workdir / f"latency_{name}.stderr.txt", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.latency", "--serve", name, "--workdir", str(workdir)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=ROOT)
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait()
-        tail = (workdir / f"latency_{name}.stderr.txt").read_text(errors="replace").strip().splitlines()[-5:]
+    from bench.processes import start_server
+
+    proc, hello, tail = start_server("bench.latency", [name], workdir, f"latency_{name}.stderr.txt", env, log, name)
+    if hello is None:
         return proc, {"error": f"exit {proc.returncode}: " + (tail[-1] if tail else "no output")}
-    return proc, json.loads(line)
+    return proc, hello
 
 
 def summarise(times: list[float]) -> dict:
@@ -198,7 +194,7 @@ def render(report: dict) -> str:
 
 def driver(args) -> int:
     from bench.cpu import cpu_identity, describe_cpu
-    from bench.processes import child_env, run_child
+    from bench.processes import child_env, run_child, stop_servers
     from bench.run import vocabulary, write_work_files
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -267,11 +263,7 @@ def driver(args) -> int:
         log(f"bench.latency: results in {out}")
         return 0
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.stdin.write("quit\n")
-                proc.stdin.close()
-                proc.wait(timeout=60)
+        stop_servers(procs.values())
         if not args.workdir and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 

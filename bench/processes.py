@@ -30,6 +30,42 @@ def child_env() -> dict:
     return env
 
 
+def protocol_stdout():
+    """Inside a served process (`start_server`): a line-buffered file on the real stdout for the protocol;
+    stdout itself now goes to stderr, so nothing the libraries print can reach the driver's pipe."""
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return protocol
+
+
+def start_server(module: str, serve_args: list[str], workdir: Path, stderr_name: str, env: dict, log,
+                 label: str) -> tuple[subprocess.Popen, dict | None, list[str]]:
+    """Starts `python -m module --serve ... --workdir workdir` and reads its first protocol line.
+
+    Returns `(process, the line as JSON, [])`, or `(process, None, the last lines of its stderr)` when it
+    exited without a line (the stderr is kept in `workdir / stderr_name`)."""
+    log(f"[{time.strftime('%H:%M:%S')}] starting {label} ...")
+    err_path = workdir / stderr_name
+    with open(err_path, "w") as err:  # the child holds its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", module, "--serve", *serve_args, "--workdir", str(workdir)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+                                cwd=ROOT)
+    line = proc.stdout.readline()
+    if line:
+        return proc, json.loads(line), []
+    proc.wait()
+    return proc, None, err_path.read_text(errors="replace").strip().splitlines()[-5:]
+
+
+def stop_servers(procs) -> None:
+    """Asks every served process still running to quit, and waits for it."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.stdin.write("quit\n")
+            proc.stdin.close()
+            proc.wait(timeout=60)
+
+
 def runs_for(name: str, args) -> int:
     """Timed passes for an engine or step: --runs, else 1 with --quick, else the engine's default."""
     if args.runs is not None:

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,8 +46,9 @@ RESULTS_STREAMS = ROOT / "bench" / "results" / "streams.json"
 def serve(precision: str, workdir: Path) -> int:
     """A configuration's process (`BERT_TF_STREAMS` set by the driver): load, one warm-up pass, say "ready",
     then answer "pass" with the pass's seconds and a digest of its vectors until "quit"."""
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # only the protocol on the real stdout
+    from bench.processes import protocol_stdout
+
+    protocol = protocol_stdout()  # only the protocol on the real stdout
     meta = json.loads((workdir / "streams.json").read_text())
     from bert_tf import BertEmbedder
     from bert_tf.runtime import STREAMS, tf
@@ -86,17 +86,14 @@ def child_env(streams: int) -> dict:
 
 
 def _start(precision: str, streams: int, workdir: Path, log):
-    log(f"[{time.strftime('%H:%M:%S')}] starting {precision}, {streams} stream(s) ...")
-    err = open(workdir / f"streams_{precision}_{streams}.stderr.txt", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.streams", "--serve", precision, "--workdir", str(workdir)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                            env=child_env(streams), cwd=ROOT)
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait()
-        tail = (workdir / f"streams_{precision}_{streams}.stderr.txt").read_text(errors="replace").splitlines()[-3:]
-        raise RuntimeError(f"{precision}, {streams} stream(s): exit {proc.returncode}: {' '.join(tail)}")
-    return proc, json.loads(line)
+    from bench.processes import start_server
+
+    proc, hello, tail = start_server("bench.streams", [precision], workdir,
+                                     f"streams_{precision}_{streams}.stderr.txt", child_env(streams), log,
+                                     f"{precision}, {streams} stream(s)")
+    if hello is None:
+        raise RuntimeError(f"{precision}, {streams} stream(s): exit {proc.returncode}: {' '.join(tail[-3:])}")
+    return proc, hello
 
 
 def _ask(proc) -> dict:
@@ -118,11 +115,9 @@ def measure(precision: str, configs: list[int], pairs: int, workdir: Path, n_tex
                 time.sleep(SETTLE_S)
             log(f"  pair {p + 1}: " + ", ".join(f"{s} stream(s) {passes[s][-1]['s']:.2f} s" for s in configs))
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.stdin.write("quit\n")
-                proc.stdin.close()
-                proc.wait(timeout=60)
+        from bench.processes import stop_servers
+
+        stop_servers(procs.values())
     base = configs[0]
     out = {}
     for s in configs:
