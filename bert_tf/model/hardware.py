@@ -167,7 +167,7 @@ def bfloat16_matmul_speedup(repeats: int = 5) -> float:
 
     Native bfloat16 is not always the faster one: AMD's Zen 4 and Zen 5 run oneDNN's bfloat16
     matmuls at about 1.8x and 2.4x+ their float32 speed, but an Intel Xeon whose AMX is hidden (a
-    virtual machine that lists AVX512_BF16 and no AMX) runs them at about 0.55x: one `vdpbf16ps`
+    virtual machine that lists AVX512_BF16 and no AMX) runs them at about 0.58x (measured quiet): one `vdpbf16ps`
     port against two float32 FMA ports, plus the conversions. Flags cannot tell these apart, so
     the product is timed: `SPEED_PROBE_SHAPE` in each dtype, alternately, `repeats` times after a
     warm-up, the fastest of each (a busy machine slows both alike; the margins are wide). Measured
