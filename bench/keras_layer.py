@@ -7,8 +7,10 @@
    same sentences, in alternating order repeat by repeat (so drift of the machine hits both); the
    median of each and the median of the per-repeat ratios (layer / library; the target is >= 0.9).
    The layer is given predict batches of `--predict-batch` texts (256, as docs/keras.md advises:
-   the layer plans each batch as the library plans its chunk of texts) and, for comparison, of
-   predict's default 32.
+   the layer plans each batch as the library plans its chunk of texts) from `text_batches`, and, for
+   comparison, batches of predict's default 32 the same way, and the texts as a numpy array
+   (`model.predict(array, batch_size=...)`: Keras's own autotuned pipeline, whose end waits for the
+   tf.data tuner's next wake-up; bert_tf/keras/data.py).
 2. A training step: a `word_tagger` (BiLSTM) on frozen `GivenWordVectors` against the same with the
    top two encoder layers fine-tuned, steps alternating between the two models; median seconds each.
 3. Peak memory: fine-tuning the top two layers of the largest checkpoint found (by the size of its
@@ -83,18 +85,23 @@ def bert_base_checkpoint(directory: str) -> str:
 
 def features_per_second(checkpoint: str, texts: list[str], *, repeats: int, batch_size: int,
                         default_batch: int = 32) -> dict:
-    """Word vectors per second: the layer in `model.predict` (batches of `batch_size` texts, and of
-    predict's default `default_batch`) and `get_bert_embeddings`, interleaved."""
+    """Word vectors per second: the layer in `model.predict` (`text_batches` of `batch_size` texts and
+    of predict's default `default_batch`; a numpy array in batches of `batch_size`) and
+    `get_bert_embeddings`, interleaved."""
+    import numpy as np
+
     from bert_tf import get_bert_embeddings
-    from bert_tf.keras import WordVectors
-    from bert_tf.runtime import keras, tf
+    from bert_tf.keras import WordVectors, text_batches
+    from bert_tf.runtime import keras
 
     inputs = keras.Input(shape=(), dtype="string")
     model = keras.Model(inputs, WordVectors.from_checkpoint(checkpoint)(inputs)["vectors"])
-    data = {size: tf.data.Dataset.from_tensor_slices(texts).batch(size) for size in (batch_size, default_batch)}
+    data = {size: text_batches(texts, batch_size=size) for size in (batch_size, default_batch)}
+    array = np.array(texts, dtype=object)
 
-    def layer(size):
-        out = model.predict(data[size], verbose=0).flat_values  # [words, width]
+    def layer(size, numpy=False):
+        x = array if numpy else data[size]
+        out = model.predict(x, batch_size=size if numpy else None, verbose=0).flat_values  # [words, width]
         return out.shape[0], out.shape[1]
 
     def library():
@@ -102,9 +109,10 @@ def features_per_second(checkpoint: str, texts: list[str], *, repeats: int, batc
         out = get_bert_embeddings(texts, checkpoint=checkpoint, progress=False)
         return next(v for d in out for v in d.values()).shape[0]
 
-    runs = {"layer": lambda: layer(batch_size), "library": library, "layer_default": lambda: layer(default_batch)}
+    runs = {"layer": lambda: layer(batch_size), "library": library, "layer_default": lambda: layer(default_batch),
+            "layer_numpy": lambda: layer(batch_size, numpy=True)}
     words, width = layer(batch_size)  # and warm-up: tracing, the library's cached embedder
-    if library() != width or layer(default_batch) != (words, width):
+    if library() != width or layer(default_batch) != (words, width) or layer(batch_size, True) != (words, width):
         raise RuntimeError("the layer and the library made vectors of different widths or numbers")
     rates = {name: [] for name in runs}
     names = list(runs)
@@ -119,7 +127,9 @@ def features_per_second(checkpoint: str, texts: list[str], *, repeats: int, batc
         "predict_batch": batch_size, "default_batch": default_batch,
         "layer_per_s": statistics.median(rates["layer"]), "library_per_s": statistics.median(rates["library"]),
         "layer_default_per_s": statistics.median(rates["layer_default"]),
-        "ratio": ratio("layer"), "ratio_default_batch": ratio("layer_default"),
+        "layer_numpy_per_s": statistics.median(rates["layer_numpy"]),
+        "ratio": ratio("layer"), "ratio_default_batch": ratio("layer_default"), "ratio_numpy": ratio("layer_numpy"),
+        "passes_s": {name: [words / rate for rate in rates[name]] for name in names},
     }
 
 
@@ -243,7 +253,11 @@ def main(argv=None) -> int:
         print(f"features/s: layer in model.predict (batches of {f['predict_batch']}) {f['layer_per_s']:.0f}, "
               f"get_bert_embeddings {f['library_per_s']:.0f}; ratio {f['ratio']:.2f} (median of {f['repeats']} "
               f"interleaved repeats, {f['words']} words of width {f['width']}); predict's default batch of "
-              f"{f['default_batch']}: {f['layer_default_per_s']:.0f}, ratio {f['ratio_default_batch']:.2f}")
+              f"{f['default_batch']}: {f['layer_default_per_s']:.0f}, ratio {f['ratio_default_batch']:.2f}; "
+              f"a numpy array (Keras's autotuned pipeline): {f['layer_numpy_per_s']:.0f}, ratio "
+              f"{f['ratio_numpy']:.2f}")
+        for name, seconds in f["passes_s"].items():
+            print(f"  {name} passes: " + " ".join(f"{x:.2f}" for x in seconds) + " s")
         print(f"training step (batch {t['batch']}): frozen {1000 * t['frozen_s']:.1f} ms, top "
               f"{t['fine_tuned_layers']} fine-tuned {1000 * t['fine_tuned_s']:.1f} ms; ratio {t['ratio']:.2f}")
     results["memory"] = m = peak_memory(memory_checkpoint, batch=args.batch, seq=args.seq,

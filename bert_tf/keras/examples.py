@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from bert_tf.embed.options import EmbeddingOptions
+from bert_tf.keras.data import text_batches, untuned
 from bert_tf.keras.layers import GivenWordVectors, SentenceVectors
 from bert_tf.keras.models import sentence_classifier, word_tagger
 from bert_tf.runtime import keras, tf
@@ -110,7 +111,7 @@ class StepTimer(keras.callbacks.Callback):
 
 def _tagging_dataset(words, tags, batch_size):
     ds = tf.data.Dataset.from_tensor_slices((tf.ragged.constant(words), tf.ragged.constant(tags)))
-    return ds.ragged_batch(batch_size).map(lambda w, t: (w, t.to_tensor()))
+    return untuned(ds.ragged_batch(batch_size).map(lambda w, t: (w, t.to_tensor())))
 
 
 def train_tagger(checkpoint=None, *, fine_tune_layers: int = 0, epochs: int = 5, sentences: int = 200,
@@ -156,10 +157,10 @@ def train_classifier(checkpoint=None, *, epochs: int = 10, sentences: int = 120,
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     texts, labels = topic_data(sentences, seed=seed)
-    ds = tf.data.Dataset.from_tensor_slices((texts, labels)).shuffle(len(texts), seed=seed).batch(batch_size)
+    ds = untuned(tf.data.Dataset.from_tensor_slices((texts, labels)).shuffle(len(texts), seed=seed).batch(batch_size))
     history = model.fit(ds, epochs=epochs, verbose=0, shuffle=False)  # the dataset shuffles
     test_texts, test_labels = topic_data(max(sentences // 4, 1), seed=seed + 1)
-    predicted = np.argmax(model.predict(tf.constant(test_texts), batch_size=batch_size, verbose=0), -1)
+    predicted = np.argmax(model.predict(text_batches(test_texts, batch_size=batch_size), verbose=0), -1)
     return {"losses": [float(x) for x in history.history["loss"]],
             "accuracy": float(np.mean(predicted == np.array(test_labels))), "model": model}
 
