@@ -483,7 +483,7 @@ class BertEmbedder:
         if streams == 1 or count == 1:
             return map(call, range(count))
         with self._lock:
-            if self._pool is None or self._pool[0] != streams:
+            if self._pool is None or self._pool[0] != streams:  # the old pool's threads exit once no caller holds it
                 self._pool = (streams, ThreadPoolExecutor(streams, thread_name_prefix="bert_tf-stream"))
             pool = self._pool[1]
         return _in_order(pool, call, count, streams + 1)

@@ -77,6 +77,30 @@ def test_one_embedder_used_from_several_threads_with_two_streams(embedder, monke
         np.testing.assert_array_equal(a, b)
 
 
+def test_changing_streams_leaves_no_threads_behind(embedder, monkeypatch):
+    """A new stream count gets new threads; the old pool's exit once nothing holds it (a caller still
+    iterating keeps it until done), so an embedder switched back and forth does not pile threads up."""
+    import gc
+    import time
+
+    from bert_tf.embed import batching
+
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 64)
+    texts = _texts()
+
+    def stream_threads():
+        return {t for t in threading.enumerate() if t.name.startswith("bert_tf-stream") and t.is_alive()}
+
+    before = stream_threads()  # other embedders' (earlier tests'), which may exit meanwhile
+    for streams in (2, 3, 2, 3):
+        _run(embedder, streams, texts)
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while len(stream_threads() - before) > 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(stream_threads() - before) == 3  # the last pool's, and only those
+
+
 def test_the_progress_bar_counts_every_call_with_two_streams(embedder, monkeypatch):
     from bert_tf.embed import batching, embedder as module
 
