@@ -59,6 +59,8 @@ ENGINES = {
     "ov_f32_latency": ("OpenVINO float32, LATENCY hint, HF tokenizer", OPENVINO, ("export-openvino",)),
     "ov_bf16_latency": ("OpenVINO bf16 (`INFERENCE_PRECISION_HINT`), LATENCY hint", OPENVINO, ("export-openvino",)),
     "ov_int8_latency": ("OpenVINO static int8 (`nncf.quantize`), LATENCY hint", OPENVINO, ("export-openvino",)),
+    "ov_int8w_latency": ("OpenVINO weight-only int8 (`nncf.compress_weights`), LATENCY hint", OPENVINO,
+                         ("export-openvino",)),
     "ort": ("ONNX Runtime float32 (the bench's export), HF tokenizer",
             ("onnxruntime", "onnx", "onnxscript", "torch", "transformers"), ("export-onnx",)),
     "torch": ("PyTorch float32, HF BertModel, HF tokenizer", ("torch", "transformers"), ()),
@@ -105,7 +107,7 @@ def _engine_call(name: str, ctx: Context):
         from bench.engines_openvino import bf16_unsupported, compile_model, model_path
 
         precision, model = {"ov_f32_latency": ("f32", "f32"), "ov_bf16_latency": ("bf16", "f32"),
-                            "ov_int8_latency": ("f32", "int8")}[name]
+                            "ov_int8_latency": ("f32", "int8"), "ov_int8w_latency": ("f32", "int8w")}[name]
         if precision == "bf16" and bf16_unsupported():
             return bf16_unsupported()
         request = compile_model(model_path(ctx, model), precision, "LATENCY").create_infer_request()
