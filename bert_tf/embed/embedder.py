@@ -478,9 +478,9 @@ class BertEmbedder:
             out = {name: x.numpy() for name, x in encode(tf.constant(ids), tf.constant(mask)).items()}
             return ids, mask, out, time.perf_counter() - started
 
-        count = len(plan["call_padded"])
+        count = len(plan["call_padded"])  # more than one: `_run` gives a one-call plan its own graph
         streams = self.streams
-        if streams == 1 or count == 1:
+        if streams == 1:
             return map(call, range(count))
         with self._lock:
             if self._pool is None or self._pool[0] != streams:  # the old pool's threads exit once no caller holds it
