@@ -84,15 +84,22 @@ def text_batches(texts: Sequence, *, batch_size: int = 256):
     texts = list(texts)
     if not texts:
         raise InvalidValue("text_batches got no texts: give at least one")
-    if all(isinstance(t, str) for t in texts):
+    # The first item says which kind the rest must be; the first that is not names the error.
+    strings = isinstance(texts[0], str)
+    fits = (lambda t: isinstance(t, str)) if strings else _is_word_list
+    bad = next((i for i, t in enumerate(texts) if not fits(t)), None)
+    if bad is not None:
+        item = texts[bad]
+        what = type(item).__name__
+        if not strings and isinstance(item, (list, tuple)):
+            what = f"a {what} holding a word that is not a string"
+        raise InvalidValue(f"text_batches needs all texts as strings or all as word lists (sequences of "
+                           f"strings); item {bad} is {what}")
+    if strings:
         batched = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(batch_size)
-    elif all(_is_word_list(t) for t in texts):
+    else:
         words = tf.ragged.constant([list(t) for t in texts], dtype=tf.string, ragged_rank=1)
         batched = tf.data.Dataset.from_tensor_slices(words).ragged_batch(batch_size)
-    else:
-        bad = next(i for i, t in enumerate(texts) if not isinstance(t, str))
-        raise InvalidValue(f"text_batches needs all texts as strings or all as word lists (sequences of "
-                           f"strings); item {bad} is {type(texts[bad]).__name__}")
     return untuned(batched.prefetch(1))
 
 

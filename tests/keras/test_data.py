@@ -110,6 +110,8 @@ def test_text_batches_of_word_lists_for_given_words(checkpoint):
     ("one text", 8, "not one string"),
     (["a text", ["a", "list"]], 8, "item 1 is list"),
     (["a text", 3], 8, "item 1 is int"),
+    ([["a", "list"], ["b", 3]], 8, "item 1 is a list holding a word that is not a string"),
+    ([["a", "list"], "a text"], 8, "item 1 is str"),
     (["a text"], 0, "positive integer"),
     (["a text"], True, "positive integer"),
 ])
