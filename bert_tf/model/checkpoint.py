@@ -222,8 +222,9 @@ class _CheckpointValues:
                 f"(is the .data file truncated or corrupt? re-download it)") from None
         if not np.all(np.isfinite(value)):
             raise CheckpointError(f"{row.tf1_name} in {self.prefix} holds NaN or infinite values")
+        if keras_path not in self.read:  # a LayerNorm's values are read again by the int8 layers it feeds
+            self.parameters += value.size
         self.read.add(keras_path)
-        self.parameters += value.size
         return value
 
 

@@ -28,7 +28,10 @@ stay float32, so every output is float32.
 
 `compute_dtype="int8"` makes those six dense layers `quantize.QuantizedDense`:
 int8 kernels, each token's input quantized to uint8 over its own range, float32
-in and out; everything else computes in float32.
+in and out; everything else computes in float32. The four that read a LayerNorm's
+output (query, key and value read the previous block's, or the embeddings', and
+intermediate its own block's attention LayerNorm) smooth their inputs by that
+LayerNorm's gamma and beta (`quantize.py`).
 
 `trained_layers=N` keeps the top N blocks trainable whatever the compute dtype: their
 variables are float32 (gradients and optimiser updates need them). In a bfloat16 or
@@ -46,6 +49,7 @@ over building with initializers and assigning afterwards.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Optional
 
@@ -54,7 +58,7 @@ import numpy as np
 from bert_tf.errors import InvalidValue
 from bert_tf.runtime import keras, tf
 from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
-from bert_tf.model.quantize import QuantizedDense
+from bert_tf.model.quantize import QuantizedDense, smoothing_scales
 
 #: Added to attention logits at padding positions, as in Google's modeling.py
 #: (`adder = (1.0 - mask) * -10000.0`), rather than -inf: identical softmax
@@ -126,18 +130,41 @@ TRAINED_BLOCK_DTYPES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "flo
                         "int8": "float32"}
 
 
-def _dense(units, name, values, scope="", activation=None, **kwargs):
+def _dense(units, name, values, scope="", activation=None, input_divisors=None, **kwargs):
     """The dense layer at `scope/name`, with `activation` when called as a layer; an int8 layer
     applies it itself. (`TransformerBlock._dense` reads a float layer's kernel and
-    bias itself and applies the activation there, where oneDNN fuses it.)"""
+    bias itself and applies the activation there, where oneDNN fuses it.) `input_divisors`: for an
+    int8 layer that smooths its input, a callable returning the divisors (`quantize.smoothing_scales`),
+    or `_DIVISORS_LOADED_LATER` where there are no values to compute them from."""
     path = f"{scope}{name}"
     if kwargs.get("dtype") == "int8":  # int8 kernels, float32 in and out (quantize.py)
         return QuantizedDense(units, name=name, activation=activation,
                               kernel_value=None if values is None else lambda: values(f"{path}/kernel"),
-                              bias_value=None if values is None else lambda: values(f"{path}/bias"))
+                              bias_value=None if values is None else lambda: values(f"{path}/bias"),
+                              smooth_input=input_divisors is not None,
+                              input_divisors=None if input_divisors is _DIVISORS_LOADED_LATER else input_divisors)
     return keras.layers.Dense(units, name=name, activation=activation, **kwargs,
                               kernel_initializer=_initializer(values, f"{path}/kernel", "glorot_uniform"),
                               bias_initializer=_initializer(values, f"{path}/bias", "zeros"))
+
+
+#: Stands for the smoothing divisors of an int8 layer built without values: it smooths its input,
+#: and its weights, `input_scale` included, are loaded afterwards.
+_DIVISORS_LOADED_LATER = object()
+
+
+def _smoothing(values: Optional[InitialValues], norm: str, kernels: list[str]):
+    """The divisors (`quantize.smoothing_scales`) for int8 layers reading LayerNorm `norm`'s output,
+    from its gamma and beta (each channel's size at a normalised value of 1) and the `kernels` that
+    read it; computed once, when the first of those layers is built."""
+    if values is None:
+        return _DIVISORS_LOADED_LATER
+
+    @functools.cache
+    def divisors():
+        magnitudes = np.abs(values(f"{norm}/gamma")) + np.abs(values(f"{norm}/beta"))
+        return smoothing_scales(magnitudes, [values(f"{path}/kernel") for path in kernels])
+    return divisors
 
 
 class LayerNorm(keras.layers.LayerNormalization):
@@ -217,11 +244,13 @@ class TransformerBlock(keras.layers.Layer):
     """One post-LayerNorm transformer layer, as in Google's `transformer_model`."""
 
     def __init__(self, config: BertConfig, initial_values: Optional[InitialValues] = None, *,
-                 compute_dtype: str = "float32", **kwargs):
+                 compute_dtype: str = "float32", input_norm: str = "embeddings/layer_norm", **kwargs):
         """Args:
             config, initial_values: as for `BertEncoder`.
             compute_dtype: one of `COMPUTE_DTYPES`, or "mixed_bfloat16"/"mixed_float16" (Keras's
                 policy names): float32 variables, matmuls in the 16-bit dtype (a trained block).
+            input_norm: the path of the LayerNorm that writes the block's input (the embeddings'
+                or the block below's output LayerNorm), by which int8 query, key and value smooth it.
         """
         super().__init__(**kwargs)
         h, values, scope = config.hidden_size, initial_values, f"{self.name}/"
@@ -240,12 +269,16 @@ class TransformerBlock(keras.layers.Layer):
         low = compute_dtype.removeprefix("mixed_")
         self.low = None if low in ("float32", "int8") else tf.as_dtype(low)
         d = {"dtype": compute_dtype}
-        self.query = _dense(h, "query", values, scope, **d)
-        self.key = _dense(h, "key", values, scope, **d)
-        self.value = _dense(h, "value", values, scope, **d)
+        # int8: query, key and value share one smoothing, so their input is quantized once (`_call_tokens`).
+        qkv = _smoothing(values, input_norm, [f"{scope}{name}" for name in ("query", "key", "value")])
+        self.query = _dense(h, "query", values, scope, input_divisors=qkv, **d)
+        self.key = _dense(h, "key", values, scope, input_divisors=qkv, **d)
+        self.value = _dense(h, "value", values, scope, input_divisors=qkv, **d)
         self.attention_output = _dense(h, "attention_output", values, scope, **d)
         self.attention_layer_norm = _layer_norm("attention_layer_norm", values, scope)
-        self.intermediate = _dense(config.intermediate_size, "intermediate", values, scope, self.activation, **d)
+        self.intermediate = _dense(config.intermediate_size, "intermediate", values, scope, self.activation,
+                                   input_divisors=_smoothing(values, f"{scope}attention_layer_norm",
+                                                             [f"{scope}intermediate"]), **d)
         self.output_dense = _dense(h, "output", values, scope, **d)
         self.output_layer_norm = _layer_norm("output_layer_norm", values, scope)
         self._hidden = h
@@ -270,6 +303,15 @@ class TransformerBlock(keras.layers.Layer):
             kernel, bias = tf.cast(kernel, self.low), tf.cast(bias, self.low)
         y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
         return y if activation is None else activation(y)
+
+    def _query_key_value(self, x):
+        # int8 with a range per row: the three layers share their input's smoothing, so it is scaled
+        # and rounded once (`TransformerBlock.__init__`).
+        layers = (self.query, self.key, self.value)
+        if isinstance(self.query, QuantizedDense) and all(layer.ranges == "row" for layer in layers):
+            levels = self.query.input_levels(x)
+            return tuple(layer.from_levels(levels) for layer in layers)
+        return tuple(self._dense(layer, x) for layer in layers)
 
     @staticmethod
     def _drop(x, rate: float, dropout: bool):
@@ -304,8 +346,7 @@ class TransformerBlock(keras.layers.Layer):
         # x: [tokens, hidden]
         if self.low is not None:
             return self._call_tokens_mixed(x, attention_adder, packing, dropout)
-        q, k, v = (packing.to_heads(self._dense(layer, x), self.num_heads)  # [batch, heads, seq, head_size]
-                   for layer in (self.query, self.key, self.value))
+        q, k, v = (packing.to_heads(y, self.num_heads) for y in self._query_key_value(x))  # [batch, heads, seq, head_size]
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
         probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
         probs = self._drop(probs, self.attention_dropout, dropout)
@@ -467,7 +508,8 @@ class BertEncoder(keras.Model):
         self.embeddings = BertEmbeddings(config, initial_values, name="embeddings")
         self.blocks = [TransformerBlock(config, initial_values, name=f"layer_{i}",
                                         compute_dtype=(compute_dtype if i < layers - trained_layers
-                                                       else TRAINED_BLOCK_DTYPES[compute_dtype]))
+                                                       else TRAINED_BLOCK_DTYPES[compute_dtype]),
+                                        input_norm=f"layer_{i - 1}/output_layer_norm" if i else "embeddings/layer_norm")
                        for i in range(layers)]
         self.pooler = _dense(config.hidden_size, "pooler", initial_values, activation="tanh")
         self.embeddings.build()
