@@ -315,6 +315,16 @@ class QuantizedDense(keras.layers.Layer):
         self.input_scale = None if smoothing is None else weight("input_scale", 1.0 / smoothing, "float32")
         self.built = True
 
+    def load_own_variables(self, store):
+        """Keras's loading, which also reads a layer saved before bert_tf smoothed int8 inputs (no
+        `input_scale`; its kernel was rounded unsmoothed): its input_scale is then 1."""
+        if self.input_scale is not None and len(store.keys()) == len(self.weights) - 1:
+            for i, variable in enumerate(v for v in self.weights if v is not self.input_scale):
+                variable.assign(store[f"{i}"])
+            self.input_scale.assign(tf.ones_like(self.input_scale))
+            return
+        super().load_own_variables(store)
+
     def call(self, x):
         if self.ranges == "call":
             return self._call_one_range(self.scaled_input(x))

@@ -297,6 +297,27 @@ def test_the_int8_encoder_holds_int8_kernels_and_returns_float32(make_checkpoint
     np.testing.assert_array_equal(a["embedding_output"].numpy(), b["embedding_output"].numpy())
 
 
+@pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
+def test_a_layer_saved_before_smoothing_loads_and_computes_as_it_did(onednn):
+    """A .keras file from before smoothing has four variables per int8 layer (no input_scale, its
+    kernel rounded unsmoothed): loaded into today's layer, it computes as the old layer did."""
+    x, kernel, bias, sizes = _ln_case(22)
+    old = _layer(kernel, bias, onednn)
+    store = {str(i): v.numpy() for i, v in enumerate(old.weights)}
+    assert len(store) == 4
+    new = QuantizedDense(kernel.shape[1], onednn=onednn, smooth_input=True)
+    new.build((None, kernel.shape[0]))
+    new.input_scale.assign(np.full(kernel.shape[0], 3.0, np.float32))  # anything but 1
+    new.load_own_variables(store)
+    np.testing.assert_array_equal(new.input_scale.numpy(), np.ones(kernel.shape[0], np.float32))
+    np.testing.assert_array_equal(new(tf.constant(x)).numpy(), old(tf.constant(x)).numpy())
+    smoothed = QuantizedDense(kernel.shape[1], kernel_value=lambda: kernel, bias_value=lambda: bias, onednn=onednn,
+                              smooth_input=True, input_divisors=lambda: smoothing_scales(sizes, kernel))
+    smoothed.build((None, kernel.shape[0]))
+    new.load_own_variables({str(i): v.numpy() for i, v in enumerate(smoothed.weights)})  # today's five
+    np.testing.assert_array_equal(new(tf.constant(x)).numpy(), smoothed(tf.constant(x)).numpy())
+
+
 def test_the_int8_encoder_smooths_what_a_layernorm_writes(make_checkpoint):
     """query, key and value share the divisors of the LayerNorm below them (so their input is rounded
     once, bit-identical to rounding it for each); intermediate has its block's attention LayerNorm's;
