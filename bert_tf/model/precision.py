@@ -102,7 +102,9 @@ def resolve_precision(precision: str, hardware: Hardware | None = None, *,
             once("warning", f"slow:{precision}:{why}", "precision=%r will be slower than float32 here: %s, so it "
                  "is emulated; the results are still correct. Use precision='auto' to get float32 on such machines.",
                  precision, why)
-        elif precision == "bfloat16" and slow_bf16:
+        elif precision == "bfloat16" and bfloat16_speedup is not None and bfloat16_speedup < 1.0:
+            # Only where it is slower: from 1.0x to AUTO_BFLOAT16_MIN_SPEEDUP, "auto" keeps float32 for its
+            # exact numbers, but bfloat16 asked for by name is not slower.
             once("warning", "slow:bfloat16:measured", "precision='bfloat16' will be slower than float32 here: %s, "
                  "but a bfloat16 matmul runs at %.2fx the float32 speed on it (no AMX, or AMX hidden from this "
                  "machine); the results are correct. Use precision='auto' to get the faster one, float32 here.",

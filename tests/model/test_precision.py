@@ -89,6 +89,15 @@ def test_bfloat16_that_measures_slower_warns_once_and_still_runs(caplog):
     assert not caplog.records
 
 
+def test_bfloat16_not_faster_by_enough_for_auto_is_not_called_slower(caplog):
+    """From 1.0x to AUTO_BFLOAT16_MIN_SPEEDUP "auto" keeps float32, but bfloat16 asked for by name is
+    not slower there: no warning says it is."""
+    with caplog.at_level(logging.INFO, logger="bert_tf"):
+        assert resolve_precision("bfloat16", detect_hardware(ZEN4, {}), bfloat16_speedup=1.05) == "bfloat16"
+        assert resolve_precision("auto", detect_hardware(ZEN4, {}), bfloat16_speedup=1.05) == "float32"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_this_machine_is_timed_only_when_its_cpu_has_native_bfloat16(monkeypatch):
     timed = []
     monkeypatch.setattr(prec, "bfloat16_matmul_speedup", lambda: timed.append(1) or 0.5)
