@@ -2,7 +2,8 @@
 
 from bert_tf.index.builder import IndexWriter, build_index
 from bert_tf.index.layout import CorruptIndexError, IndexMismatchError
-from bert_tf.index.occurrence_index import GroupShares, Hit, Neighbor, OccurrenceIndex, Sense, SenseReport
+from bert_tf.index.occurrence_index import OccurrenceIndex
+from bert_tf.index.results import GroupShares, Hit, Neighbor, Sense, SenseReport
 from bert_tf.index.parquet import build_index_from_parquet
 from bert_tf.index.shift import ShiftReport, WordShift
 
