@@ -14,9 +14,10 @@
   int8, each token's input to uint8 over its own range (so a text's vectors do
   not depend on its batch), products summed in int32 by oneDNN (VNNI
   instructions where the CPU has them); attention, LayerNorm, the residual stream
-  and everything after the encoder stay float32. The fastest mode on a CPU, and
-  the least faithful (word vectors of a trained model at about 0.9994 cosine to
-  float32, 0.995 at worst). Never chosen by `"auto"`; CPU only.
+  and everything after the encoder stay float32; what a LayerNorm writes is smoothed
+  first (`quantize.py`). The fastest mode on a CPU, and the least faithful (a trained
+  model's token vectors on natural text at about 0.9996 cosine to float32, 0.9986
+  at worst: within the fidelity bar). Never chosen by `"auto"`; CPU only.
 * `"auto"`: bfloat16 where the hardware computes it natively and faster (a CPU with
   AVX512_BF16 or AMX-BF16 and TensorFlow's oneDNN kernels, where a bfloat16 matmul
   times at least `AUTO_BFLOAT16_MIN_SPEEDUP` the float32 speed; or a GPU of compute
