@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
+from bert_tf import interrupts
 from bert_tf.beam.records import DeadLetter, Embedding
 from bert_tf.embed.batching import MAX_BATCH_POSITIONS
 from bert_tf.embed.options import EmbeddingOptions, check_choice
@@ -126,7 +127,9 @@ class BertModelHandler(ModelHandler):
             # One chunk: the batch is planned as a whole, so its model calls are the ones `embed` makes.
             (result,) = model.iter_batches([element[1] for element in batch], OUTPUTS, options, progress=False,
                                            chunk_size=max(len(batch), 1))
-        except Exception:  # noqa: BLE001 - retried one by one below, so the culprit is named
+        except Exception as error:  # noqa: BLE001 - retried one by one below, so the culprit is named
+            if interrupts.interrupt_behind(error) is not None:  # Ctrl-C or SIGTERM met inside: end the run
+                raise
             logger.warning("a batch of %d texts failed; embedding them one at a time", len(batch), exc_info=True)
             return [self._one(model, element, options) for element in batch]
         return embeddings_of(batch, result)
@@ -136,6 +139,8 @@ class BertModelHandler(ModelHandler):
         try:
             (result,) = model.iter_batches([element[1]], OUTPUTS, options, progress=False)
         except Exception as e:  # noqa: BLE001 - the record becomes a dead letter, the pipeline goes on
+            if interrupts.interrupt_behind(e) is not None:
+                raise
             return DeadLetter(element[0], f"embedding failed: {type(e).__name__}: {e}", element[1])
         return embeddings_of([element], result)[0]
 

@@ -23,6 +23,7 @@ import signal
 import sys
 
 from bert_tf.cli import beam, commands, download, index  # none imports TensorFlow, Beam or faiss
+from bert_tf import interrupts
 from bert_tf.errors import UserError
 from bert_tf.streams import ENV as STREAMS_ENV
 
@@ -30,14 +31,6 @@ from bert_tf.streams import ENV as STREAMS_ENV
 #: registers its commands with `add(name, help, **parser_options) -> parser` and sets each one's
 #: `func` (`args` in, exit status out).
 COMMAND_MODULES = (commands, download, beam, index)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so every writer removes its temporaries on the way out."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 #: The OSErrors that are the user's to fix as they are: a path that is missing, already there, a folder,
@@ -85,31 +78,6 @@ def _configure_logging(verbose: bool) -> None:
     logger.propagate = False
 
 
-#: Signals that end a run the way Ctrl-C does (temporaries removed), with the shell's exit status 128 + N.
-_TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-_received: list[int] = []
-
-
-def _on_terminating_signal(signum, frame):
-    _received.append(signum)
-    # A second signal must not interrupt the clean-up the first one started.
-    signal.signal(signum, signal.SIG_IGN)
-    raise Terminated(signum)
-
-
-def _install_signal_handlers() -> dict:
-    """Makes SIGTERM/SIGHUP unwind like Ctrl-C; returns the previous handlers. Signals already ignored
-    (`nohup`) stay ignored; off the main thread (an embedding application) nothing is changed."""
-    previous = {}
-    for signum in _TERMINATING:
-        try:
-            if signal.getsignal(signum) is signal.SIG_DFL:
-                previous[signum] = signal.signal(signum, _on_terminating_signal)
-        except ValueError:
-            break
-    return previous
-
-
 def _silence_stdout() -> None:
     """Points fd 1 at /dev/null after stdout failed, so the interpreter's final flush does not fail again."""
     try:
@@ -144,8 +112,8 @@ def main(argv=None) -> int:
     _configure_logging(args.verbose)
     from bert_tf.files.targets import command_line_spelling
 
-    previous = _install_signal_handlers()
-    del _received[:]
+    previous = interrupts.install_handlers()
+    interrupts.forget()
     try:
         with command_line_spelling():  # the library's messages say --force, not force=True
             return _run(args)
@@ -170,7 +138,7 @@ def _run(args) -> int:
         _silence_stdout()
         return 0
     except Exception as error:  # noqa: BLE001 - sorted into user errors and bugs below
-        interrupt = _interrupt_behind(error)
+        interrupt = interrupts.interrupt_behind(error)
         if interrupt is not None and not args.verbose:
             # Beam (in-process) re-raises a Ctrl-C or SIGTERM met in its worker code as a RuntimeError
             # ("KeyboardInterrupt [while running 'Embed/...']"): still an interruption, one line.
@@ -181,34 +149,20 @@ def _run(args) -> int:
             raise
         print(f"bert-tf: error: {error}", file=sys.stderr)
         return 1
-    if _received:  # a command that caught the interrupt itself (download) still ends as signalled
-        return 128 + _received[0]
+    if interrupts.received_signal() is not None:  # a command that caught the interrupt itself (download)
+        return 128 + interrupts.received_signal()  # still ends as signalled
     return code
 
 
 def _interrupted(error: KeyboardInterrupt) -> int:
     """The one line and the shell's exit status for Ctrl-C (130) or a terminating signal (128 + N)."""
-    if _received or isinstance(error, Terminated):
-        signum = _received[0] if _received else error.signum
+    signum = interrupts.received_signal()
+    if signum is not None or isinstance(error, interrupts.Terminated):
+        signum = signum if signum is not None else error.signum
         print(f"bert-tf: stopped by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
     print("bert-tf: interrupted", file=sys.stderr)
     return 130
-
-
-def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C or terminating signal an exception was raised while handling, if any (its cause/context)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, KeyboardInterrupt):
-            return error
-        if str(error).startswith(("KeyboardInterrupt", "Terminated")):  # Beam at times keeps only the message
-            return KeyboardInterrupt()
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    if _received:
-        return Terminated(_received[0])
-    return None
 
 
 if __name__ == "__main__":

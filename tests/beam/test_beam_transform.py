@@ -184,3 +184,43 @@ def test_beam_is_imported_only_when_used_and_its_absence_says_what_to_install(mo
     monkeypatch.setitem(sys.modules, "apache_beam", None)
     with pytest.raises(ImportError, match=r'needs Apache Beam .*pip install "bert_tf\[beam\]"'):
         require_beam()
+
+
+class _FailingModel:
+    """Stands for the embedder: `options` as it has them, `iter_batches` raising `error` every time."""
+
+    def __init__(self, error):
+        self.error, self.calls = error, 0
+
+    def options(self, options):
+        return options
+
+    def iter_batches(self, *args, **kwargs):
+        self.calls += 1
+        raise self.error
+
+
+def _wrapped_interrupt():
+    try:
+        raise KeyboardInterrupt()
+    except KeyboardInterrupt as interrupt:  # what TensorFlow or Beam may turn a Ctrl-C met inside them into
+        return RuntimeError(f"KeyboardInterrupt [while running 'Embed'] {interrupt}")
+
+
+def test_an_interruption_inside_a_batch_ends_the_run_instead_of_a_retry_one_by_one():
+    """A Ctrl-C or SIGTERM that reaches the handler as an ordinary exception must not be taken for a bad
+    batch: retrying its texts one at a time would run the whole corpus to the end, and the run would
+    publish its outputs and exit 0 after the user stopped it."""
+    batch = [(str(i), "a cat") for i in range(3)]
+    for error in (_wrapped_interrupt(), RuntimeError("cancelled"), ValueError("x")):
+        cause = KeyboardInterrupt() if str(error) == "cancelled" else None
+        if cause is not None:
+            error.__cause__ = cause
+        model = _FailingModel(error)
+        if isinstance(error, ValueError):  # an ordinary failure: each text retried, each a dead letter
+            out = BertModelHandler(EmbedSpec()).run_inference(batch, model)
+            assert model.calls == 1 + len(batch) and all(type(o).__name__ == "DeadLetter" for o in out)
+        else:
+            with pytest.raises(RuntimeError):
+                BertModelHandler(EmbedSpec()).run_inference(batch, model)
+            assert model.calls == 1  # not retried
