@@ -1,7 +1,9 @@
 """Ctrl-C and terminating signals: how a run is told it was interrupted, in one place.
 
 The CLI makes SIGTERM and SIGHUP unwind like Ctrl-C (`install_handlers`), so every writer removes its
-temporaries on the way out. Code that catches `Exception` to carry on past a failure (the Beam model
+temporaries on the way out, and records every such signal and Ctrl-C as it arrives: an interruption that
+lands where Python cannot raise it (a finaliser or callback, whose exceptions Python reports and drops)
+is still known, and `check()` raises it at the next batch and before anything is published. Code that catches `Exception` to carry on past a failure (the Beam model
 handler retries a failed batch one text at a time) asks `interrupt_behind(error)` first: an interruption
 that reached it wrapped in an ordinary exception (by TensorFlow or Beam, which at times keep only its
 message) must end the run, not be retried as a bad batch.
@@ -31,17 +33,35 @@ def _on_terminating_signal(signum, frame):
     raise Terminated(signum)
 
 
+def _on_ctrl_c(signum, frame):
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
 def install_handlers() -> dict:
-    """Makes SIGTERM/SIGHUP unwind like Ctrl-C; returns the previous handlers. Signals already ignored
-    (`nohup`) stay ignored; off the main thread (an embedding application) nothing is changed."""
+    """Makes SIGTERM/SIGHUP unwind like Ctrl-C and records them and Ctrl-C; returns the previous handlers.
+    Signals already ignored (`nohup`) stay ignored; off the main thread (an embedding application)
+    nothing is changed."""
     previous = {}
-    for signum in TERMINATING:
+    for signum, default, handler in ([(signum, signal.SIG_DFL, _on_terminating_signal) for signum in TERMINATING]
+                                     + [(signal.SIGINT, signal.default_int_handler, _on_ctrl_c)]):
         try:
-            if signal.getsignal(signum) is signal.SIG_DFL:
-                previous[signum] = signal.signal(signum, _on_terminating_signal)
+            if signal.getsignal(signum) is default:
+                previous[signum] = signal.signal(signum, handler)
         except ValueError:
             break
     return previous
+
+
+def check() -> None:
+    """Raises the interruption this run received, if any (KeyboardInterrupt, or `Terminated`), even where
+    the signal's own exception was dropped."""
+    if _received:
+        raise _exception(_received[0])
+
+
+def _exception(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
 def forget() -> None:
@@ -50,7 +70,7 @@ def forget() -> None:
 
 
 def received_signal() -> int | None:
-    """The first terminating signal this run received (`install_handlers`), or None."""
+    """The first signal that interrupted this run (`install_handlers`: SIGINT, SIGTERM or SIGHUP), or None."""
     return _received[0] if _received else None
 
 
@@ -66,5 +86,5 @@ def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     if _received:
-        return Terminated(_received[0])
+        return _exception(_received[0])
     return None

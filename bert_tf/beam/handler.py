@@ -122,6 +122,7 @@ class BertModelHandler(ModelHandler):
 
     def run_inference(self, batch: Sequence[tuple], model, inference_args: dict | None = None
                       ) -> Iterable[Embedding | DeadLetter]:
+        interrupts.check()  # one that Python could not raise where it landed stops the run here
         options = model.options(self.spec.options)
         try:
             # One chunk: the batch is planned as a whole, so its model calls are the ones `embed` makes.

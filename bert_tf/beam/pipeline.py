@@ -42,6 +42,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from bert_tf import interrupts
 from bert_tf.beam import runners
 from bert_tf.beam.handler import EmbedSpec
 from bert_tf.beam.sinks import DEAD_LETTERS, OUTPUT_FORMATS, SUFFIXES, WriteDeadLetters, WriteEmbeddings
@@ -288,6 +289,7 @@ def embed_corpus(input_pattern: str, output_prefix: str, spec: EmbedSpec, *, out
             f.write(json.dumps({**metadata, "format": output_format, "input": input_pattern, "counts": counts,
                                 "files": [os.path.basename(n) for n in final_names[:-1]]},
                                indent=1, sort_keys=True).encode("utf-8"))
+        interrupts.check()  # a Ctrl-C that landed where Python could not raise it: publish nothing
         with _output_lock(output_prefix):
             old = check_output_prefix(output_prefix, force=force, inputs=matched)  # again: another run may have finished
             _publish(staged + [manifest], final_names, old, output_prefix)

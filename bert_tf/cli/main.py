@@ -157,6 +157,8 @@ def _run(args) -> int:
 def _interrupted(error: KeyboardInterrupt) -> int:
     """The one line and the shell's exit status for Ctrl-C (130) or a terminating signal (128 + N)."""
     signum = interrupts.received_signal()
+    if signum == signal.SIGINT:
+        signum = None
     if signum is not None or isinstance(error, interrupts.Terminated):
         signum = signum if signum is not None else error.signum
         print(f"bert-tf: stopped by {signal.Signals(signum).name}", file=sys.stderr)

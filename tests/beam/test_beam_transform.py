@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import signal
 import json
 import subprocess
 import sys
@@ -224,3 +225,20 @@ def test_an_interruption_inside_a_batch_ends_the_run_instead_of_a_retry_one_by_o
             with pytest.raises(RuntimeError):
                 BertModelHandler(EmbedSpec()).run_inference(batch, model)
             assert model.calls == 1  # not retried
+
+
+def test_an_interruption_python_dropped_still_stops_the_next_batch(monkeypatch):
+    """A Ctrl-C recorded by the CLI's handler but whose exception was dropped (it landed in a finaliser)
+    stops the run at the next batch, before the model is called."""
+    from bert_tf import interrupts
+
+    monkeypatch.setattr(interrupts, "_received", [])
+    model = _FailingModel(ValueError("never reached"))
+    handler = BertModelHandler(EmbedSpec())
+    interrupts._received.append(signal.SIGINT)  # as `install_handlers`' Ctrl-C handler records it
+    with pytest.raises(KeyboardInterrupt):
+        handler.run_inference([("0", "a cat")], model)
+    assert model.calls == 0
+    interrupts._received[:] = [signal.SIGTERM]
+    with pytest.raises(interrupts.Terminated):
+        handler.run_inference([("0", "a cat")], model)
