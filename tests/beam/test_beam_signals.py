@@ -22,7 +22,10 @@ def test_a_signal_during_the_pipeline_is_one_line_and_leaves_nothing(tmp_path, b
     prefix = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "bert_tf", "beam-embed", "--input", str(corpus),
                                 "--output", str(prefix), "--checkpoint", str(beam_checkpoint)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                               # As from a terminal: a shell's background job (`make test &`) starts with
+                               # SIGINT ignored, which the run would rightly keep ignoring.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not glob.glob(str(tmp_path / ".out.bert-tf-*")) and process.poll() is None \
