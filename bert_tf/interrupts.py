@@ -3,10 +3,12 @@
 The CLI makes SIGTERM and SIGHUP unwind like Ctrl-C (`install_handlers`), so every writer removes its
 temporaries on the way out, and records every such signal and Ctrl-C as it arrives: an interruption that
 lands where Python cannot raise it (a finaliser or callback, whose exceptions Python reports and drops)
-is still known, and `check()` raises it at the next batch and before anything is published. Code that catches `Exception` to carry on past a failure (the Beam model
-handler retries a failed batch one text at a time) asks `interrupt_behind(error)` first: an interruption
-that reached it wrapped in an ordinary exception (by TensorFlow or Beam, which at times keep only its
-message) must end the run, not be retried as a bad batch.
+is still known, and `check()` raises it at the next batch and before anything is published.
+
+Code that catches `Exception` to carry on past a failure (the Beam model handler retries a failed batch
+one text at a time) asks `interrupt_behind(error)` first: an interruption that reached it wrapped in an
+ordinary exception (by TensorFlow or Beam, which at times keep only its message) must end the run, not
+be retried as a bad batch.
 """
 
 from __future__ import annotations

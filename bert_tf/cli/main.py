@@ -149,18 +149,18 @@ def _run(args) -> int:
             raise
         print(f"bert-tf: error: {error}", file=sys.stderr)
         return 1
-    if interrupts.received_signal() is not None:  # a command that caught the interrupt itself (download)
-        return 128 + interrupts.received_signal()  # still ends as signalled
+    signum = interrupts.received_signal()
+    if signum is not None:  # a command that caught the interrupt itself (download) still ends as signalled
+        return 128 + signum
     return code
 
 
 def _interrupted(error: KeyboardInterrupt) -> int:
     """The one line and the shell's exit status for Ctrl-C (130) or a terminating signal (128 + N)."""
     signum = interrupts.received_signal()
-    if signum == signal.SIGINT:
-        signum = None
-    if signum is not None or isinstance(error, interrupts.Terminated):
-        signum = signum if signum is not None else error.signum
+    if signum in (None, signal.SIGINT) and isinstance(error, interrupts.Terminated):
+        signum = error.signum
+    if signum not in (None, signal.SIGINT):
         print(f"bert-tf: stopped by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
     print("bert-tf: interrupted", file=sys.stderr)
