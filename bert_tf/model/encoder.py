@@ -355,8 +355,16 @@ class TransformerBlock(keras.layers.Layer):
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x))
         attended = self._drop(self._dense(self.attention_output, context), self.hidden_dropout, dropout)
         x = self.attention_layer_norm(x + attended)
-        y = self._dense(self.output_dense, self._dense(self.intermediate, x, self.activation))
-        return self.output_layer_norm(x + self._drop(y, self.hidden_dropout, dropout))
+        return self.output_layer_norm(x + self._drop(self._feed_forward(x), self.hidden_dropout, dropout))
+
+    def _feed_forward(self, x):
+        # int8 with a range per row: the intermediate output goes to the output layer as uint8 levels,
+        # from one compiled kernel (`QuantizedDense.output_levels`).
+        first, second = self.intermediate, self.output_dense
+        if isinstance(first, QuantizedDense) and first.ranges == second.ranges == "row" \
+                and second.input_scale is None:
+            return second.from_levels(first.output_levels(first.input_levels(x)))
+        return self._dense(second, self._dense(first, x, self.activation))
 
     def _call_tokens_mixed(self, x, attention_adder, packing, dropout):
         # The residual stream x stays float32 and is rounded to the compute dtype only where a

@@ -46,6 +46,14 @@ Runtime's way, `ranges="call"`, kept for comparison: `bench/int8_rows.py`) lets 
 kernel apply the scale, the bias and GELU itself, but makes a text's vectors
 depend on the other texts of its model call.
 
+Per-row ranges leave the work between two matmuls to TensorFlow's elementwise ops, each a pass
+over `[tokens, out]`: at 2048 tokens they took more of an int8 encoder call than its matmuls. The
+widest of them, between the intermediate and the output layer (each row's step and offset, the
+bias, GELU, then the output layer's input ranges and rounding, over 3072 columns), run as one
+XLA-compiled kernel that reads the intermediate product once and writes uint8 levels
+(`QuantizedDense.output_levels`), on rows padded to one of a few sizes (`padded_rows`), since XLA
+compiles a kernel per shape.
+
 Where TensorFlow has no oneDNN int8 kernel (builds without oneDNN),
 `QuantizedDense` computes the same quantized arithmetic in float32: the same
 results to float32 rounding, slower than float32.
@@ -211,12 +219,14 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
 
 
 class InputLevels(NamedTuple):
-    """An input `[tokens, in]` rounded over each row's range: `levels` (float32 integers 0..255), and
-    each row's `low` and `steps` (`[tokens, 1]`; levels per unit of input), so that a row's value is
-    about `low + levels / steps`."""
+    """An input `[tokens, in]` rounded over each row's range: `levels` (uint8), each row's `low` and
+    `steps` (float32 `[rows, 1]`; levels per unit of input), so that a row's value is about
+    `low + levels / steps`; and `tokens`, how many rows are the input's (int32 scalar): rows past it
+    are padding (`QuantizedDense.output_levels`), which `from_levels` drops."""
     levels: tf.Tensor
     low: tf.Tensor
     steps: tf.Tensor
+    tokens: tf.Tensor
 
 
 #: How `QuantizedDense` sets its input ranges: one per row (token), or one per call (ONNX Runtime's).
@@ -338,28 +348,44 @@ class QuantizedDense(keras.layers.Layer):
         """`x` `[tokens, in]` rounded over each row's range (after `scaled_input`): what `from_levels`
         takes. Layers whose `input_scale` are equal (or absent) can share one (`TransformerBlock`
         quantizes the input of query, key and value once)."""
-        x = self.scaled_input(x)
-        low, width = input_ranges(x)  # [tokens, 1] each
-        steps = INPUT_LEVELS / width
-        # round() then cast: the same integers for oneDNN and the emulation, half to even.
-        return InputLevels(tf.round((x - low) * steps), low, steps)
+        return InputLevels(*round_rows(self.scaled_input(x)), tf.shape(x)[0])
 
     def from_levels(self, levels: "InputLevels"):
-        """The layer's output `[tokens, out]` for an input already rounded by `input_levels`."""
-        x_levels, low, steps = levels
+        """The layer's output `[tokens, out]` for an input already rounded by `input_levels` (or by
+        the layer before's `output_levels`)."""
+        product = self._product(levels.levels)[:levels.tokens]
+        return _finish(product, levels.low[:levels.tokens], levels.steps[:levels.tokens],
+                       self.kernel_column_sums, self.bias, self.activation)
+
+    def output_levels(self, levels: "InputLevels") -> "InputLevels":
+        """The layer's output for an input rounded by `input_levels`, itself rounded over each row's
+        range as the next layer's `input_levels` would round it (a next layer without `input_scale`):
+        `next.from_levels(layer.output_levels(levels))` is `next(layer.from_levels(levels))`.
+
+        The steps between the two matmuls (each row's step and offset, the bias, the activation, the
+        next input's ranges and rounding) read and write `[tokens, out]` about a dozen times as
+        TensorFlow ops; here they are one XLA-compiled kernel, which reads the product once and writes
+        uint8. XLA compiles a kernel per shape, so the rows are padded to `padded_rows(tokens)`
+        (padding rows have levels 0, a low of 0 and a step of 1; `from_levels` drops them).
+        """
+        rows = padded_rows(levels.tokens)
+        product = self._product(pad_rows(levels.levels, rows))
+        return InputLevels(*_finish_and_round(self.activation)(
+            product, pad_rows(levels.low, rows), pad_rows(levels.steps, rows, 1.0),
+            tf.convert_to_tensor(self.kernel_column_sums), tf.convert_to_tensor(self.bias)), levels.tokens)
+
+    def _product(self, x_levels):
+        """`x_levels @ kernel` times the kernel's column scales, float32: oneDNN's int32 sums, or the
+        same integers in float32 (the emulation)."""
         if self.onednn:
             # The levels as they are (range 255 over 255 levels: scale 1), the kernel's column scales
             # applied by oneDNN: int32 sums times kernel_scale, float32 out. Bias 0: it is added after
             # the row's step, with the offset term.
-            product = onednn_matmul(tf.cast(x_levels, tf.uint8), tf.constant(INPUT_LEVELS), self.kernel,
-                                    self.kernel_scale * KERNEL_LEVELS, tf.zeros_like(self.bias))
-        else:
-            # The same integers in float32: products of 255 x 127 summed over `in` inputs stay exact
-            # while in * 32385 < 2^24; beyond, float32 rounding of the sum (relative 6e-8).
-            product = tf.matmul(x_levels, tf.cast(self.kernel, tf.float32)) * self.kernel_scale
-        # [tokens, out]: each row's step, its offset's product (module docstring), the bias.
-        y = product / steps + (low * self.kernel_column_sums + self.bias)
-        return y if self.activation is None else self.activation(y)
+            return onednn_matmul(x_levels, tf.constant(INPUT_LEVELS), self.kernel,
+                                 self.kernel_scale * KERNEL_LEVELS, tf.zeros_like(self.bias))
+        # Products of 255 x 127 summed over `in` inputs stay exact in float32 while in * 32385 < 2^24;
+        # beyond, float32 rounding of the sum (relative 6e-8).
+        return tf.matmul(tf.cast(x_levels, tf.float32), tf.cast(self.kernel, tf.float32)) * self.kernel_scale
 
     def _call_one_range(self, x):
         """One range for the whole input (`ranges="call"`): the kernel applies scale, bias and activation."""
@@ -393,6 +419,56 @@ def set_input_ranges(encoder, ranges: str) -> int:
     for layer in layers:
         layer.ranges = ranges
     return len(layers)
+
+def round_rows(x) -> tuple:
+    """`(levels, low, steps)` for `x` `[tokens, in]`: each row rounded over its own range
+    (`input_ranges`) to uint8 levels, `round((x - low) * steps)`, half to even."""
+    low, width = input_ranges(x)  # [tokens, 1] each
+    steps = INPUT_LEVELS / width
+    return tf.cast(tf.round((x - low) * steps), tf.uint8), low, steps
+
+
+def _finish(product, low, steps, column_sums, bias, activation):
+    # [tokens, out]: each row's step, its offset's product (module docstring), the bias, the activation.
+    y = product / steps + (low * column_sums + bias)
+    return y if activation is None else activation(y)
+
+
+@functools.lru_cache(maxsize=None)
+def _finish_and_round(activation):
+    """`QuantizedDense.output_levels`' compiled kernel for `activation` (one per function)."""
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def finish_and_round(product, low, steps, column_sums, bias):
+        return round_rows(_finish(product, low, steps, column_sums, bias, activation))
+    return finish_and_round
+
+
+#: Row counts `QuantizedDense.output_levels` pads to (XLA compiles its kernel once per shape): powers
+#: of two from 8 to `ROW_STEP`, then multiples of `ROW_STEP`, then, from `ROW_STEP_GROWS` rows on,
+#: multiples of 1/16 of the largest power of two below the count: 20 sizes up to 2048 rows, 16 per
+#: doubling beyond; padding of under `ROW_STEP` rows up to `ROW_STEP_GROWS`, under 1/16 of them beyond.
+ROW_STEP = 128
+ROW_STEP_GROWS = 16 * ROW_STEP
+
+
+def padded_rows(tokens):
+    """The row count `tokens` rows are padded to (int32 scalar tensor; module constants above)."""
+    tokens = tf.maximum(tf.convert_to_tensor(tokens, tf.int32), 1)
+    count = tf.reshape(tokens, [1])
+    powers = [8, 16, 32, 64, ROW_STEP]
+    small = tf.constant(powers, tf.int32)
+    power_of_two = tf.gather(small, tf.minimum(tf.searchsorted(small, count)[0], len(powers) - 1))
+    # How many times the count has doubled past ROW_STEP_GROWS: the step doubles with it.
+    doublings = tf.searchsorted(tf.constant([ROW_STEP_GROWS << i for i in range(1, 17)], tf.int32), count,
+                                side="right")[0]
+    step = tf.bitwise.left_shift(ROW_STEP, doublings)
+    return tf.where(tokens <= ROW_STEP, power_of_two, (tokens + step - 1) // step * step)
+
+
+def pad_rows(x, rows, value: float = 0.0):
+    """`x` `[tokens, d]` with rows of `value` appended up to `rows`."""
+    return tf.pad(x, [[0, rows - tf.shape(x)[0]], [0, 0]], constant_values=tf.cast(value, x.dtype))
+
 
 def input_ranges(x, per_row: bool = True) -> tuple:
     """`(low, width)` of the ranges an input `[tokens, in]` is quantized over: each row's (`[tokens, 1]`

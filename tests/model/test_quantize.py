@@ -247,6 +247,54 @@ def test_the_input_ranges_are_one_of_two():
         _layer(kernel, bias, False, ranges="batch")
 
 
+def test_rows_are_padded_to_few_sizes_with_little_padding():
+    """`output_levels`' compiled kernel is built once per padded size: few sizes, each at least the
+    rows: powers of two up to 128, then multiples of 128 (under 128 rows of padding) and, past 2048
+    rows, under 1/16 of the rows."""
+    counts = list(range(0, 2100)) + [4095, 4096, 4097, 8191, 8193, 33000]
+    padded = [int(quantize.padded_rows(n)) for n in counts]
+    for n, rows in zip(counts, padded):
+        assert rows >= max(n, 1)
+        if n <= 128:
+            assert rows in (8, 16, 32, 64, 128) and (rows == 8 or rows // 2 < n), (n, rows)
+        else:
+            assert rows % 128 == 0 and rows - n < (128 if n <= 2048 else rows / 16), (n, rows)
+    assert len({rows for n, rows in zip(counts, padded) if n <= 2048}) == 20
+
+
+@pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
+@pytest.mark.parametrize("rows", [1, 37, 300])
+def test_output_levels_are_the_next_layers_rounding_of_the_output(onednn, rows):
+    """`output_levels` (one compiled kernel over padded rows) gives the levels the next layer would
+    round the layer's output to, ties aside, and the same next output to float32 rounding."""
+    rng = np.random.default_rng(21)
+    x = (rng.standard_normal((rows, 64)) * 2 + 0.3).astype(np.float32)
+    first = QuantizedDense(96, activation=gelu_erf, kernel_value=lambda: (rng.standard_normal((64, 96)) * 0.2)
+                           .astype(np.float32), bias_value=lambda: rng.standard_normal(96).astype(np.float32),
+                           onednn=onednn)
+    second = QuantizedDense(40, kernel_value=lambda: (rng.standard_normal((96, 40)) * 0.1).astype(np.float32),
+                            bias_value=lambda: rng.standard_normal(40).astype(np.float32), onednn=onednn)
+    first.build((None, 64))
+    second.build((None, 96))
+    fused = first.output_levels(first.input_levels(tf.constant(x)))
+    assert fused.levels.shape[0] == int(quantize.padded_rows(rows)) and int(fused.tokens) == rows
+    between = first(tf.constant(x)).numpy()
+    levels, low, steps = (t.numpy() for t in quantize.round_rows(tf.constant(between)))
+    np.testing.assert_allclose(fused.low.numpy()[:rows], low, rtol=0, atol=8 * EPS32 * float(np.abs(between).max()))
+    np.testing.assert_allclose(fused.steps.numpy()[:rows], steps, rtol=16 * EPS32)
+    scaled = (between.astype(np.float64) - low) * steps
+    near_tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-4 * np.maximum(scaled, 1)
+    differ = fused.levels.numpy()[:rows] != levels
+    assert not (differ & ~near_tie).any()
+    assert (np.abs(fused.levels.numpy()[:rows].astype(int) - levels) <= 1).all()
+    expected = second(tf.constant(between)).numpy()
+    out = second.from_levels(fused).numpy()
+    assert out.shape == expected.shape
+    tie_bound = differ.astype(np.float64) @ np.abs(second.kernel.numpy() * second.kernel_scale.numpy()) / steps
+    bound = 64 * EPS32 * float(np.abs(expected).max()) + tie_bound
+    assert (np.abs(out - expected) <= bound).all()
+
+
 @NEEDS_ONEDNN
 def test_layers_of_one_shape_keep_their_own_kernels_eagerly_and_in_graphs():
     """oneDNN's kernel caches the reordered weights; eager ops share one kernel per signature, so a
