@@ -58,6 +58,9 @@ import numpy as np
 from bert_tf.errors import InvalidValue
 from bert_tf.runtime import keras, tf
 from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
+from bert_tf.model import int8_block
+from bert_tf.model.norm import layer_norm
+from bert_tf.model.packing import Packing
 from bert_tf.model.quantize import QuantizedDense, smoothing_scales
 
 #: Added to attention logits at padding positions, as in Google's modeling.py
@@ -192,11 +195,7 @@ class LayerNorm(keras.layers.LayerNormalization):
                              "use keras.layers.LayerNormalization for other settings")
 
     def call(self, x):
-        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-        centred = x - mean
-        variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
-        scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + self.epsilon))  # [tokens, 1]: see the docstring
-        return tf.nn.bias_add(centred * self.gamma * scale, self.beta)
+        return layer_norm(x, self.gamma, self.beta, self.epsilon)
 
 
 def _layer_norm(name, values, scope=""):
@@ -283,6 +282,12 @@ class TransformerBlock(keras.layers.Layer):
         self.output_layer_norm = _layer_norm("output_layer_norm", values, scope)
         self._hidden = h
 
+    @property
+    def fused_int8(self) -> bool:
+        """int8 with a range per row: the block runs as six int8 matmuls and six compiled kernels
+        (`int8_block.py`), on rows padded as `Packing(mask, pad_rows=True)` pads them."""
+        return int8_block.fused(self)
+
     def build(self, input_shape=None):
         h = self._hidden
         for layer in (self.query, self.key, self.value, self.attention_output, self.intermediate):
@@ -337,9 +342,15 @@ class TransformerBlock(keras.layers.Layer):
                                f"float32 weights train; build the encoder with trained_layers covering it")
         if packing is None:
             batch, seq = tf.shape(x)[0], tf.shape(x)[1]
-            tokens = self._call_tokens(tf.reshape(x, [batch * seq, self._hidden]), attention_adder,
-                                       Packing.full(batch, seq), dropout)
+            flat = tf.reshape(x, [batch * seq, self._hidden])
+            if self.fused_int8:  # every position a token, the rows padded (`int8_block.py`)
+                packing = Packing(tf.ones([batch, seq]), pad_rows=True)
+                tokens = int8_block.call(self, packing.pad(flat), attention_adder, packing)[:batch * seq]
+            else:
+                tokens = self._call_tokens(flat, attention_adder, Packing.full(batch, seq), dropout)
             return tf.reshape(tokens, [batch, seq, self._hidden])
+        if self.fused_int8:
+            return int8_block.call(self, x, attention_adder, packing)
         return self._call_tokens(x, attention_adder, packing, dropout)
 
     def _call_tokens(self, x, attention_adder, packing, dropout):
@@ -355,16 +366,8 @@ class TransformerBlock(keras.layers.Layer):
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x))
         attended = self._drop(self._dense(self.attention_output, context), self.hidden_dropout, dropout)
         x = self.attention_layer_norm(x + attended)
-        return self.output_layer_norm(x + self._drop(self._feed_forward(x), self.hidden_dropout, dropout))
-
-    def _feed_forward(self, x):
-        # int8 with a range per row: the intermediate output goes to the output layer as uint8 levels,
-        # from one compiled kernel (`QuantizedDense.output_levels`).
-        first, second = self.intermediate, self.output_dense
-        if isinstance(first, QuantizedDense) and first.ranges == second.ranges == "row" \
-                and second.input_scale is None:
-            return second.from_levels(first.output_levels(first.input_levels(x)))
-        return self._dense(second, self._dense(first, x, self.activation))
+        y = self._dense(self.output_dense, self._dense(self.intermediate, x, self.activation))
+        return self.output_layer_norm(x + self._drop(y, self.hidden_dropout, dropout))
 
     def _call_tokens_mixed(self, x, attention_adder, packing, dropout):
         # The residual stream x stays float32 and is rounded to the compute dtype only where a
@@ -386,83 +389,6 @@ class TransformerBlock(keras.layers.Layer):
         x = self.attention_layer_norm(x + tf.cast(attended, f32))
         y = self._dense(self.output_dense, self._dense(self.intermediate, tf.cast(x, low), self.activation))
         return self.output_layer_norm(x + tf.cast(self._drop(y, self.hidden_dropout, dropout), f32))
-
-
-class Packing:
-    """Moves per-token tensors between the padded `[batch, seq, ...]` layout and `[tokens, ...]`.
-
-    `tokens` are the real (mask = 1) positions in row-major order, the order
-    `tf.boolean_mask(x, mask)` gives.
-    """
-
-    @classmethod
-    def full(cls, batch, seq) -> "Packing":
-        """Every position is a token: the two layouts differ by a reshape only."""
-        packing = cls.__new__(cls)
-        packing.batch, packing.seq, packing.token_slots = batch, seq, None
-        return packing
-
-    def __init__(self, mask):
-        # mask: [batch, seq], 1 for real tokens
-        self.batch, self.seq = tf.shape(mask)[0], tf.shape(mask)[1]
-        flat = tf.reshape(tf.cast(mask, tf.bool), [-1])  # [batch * seq]
-        self.token_slots = tf.cast(tf.where(flat)[:, 0], tf.int32)  # [tokens] slot of each real token
-        self.num_tokens = tf.size(self.token_slots)
-        # [batch * seq]: the token at each slot, or num_tokens for padding.
-        self.slot_tokens = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32)) - 1, self.num_tokens)
-        self._heads = {}  # head count -> `_head_indices`
-
-    # The reshapes name every dimension: with an empty batch a -1 cannot be inferred
-    # (TensorFlow then guesses from the input's shape and the next MatMul fails).
-
-    def gather_tokens(self, x, token_index):
-        """`x[token_index]` for `x` `[tokens, d]`; an index past the last token gives some real token's row.
-
-        Laying tokens out padded this way is one gather: padding slots borrow a real
-        token instead of a zero row appended to `x`, which would copy `x` on every layer.
-        What padding holds never reaches a real token: keys there get
-        -10000 added to their scores, whose softmax weight is then exactly 0 in float32,
-        and query rows there are dropped by `from_heads`.
-        """
-        return tf.gather(self._rows_or_zeros(x, 1), tf.minimum(token_index, tf.maximum(self.num_tokens - 1, 0)))
-
-    def _rows_or_zeros(self, rows, count: int):
-        # With no real token at all there is nothing to borrow: read `count` rows of zeros.
-        return tf.cond(self.num_tokens > 0, lambda: rows, lambda: tf.zeros([count, tf.shape(rows)[-1]], rows.dtype))
-
-    def to_heads(self, x, heads: int):
-        """`[tokens, heads * d]` -> `[batch, heads, seq, d]`.
-
-        Packed, laying tokens out padded and splitting them into heads are one gather, with
-        no transpose (bit-identical); in full, a reshape and a transpose.
-        """
-        d = tf.shape(x)[-1] // heads
-        if self.token_slots is None:
-            return tf.transpose(tf.reshape(x, [self.batch, self.seq, heads, d]), [0, 2, 1, 3])
-        rows = tf.reshape(x, [self.num_tokens * heads, d])  # row t * heads + h: token t's head h
-        return tf.gather(self._rows_or_zeros(rows, heads), self._head_indices(heads)[0])
-
-    def from_heads(self, x, heads: int):
-        """`[batch, heads, seq, d]` -> `[tokens, heads * d]`: the heads merged and the real tokens
-        picked (packed, as one gather; in full, a transpose and a reshape)."""
-        d = tf.shape(x)[-1]
-        if self.token_slots is None:
-            return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [self.batch * self.seq, heads * d])
-        rows = tf.reshape(x, [self.batch * heads * self.seq, d])
-        return tf.reshape(tf.gather(rows, self._head_indices(heads)[1]), [self.num_tokens, heads * d])
-
-    def _head_indices(self, heads: int):
-        """`(into, back)`, computed once per head count: `into` `[batch, heads, seq]`, the row of
-        `to_heads`' `[tokens * heads, d]` for each position (padding borrows a real token, as in
-        `gather_tokens`); `back` `[tokens, heads]`, the row of `[batch * heads * seq, d]` for each."""
-        if heads not in self._heads:
-            token = tf.minimum(self.slot_tokens, tf.maximum(self.num_tokens - 1, 0))  # [batch * seq]
-            head = tf.range(heads)
-            into = tf.reshape(token, [self.batch, 1, self.seq]) * heads + head[None, :, None]
-            row, position = self.token_slots // self.seq, self.token_slots % self.seq
-            back = (row[:, None] * heads + head[None, :]) * self.seq + position[:, None]
-            self._heads[heads] = (into, back)
-        return self._heads[heads]
 
 
 class BertEncoder(keras.Model):
@@ -572,15 +498,16 @@ class BertEncoder(keras.Model):
             raise InvalidValue(f"dropout_layers must be an integer from 0 to {len(self.blocks)}; "
                                f"got {dropout_layers!r}")
         first_dropped = len(self.blocks) - dropout_layers
-        packing = Packing(mask)
+        packing = Packing(mask, pad_rows=any(block.fused_int8 for block in self.blocks))
         ids = tf.gather(tf.reshape(tf.cast(word_ids, tf.int32), [-1]), packing.token_slots)
         positions = packing.token_slots % packing.seq
         x = self.embeddings(ids[tf.newaxis], tf.zeros_like(ids)[tf.newaxis], positions[tf.newaxis])[0]
         adder = attention_adder_for(mask)
         states = [x]
+        x = packing.pad(x)  # [rows, hidden]
         for i, block in enumerate(self.blocks):
             x = block(x, adder, packing=packing, dropout=i >= first_dropped)
-            states.append(x)
+            states.append(x[:packing.num_tokens])
         # [CLS] is each row's first position; a row with no real token there pools to zeros.
         first = tf.gather(packing.slot_tokens, tf.range(packing.batch) * packing.seq)  # [batch]
         pooled = self.pooler(packing.gather_tokens(x, first))

@@ -46,13 +46,11 @@ Runtime's way, `ranges="call"`, kept for comparison: `bench/int8_rows.py`) lets 
 kernel apply the scale, the bias and GELU itself, but makes a text's vectors
 depend on the other texts of its model call.
 
-Per-row ranges leave the work between two matmuls to TensorFlow's elementwise ops, each a pass
-over `[tokens, out]`: at 2048 tokens they took more of an int8 encoder call than its matmuls. The
-widest of them, between the intermediate and the output layer (each row's step and offset, the
-bias, GELU, then the output layer's input ranges and rounding, over 3072 columns), run as one
-XLA-compiled kernel that reads the intermediate product once and writes uint8 levels
-(`QuantizedDense.output_levels`), on rows padded to one of a few sizes (`padded_rows`), since XLA
-compiles a kernel per shape.
+Per-row ranges leave the work between two matmuls to elementwise ops, each a pass over
+`[tokens, out]` as TensorFlow ops: at 2048 tokens they took more of an int8 encoder call than its
+matmuls. In the encoder each stretch between two matmuls is one XLA-compiled kernel instead
+(`int8_block.py`), built from the same functions (`round_rows`, `finish_rows`), on rows padded to one
+of a few counts (`padded_rows`), since XLA compiles a kernel per shape.
 
 Where TensorFlow has no oneDNN int8 kernel (builds without oneDNN),
 `QuantizedDense` computes the same quantized arithmetic in float32: the same
@@ -219,14 +217,12 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
 
 
 class InputLevels(NamedTuple):
-    """An input `[tokens, in]` rounded over each row's range: `levels` (uint8), each row's `low` and
-    `steps` (float32 `[rows, 1]`; levels per unit of input), so that a row's value is about
-    `low + levels / steps`; and `tokens`, how many rows are the input's (int32 scalar): rows past it
-    are padding (`QuantizedDense.output_levels`), which `from_levels` drops."""
+    """An input `[tokens, in]` rounded over each row's range (`round_rows`): `levels` (uint8), and
+    each row's `low` and `steps` (float32 `[tokens, 1]`; levels per unit of input), so that a row's
+    value is about `low + levels / steps`."""
     levels: tf.Tensor
     low: tf.Tensor
     steps: tf.Tensor
-    tokens: tf.Tensor
 
 
 #: How `QuantizedDense` sets its input ranges: one per row (token), or one per call (ONNX Runtime's).
@@ -348,35 +344,23 @@ class QuantizedDense(keras.layers.Layer):
         """`x` `[tokens, in]` rounded over each row's range (after `scaled_input`): what `from_levels`
         takes. Layers whose `input_scale` are equal (or absent) can share one (`TransformerBlock`
         quantizes the input of query, key and value once)."""
-        return InputLevels(*round_rows(self.scaled_input(x)), tf.shape(x)[0])
+        return InputLevels(*round_rows(self.scaled_input(x)))
 
     def from_levels(self, levels: "InputLevels"):
-        """The layer's output `[tokens, out]` for an input already rounded by `input_levels` (or by
-        the layer before's `output_levels`)."""
-        product = self._product(levels.levels)[:levels.tokens]
-        return _finish(product, levels.low[:levels.tokens], levels.steps[:levels.tokens],
-                       self.kernel_column_sums, self.bias, self.activation)
+        """The layer's output `[tokens, out]` for an input already rounded by `input_levels`."""
+        y = finish_rows(self.product(levels.levels), levels.low, levels.steps, self.kernel_column_sums, self.bias)
+        return y if self.activation is None else self.activation(y)
 
-    def output_levels(self, levels: "InputLevels") -> "InputLevels":
-        """The layer's output for an input rounded by `input_levels`, itself rounded over each row's
-        range as the next layer's `input_levels` would round it (a next layer without `input_scale`):
-        `next.from_levels(layer.output_levels(levels))` is `next(layer.from_levels(levels))`.
+    def finish_and_round(self, product, low, steps) -> tuple:
+        """`round_rows(activation(finish_rows(product, low, steps, ...)))`, the layer's output from
+        its product rounded for a next layer, as one compiled kernel: `(levels, low, steps)`. Its rows
+        should be one of `padded_rows`' counts (XLA compiles a kernel per shape)."""
+        return _finish_and_round(self.activation)(product, low, steps, tf.convert_to_tensor(self.kernel_column_sums),
+                                                  tf.convert_to_tensor(self.bias))
 
-        The steps between the two matmuls (each row's step and offset, the bias, the activation, the
-        next input's ranges and rounding) read and write `[tokens, out]` about a dozen times as
-        TensorFlow ops; here they are one XLA-compiled kernel, which reads the product once and writes
-        uint8. XLA compiles a kernel per shape, so the rows are padded to `padded_rows(tokens)`
-        (padding rows have levels 0, a low of 0 and a step of 1; `from_levels` drops them).
-        """
-        rows = padded_rows(levels.tokens)
-        product = self._product(pad_rows(levels.levels, rows))
-        return InputLevels(*_finish_and_round(self.activation)(
-            product, pad_rows(levels.low, rows), pad_rows(levels.steps, rows, 1.0),
-            tf.convert_to_tensor(self.kernel_column_sums), tf.convert_to_tensor(self.bias)), levels.tokens)
-
-    def _product(self, x_levels):
-        """`x_levels @ kernel` times the kernel's column scales, float32: oneDNN's int32 sums, or the
-        same integers in float32 (the emulation)."""
+    def product(self, x_levels):
+        """`x_levels @ kernel` (uint8 levels `[rows, in]`) times the kernel's column scales, float32:
+        oneDNN's int32 sums, or the same integers in float32 (the emulation)."""
         if self.onednn:
             # The levels as they are (range 255 over 255 levels: scale 1), the kernel's column scales
             # applied by oneDNN: int32 sums times kernel_scale, float32 out. Bias 0: it is added after
@@ -428,22 +412,23 @@ def round_rows(x) -> tuple:
     return tf.cast(tf.round((x - low) * steps), tf.uint8), low, steps
 
 
-def _finish(product, low, steps, column_sums, bias, activation):
-    # [tokens, out]: each row's step, its offset's product (module docstring), the bias, the activation.
-    y = product / steps + (low * column_sums + bias)
-    return y if activation is None else activation(y)
+def finish_rows(product, low, steps, column_sums, bias):
+    """A layer's output `[tokens, out]` (before its activation) from its `product` with levels rounded
+    by `round_rows`: each row's step, its offset's product (module docstring) and the bias."""
+    return product / steps + (low * column_sums + bias)
 
 
 @functools.lru_cache(maxsize=None)
 def _finish_and_round(activation):
-    """`QuantizedDense.output_levels`' compiled kernel for `activation` (one per function)."""
+    """`QuantizedDense.finish_and_round`'s compiled kernel for `activation` (one per function)."""
     @tf.function(jit_compile=True, reduce_retracing=True)
     def finish_and_round(product, low, steps, column_sums, bias):
-        return round_rows(_finish(product, low, steps, column_sums, bias, activation))
+        y = finish_rows(product, low, steps, column_sums, bias)
+        return round_rows(y if activation is None else activation(y))
     return finish_and_round
 
 
-#: Row counts `QuantizedDense.output_levels` pads to (XLA compiles its kernel once per shape): powers
+#: Row counts an int8 encoder pads its tokens to (XLA compiles its kernels once per shape): powers
 #: of two from 8 to `ROW_STEP`, then multiples of `ROW_STEP`, then, from `ROW_STEP_GROWS` rows on,
 #: multiples of 1/16 of the largest power of two below the count: 20 sizes up to 2048 rows, 16 per
 #: doubling beyond; padding of under `ROW_STEP` rows up to `ROW_STEP_GROWS`, under 1/16 of them beyond.
@@ -463,11 +448,6 @@ def padded_rows(tokens):
                                 side="right")[0]
     step = tf.bitwise.left_shift(ROW_STEP, doublings)
     return tf.where(tokens <= ROW_STEP, power_of_two, (tokens + step - 1) // step * step)
-
-
-def pad_rows(x, rows, value: float = 0.0):
-    """`x` `[tokens, d]` with rows of `value` appended up to `rows`."""
-    return tf.pad(x, [[0, rows - tf.shape(x)[0]], [0, 0]], constant_values=tf.cast(value, x.dtype))
 
 
 def input_ranges(x, per_row: bool = True) -> tuple:

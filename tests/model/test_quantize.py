@@ -264,9 +264,9 @@ def test_rows_are_padded_to_few_sizes_with_little_padding():
 
 @pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
 @pytest.mark.parametrize("rows", [1, 37, 300])
-def test_output_levels_are_the_next_layers_rounding_of_the_output(onednn, rows):
-    """`output_levels` (one compiled kernel over padded rows) gives the levels the next layer would
-    round the layer's output to, ties aside, and the same next output to float32 rounding."""
+def test_the_compiled_finish_is_the_next_layers_rounding_of_the_output(onednn, rows):
+    """`finish_and_round` (one XLA-compiled kernel, on rows padded with zeros) gives the levels a next
+    layer rounds the layer's output to, ties aside, and the same next output to float32 rounding."""
     rng = np.random.default_rng(21)
     x = (rng.standard_normal((rows, 64)) * 2 + 0.3).astype(np.float32)
     first = QuantizedDense(96, activation=gelu_erf, kernel_value=lambda: (rng.standard_normal((64, 96)) * 0.2)
@@ -276,21 +276,21 @@ def test_output_levels_are_the_next_layers_rounding_of_the_output(onednn, rows):
                             bias_value=lambda: rng.standard_normal(40).astype(np.float32), onednn=onednn)
     first.build((None, 64))
     second.build((None, 96))
-    fused = first.output_levels(first.input_levels(tf.constant(x)))
-    assert fused.levels.shape[0] == int(quantize.padded_rows(rows)) and int(fused.tokens) == rows
+    padded = int(quantize.padded_rows(rows))
+    levels, low, steps = first.input_levels(tf.constant(np.pad(x, [(0, padded - rows), (0, 0)])))
+    fused = [t.numpy()[:rows] for t in first.finish_and_round(first.product(levels), low, steps)]
     between = first(tf.constant(x)).numpy()
-    levels, low, steps = (t.numpy() for t in quantize.round_rows(tf.constant(between)))
-    np.testing.assert_allclose(fused.low.numpy()[:rows], low, rtol=0, atol=8 * EPS32 * float(np.abs(between).max()))
-    np.testing.assert_allclose(fused.steps.numpy()[:rows], steps, rtol=16 * EPS32)
-    scaled = (between.astype(np.float64) - low) * steps
+    expected_levels, expected_low, expected_steps = (t.numpy() for t in quantize.round_rows(tf.constant(between)))
+    np.testing.assert_allclose(fused[1], expected_low, rtol=0, atol=8 * EPS32 * float(np.abs(between).max()))
+    np.testing.assert_allclose(fused[2], expected_steps, rtol=16 * EPS32)
+    scaled = (between.astype(np.float64) - expected_low) * expected_steps
     near_tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-4 * np.maximum(scaled, 1)
-    differ = fused.levels.numpy()[:rows] != levels
+    differ = fused[0] != expected_levels
     assert not (differ & ~near_tie).any()
-    assert (np.abs(fused.levels.numpy()[:rows].astype(int) - levels) <= 1).all()
+    assert (np.abs(fused[0].astype(int) - expected_levels) <= 1).all()
     expected = second(tf.constant(between)).numpy()
-    out = second.from_levels(fused).numpy()
-    assert out.shape == expected.shape
-    tie_bound = differ.astype(np.float64) @ np.abs(second.kernel.numpy() * second.kernel_scale.numpy()) / steps
+    out = second.from_levels(quantize.InputLevels(*(tf.constant(t) for t in fused))).numpy()
+    tie_bound = differ.astype(np.float64) @ np.abs(second.kernel.numpy() * second.kernel_scale.numpy()) / expected_steps
     bound = 64 * EPS32 * float(np.abs(expected).max()) + tie_bound
     assert (np.abs(out - expected) <= bound).all()
 
@@ -436,3 +436,44 @@ def test_int8_without_onednn_warns_once_that_it_is_emulated(monkeypatch, caplog)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "slower than float32" in warnings[0] and "no oneDNN int8 matmul kernel" in warnings[0]
+
+
+@pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
+def test_the_compiled_int8_block_computes_its_layers_arithmetic(make_checkpoint, monkeypatch, onednn):
+    """`int8_block.call` (six compiled kernels on padded rows) against the block's layers called one by
+    one (the `QuantizedDense` and `LayerNorm` layers, TensorFlow ops), on the embeddings of three texts:
+    the same to float32 rounding, but for a rare input that float32 rounding moves across a level."""
+    from bert_tf.model import int8_block
+    from bert_tf.model.checkpoint import load_encoder
+    from bert_tf.model.encoder import attention_adder_for
+    from bert_tf.model.packing import Packing
+    from bert_tf.testing import float32_bound
+    from tests.conftest import random_batch
+
+    monkeypatch.setattr(quantize, "onednn_int8_available", lambda: onednn)
+    directory, _ = make_checkpoint(intermediate_size=96)
+    config, encoder = load_encoder(directory, compute_dtype="int8")
+    block = encoder.blocks[0]
+    assert block.fused_int8 and block.query.onednn == onednn
+    inputs = random_batch(config, [9, 17, 4], seed=3)
+    mask = tf.constant(inputs["input_mask"])
+    x = encoder.token_states(inputs["input_word_ids"], mask)[0][0]  # the embeddings, [tokens, hidden]
+    adder = attention_adder_for(tf.cast(mask, tf.float32))
+    packing = Packing(mask)
+    heads = [packing.to_heads(layer(x), block.num_heads) for layer in (block.query, block.key, block.value)]
+    probs = tf.nn.softmax(tf.matmul(heads[0], heads[1], transpose_b=True) / np.sqrt(block.head_size) + adder)
+    attended = block.attention_layer_norm(x + block.attention_output(packing.from_heads(tf.matmul(probs, heads[2]),
+                                                                                        block.num_heads)))
+    expected = block.output_layer_norm(attended + block.output_dense(block.intermediate(attended))).numpy()
+
+    padded = Packing(mask, pad_rows=True)
+    assert int(padded.rows) == 32 and int(padded.num_tokens) == 30
+    out = int8_block.call(block, padded.pad(x), adder, padded).numpy()
+    assert out.shape == (32, config.hidden_size) and np.isfinite(out).all()
+    diff = np.abs(out[:30] - expected)
+    bound = float32_bound(expected, depth=2, width=config.intermediate_size)
+    assert np.mean(diff > bound) < 0.02 and diff.max() < 0.02 * np.abs(expected).max(), (diff.max(), bound)
+    # The block as the encoder calls it: packed and padded, and in the padded [batch, seq] layout.
+    np.testing.assert_array_equal(block(padded.pad(x), adder, packing=padded).numpy(), out)
+    full = block(encoder.embeddings(inputs["input_word_ids"], inputs["input_type_ids"] * 0), adder).numpy()
+    np.testing.assert_allclose(full[inputs["input_mask"] == 1], out[:30], rtol=0, atol=bound)

@@ -1,0 +1,101 @@
+"""An int8 transformer block as six int8 matmuls and six compiled kernels.
+
+An int8 block with a range per input row (`quantize.py`) computes what `TransformerBlock` defines,
+but everything between its matmuls is elementwise work over `[rows, hidden]` or `[rows, intermediate]`:
+each row's step and offset, the bias, the residual add, LayerNorm, GELU, the next layer's input
+ranges and rounding. As TensorFlow ops that is about forty passes over memory per block, and at 2048
+tokens it took more of a call than the int8 matmuls. Here each stretch between two matmuls is one
+XLA-compiled kernel (`tf.function(jit_compile=True)`), which reads its inputs once and writes what the
+next matmul reads (uint8 levels where that is an int8 matmul):
+
+1. the block's input, scaled by the query/key/value smoothing, to levels;
+2. query, key and value from their three products;
+3. attention's output (the heads merged) to levels;
+4. the attention output layer's product to its output, the residual add, the attention LayerNorm,
+   and the intermediate layer's input levels (smoothed);
+5. the intermediate product, GELU, to the output layer's levels (`QuantizedDense.finish_and_round`);
+6. the output layer's product to its output, the residual add and the output LayerNorm.
+
+The attention scores, softmax and the gathers between layouts stay TensorFlow ops, as in every
+precision. XLA compiles a kernel per shape, so the block's rows are padded to one of a few counts
+(`quantize.padded_rows`; `Packing(mask, pad_rows=True)`): a kernel is compiled the first time a
+count is seen, about 0.1 s each.
+
+The arithmetic is the same as the layer-by-layer path's (the same functions: `quantize.round_rows`,
+`quantize.finish_rows`, `norm.layer_norm`), to float32 rounding: XLA may order a row's sums
+differently. It is still each row's own: a text's vectors do not depend on its batch
+(tests/embed/test_space.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+from bert_tf.model.norm import layer_norm
+from bert_tf.model.quantize import QuantizedDense, finish_rows, round_rows
+from bert_tf.runtime import tf
+
+
+def fused(block) -> bool:
+    """Whether `block` (a `TransformerBlock`) runs as `call` computes it: its six dense layers int8
+    with a range per row, the unsmoothed ones (attention output, output) without an input scale."""
+    layers = (block.query, block.key, block.value, block.attention_output, block.intermediate, block.output_dense)
+    return (all(isinstance(layer, QuantizedDense) and layer.ranges == "row" for layer in layers)
+            and block.attention_output.input_scale is None and block.output_dense.input_scale is None)
+
+
+def call(block, x, attention_adder, packing):
+    """`TransformerBlock._call_tokens` for a `fused` block, on `x` `[packing.rows, hidden]`."""
+    norm1, norm2 = block.attention_layer_norm, block.output_layer_norm
+    levels, low, steps = _scaled_levels(x, _tensor(block.query.input_scale))
+    q, k, v = _three_outputs(*(layer.product(levels) for layer in (block.query, block.key, block.value)),
+                             low, steps, *_finishing(block.query), *_finishing(block.key), *_finishing(block.value))
+    q, k, v = (packing.to_heads(y, block.num_heads) for y in (q, k, v))  # [batch, heads, seq, head_size]
+    scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(block.head_size))
+    probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
+    context = packing.from_heads(tf.matmul(probs, v), block.num_heads)
+    levels, low, steps = _levels(context)
+    x, levels, low, steps = _attended(block.attention_output.product(levels), low, steps,
+                                      *_finishing(block.attention_output), x, *_norm(norm1),
+                                      _tensor(block.intermediate.input_scale))
+    levels, low, steps = block.intermediate.finish_and_round(block.intermediate.product(levels), low, steps)
+    return _output(block.output_dense.product(levels), low, steps, *_finishing(block.output_dense), x, *_norm(norm2))
+
+
+def _tensor(variable):
+    return tf.convert_to_tensor(variable)
+
+
+def _finishing(layer):
+    return _tensor(layer.kernel_column_sums), _tensor(layer.bias)
+
+
+def _norm(norm):
+    return _tensor(norm.gamma), _tensor(norm.beta), tf.constant(norm.epsilon, tf.float32)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _scaled_levels(x, scale):
+    return round_rows(x * scale)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _levels(x):
+    return round_rows(x)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _three_outputs(pq, pk, pv, low, steps, sums_q, bias_q, sums_k, bias_k, sums_v, bias_v):
+    return (finish_rows(pq, low, steps, sums_q, bias_q), finish_rows(pk, low, steps, sums_k, bias_k),
+            finish_rows(pv, low, steps, sums_v, bias_v))
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _attended(product, low, steps, sums, bias, x, gamma, beta, epsilon, next_scale):
+    x = layer_norm(x + finish_rows(product, low, steps, sums, bias), gamma, beta, epsilon)
+    return (x, *round_rows(x * next_scale))
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _output(product, low, steps, sums, bias, x, gamma, beta, epsilon):
+    return layer_norm(x + finish_rows(product, low, steps, sums, bias), gamma, beta, epsilon)
