@@ -31,7 +31,9 @@ int8 kernels, each token's input quantized to uint8 over its own range, float32
 in and out; everything else computes in float32. The four that read a LayerNorm's
 output (query, key and value read the previous block's, or the embeddings', and
 intermediate its own block's attention LayerNorm) smooth their inputs by that
-LayerNorm's gamma and beta (`quantize.py`).
+LayerNorm's gamma and beta (`quantize.py`). Such a block runs as its six int8 matmuls
+and six XLA-compiled kernels for everything between them (`int8_block.py`), on token
+rows padded to one of a few counts (`packing.py`).
 
 `trained_layers=N` keeps the top N blocks trainable whatever the compute dtype: their
 variables are float32 (gradients and optimiser updates need them). In a bfloat16 or
