@@ -282,6 +282,9 @@ def export(args) -> int:
 
     path = export_saved_model(args.checkpoint, args.out, version=args.version, options=options_from_args(args),
                               lower_case=args.lower_case, precision=args.precision, force=args.force)
+    if args.precision == "int8":  # "auto" never picks int8
+        print("bert-tf: an int8 export holds XLA-compiled kernels; TensorFlow Serving runs them when started "
+              "with --xla_cpu_compilation_enabled=true", file=sys.stderr)
     print(path)
     return 0
 

@@ -347,7 +347,7 @@ class TransformerBlock(keras.layers.Layer):
             flat = tf.reshape(x, [batch * seq, self._hidden])
             if self.fused_int8:  # every position a token, the rows padded (`int8_block.py`)
                 packing = Packing(tf.ones([batch, seq]), pad_rows=True)
-                tokens = int8_block.call(self, packing.pad(flat), attention_adder, packing)[:batch * seq]
+                tokens = packing.unpad(int8_block.call(self, packing.pad(flat), attention_adder, packing))
             else:
                 tokens = self._call_tokens(flat, attention_adder, Packing.full(batch, seq), dropout)
             return tf.reshape(tokens, [batch, seq, self._hidden])
@@ -509,7 +509,7 @@ class BertEncoder(keras.Model):
         x = packing.pad(x)  # [rows, hidden]
         for i, block in enumerate(self.blocks):
             x = block(x, adder, packing=packing, dropout=i >= first_dropped)
-            states.append(x[:packing.num_tokens])
+            states.append(packing.unpad(x))
         # [CLS] is each row's first position; a row with no real token there pools to zeros.
         first = tf.gather(packing.slot_tokens, tf.range(packing.batch) * packing.seq)  # [batch]
         pooled = self.pooler(packing.gather_tokens(x, first))

@@ -92,10 +92,10 @@ def _three_outputs(pq, pk, pv, low, steps, sums_q, bias_q, sums_k, bias_k, sums_
 
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _attended(product, low, steps, sums, bias, x, gamma, beta, epsilon, next_scale):
-    x = layer_norm(x + finish_rows(product, low, steps, sums, bias), gamma, beta, epsilon)
+    x = layer_norm(x + finish_rows(product, low, steps, sums, bias), gamma, beta, epsilon, tf.float64)
     return (x, *round_rows(x * next_scale))
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _output(product, low, steps, sums, bias, x, gamma, beta, epsilon):
-    return layer_norm(x + finish_rows(product, low, steps, sums, bias), gamma, beta, epsilon)
+    return layer_norm(x + finish_rows(product, low, steps, sums, bias), gamma, beta, epsilon, tf.float64)

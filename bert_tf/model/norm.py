@@ -6,12 +6,23 @@ from __future__ import annotations
 from bert_tf.runtime import tf
 
 
-def layer_norm(x, gamma, beta, epsilon):
+def layer_norm(x, gamma, beta, epsilon, accumulate=None):
     """`(x - mean) / sqrt(variance + epsilon) * gamma + beta` over the last axis, the variance of
     `x - mean`, as Google's and Hugging Face's BERT define it (`encoder.LayerNorm` says why it is
-    computed this way)."""
-    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-    centred = x - mean
-    variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
+    computed this way).
+
+    `accumulate=tf.float64` sums the mean and the variance in float64 and rounds them to float32:
+    then the order of the sums cannot change them (short of a float64 sum within 1e-16 of a float32
+    rounding boundary). XLA orders a row's sum by the shape of the whole input, so the compiled int8
+    kernels (`int8_block.py`) need it for a token's values not to depend on its batch.
+    """
+    def mean(values):
+        if accumulate is None:
+            return tf.reduce_mean(values, axis=-1, keepdims=True)
+        return tf.cast(tf.reduce_mean(tf.cast(values, accumulate), axis=-1, keepdims=True), values.dtype)
+
+    centred = x - mean(x)
+    variance = mean(tf.square(centred)) if accumulate is None else tf.cast(tf.reduce_mean(
+        tf.square(tf.cast(centred, accumulate)), axis=-1, keepdims=True), x.dtype)
     scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + epsilon))  # [tokens, 1]: see encoder.LayerNorm
     return tf.nn.bias_add(centred * gamma * scale, beta)

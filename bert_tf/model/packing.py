@@ -28,6 +28,7 @@ class Packing:
         packing = cls.__new__(cls)
         packing.batch, packing.seq, packing.token_slots = batch, seq, None
         packing.num_tokens = packing.rows = batch * seq
+        packing.padded = False
         return packing
 
     def __init__(self, mask, pad_rows: bool = False):
@@ -36,6 +37,7 @@ class Packing:
         flat = tf.reshape(tf.cast(mask, tf.bool), [-1])  # [batch * seq]
         self.token_slots = tf.cast(tf.where(flat)[:, 0], tf.int32)  # [tokens] slot of each real token
         self.num_tokens = tf.size(self.token_slots)
+        self.padded = bool(pad_rows)
         self.rows = padded_rows(self.num_tokens) if pad_rows else self.num_tokens
         # [batch * seq]: the token at each slot, or num_tokens for padding.
         self.slot_tokens = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32)) - 1, self.num_tokens)
@@ -56,8 +58,12 @@ class Packing:
         return tf.gather(self._rows_or_zeros(x, 1), tf.minimum(token_index, tf.maximum(self.num_tokens - 1, 0)))
 
     def pad(self, x):
-        """`x` `[tokens, d]` with rows of zeros appended up to `rows`."""
-        return tf.pad(x, [[0, self.rows - tf.shape(x)[0]], [0, 0]])
+        """`x` `[tokens, d]` with rows of zeros appended up to `rows` (`x` itself unless `padded`)."""
+        return tf.pad(x, [[0, self.rows - tf.shape(x)[0]], [0, 0]]) if self.padded else x
+
+    def unpad(self, x):
+        """The tokens' rows of `x` `[rows, d]` (`x` itself unless `padded`)."""
+        return x[:self.num_tokens] if self.padded else x
 
     def _rows_or_zeros(self, rows, count: int):
         # With no real token at all there is nothing to borrow: read `count` rows of zeros.
@@ -83,8 +89,9 @@ class Packing:
         if self.token_slots is None:
             return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [self.batch * self.seq, heads * d])
         rows = tf.reshape(x, [self.batch * heads * self.seq, d])
-        return tf.reshape(tf.gather(self._rows_or_zeros(rows, 1), self._head_indices(heads)[1]),
-                          [self.rows, heads * d])
+        if self.padded:  # padding rows read row 0, which an empty batch lacks
+            rows = self._rows_or_zeros(rows, 1)
+        return tf.reshape(tf.gather(rows, self._head_indices(heads)[1]), [self.rows, heads * d])
 
     def _head_indices(self, heads: int):
         """`(into, back)`, computed once per head count: `into` `[batch, heads, seq]`, the row of
@@ -97,6 +104,6 @@ class Packing:
             into = tf.reshape(token, [self.batch, 1, self.seq]) * heads + head[None, :, None]
             row, position = self.token_slots // self.seq, self.token_slots % self.seq
             back = (row[:, None] * heads + head[None, :]) * self.seq + position[:, None]
-            back = tf.pad(back, [[0, self.rows - self.num_tokens], [0, 0]])
+            back = self.pad(back)
             self._heads[heads] = (into, back)
         return self._heads[heads]

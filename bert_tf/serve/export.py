@@ -85,7 +85,9 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
         lower_case: override the checkpoint's casing.
         precision: what the exported graph computes in, as for `BertEmbedder.from_checkpoint`
             ("auto" is decided here, on this machine); every output stays float32, and the
-            metadata records the precision.
+            metadata records the precision. An int8 graph holds the XLA-compiled kernels the
+            library runs (`model/int8_block.py`): TensorFlow Serving runs them when started with
+            `--xla_cpu_compilation_enabled=true`.
         force: replace an existing `out_dir/version/` that bert_tf exported (any other folder is
             never replaced).
 

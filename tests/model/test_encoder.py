@@ -145,10 +145,12 @@ def test_padding_does_not_change_real_positions(make_checkpoint):
     assert_same(config, b, a, "alone vs padded by 20")
 
 
-def test_packed_token_states_equal_the_padded_model(make_checkpoint):
-    """`token_states` skips padding in the dense layers; the numbers must not change."""
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_packed_token_states_equal_the_padded_model(make_checkpoint, dtype):
+    """`token_states` skips padding in the dense layers; the numbers must not change. (int8: both
+    compiled blocks, on the tokens' rows padded to another count.)"""
     directory, _ = make_checkpoint(num_hidden_layers=3)
-    config, encoder = load_encoder(directory)
+    config, encoder = load_encoder(directory, compute_dtype=dtype)
     batch = random_batch(config, [9, 1, 30, 4], seed=5)
     batch["input_type_ids"][:] = 0  # token_states takes type 0, as the embedder feeds it
     padded = encoder(batch)
@@ -162,11 +164,12 @@ def test_packed_token_states_equal_the_padded_model(make_checkpoint):
     assert_same(config, pooled.numpy(), padded["pooled_output"].numpy(), "packed vs padded pooled output")
 
 
-def test_rows_without_tokens_neither_crash_nor_change_the_others(make_checkpoint):
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_rows_without_tokens_neither_crash_nor_change_the_others(make_checkpoint, dtype):
     """An all-padding row has no [CLS]: its pooled output is zeros, and the other rows are
     what they are alone, to float32 rounding (padding slots borrow real tokens but never reach them)."""
     directory, _ = make_checkpoint(num_hidden_layers=2)
-    config, encoder = load_encoder(directory)
+    config, encoder = load_encoder(directory, compute_dtype=dtype)
     states = tf.function(encoder.token_states, input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
     batch = random_batch(config, [7, 3], seed=6)
     ids, mask = batch["input_word_ids"], batch["input_mask"]
@@ -181,11 +184,12 @@ def test_rows_without_tokens_neither_crash_nor_change_the_others(make_checkpoint
     np.testing.assert_array_equal(pooled.numpy(), np.zeros((3, config.hidden_size)))
 
 
-def test_an_empty_batch_gives_empty_outputs_in_the_traced_graph(make_checkpoint):
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_an_empty_batch_gives_empty_outputs_in_the_traced_graph(make_checkpoint, dtype):
     """Zero rows (a serving request with no sentences, the tail of a chunked stream) must give
     empty outputs of the right shapes, not a shape error from inside the graph."""
     directory, _ = make_checkpoint(num_hidden_layers=2)
-    config, encoder = load_encoder(directory)
+    config, encoder = load_encoder(directory, compute_dtype=dtype)
     spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ("input_word_ids", "input_mask", "input_type_ids")}
     run = tf.function(lambda inputs: encoder(inputs), input_signature=[spec])
     states = tf.function(encoder.token_states, input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
