@@ -29,11 +29,12 @@ differently. It is still each row's own: a text's vectors do not depend on its b
 
 from __future__ import annotations
 
+import functools
 import math
 
 from bert_tf.model.norm import layer_norm
 from bert_tf.model.quantize import QuantizedDense, finish_rows, round_rows
-from bert_tf.runtime import tf
+from bert_tf.runtime import quiet_stderr, tf
 
 
 def fused(block) -> bool:
@@ -46,6 +47,7 @@ def fused(block) -> bool:
 
 def call(block, x, attention_adder, packing):
     """`TransformerBlock._call_tokens` for a `fused` block, on `x` `[packing.rows, hidden]`."""
+    _start_xla_quietly()
     norm1, norm2 = block.attention_layer_norm, block.output_layer_norm
     levels, low, steps = _scaled_levels(x, _tensor(block.query.input_scale))
     q, k, v = _three_outputs(*(layer.product(levels) for layer in (block.query, block.key, block.value)),
@@ -60,6 +62,15 @@ def call(block, x, attention_adder, packing):
                                       _tensor(block.intermediate.input_scale))
     levels, low, steps = block.intermediate.finish_and_round(block.intermediate.product(levels), low, steps)
     return _output(block.output_dense.product(levels), low, steps, *_finishing(block.output_dense), x, *_norm(norm2))
+
+
+@functools.cache
+def _start_xla_quietly():
+    # A process's first XLA compile logs "XLA service ... initialized" and "Compiled cluster using XLA!"
+    # straight to fd 2 on older TensorFlow (2.16), whatever TF_CPP_MIN_LOG_LEVEL says: compile a tiny
+    # kernel once, eagerly, with fd 2 pointed away (`runtime.quiet_stderr`).
+    with tf.init_scope(), quiet_stderr():
+        _levels(tf.zeros([8, 1]))
 
 
 def _tensor(variable):
