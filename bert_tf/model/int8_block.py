@@ -13,7 +13,7 @@ next matmul reads (uint8 levels where that is an int8 matmul):
 3. attention's output (the heads merged) to levels;
 4. the attention output layer's product to its output, the residual add, the attention LayerNorm,
    and the intermediate layer's input levels (smoothed);
-5. the intermediate product, GELU, to the output layer's levels (`QuantizedDense.finish_and_round`);
+5. the intermediate product, GELU, to the output layer's levels (`finish_and_round`);
 6. the output layer's product to its output, the residual add and the output LayerNorm.
 
 The attention scores, softmax and the gathers between layouts stay TensorFlow ops, as in every
@@ -22,9 +22,10 @@ precision. XLA compiles a kernel per shape, so the block's rows are padded to on
 count is seen, about 0.1 s each.
 
 The arithmetic is the same as the layer-by-layer path's (the same functions: `quantize.round_rows`,
-`quantize.finish_rows`, `norm.layer_norm`), to float32 rounding: XLA may order a row's sums
-differently. It is still each row's own: a text's vectors do not depend on its batch
-(tests/embed/test_space.py).
+`quantize.finish_rows`, `norm.layer_norm`), to float32 rounding. It is each row's own, whatever the
+padded row count: XLA orders a row's sum by the whole input's shape, so the LayerNorms sum in float64
+and round once, and a text's vectors do not depend on its batch (tests/embed/test_space.py, and on the
+real all-MiniLM-L6-v2 tests/embed/test_low_precision.py).
 """
 
 from __future__ import annotations
@@ -60,8 +61,25 @@ def call(block, x, attention_adder, packing):
     x, levels, low, steps = _attended(block.attention_output.product(levels), low, steps,
                                       *_finishing(block.attention_output), x, *_norm(norm1),
                                       _tensor(block.intermediate.input_scale))
-    levels, low, steps = block.intermediate.finish_and_round(block.intermediate.product(levels), low, steps)
+    levels, low, steps = finish_and_round(block.intermediate, block.intermediate.product(levels), low, steps)
     return _output(block.output_dense.product(levels), low, steps, *_finishing(block.output_dense), x, *_norm(norm2))
+
+
+def finish_and_round(layer, product, low, steps) -> tuple:
+    """`round_rows(activation(finish_rows(product, low, steps, ...)))`: an int8 `layer`'s output from its
+    product, rounded for a next layer without input scale, as one compiled kernel: `(levels, low, steps)`.
+    Its rows should be one of `quantize.padded_rows`' counts (XLA compiles a kernel per shape)."""
+    return _finish_and_round(layer.activation)(product, low, steps, *_finishing(layer))
+
+
+@functools.cache
+def _finish_and_round(activation):
+    """`finish_and_round`'s compiled kernel for `activation` (one per function)."""
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def run(product, low, steps, column_sums, bias):
+        y = finish_rows(product, low, steps, column_sums, bias)
+        return round_rows(y if activation is None else activation(y))
+    return run
 
 
 @functools.cache

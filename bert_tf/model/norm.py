@@ -16,13 +16,12 @@ def layer_norm(x, gamma, beta, epsilon, accumulate=None):
     rounding boundary). XLA orders a row's sum by the shape of the whole input, so the compiled int8
     kernels (`int8_block.py`) need it for a token's values not to depend on its batch.
     """
+    wide = x.dtype if accumulate is None else accumulate  # tf.cast to the same dtype adds no op
+
     def mean(values):
-        if accumulate is None:
-            return tf.reduce_mean(values, axis=-1, keepdims=True)
-        return tf.cast(tf.reduce_mean(tf.cast(values, accumulate), axis=-1, keepdims=True), values.dtype)
+        return tf.cast(tf.reduce_mean(tf.cast(values, wide), axis=-1, keepdims=True), x.dtype)
 
     centred = x - mean(x)
-    variance = mean(tf.square(centred)) if accumulate is None else tf.cast(tf.reduce_mean(
-        tf.square(tf.cast(centred, accumulate)), axis=-1, keepdims=True), x.dtype)
+    variance = mean(tf.square(tf.cast(centred, wide)))
     scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + epsilon))  # [tokens, 1]: see encoder.LayerNorm
     return tf.nn.bias_add(centred * gamma * scale, beta)

@@ -351,13 +351,6 @@ class QuantizedDense(keras.layers.Layer):
         y = finish_rows(self.product(levels.levels), levels.low, levels.steps, self.kernel_column_sums, self.bias)
         return y if self.activation is None else self.activation(y)
 
-    def finish_and_round(self, product, low, steps) -> tuple:
-        """`round_rows(activation(finish_rows(product, low, steps, ...)))`, the layer's output from
-        its product rounded for a next layer, as one compiled kernel: `(levels, low, steps)`. Its rows
-        should be one of `padded_rows`' counts (XLA compiles a kernel per shape)."""
-        return _finish_and_round(self.activation)(product, low, steps, tf.convert_to_tensor(self.kernel_column_sums),
-                                                  tf.convert_to_tensor(self.bias))
-
     def product(self, x_levels):
         """`x_levels @ kernel` (uint8 levels `[rows, in]`) times the kernel's column scales, float32:
         oneDNN's int32 sums, or the same integers in float32 (the emulation)."""
@@ -404,6 +397,7 @@ def set_input_ranges(encoder, ranges: str) -> int:
         layer.ranges = ranges
     return len(layers)
 
+
 def round_rows(x) -> tuple:
     """`(levels, low, steps)` for `x` `[tokens, in]`: each row rounded over its own range
     (`input_ranges`) to uint8 levels, `round((x - low) * steps)`, half to even."""
@@ -416,16 +410,6 @@ def finish_rows(product, low, steps, column_sums, bias):
     """A layer's output `[tokens, out]` (before its activation) from its `product` with levels rounded
     by `round_rows`: each row's step, its offset's product (module docstring) and the bias."""
     return product / steps + (low * column_sums + bias)
-
-
-@functools.lru_cache(maxsize=None)
-def _finish_and_round(activation):
-    """`QuantizedDense.finish_and_round`'s compiled kernel for `activation` (one per function)."""
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def finish_and_round(product, low, steps, column_sums, bias):
-        y = finish_rows(product, low, steps, column_sums, bias)
-        return round_rows(y if activation is None else activation(y))
-    return finish_and_round
 
 
 #: Row counts an int8 encoder pads its tokens to (XLA compiles its kernels once per shape): powers

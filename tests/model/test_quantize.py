@@ -18,7 +18,7 @@ import pytest
 from bert_tf import logs
 from bert_tf.model import hardware as hw
 from bert_tf.model import precision as prec
-from bert_tf.model import quantize
+from bert_tf.model import int8_block, quantize
 from bert_tf.model.hardware import Hardware
 from bert_tf.model.quantize import (INPUT_LEVELS, KERNEL_LEVELS, KERNEL_LEVELS_NO_VNNI, QuantizedDense,
                                      onednn_int8_available, quantize_kernel, smoothing_scales)
@@ -265,7 +265,7 @@ def test_rows_are_padded_to_few_sizes_with_little_padding():
 @pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
 @pytest.mark.parametrize("rows", [1, 37, 300])
 def test_the_compiled_finish_is_the_next_layers_rounding_of_the_output(onednn, rows):
-    """`finish_and_round` (one XLA-compiled kernel, on rows padded with zeros) gives the levels a next
+    """`int8_block.finish_and_round` (one XLA-compiled kernel, on rows padded with zeros) gives the levels a next
     layer rounds the layer's output to, ties aside, and the same next output to float32 rounding."""
     rng = np.random.default_rng(21)
     x = (rng.standard_normal((rows, 64)) * 2 + 0.3).astype(np.float32)
@@ -278,7 +278,7 @@ def test_the_compiled_finish_is_the_next_layers_rounding_of_the_output(onednn, r
     second.build((None, 96))
     padded = int(quantize.padded_rows(rows))
     levels, low, steps = first.input_levels(tf.constant(np.pad(x, [(0, padded - rows), (0, 0)])))
-    fused = [t.numpy()[:rows] for t in first.finish_and_round(first.product(levels), low, steps)]
+    fused = [t.numpy()[:rows] for t in int8_block.finish_and_round(first, first.product(levels), low, steps)]
     between = first(tf.constant(x)).numpy()
     expected_levels, expected_low, expected_steps = (t.numpy() for t in quantize.round_rows(tf.constant(between)))
     np.testing.assert_allclose(fused[1], expected_low, rtol=0, atol=8 * EPS32 * float(np.abs(between).max()))
@@ -443,7 +443,6 @@ def test_the_compiled_int8_block_computes_its_layers_arithmetic(make_checkpoint,
     """`int8_block.call` (six compiled kernels on padded rows) against the block's layers called one by
     one (the `QuantizedDense` and `LayerNorm` layers, TensorFlow ops), on the embeddings of three texts:
     the same to float32 rounding, but for a rare input that float32 rounding moves across a level."""
-    from bert_tf.model import int8_block
     from bert_tf.model.checkpoint import load_encoder
     from bert_tf.model.encoder import attention_adder_for
     from bert_tf.model.packing import Packing
