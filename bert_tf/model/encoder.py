@@ -135,35 +135,30 @@ TRAINED_BLOCK_DTYPES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "flo
                         "int8": "float32"}
 
 
-def _dense(units, name, values, scope="", activation=None, input_divisors=None, **kwargs):
+def _dense(units, name, values, scope="", activation=None, smooth_input=False, input_divisors=None, **kwargs):
     """The dense layer at `scope/name`, with `activation` when called as a layer; an int8 layer
     applies it itself. (`TransformerBlock._dense` reads a float layer's kernel and
-    bias itself and applies the activation there, where oneDNN fuses it.) `input_divisors`: for an
-    int8 layer that smooths its input, a callable returning the divisors (`quantize.smoothing_scales`),
-    or `_DIVISORS_LOADED_LATER` where there are no values to compute them from."""
+    bias itself and applies the activation there, where oneDNN fuses it.) `smooth_input`: an int8
+    layer smooths its input, by the divisors `input_divisors()` returns (`quantize.smoothing_scales`),
+    or, without values to compute them from (`input_divisors` None), by divisors loaded with its weights."""
     path = f"{scope}{name}"
     if kwargs.get("dtype") == "int8":  # int8 kernels, float32 in and out (quantize.py)
         return QuantizedDense(units, name=name, activation=activation,
                               kernel_value=None if values is None else lambda: values(f"{path}/kernel"),
                               bias_value=None if values is None else lambda: values(f"{path}/bias"),
-                              smooth_input=input_divisors is not None,
-                              input_divisors=None if input_divisors is _DIVISORS_LOADED_LATER else input_divisors)
+                              smooth_input=smooth_input, input_divisors=input_divisors)
     return keras.layers.Dense(units, name=name, activation=activation, **kwargs,
                               kernel_initializer=_initializer(values, f"{path}/kernel", "glorot_uniform"),
                               bias_initializer=_initializer(values, f"{path}/bias", "zeros"))
 
 
-#: Stands for the smoothing divisors of an int8 layer built without values: it smooths its input,
-#: and its weights, `input_scale` included, are loaded afterwards.
-_DIVISORS_LOADED_LATER = object()
-
-
 def _smoothing(values: Optional[InitialValues], norm: str, kernels: list[str]):
     """The divisors (`quantize.smoothing_scales`) for int8 layers reading LayerNorm `norm`'s output,
     from its gamma and beta (each channel's size at a normalised value of 1) and the `kernels` that
-    read it; computed once, when the first of those layers is built."""
+    read it; computed once, when the first of those layers is built. None without values: the
+    layers' divisors are then loaded with their weights."""
     if values is None:
-        return _DIVISORS_LOADED_LATER
+        return None
 
     @functools.cache
     def divisors():
@@ -272,14 +267,14 @@ class TransformerBlock(keras.layers.Layer):
         d = {"dtype": compute_dtype}
         # int8: query, key and value share one smoothing, so their input is quantized once (`_call_tokens`).
         qkv = _smoothing(values, input_norm, [f"{scope}{name}" for name in ("query", "key", "value")])
-        self.query = _dense(h, "query", values, scope, input_divisors=qkv, **d)
-        self.key = _dense(h, "key", values, scope, input_divisors=qkv, **d)
-        self.value = _dense(h, "value", values, scope, input_divisors=qkv, **d)
+        self.query = _dense(h, "query", values, scope, smooth_input=True, input_divisors=qkv, **d)
+        self.key = _dense(h, "key", values, scope, smooth_input=True, input_divisors=qkv, **d)
+        self.value = _dense(h, "value", values, scope, smooth_input=True, input_divisors=qkv, **d)
         self.attention_output = _dense(h, "attention_output", values, scope, **d)
         self.attention_layer_norm = _layer_norm("attention_layer_norm", values, scope)
+        intermediate = _smoothing(values, f"{scope}attention_layer_norm", [f"{scope}intermediate"])
         self.intermediate = _dense(config.intermediate_size, "intermediate", values, scope, self.activation,
-                                   input_divisors=_smoothing(values, f"{scope}attention_layer_norm",
-                                                             [f"{scope}intermediate"]), **d)
+                                   smooth_input=True, input_divisors=intermediate, **d)
         self.output_dense = _dense(h, "output", values, scope, **d)
         self.output_layer_norm = _layer_norm("output_layer_norm", values, scope)
         self._hidden = h
