@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sqlite3
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +19,7 @@ from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.embed.space import VectorSpace, space_of_identity
 from bert_tf.errors import InvalidValue
 from bert_tf.index import fields as text_fields, layout
+from bert_tf.index.meta import IndexMeta
 from bert_tf.index.query import check_k, check_query, marked_span
 from bert_tf.index.results import GroupShares, Hit, Neighbor, Sense, SenseReport
 from bert_tf.index.scoring import VectorStats, normalize
@@ -64,8 +64,8 @@ class OccurrenceIndex:
                                            f"{counts['occurrences']} occurrences and {counts['texts']} texts of "
                                            "its manifest; rebuild it")
         self.stats = {name: _load_stats(directory, name) for name in (layout.WORDS, layout.SENTENCES)}
-        self.db = sqlite3.connect(f"{(directory / layout.META).resolve().as_uri()}?mode=ro", uri=True,
-                                  check_same_thread=False)
+        self.meta = IndexMeta(directory)
+        self.db = self.meta.db  # the read-only connection to meta.sqlite
         self._searchers: dict[str, object] = {}
         if embedder is not None:
             self.check_embedder(embedder)
@@ -121,7 +121,7 @@ class OccurrenceIndex:
                 f"{self.space.name}, scoring={self.scoring})")
 
     def close(self) -> None:
-        self.db.close()
+        self.meta.close()
 
     def __enter__(self) -> "OccurrenceIndex":
         return self
@@ -277,24 +277,13 @@ class OccurrenceIndex:
                 self._searchers[name] = ExactSearch(store.all())
         return self._searchers[name]
 
-    # ------------------------------------------------------------------ fields and groups
+    # ------------------------------------------------------------------ fields, groups, rows (`meta.IndexMeta`)
 
     @property
     def field_types(self) -> dict[str, str]:
         """`{name: type}` of the texts' fields ("str", "int", "float", "bool" or "mixed"); an index of
         format version 1 or 2 has none."""
-        if not hasattr(self, "_field_types"):
-            try:
-                rows = self.db.execute("SELECT name, type FROM field_types ORDER BY name").fetchall()
-            except sqlite3.OperationalError:  # built before fields were kept (format version 1 or 2)
-                rows = []
-            self._field_types = dict(rows)
-        return self._field_types
-
-    def _where_sql(self, where: str | None) -> tuple[str, list] | None:
-        if where is None:
-            return None
-        return text_fields.where_query(text_fields.parse_where(where), self.field_types)
+        return self.meta.field_types
 
     def texts_where(self, where: str) -> np.ndarray:
         """The rows of the texts whose fields satisfy `where` (`"source = 'nyt' and year >= 2000"`), in order.
@@ -304,22 +293,7 @@ class OccurrenceIndex:
                 field the index does not have (the message lists those it has), or compares a field
                 with a value of another type.
         """
-        sql, params = self._where_sql(where)
-        return np.array(sorted(r[0] for r in self.db.execute(sql, params)), np.int64)
-
-    def _fields_of(self, text_ids) -> dict[int, dict]:
-        """`{text_id: {name: value}}` (bools as bools) of the given texts."""
-        types = self.field_types
-        out: dict[int, dict] = {int(t): {} for t in text_ids}
-        if not types:
-            return out
-        ids = list(out)
-        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
-            part = ids[start:start + 500]
-            query = f"SELECT text_id, name, value FROM fields WHERE text_id IN ({','.join('?' * len(part))})"
-            for text_id, name, value in self.db.execute(query, part):
-                out[text_id][name] = bool(value) if types.get(name) == "bool" else value
-        return {t: dict(sorted(f.items())) for t, f in out.items()}
+        return self.meta.texts_where(where)
 
     def grouping(self, by: str) -> text_fields.Grouping:
         """What `by` names (FIELD, year, month, FIELD:year, FIELD:month), checked against the index's fields."""
@@ -327,85 +301,28 @@ class OccurrenceIndex:
 
     def groups_of_texts(self, by: str | text_fields.Grouping, text_ids=None) -> dict[int, str]:
         """`{text_id: group}` for the texts that have one (`by` as `grouping`); all texts when `text_ids` is None."""
-        grouping = by if isinstance(by, text_fields.Grouping) else self.grouping(by)
-        bool_field = self.field_types.get(grouping.field) == "bool"
-        if text_ids is None:
-            rows = self.db.execute("SELECT text_id, value FROM fields WHERE name = ?", (grouping.field,))
-        else:
-            ids = [int(t) for t in np.unique(np.asarray(text_ids, np.int64))]
-            rows = []
-            for start in range(0, len(ids), 500):
-                part = ids[start:start + 500]
-                rows.extend(self.db.execute(f"SELECT text_id, value FROM fields WHERE name = ? AND text_id IN "
-                                            f"({','.join('?' * len(part))})", [grouping.field, *part]))
-        out = {}
-        for text_id, value in rows:
-            label = grouping.label(bool(value) if bool_field else value)
-            if label is not None:
-                out[text_id] = label
-        return out
+        return self.meta.groups_of_texts(by if isinstance(by, text_fields.Grouping) else self.grouping(by), text_ids)
 
     def text_ids_of(self, rows) -> np.ndarray:
         """The text of each occurrence row, in the order given."""
-        rows = [int(r) for r in rows]
-        found = {}
-        for start in range(0, len(rows), 500):
-            part = rows[start:start + 500]
-            found.update(self.db.execute(f"SELECT id, text_id FROM occurrences WHERE id IN "
-                                         f"({','.join('?' * len(part))})", part))
-        return np.array([found[r] for r in rows], np.int64)
+        return self.meta.text_ids_of(rows)
 
     def occurrences_of(self, word: str, where: str | None = None) -> np.ndarray:
         """The rows of every occurrence of `word` (as the model sees it), in corpus order; with `where`,
         only those in the texts it selects (see `texts_where`)."""
-        query, params = "SELECT id FROM occurrences WHERE word = ?", [word]
-        selected = self._where_sql(where)
-        if selected is not None:
-            query += f" AND text_id IN ({selected[0]})"
-            params += selected[1]
-        rows = self.db.execute(query + " ORDER BY id", params).fetchall()
-        return np.array([r[0] for r in rows], np.int64)
+        return self.meta.occurrences_of(word, where)
 
-    def _occurrences_where(self, where: str) -> np.ndarray:
-        sql, params = self._where_sql(where)
-        rows = self.db.execute(f"SELECT id FROM occurrences WHERE text_id IN ({sql}) ORDER BY id", params)
-        return np.fromiter((r[0] for r in rows), np.int64)
+    def phrase_rows(self, targets: Sequence[str], where: str | None = None) -> np.ndarray:
+        """The first occurrence row of every run of the words `targets` (as the model sees them) in one text."""
+        return self.meta.phrase_rows(targets, where)
 
     def occurrence_hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
         """`Hit`s of occurrence rows, in the order given."""
-        rows = [int(r) for r in rows]
-        found = {}
-        for start in range(0, len(rows), 500):  # SQLite's limit on bound parameters
-            part = rows[start:start + 500]
-            query = ("SELECT o.id, o.text_id, o.word, o.start, o.\"end\", t.key, t.text FROM occurrences o "
-                     f"JOIN texts t ON t.id = o.text_id WHERE o.id IN ({','.join('?' * len(part))})")
-            for row in self.db.execute(query, part):
-                found[row[0]] = row
-        missing = [r for r in rows if r not in found]
-        if missing:
-            raise layout.CorruptIndexError(f"{self.directory} is damaged: occurrence {missing[0]} has a vector but "
-                                           "no row in meta.sqlite; rebuild it")
-        fields = self._fields_of(found[r][1] for r in rows)
-        out = []
-        for r, score in zip(rows, scores):
-            _, text_id, word, start, end, key, text = found[r]
-            out.append(Hit(key, text, word, start, end, float(score), text_id, r, fields[text_id]))
-        return out
+        return self.meta.occurrence_hits(rows, scores)
 
     def text_hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
-        rows = [int(r) for r in rows]
-        found = {}
-        for start in range(0, len(rows), 500):
-            part = rows[start:start + 500]
-            query = f"SELECT id, key, text FROM texts WHERE id IN ({','.join('?' * len(part))})"
-            found.update({row[0]: row for row in self.db.execute(query, part)})
-        missing = [r for r in rows if r not in found]
-        if missing:
-            raise layout.CorruptIndexError(f"{self.directory} is damaged: text {missing[0]} has a vector but no row "
-                                           "in meta.sqlite; rebuild it")
-        fields = self._fields_of(rows)
-        return [Hit(found[r][1], found[r][2], None, None, None, float(s), r, None, fields[r])
-                for r, s in zip(rows, scores)]
+        """`Hit`s of text rows, in the order given."""
+        return self.meta.text_hits(rows, scores)
 
     # ------------------------------------------------------------------ queries
 
@@ -481,20 +398,6 @@ class OccurrenceIndex:
         chosen = words[first:stop]
         return pool_span(np.stack([w.vector for w in chosen]), [len(w.pieces) for w in chosen],
                          self.options.subword_pooling)
-
-    def phrase_rows(self, targets: Sequence[str], where: str | None = None) -> np.ndarray:
-        """The first occurrence row of every run of the words `targets` (as the model sees them) in one text."""
-        n = len(targets)
-        # The query's shape follows only the number of words; the words and any --where are bound parameters.
-        joins = "".join(f" JOIN occurrences o{j} ON o{j}.id = o0.id + {j} AND o{j}.text_id = o0.text_id"
-                        for j in range(1, n))
-        query = f"SELECT o0.id FROM occurrences o0{joins} WHERE " + " AND ".join(f"o{j}.word = ?" for j in range(n))
-        params = list(targets)
-        selected = self._where_sql(where)
-        if selected is not None:
-            query += f" AND o0.text_id IN ({selected[0]})"
-            params += selected[1]
-        return np.array(sorted(r[0] for r in self.db.execute(query, params)), np.int64)
 
     def _search_phrase(self, targets: list[str], sentence: str, k: int, *, occurrence, where) -> list[Hit]:
         """`search_word` for a multi-word expression (see `bert_tf.index.spans`)."""
@@ -574,7 +477,7 @@ class OccurrenceIndex:
         check_k(k)
         if not self.n_occurrences:
             raise InvalidValue(f"the index {self.directory} has no word occurrences (its texts are all empty)")
-        selected = None if where is None else self._occurrences_where(where)
+        selected = None if where is None else self.meta.occurrences_where(where)
         if selected is not None and not len(selected):
             raise InvalidValue(f"no word occurrence of the index {self.directory} is in a text --where {where!r} "
                              "selects")

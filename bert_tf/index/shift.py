@@ -44,8 +44,6 @@ SAMPLE_CAP = 200
 PERMUTATIONS = 20
 #: The fewest occurrences per group by default.
 DEFAULT_MIN_COUNT = 10
-#: Occurrences read from SQLite at a time.
-FETCH_ROWS = 50_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,27 +157,6 @@ def word_measures(vectors: np.ndarray, in_b: np.ndarray, *, measures=MEASURES, p
     return values, baselines, shares
 
 
-def occurrences_by_word(db, *, words=None, chunk: int = FETCH_ROWS):
-    """`(word, rows)` for every word of the index (or of `words`), in word order, read a chunk at a time."""
-    if words is not None:
-        for word in sorted(set(words)):
-            rows = db.execute("SELECT id FROM occurrences WHERE word = ? ORDER BY id", (word,)).fetchall()
-            if rows:
-                yield word, np.array([r[0] for r in rows], np.int64)
-        return
-    cursor = db.execute("SELECT word, id FROM occurrences ORDER BY word, id")  # the (word, id) index: no sort
-    current, ids = None, []
-    while batch := cursor.fetchmany(chunk):
-        for word, row in batch:
-            if word != current:
-                if current is not None:
-                    yield current, np.array(ids, np.int64)
-                current, ids = word, []
-            ids.append(row)
-    if current is not None:
-        yield current, np.array(ids, np.int64)
-
-
 def check_measure(measure: str) -> None:
     check_choice("measure", measure, MEASURES)
 
@@ -206,12 +183,11 @@ def rank_words(index, by: str, *, between: tuple[str, str] | None = None, min_co
     for text_id, label in group_of.items():
         if label in pair:
             side[text_id] = pair.index(label)
-    text_of = np.fromiter((r[0] for r in index.db.execute("SELECT text_id FROM occurrences ORDER BY id")),
-                          np.int64, count=index.n_occurrences)
+    text_of = index.meta.text_of_every_occurrence(index.n_occurrences)
     wanted = None if words is None else [index.model_word(w) for w in words]
     needed = {"apd", "prt", measure}
     ranked, samples = [], {}
-    for word, rows in occurrences_by_word(index.db, words=wanted):
+    for word, rows in index.meta.occurrences_by_word(words=wanted):
         if words_only and not any(ch.isalnum() for ch in word):
             continue
         sides = side[text_of[rows]]

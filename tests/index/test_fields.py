@@ -216,3 +216,31 @@ def test_cli_text_input_keeps_the_file_name_and_senses_by_prints_and_plots(tiny,
     groups = [r for r in rows if "group" in r]
     assert [g["group"] for g in groups] == ["a.txt"] and sum(groups[0]["shares"]) == pytest.approx(1, abs=1e-5)
     assert (tmp_path / "shares.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lookups_of_more_rows_than_one_statement_binds_give_every_row_in_order(fielded, monkeypatch):
+    """Hits, texts, fields and groups of many rows are read in chunks under SQLite's limit on bound
+    parameters (`meta.CHUNK`): with chunks of 7 rows the answers equal those of one statement, row for row."""
+    from bert_tf.index import meta
+
+    index, texts, fields = fielded
+    rows = np.random.default_rng(3).permutation(index.n_occurrences)  # every row, out of order
+    text_rows = np.arange(index.n_texts)[::-1]
+    scores = np.linspace(1.0, 0.0, len(rows))
+
+    def lookups():
+        return (index.occurrence_hits(rows, scores), index.text_hits(text_rows, scores[:len(text_rows)]),
+                index.text_ids_of(rows).tolist(), index.groups_of_texts("source", index.text_ids_of(rows)),
+                index.meta.fields_of(text_rows))
+
+    whole = lookups()
+    monkeypatch.setattr(meta, "CHUNK", 7)
+    assert len(rows) > 10 * meta.CHUNK
+    assert lookups() == whole
+    hits, text_hits, text_ids, groups, by_text = whole
+    assert [h.occurrence for h in hits] == rows.tolist() and [h.score for h in hits] == scores.tolist()
+    assert [h.text for h in text_hits] == [texts[t] for t in text_rows]
+    assert [h.text_id for h in hits] == text_ids
+    assert all(hits[i].word in texts[t].split() for i, t in enumerate(text_ids))
+    assert groups == {t: fields[t]["source"] for t in set(text_ids)}
+    assert {t: f["source"] for t, f in by_text.items()} == {t: fields[t]["source"] for t in text_rows}
