@@ -1,13 +1,14 @@
 """Streams: one model call with every core, or several calls at once with a share of the cores each.
 
-    python -m bench.streams                          # float32, bfloat16, int8; 1 against 2 streams; 5 pairs
+    python -m bench.streams                          # float32, bfloat16, int8; 1, 2 and 2:shared; 5 pairs
     python -m bench.streams --quick                  # smoke run: 32 sentences, 1 pair, float32
-    python -m bench.streams --precisions int8 --streams 1,2 --pairs 9
+    python -m bench.streams --precisions int8 --streams 1,2:shared --pairs 9
 
 OpenVINO's THROUGHPUT hint runs two streams of one thread on two cores; `BertEmbedder(streams=N)` does
 the same with its batch plan (`bert_tf.streams`). TensorFlow's thread pools are per process and fixed
-when it starts, so every configuration runs in a process of its own with `BERT_TF_STREAMS=N` (N streams
-of cores / N intra-op threads), loaded and warmed up once. The driver then asks the processes of one
+when it starts, so every configuration runs in a process of its own, loaded and warmed up once: `N`
+with `BERT_TF_STREAMS=N` (N streams of cores / N intra-op threads each), `N:shared` with N streams on
+TensorFlow's own pools (every call may use every core; concurrent calls fill each other's gaps). The driver then asks the processes of one
 precision in turn for a whole pass of `embed_words` over the bench workload (`bench.workload`, seeded,
 256 sentences by default) on the bench's BERT-Base-shaped checkpoint (random weights, the uncased
 vocabulary), in pairs A B, then B A: only one process computes at a time, and each pair's ratio is
@@ -43,9 +44,10 @@ RESULTS_STREAMS = ROOT / "bench" / "results" / "streams.json"
 # ---------------------------------------------------------------------------- inside a configuration's process
 
 
-def serve(precision: str, workdir: Path) -> int:
-    """A configuration's process (`BERT_TF_STREAMS` set by the driver): load, one warm-up pass, say "ready",
-    then answer "pass" with the pass's seconds and a digest of its vectors until "quit"."""
+def serve(precision: str, config: str, workdir: Path) -> int:
+    """A configuration's process (`BERT_TF_STREAMS` set by the driver for a split one): load with its
+    streams, one warm-up pass, say "ready", then answer "pass" with the pass's seconds and a digest of its
+    vectors until "quit"."""
     from bench.processes import protocol_stdout
 
     protocol = protocol_stdout()  # only the protocol on the real stdout
@@ -54,7 +56,8 @@ def serve(precision: str, workdir: Path) -> int:
     from bert_tf.runtime import STREAMS, tf
 
     t = time.perf_counter()
-    embedder = BertEmbedder.from_checkpoint(meta["checkpoint"], precision=precision)
+    embedder = BertEmbedder.from_checkpoint(meta["checkpoint"], precision=precision,
+                                            streams=parse_config(config)[0])
     texts = meta["texts"]
     embedder.embed_words(texts, progress=False)
     protocol.write(json.dumps({"ready_s": time.perf_counter() - t, "streams": embedder.streams, "process": STREAMS,
@@ -76,23 +79,35 @@ def serve(precision: str, workdir: Path) -> int:
 # ---------------------------------------------------------------------------- the driver
 
 
-def child_env(streams: int) -> dict:
-    """The environment of a configuration's process: `BERT_TF_STREAMS`, and no thread setting of the caller's
-    (so `bert_tf.streams` sizes the pools)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
-    env.update({"BERT_TF_STREAMS": str(streams), "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+def parse_config(config: str) -> tuple[int, bool]:
+    """`"2"` -> (2, False): two streams of cores / 2 threads; `"2:shared"` -> (2, True): on TensorFlow's pools."""
+    count, _, mode = config.partition(":")
+    if not count.isdigit() or int(count) < 1 or mode not in ("", "shared"):
+        raise ValueError(f"a configuration is N or N:shared (N a positive integer); got {config!r}")
+    return int(count), mode == "shared"
+
+
+def child_env(config: str) -> dict:
+    """The environment of a configuration's process: no thread setting of the caller's, and
+    `BERT_TF_STREAMS` for a split configuration (so `bert_tf.streams` sizes the pools) or none for a shared one."""
+    streams, shared = parse_config(config)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "BERT_TF_STREAMS")}
+    if not shared:
+        env["BERT_TF_STREAMS"] = str(streams)
+    env.update({"TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "3"),
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))})
     return env
 
 
-def _start(precision: str, streams: int, workdir: Path, log):
+def _start(precision: str, config: str, workdir: Path, log):
     from bench.processes import start_server
 
-    proc, hello, tail = start_server("bench.streams", [precision], workdir,
-                                     f"streams_{precision}_{streams}.stderr.txt", child_env(streams), log,
-                                     f"{precision}, {streams} stream(s)")
+    proc, hello, tail = start_server("bench.streams", [precision, "--config", config], workdir,
+                                     f"streams_{precision}_{config.replace(':', '_')}.stderr.txt", child_env(config),
+                                     log, f"{precision}, {config} stream(s)")
     if hello is None:
-        raise RuntimeError(f"{precision}, {streams} stream(s): exit {proc.returncode}: {' '.join(tail[-3:])}")
+        raise RuntimeError(f"{precision}, {config} stream(s): exit {proc.returncode}: {' '.join(tail[-3:])}")
     return proc, hello
 
 
@@ -102,7 +117,7 @@ def _ask(proc) -> dict:
     return json.loads(proc.stdout.readline())
 
 
-def measure(precision: str, configs: list[int], pairs: int, workdir: Path, n_texts: int, log) -> dict:
+def measure(precision: str, configs: list[str], pairs: int, workdir: Path, n_texts: int, log) -> dict:
     """Every configuration of one precision in its own process, passes alternated A B, B A, `pairs` times."""
     procs, hello = {}, {}
     try:
@@ -137,8 +152,10 @@ def render(report: dict) -> str:
              "| precision | streams x intra-op threads | median pass s | sentences/s | speed / 1st (median of pairs) "
              "| same vectors |", "|---|---|---|---|---|---|"]
     for precision, configs in report["results"].items():
-        for s, r in configs.items():
-            lines.append(f"| {precision} | {s} x {r['intra_op']} | {r['median_s']:.3f} | {r['sentences_per_s']:.1f} "
+        for config, r in configs.items():
+            streams, shared = parse_config(config)
+            threads = "shared pools" if shared else r["intra_op"]
+            lines.append(f"| {precision} | {streams} x {threads} | {r['median_s']:.3f} | {r['sentences_per_s']:.1f} "
                          f"| {r['speed_over_first']:.3f} | {'yes' if r['same_vectors_as_first'] else 'NO'} |")
     return "\n".join(lines)
 
@@ -196,13 +213,13 @@ def _drive(args, workdir: Path, log) -> int:
     return 0
 
 
-def _int_list(text: str) -> list[int]:
+def _config_list(text: str) -> list[str]:
     try:
-        values = [int(x) for x in text.split(",")]
+        values = [x.strip() for x in text.split(",")]
+        for value in values:
+            parse_config(value)
     except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"takes comma-separated positive integers like 1,2; got {text!r}")
+        raise argparse.ArgumentTypeError(f"takes comma-separated configurations like 1,2,2:shared; got {text!r}")
     return values
 
 
@@ -211,8 +228,10 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--precisions", default=None,
                    help=f"comma-separated, from {', '.join(PRECISIONS)} (default: all; float32 with --quick)")
-    p.add_argument("--streams", type=_int_list, default=[1, 2],
-                   help="the stream counts compared, the first being the base (default 1,2)")
+    p.add_argument("--streams", type=_config_list, default=["1", "2", "2:shared"],
+                   help="the configurations compared, the first being the base: N (N streams of cores / N threads) "
+                        "or N:shared (N streams on TensorFlow's pools); default 1,2,2:shared")
+    p.add_argument("--config", default="1", help=argparse.SUPPRESS)  # internal: a served process's configuration
     p.add_argument("--pairs", type=int, help="interleaved pairs of passes per precision (default 5; 1 with --quick)")
     p.add_argument("--sentences", type=int, help="workload size (default 256; 32 with --quick)")
     p.add_argument("--checkpoint", help="a checkpoint directory to run instead of the BERT-Base-shaped one")
@@ -237,7 +256,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.serve:
-        return serve(args.serve, Path(args.workdir))
+        return serve(args.serve, args.config, Path(args.workdir))
     return driver(args)
 
 

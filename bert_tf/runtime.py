@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 
 from bert_tf.streams import configure_thread_pools
 
@@ -34,8 +35,13 @@ from bert_tf.streams import configure_thread_pools
 if os.environ.get("BERT_TF_VERBOSE_TF") != "1":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-#: The streams this process's intra-op and inter-op pools are sized for (`BERT_TF_STREAMS`, default 1).
+#: The streams this process's intra-op and inter-op pools are sized for (`BERT_TF_STREAMS`; 1: TensorFlow's own).
 STREAMS = configure_thread_pools()
+
+
+#: fd 2 is one per process: overlapping `quiet_stderr`s from two threads (model calls run at once,
+#: `bert_tf.streams`) would restore each other's /dev/null, so they take turns.
+_STDERR_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -43,20 +49,21 @@ def quiet_stderr():
     if os.environ.get("BERT_TF_VERBOSE_TF") == "1":
         yield
         return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (embedded interpreters, some notebooks)
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no real fd 2 (embedded interpreters, some notebooks)
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 with quiet_stderr():

@@ -6,10 +6,12 @@ model calls and run the same traced graph at once (TensorFlow releases the GIL w
 and the head reduces their outputs in plan order, so the vectors are those of one stream.
 
 TensorFlow's intra-op pool (the threads one op may use) is per process and fixed when TensorFlow
-starts. N streams should each get `cores / N` of them, so the stream count a process is meant for
-is read from `BERT_TF_STREAMS` by `bert_tf.runtime` before TensorFlow is imported (the CLI's
-`--streams` sets it); `streams="auto"` is that count. Which count runs fastest is measured, not
-assumed (`python -m bench.streams`, figures in bench/README.md): `DEFAULT_STREAMS`.
+starts. With `BERT_TF_STREAMS=N` in the environment (the CLI's `--streams N` sets it), `bert_tf.runtime`
+sizes the pools before TensorFlow is imported so that N streams each get `cores / N` threads. Without
+it the pools are TensorFlow's own, and concurrent calls share them: each call may use every core, and
+each fills the other's idle moments (launches, small ops), while a lone call (a query) keeps every core.
+`streams="auto"` is `BERT_TF_STREAMS` where it is set, else `AUTO_STREAMS` calls on those shared pools.
+Which runs fastest is measured, not assumed (`python -m bench.streams`, figures in bench/README.md).
 
 Importable without TensorFlow (the CLI checks `--streams` before anything starts it).
 """
@@ -23,9 +25,12 @@ from bert_tf.errors import InvalidValue
 
 #: The environment variable that says how many streams a process runs (read once, when TensorFlow starts).
 ENV = "BERT_TF_STREAMS"
-#: What `streams="auto"` and an unset `BERT_TF_STREAMS` mean: one model call at a time, with every core.
-#: On the 2-core machine measured (bench/README.md), two streams of one thread lost in 14 of 15 pairs.
+#: The streams the pools are sized for where `BERT_TF_STREAMS` is unset: one, TensorFlow's own pools.
 DEFAULT_STREAMS = 1
+#: What `streams="auto"` means where `BERT_TF_STREAMS` is unset, with two cores or more: two model calls at
+#: once on TensorFlow's own pools. On the 2-core machine measured (bench/README.md#streams) they beat one
+#: call at a time in all 15 pairs: float32 1.06x, bfloat16 1.02x, int8 1.05x (medians of 5 pairs).
+AUTO_STREAMS = 2
 
 
 def check_streams(value, name: str = "streams") -> int | str:
@@ -60,6 +65,20 @@ def process_streams(environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     value = check_streams(environ.get(ENV, "auto").strip() or "auto", ENV)
     return DEFAULT_STREAMS if value == "auto" else value
+
+
+def auto_streams(environ: Mapping[str, str] | None = None) -> int:
+    """What `streams="auto"` means in this process: `BERT_TF_STREAMS` where it sets a count (the pools
+    are sized for it), else `AUTO_STREAMS` on a process with two cores or more, else 1.
+
+    Raises:
+        InvalidValue: a `BERT_TF_STREAMS` that is not "auto" or a positive integer.
+    """
+    environ = os.environ if environ is None else environ
+    value = check_streams(environ.get(ENV, "auto").strip() or "auto", ENV)
+    if value != "auto":
+        return value
+    return AUTO_STREAMS if cores() >= 2 else 1
 
 
 def threads_per_stream(streams: int, n_cores: int | None = None) -> int:

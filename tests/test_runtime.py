@@ -72,3 +72,29 @@ def test_the_cli_float16_prints_no_tensorflow_line(make_checkpoint):
                "--precision", "float16", "a b c")
     assert proc.stdout.count("\n") == 1
     assert not TF_LOG_LINE.search(proc.stderr), proc.stderr
+
+
+def test_quiet_stderr_from_threads_at_once_gives_fd_2_back(monkeypatch):
+    """Model calls run on several threads (`bert_tf.streams`); fd 2 is one per process, so overlapping
+    quiet sections must not restore each other's /dev/null: afterwards fd 2 is what it was."""
+    import threading
+    import time
+
+    from bert_tf.runtime import quiet_stderr
+
+    monkeypatch.delenv("BERT_TF_VERBOSE_TF", raising=False)
+    before = os.fstat(2)
+    barrier = threading.Barrier(6)
+
+    def quiet(k):
+        barrier.wait()
+        with quiet_stderr():
+            time.sleep(0.01 * (k % 3))
+
+    threads = [threading.Thread(target=quiet, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

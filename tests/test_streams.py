@@ -29,6 +29,18 @@ def test_the_process_count_comes_from_the_environment_else_the_default():
         streams.process_streams({"BERT_TF_STREAMS": "many"})
 
 
+def test_auto_is_the_process_count_else_two_calls_on_the_shared_pools_where_there_are_two_cores(monkeypatch):
+    monkeypatch.setattr(streams, "cores", lambda: 2)
+    assert streams.auto_streams({}) == streams.auto_streams({"BERT_TF_STREAMS": "auto"}) == streams.AUTO_STREAMS == 2
+    assert streams.auto_streams({"BERT_TF_STREAMS": "1"}) == 1 and streams.auto_streams({"BERT_TF_STREAMS": "3"}) == 3
+    env = {}
+    assert streams.configure_thread_pools(env) == 1 and env == {}  # the two share TensorFlow's own pools
+    monkeypatch.setattr(streams, "cores", lambda: 1)
+    assert streams.auto_streams({}) == 1
+    with pytest.raises(InvalidValue, match="BERT_TF_STREAMS must be 'auto' or a positive integer"):
+        streams.auto_streams({"BERT_TF_STREAMS": "0"})
+
+
 def test_the_pools_are_shared_out_and_a_users_own_setting_wins(monkeypatch):
     monkeypatch.setattr(streams, "cores", lambda: 8)
     env = {"BERT_TF_STREAMS": "4"}

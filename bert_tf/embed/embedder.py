@@ -39,7 +39,7 @@ from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, 
 from bert_tf.embed.space import VectorSpace
 from bert_tf.errors import InvalidValue
 from bert_tf.runtime import tf
-from bert_tf.streams import check_streams, process_streams
+from bert_tf.streams import auto_streams, check_streams
 from bert_tf.text.inputs import checked_texts, is_sized, iter_texts
 
 if TYPE_CHECKING:
@@ -73,8 +73,8 @@ class BertEmbedder:
             max_seq_length, batch_size: the defaults of every call (see `EmbeddingOptions`).
             on_call: called with a `ModelCall` after every model call, in plan order (for measurements).
             streams: model calls run at once (`bert_tf.streams`): "auto" (default) is what this
-                process's thread pools are sized for (`BERT_TF_STREAMS`, else 1); the vectors are the
-                same whatever the count.
+                process's thread pools are sized for (`BERT_TF_STREAMS`), else two on TensorFlow's own
+                pools (one on a single core); the vectors are the same whatever the count.
 
         Raises:
             ValueError: `streams` is not "auto" or a positive integer.
@@ -175,7 +175,7 @@ class BertEmbedder:
     @streams.setter
     def streams(self, value: int | str) -> None:
         value = check_streams(value)
-        self._streams = process_streams() if value == "auto" else value
+        self._streams = auto_streams() if value == "auto" else value
 
     @property
     def hidden_size(self) -> int:

@@ -125,11 +125,17 @@ def test_a_bad_streams_value_is_one_clear_error_before_anything_loads(value, tmp
         BertEmbedder.from_checkpoint(tmp_path / "no such checkpoint", streams=value)
 
 
-def test_auto_is_what_the_process_is_sized_for(embedder, monkeypatch):
+def test_auto_is_what_the_process_is_sized_for_else_two_on_the_shared_pools(embedder, monkeypatch):
+    from bert_tf import streams
+
     monkeypatch.setenv("BERT_TF_STREAMS", "3")
     embedder.streams = "auto"
     assert embedder.streams == 3
     monkeypatch.delenv("BERT_TF_STREAMS")
+    monkeypatch.setattr(streams, "cores", lambda: 2)
+    embedder.streams = "auto"
+    assert embedder.streams == streams.AUTO_STREAMS == 2
+    monkeypatch.setattr(streams, "cores", lambda: 1)  # one core: nothing to share
     embedder.streams = "auto"
     assert embedder.streams == 1
     with pytest.raises(InvalidValue):
