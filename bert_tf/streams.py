@@ -56,14 +56,19 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def _environment_streams(environ: Mapping[str, str] | None) -> int | str:
+    """`BERT_TF_STREAMS` checked: a count, or "auto" where it is unset or says so."""
+    environ = os.environ if environ is None else environ
+    return check_streams(environ.get(ENV, "auto").strip() or "auto", ENV)
+
+
 def process_streams(environ: Mapping[str, str] | None = None) -> int:
     """The streams this process's thread pools are sized for: `BERT_TF_STREAMS`, else `DEFAULT_STREAMS`.
 
     Raises:
         InvalidValue: a `BERT_TF_STREAMS` that is not "auto" or a positive integer.
     """
-    environ = os.environ if environ is None else environ
-    value = check_streams(environ.get(ENV, "auto").strip() or "auto", ENV)
+    value = _environment_streams(environ)
     return DEFAULT_STREAMS if value == "auto" else value
 
 
@@ -74,8 +79,7 @@ def auto_streams(environ: Mapping[str, str] | None = None) -> int:
     Raises:
         InvalidValue: a `BERT_TF_STREAMS` that is not "auto" or a positive integer.
     """
-    environ = os.environ if environ is None else environ
-    value = check_streams(environ.get(ENV, "auto").strip() or "auto", ENV)
+    value = _environment_streams(environ)
     if value != "auto":
         return value
     return AUTO_STREAMS if cores() >= 2 else 1
