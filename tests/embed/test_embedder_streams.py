@@ -50,6 +50,25 @@ def test_two_streams_give_the_vectors_of_one_bit_for_bit(embedder, monkeypatch):
             assert np.array_equal(getattr(many, name), getattr(one, name)), (streams, name)
 
 
+@pytest.mark.parametrize("precision", ["int8", "bfloat16"])
+def test_two_streams_give_the_vectors_of_one_bit_for_bit_in_every_precision(make_checkpoint, monkeypatch, precision):
+    """Two calls at once are the default: in int8 (oneDNN's int8 matmuls and XLA's compiled kernels, run by
+    two threads at once) and in bfloat16 too, each text's vectors are those of one call at a time."""
+    from bert_tf.embed import batching
+
+    directory, _ = make_checkpoint("uncased_L-2_H-32_A-4")
+    embedder = BertEmbedder.from_checkpoint(directory, precision=precision)
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 96)  # many calls, of several padded row counts
+    texts = _texts()
+    one, calls_one = _run(embedder, 1, texts, max_seq_length=24)
+    assert len(calls_one) > 10 and len({rows for rows, _, _ in calls_one}) > 2
+    for attempt in range(2):  # the threads interleave differently each time
+        two, calls = _run(embedder, 2, texts, max_seq_length=24)
+        assert calls == calls_one
+        for name in ("word_vectors", "sentence_vectors", "token_states"):
+            assert np.array_equal(getattr(two, name), getattr(one, name)), (precision, name, attempt)
+
+
 def test_one_embedder_used_from_several_threads_with_two_streams(embedder, monkeypatch):
     """Its lock and its stream threads serve callers of their own threads: each gets its own texts' vectors."""
     from bert_tf.embed import batching
