@@ -8,13 +8,14 @@ OpenVINO's THROUGHPUT hint runs two streams of one thread on two cores; `BertEmb
 the same with its batch plan (`bert_tf.streams`). TensorFlow's thread pools are per process and fixed
 when it starts, so every configuration runs in a process of its own, loaded and warmed up once: `N`
 with `BERT_TF_STREAMS=N` (N streams of cores / N intra-op threads each), `N:shared` with N streams on
-TensorFlow's own pools (every call may use every core; concurrent calls fill each other's gaps). The driver then asks the processes of one
-precision in turn for a whole pass of `embed_words` over the bench workload (`bench.workload`, seeded,
-256 sentences by default) on the bench's BERT-Base-shaped checkpoint (random weights, the uncased
-vocabulary), in pairs A B, then B A: only one process computes at a time, and each pair's ratio is
-taken between passes seconds apart, so drift over the run touches both alike. The report gives each
-configuration's median pass, the median over pairs of its time over the first configuration's, and
-whether the vectors are the same (they must be: the streams change only which thread runs a call).
+TensorFlow's own pools (every call may use every core; concurrent calls fill each other's gaps). The
+driver then asks the processes of one precision in turn for a whole pass of `embed_words` over the
+bench workload (`bench.workload`, seeded, 256 sentences by default) on the bench's BERT-Base-shaped
+checkpoint (random weights, the uncased vocabulary), in pairs A B, then B A: only one process computes
+at a time, and each pair's ratio is taken between passes seconds apart, so drift over the run touches
+both alike. The report gives each configuration's median pass, the median over pairs of its time over
+the first configuration's, and whether the vectors are the same (they must be: the streams change only
+which thread runs a call).
 """
 
 from __future__ import annotations

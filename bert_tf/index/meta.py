@@ -59,6 +59,13 @@ class IndexMeta:
             return None
         return text_fields.where_query(text_fields.parse_where(where), self.field_types)
 
+    def restricted(self, query: str, params: list, where: str | None, column: str = "text_id") -> tuple[str, list]:
+        """`query` and `params` with ` AND column IN (the texts where selects)` added (unchanged for None)."""
+        selected = self.where_sql(where)
+        if selected is None:
+            return query, params
+        return f"{query} AND {column} IN ({selected[0]})", [*params, *selected[1]]
+
     def texts_where(self, where: str) -> np.ndarray:
         """The rows of the texts whose fields satisfy `where`, in order."""
         sql, params = self.where_sql(where)
@@ -107,11 +114,7 @@ class IndexMeta:
     def occurrences_of(self, word: str, where: str | None = None) -> np.ndarray:
         """The rows of every occurrence of `word` (as the model sees it), in corpus order; with `where`,
         only those in the texts it selects."""
-        query, params = "SELECT id FROM occurrences WHERE word = ?", [word]
-        selected = self.where_sql(where)
-        if selected is not None:
-            query += f" AND text_id IN ({selected[0]})"
-            params += selected[1]
+        query, params = self.restricted("SELECT id FROM occurrences WHERE word = ?", [word], where)
         rows = self.db.execute(query + " ORDER BY id", params).fetchall()
         return np.array([r[0] for r in rows], np.int64)
 
@@ -147,12 +150,9 @@ class IndexMeta:
         # The query's shape follows only the number of words; the words and any --where are bound parameters.
         joins = "".join(f" JOIN occurrences o{j} ON o{j}.id = o0.id + {j} AND o{j}.text_id = o0.text_id"
                         for j in range(1, n))
-        query = f"SELECT o0.id FROM occurrences o0{joins} WHERE " + " AND ".join(f"o{j}.word = ?" for j in range(n))
-        params = list(targets)
-        selected = self.where_sql(where)
-        if selected is not None:
-            query += f" AND o0.text_id IN ({selected[0]})"
-            params += selected[1]
+        words = " AND ".join(f"o{j}.word = ?" for j in range(n))
+        query, params = self.restricted(f"SELECT o0.id FROM occurrences o0{joins} WHERE {words}", list(targets),
+                                        where, column="o0.text_id")
         return np.array(sorted(r[0] for r in self.db.execute(query, params)), np.int64)
 
     # ------------------------------------------------------------------ hits

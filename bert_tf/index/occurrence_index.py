@@ -65,7 +65,6 @@ class OccurrenceIndex:
                                            "its manifest; rebuild it")
         self.stats = {name: _load_stats(directory, name) for name in (layout.WORDS, layout.SENTENCES)}
         self.meta = IndexMeta(directory)
-        self.db = self.meta.db  # the read-only connection to meta.sqlite
         self._searchers: dict[str, object] = {}
         if embedder is not None:
             self.check_embedder(embedder)
@@ -98,6 +97,11 @@ class OccurrenceIndex:
         return index
 
     # ------------------------------------------------------------------ what it holds
+
+    @property
+    def db(self):
+        """The read-only connection to meta.sqlite (`meta.IndexMeta`)."""
+        return self.meta.db
 
     @property
     def options(self) -> EmbeddingOptions:
