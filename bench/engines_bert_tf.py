@@ -39,7 +39,7 @@ def _measure(ctx: Context, import_s: float, make_embedder: Callable, call: Calla
     rss_ready = rss_now()
     flop_model, flops = bert_tf_flop_model(embedder.config)
     timer = ModelTimer(flops)
-    embedder.on_call = lambda c: timer.add(c.seconds, c.rows, c.padded_length, c.real_tokens)
+    embedder.on_call = lambda c: timer.add(c.seconds, c.rows, c.padded_length, c.real_tokens, c.span)
     result = measure_passes(lambda: call(embedder, ctx.texts), ctx.runs, on_pass=timer.new_pass)
     embedder.on_call = None
     # The tokenizer alone on the whole workload (its public tf.function).

@@ -5,7 +5,8 @@ vocabulary, `bench.context.BERT_BASE`) on the bench workload (`bench.workload`):
 today's per-row input ranges, one set to a range per call (`quantize.set_input_ranges`),
 which lets oneDNN's kernel apply the scale, bias and GELU itself. Each pass embeds the whole
 workload with each in turn, alternating the order (A B, then B A) so drift cancels; only the
-model calls are timed (`BertEmbedder.on_call`: encoder and head, no tokenizer). Reports the
+model calls are timed (`BertEmbedder.on_call`: encoder and head, no tokenizer; the union of the calls'
+spans, since the embedder runs two at once by default). Reports the
 median pass per variant and the ratio, plus where the two disagree most (the per-call
 rounding, for scale).
 
@@ -46,11 +47,13 @@ def _embedders(directory: Path):
 
 def measure(texts: list[str], directory: Path, runs: int) -> dict:
     """`{variant: model seconds per pass}` over `runs` interleaved passes, and the largest disagreement."""
+    from bench.measure import union_seconds
+
     embedders = _embedders(directory)
     seconds = {v: [] for v in VARIANTS}
     current = []
     for embedder in embedders.values():
-        embedder.on_call = lambda call: current.append(call.seconds)
+        embedder.on_call = current.append
         embedder.embed_words(texts[:64])  # warm: every traced shape of a short run
     words = {}
     for run in range(runs + 1):  # the first pass warms the remaining shapes, untimed
@@ -58,7 +61,7 @@ def measure(texts: list[str], directory: Path, runs: int) -> dict:
             current.clear()
             words[variant] = embedders[variant].embed_words(texts)
             if run:
-                seconds[variant].append(sum(current))
+                seconds[variant].append(union_seconds([call.span for call in current]))
     a, b = (np.concatenate([np.stack([w.vector for w in ws]) for ws in words[v] if ws]) for v in VARIANTS)
     cosine = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
     median = {v: statistics.median(s) for v, s in seconds.items()}

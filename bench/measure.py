@@ -56,6 +56,7 @@ class ModelTimer:
 
     def __init__(self, flops: Callable[[int, int, int], int] | None = None):
         self.per_pass: list[float] = []
+        self._spans: list[tuple[float, float]] = []  # this pass's call spans (`ModelCall.span`), while all have one
         self.shapes: list[tuple[int, int, int]] = []  # (rows, padded length, real tokens), first pass only
         self.real_tokens = 0  # first pass only
         self.flops = flops
@@ -66,15 +67,23 @@ class ModelTimer:
         if self.per_pass:
             self._recording = False
         self.per_pass.append(0.0)
+        self._spans = []
 
     def restart(self):
         """Forgets everything so far (a warm-up that was not a whole pass)."""
-        self.per_pass, self.shapes, self.real_tokens, self.executed_flops = [], [], 0, 0
+        self.per_pass, self.shapes, self.real_tokens, self.executed_flops, self._spans = [], [], 0, 0, []
 
-    def add(self, seconds: float, rows: int, length: int, real: int):
+    def add(self, seconds: float, rows: int, length: int, real: int, span: tuple[float, float] | None = None):
+        """One call: its `seconds`, or, with its `span` (`ModelCall.span`), the pass's model time becomes the
+        union of the spans so far, so that concurrent calls (several streams) are not counted twice."""
         if not self.per_pass:
             self.per_pass.append(0.0)
-        self.per_pass[-1] += seconds
+        if span is not None and (self._spans or self.per_pass[-1] == 0.0):
+            self._spans.append(span)
+            self.per_pass[-1] = union_seconds(self._spans)
+        else:
+            self._spans = []
+            self.per_pass[-1] += seconds
         if self._recording:
             self.shapes.append((rows, length, real))
             self.real_tokens += real
@@ -96,6 +105,16 @@ class ModelTimer:
         if self.flops:
             out["executed_flops"] = self.executed_flops
         return out
+
+
+def union_seconds(spans: list[tuple[float, float]]) -> float:
+    """The length of the union of `(start, end)` intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def timed_passes(run_pass: Callable[[], object], runs: int, on_pass: Callable[[], None] | None = None) -> dict:

@@ -251,12 +251,16 @@ class ModelCall:
         padded_length: the length every row was padded to.
         real_tokens: tokens that are not padding.
         seconds: wall time of the encoder and the head for this call.
+        span: `(start, end)` in `time.perf_counter()` seconds: the call's work lies within it. With
+            several streams (`BertEmbedder.streams`) the spans of consecutive calls overlap, so the
+            time inside model calls is the union of the spans, not the sum of `seconds`.
     """
 
     rows: int
     padded_length: int
     real_tokens: int
     seconds: float
+    span: tuple[float, float] | None = None
 
 
 def model_flops(config, rows: int, padded_length: int, real_tokens: int) -> int:

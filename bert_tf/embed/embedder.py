@@ -440,14 +440,16 @@ class BertEmbedder:
                 land(self._graph(resolved, kinds, one_call=True)(tf.constant(ids), tf.constant(mask),
                                                                   *head_inputs(texts), span), texts)
                 if self.on_call is not None:
-                    self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), time.perf_counter() - started))
+                    finished = time.perf_counter()
+                    self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), finished - started,
+                                           (started, finished)))
             return dataclasses.replace(tokens, word_vectors=words, sentence_vectors=sentence, token_states=states)
         ready, ready_texts, token_ends = plan["ready"], plan["ready_texts"], plan["token_splits"]
         pending: list[dict[str, np.ndarray]] = []  # outputs of rows not yet complete, in call order
         encode, reduce = self._graph(resolved, kinds)
         calls = self._encoded(plan, tokens, encode)
-        for c, (ids, mask, encoded, seconds) in zip(_progress(range(len(plan["call_padded"])), progress, n_texts),
-                                                    calls):
+        for c, (ids, mask, encoded, encode_started, seconds) in zip(
+                _progress(range(len(plan["call_padded"])), progress, n_texts), calls):
             started = time.perf_counter()
             pending.append(encoded)
             if ready[c + 1] > ready[c]:
@@ -461,12 +463,14 @@ class BertEmbedder:
                 texts = plan["text_order"][ready_texts[c]:ready_texts[c + 1]]
                 land(reduce({name: tf.constant(x) for name, x in done.items()}, *head_inputs(texts), span), texts)
             if self.on_call is not None:
-                self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()),
-                                       seconds + time.perf_counter() - started))
+                finished = time.perf_counter()
+                self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), seconds + finished - started,
+                                       (encode_started, finished)))
         return dataclasses.replace(tokens, word_vectors=words, sentence_vectors=sentence, token_states=states)
 
     def _encoded(self, plan: dict[str, np.ndarray], tokens: Embeddings, encode) -> Iterator[tuple]:
-        """`(ids, mask, encoder outputs as numpy, seconds)` of each call of `plan`, in plan order.
+        """`(ids, mask, encoder outputs as numpy, start, seconds)` of each call of `plan`, in plan order
+        (`start`: `time.perf_counter()` when the call began).
 
         With `streams` > 1, up to `streams` consecutive calls run at once on this embedder's threads
         (TensorFlow releases the GIL while it runs), one more waits its turn, and the caller's head
@@ -476,7 +480,7 @@ class BertEmbedder:
             started = time.perf_counter()
             ids, mask = self._call_arrays(plan, c, tokens)
             out = {name: x.numpy() for name, x in encode(tf.constant(ids), tf.constant(mask)).items()}
-            return ids, mask, out, time.perf_counter() - started
+            return ids, mask, out, started, time.perf_counter() - started
 
         count = len(plan["call_padded"])  # more than one: `_run` gives a one-call plan its own graph
         streams = self.streams

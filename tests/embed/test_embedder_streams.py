@@ -160,3 +160,29 @@ def test_auto_is_what_the_process_is_sized_for_else_two_on_the_shared_pools(embe
     with pytest.raises(InvalidValue):
         embedder.streams = 0
     assert embedder.streams == 1
+
+
+def test_each_call_reports_the_span_its_work_lay_in(embedder, monkeypatch):
+    """`ModelCall.span` holds the call's `seconds` and lies within the request; one stream's spans follow
+    one another, so the union of spans is what measurements take as time inside model calls."""
+    import time
+
+    from bert_tf.embed import batching
+
+    monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 96)
+    texts = _texts()
+    for streams in (1, 2):
+        embedder.streams = streams
+        calls = []
+        embedder.on_call = calls.append
+        started = time.perf_counter()
+        embedder.embed(texts, ["word_vectors"], progress=False, max_seq_length=24)
+        finished = time.perf_counter()
+        embedder.on_call = None
+        assert len(calls) > 10
+        for call in calls:
+            start, end = call.span
+            assert started <= start <= end <= finished
+            assert call.seconds <= end - start + 1e-6  # the call's work lies within its span
+        if streams == 1:
+            assert all(a.span[1] <= b.span[0] for a, b in zip(calls, calls[1:]))
