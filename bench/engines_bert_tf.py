@@ -128,6 +128,13 @@ def bert_tf_int8(ctx: Context) -> dict:
     return _words(ctx, "bert_tf_int8", "int8")
 
 
+@engine("bert_tf_int8_split", "bert_tf int8 as `bert-tf embed --precision int8` runs it: two calls at once, one "
+        "thread each (BERT_TF_STREAMS=2)", NEEDS, precision="int8", reference="bert_tf_words",
+        env=(("BERT_TF_STREAMS", "2"), ("TF_NUM_INTRAOP_THREADS", "1"), ("TF_NUM_INTEROP_THREADS", "2")))
+def bert_tf_int8_split(ctx: Context) -> dict:
+    return _words(ctx, "bert_tf_int8_split", "int8")
+
+
 @engine("bert_tf_sentences", "bert_tf `BertEmbedder.sentence_vectors` (mean of layer -2)", NEEDS)
 def bert_tf_sentences(ctx: Context) -> dict:
     import_s = _import_tf()

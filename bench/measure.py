@@ -147,8 +147,10 @@ def tf_threads(tf) -> dict:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     except RuntimeError:
-        note = "TF_NUM_INTRAOP_THREADS=2 (runtime already initialised by bert_tf.runtime)"
-    return {"intra_op": THREADS, "how": note, "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        note = (f"TF_NUM_INTRAOP_THREADS={os.environ.get('TF_NUM_INTRAOP_THREADS', THREADS)} "
+                f"(runtime already initialised by bert_tf.runtime)")
+    return {"intra_op": int(os.environ.get("TF_NUM_INTRAOP_THREADS", THREADS)), "how": note,
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "streams": os.environ.get("BERT_TF_STREAMS"),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads() or "default"}
 
 

@@ -86,7 +86,8 @@ def run_child(kind: str, name: str, args, workdir: Path, log) -> dict:
     log(f"[{time.strftime('%H:%M:%S')}] {kind} {name} ...")
     (busy0, steal0), own0, t0 = cpu_seconds(), children_cpu_seconds(), time.perf_counter()
     with open(err, "w") as stderr:
-        proc = subprocess.run(cmd, env=child_env(), stdout=stderr, stderr=subprocess.STDOUT, cwd=ROOT)
+        env = {**child_env(), **dict(ENGINES[name].env if kind == "engine" and name in ENGINES else ())}
+        proc = subprocess.run(cmd, env=env, stdout=stderr, stderr=subprocess.STDOUT, cwd=ROOT)
     wall = time.perf_counter() - t0
     busy1, steal1 = cpu_seconds()
     foreign = max(0.0, (busy1 - busy0) - (children_cpu_seconds() - own0)) / wall

@@ -26,6 +26,9 @@ BASELINE = "bert_tf_words"
 BF16 = "bert_tf_bf16"
 #: bert_tf in int8 (dynamic quantization), compared with ONNX Runtime's int8.
 INT8 = "bert_tf_int8"
+#: bert_tf in int8 in a process of its own precision: the pools split for two calls, as `bert-tf embed
+#: --precision int8` starts them (`bert_tf.streams.process_streams_for`).
+INT8_SPLIT = "bert_tf_int8_split"
 #: The modules of the peers: the engines bert_tf is compared with ("the fastest peer").
 PEER_MODULES = ("bench.engines_peers", "bench.engines_openvino", "bench.engines_ctranslate2")
 #: The engines that run the ONNX export (the driver exports once for all of them).
@@ -46,6 +49,7 @@ class Engine:
     reference: str | None = None  # the float32 engine of the same model its fidelity is measured against
     layers: str = "last4"  # the token vectors compared with the reference's (fidelity.LAYERS)
     steps: tuple[str, ...] = ()  # preparation steps (prepare.STEPS) it needs, run once for all engines that do
+    env: tuple[tuple[str, str], ...] = ()  # environment its process starts with, over the bench's own
 
     @property
     def is_peer(self) -> bool:
@@ -60,12 +64,12 @@ ENGINES: dict[str, Engine] = {}
 
 def engine(name: str, title: str, needs: tuple[str, ...], kind: str = "model", default_runs: int = 3,
            precision: str = "float32", reference: str | None = None, layers: str = "last4",
-           steps: tuple[str, ...] = ()):
+           steps: tuple[str, ...] = (), env: tuple[tuple[str, str], ...] = ()):
     """Registers the decorated function as the engine `name`."""
     def register(fn: Callable) -> Callable:
         if name in ENGINES:
             raise ValueError(f"engine {name} is defined twice")
-        ENGINES[name] = Engine(name, title, needs, kind, fn, default_runs, precision, reference, layers, steps)
+        ENGINES[name] = Engine(name, title, needs, kind, fn, default_runs, precision, reference, layers, steps, env)
         return fn
 
     return register

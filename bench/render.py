@@ -161,6 +161,9 @@ def _targets(report: dict) -> list[str]:
     row("bert_tf int8 / ONNX Runtime int8 (separate processes)", "int8_vs_ort_int8", th["vs_fastest_peer"], times)
     row(f"bert_tf int8 / OpenVINO static int8 ({t.get('fastest_openvino_int8')}, separate processes)",
         "int8_vs_openvino_int8", th["vs_fastest_peer"], times)
+    row(f"bert_tf int8, pools split as `bert-tf embed --precision int8` runs it / OpenVINO static int8 "
+        f"({t.get('fastest_openvino_int8')}, separate processes)", "int8_split_vs_openvino_int8",
+        th["vs_fastest_peer"], times)
     row("bert_tf int8 / ONNX Runtime int8, model time, interleaved", "interleaved_int8_vs_ort_int8",
         th["vs_fastest_peer"], times)
     row("bert_tf bf16 / bert_tf float32 (separate processes)", "vs_bert_tf_float32", th["vs_bert_tf_float32"], times)

@@ -11,6 +11,8 @@ sizes the pools before TensorFlow is imported so that N streams each get `cores 
 it the pools are TensorFlow's own, and concurrent calls share them: each call may use every core, and
 each fills the other's idle moments (launches, small ops), while a lone call (a query) keeps every core.
 `streams="auto"` is `BERT_TF_STREAMS` where it is set, else `AUTO_STREAMS` calls on those shared pools.
+The CLI, which knows the precision before TensorFlow starts, splits the pools for int8
+(`process_streams_for`: `SPLIT_POOL_PRECISIONS`).
 Which runs fastest is measured, not assumed (`python -m bench.streams`, figures in bench/README.md).
 
 Importable without TensorFlow (the CLI checks `--streams` before anything starts it).
@@ -83,6 +85,31 @@ def auto_streams(environ: Mapping[str, str] | None = None) -> int:
     if value != "auto":
         return value
     return AUTO_STREAMS if cores() >= 2 else 1
+
+
+#: Precisions for which a process that embeds in nothing else splits its cores into `AUTO_STREAMS` pools
+#: (`BERT_TF_STREAMS`) where nothing says otherwise: the CLI knows the precision before TensorFlow starts.
+#: int8 calls on shared pools wait on each other's threads (oneDNN's int8 matmuls split their work over every
+#: pool thread, XLA's kernels hold one): on an AMD Zen 4, two calls of one thread each ran 1.13x one call,
+#: two on shared pools 1.08x; a lone int8 call (a query) is no slower on one thread (bench/README.md#streams).
+#: float32 and bfloat16 keep the shared pools, where a lone call takes every core.
+SPLIT_POOL_PRECISIONS = ("int8",)
+
+
+def process_streams_for(streams: int | str | None, precision: str | None,
+                        environ: Mapping[str, str] | None = None, n_cores: int | None = None) -> int | None:
+    """The `BERT_TF_STREAMS` a process should start TensorFlow with, for a command that runs `streams` calls
+    at once (`--streams`: a count, or "auto"/None) in `precision`; None: leave the environment as it is.
+
+    A count asked for is that count. Otherwise a `BERT_TF_STREAMS` already set wins, and a precision of
+    `SPLIT_POOL_PRECISIONS` gets `AUTO_STREAMS` pools of its own on two cores or more.
+    """
+    if isinstance(streams, int) and not isinstance(streams, bool):
+        return streams
+    environ = os.environ if environ is None else environ
+    if environ.get(ENV, "").strip() or precision not in SPLIT_POOL_PRECISIONS:
+        return None
+    return AUTO_STREAMS if (cores() if n_cores is None else n_cores) >= 2 else None
 
 
 def threads_per_stream(streams: int, n_cores: int | None = None) -> int:

@@ -54,6 +54,34 @@ def test_the_pools_are_shared_out_and_a_users_own_setting_wins(monkeypatch):
     assert streams.threads_per_stream(3, 2) == 1 and streams.threads_per_stream(2, 16) == 8
 
 
+def test_an_int8_command_splits_the_pools_unless_told_otherwise():
+    """The CLI knows the precision before TensorFlow starts: int8 gets two pools of its own on two cores."""
+    f = streams.process_streams_for
+    assert f(None, "int8", {}, 2) == f("auto", "int8", {}, 2) == streams.AUTO_STREAMS == 2
+    assert f(None, "int8", {}, 1) is None  # one core: nothing to split
+    assert f(3, "int8", {}, 2) == 3 and f(1, "int8", {}, 2) == 1 and f(2, "float32", {}, 2) == 2  # asked for
+    assert f(None, "int8", {"BERT_TF_STREAMS": "1"}, 2) is None  # the user's environment wins
+    for precision in ("float32", "bfloat16", "auto", None):  # a lone call keeps every core
+        assert f(None, precision, {}, 2) is None
+
+
+def test_the_cli_sets_the_pools_before_tensorflow_starts(monkeypatch):
+    from bert_tf.cli.main import build_parser, parse_args, size_thread_pools
+
+    monkeypatch.setattr(streams, "cores", lambda: 2)
+    parser = build_parser()
+    for argv, expected in ((["embed", "--precision", "int8", "x"], "2"), (["embed", "x"], None),
+                           (["embed", "--streams", "3", "x"], "3"), (["index", "build", "--precision", "int8",
+                                                                      "--input", "a.txt", "--out", "idx"], "2"),
+                           (["export", "--precision", "int8"], None)):  # no model calls to run at once
+        monkeypatch.delenv("BERT_TF_STREAMS", raising=False)
+        size_thread_pools(parse_args(parser, argv))
+        assert os.environ.get("BERT_TF_STREAMS") == expected, argv
+    monkeypatch.setenv("BERT_TF_STREAMS", "1")
+    size_thread_pools(parse_args(parser, ["embed", "--precision", "int8", "x"]))
+    assert os.environ["BERT_TF_STREAMS"] == "1"
+
+
 @pytest.mark.slow
 def test_a_process_started_with_streams_sizes_tensorflows_pools_before_it_starts():
     code = ("import os, bert_tf.runtime as r; "

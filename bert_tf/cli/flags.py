@@ -60,8 +60,9 @@ def add_embedding_arguments(parser, *, batching: bool = True) -> None:
                                  "budget of padded positions, which runs fastest)")
         parser.add_argument("--streams", type=parse_streams, default=None, metavar="N",
                             help="model calls run at once, each with cores/N of TensorFlow's threads (default "
-                                 "auto: BERT_TF_STREAMS, else 2 sharing every core, which ran fastest where "
-                                 "measured); the vectors are the same whatever N")
+                                 "auto: BERT_TF_STREAMS, else 2 sharing every core, or with --precision int8 2 of "
+                                 "one core each, which ran fastest where measured); the vectors are the same "
+                                 "whatever N")
     parser.add_argument("--max-seq-length", type=int, default=None,
                         help="longest model input in word pieces (default: the checkpoint's limit, 512); "
                              "longer texts are embedded in overlapping windows")

@@ -25,7 +25,7 @@ import sys
 from bert_tf.cli import beam, commands, download, index  # none imports TensorFlow, Beam or faiss
 from bert_tf import interrupts
 from bert_tf.errors import UserError
-from bert_tf.streams import ENV as STREAMS_ENV
+from bert_tf.streams import ENV as STREAMS_ENV, process_streams_for
 
 #: The modules that define the sub-commands, in `--help` order. Each has `add_commands(add)`, which
 #: registers its commands with `add(name, help, **parser_options) -> parser` and sets each one's
@@ -107,8 +107,7 @@ def main(argv=None) -> int:
         return 0
     if args.verbose:
         os.environ.setdefault("BERT_TF_VERBOSE_TF", "1")
-    if isinstance(getattr(args, "streams", None), int):  # before anything starts TensorFlow, which sizes its pools once
-        os.environ[STREAMS_ENV] = str(args.streams)
+    size_thread_pools(args)
     _configure_logging(args.verbose)
     from bert_tf.files.targets import command_line_spelling
 
@@ -120,6 +119,17 @@ def main(argv=None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def size_thread_pools(args) -> None:
+    """Sets `BERT_TF_STREAMS` for a command that embeds, before anything starts TensorFlow (which sizes its
+    pools once): `--streams N`, or split pools for a precision that runs faster on them
+    (`bert_tf.streams.process_streams_for`)."""
+    if not hasattr(args, "streams"):
+        return
+    streams = process_streams_for(args.streams, getattr(args, "precision", None))
+    if streams is not None:
+        os.environ[STREAMS_ENV] = str(streams)
 
 
 def _run(args) -> int:

@@ -21,3 +21,18 @@ def test_model_time_of_a_pass_is_the_union_of_its_calls_spans_when_they_have_the
     assert timer.per_pass == [3.0, 3.0]
     assert timer.record(slice(0, None))["model_s_per_pass"] == [3.0, 3.0]
     assert timer.shapes == [(4, 16, 40), (4, 16, 40)]  # the first pass's calls
+
+
+def test_the_split_int8_engine_starts_as_the_cli_starts_an_int8_process():
+    """`bert_tf_int8_split` is what `bert-tf embed --precision int8` runs: the pools split for the streams the
+    library chooses, one intra-op thread each on the bench's two threads."""
+    from bench.context import THREADS
+    from bench.registry import INT8_SPLIT, load
+    from bert_tf import streams
+
+    engine = load()[INT8_SPLIT]
+    env = dict(engine.env)
+    chosen = streams.process_streams_for(None, "int8", {}, THREADS)
+    assert env["BERT_TF_STREAMS"] == str(chosen)
+    assert env["TF_NUM_INTRAOP_THREADS"] == str(streams.threads_per_stream(chosen, THREADS))
+    assert engine.precision == "int8" and engine.reference == "bert_tf_words" and not engine.is_peer
