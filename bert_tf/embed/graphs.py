@@ -22,7 +22,7 @@ def encode_graph(encoder, features: dict[str, tuple[tuple[int, ...], str]]):
 
     @tf.function(input_signature=[spec, spec], autograph=False)
     def encode(ids, mask):
-        states, pooled = encoder.token_states(ids, mask)
+        states, pooled = encoder.token_states(ids, mask, fixed_weights=True)  # the embedder never changes them
         out = {name: head.combine_layers(states, layers, combine) for name, (layers, combine) in features.items()}
         out["pooled"] = pooled
         return out

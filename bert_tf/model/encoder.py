@@ -60,7 +60,7 @@ import numpy as np
 from bert_tf.errors import InvalidValue
 from bert_tf.runtime import keras, tf
 from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
-from bert_tf.model import int8_block
+from bert_tf.model import int8_block, onednn
 from bert_tf.model.norm import layer_norm
 from bert_tf.model.packing import Packing
 from bert_tf.model.quantize import QuantizedDense, smoothing_scales
@@ -294,33 +294,39 @@ class TransformerBlock(keras.layers.Layer):
         self.output_layer_norm.build((None, None, h))
         self.built = True
 
-    def _dense(self, layer, x, activation=None):
+    def _dense(self, layer, x, activation=None, fixed_weights=False, residual=None):
         # [tokens, in] @ [in, out] + bias as MatMul + BiasAdd (+ activation): the pattern
         # TensorFlow's CPU graph rewriter fuses into one kernel; an int8 layer applies its own
-        # bias and activation.
+        # bias and activation. With `fixed_weights` (an inference graph whose weights never change),
+        # oneDNN's fused matmul keeps its reordered kernel (`onednn.fixed_weight_dense`). `residual`:
+        # added to the output (the rewriter fuses that add too).
         if isinstance(layer, QuantizedDense):
             return layer(x)
         kernel, bias = layer.kernel, layer.bias
         if self.mixed:  # float32 variables, 16-bit arithmetic; the gradient flows back through the cast
             kernel, bias = tf.cast(kernel, self.low), tf.cast(bias, self.low)
+        elif fixed_weights and onednn.fusable(activation) and not tf.executing_eagerly() \
+                and onednn.fixed_weights_available(x.dtype.name):
+            return onednn.fixed_weight_dense(x, kernel, bias, activation, residual)
         y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
-        return y if activation is None else activation(y)
+        y = y if activation is None else activation(y)
+        return y if residual is None else residual + y
 
-    def _query_key_value(self, x):
+    def _query_key_value(self, x, fixed_weights=False):
         # int8 with a range per row: the three layers share their input's smoothing, so it is scaled
         # and rounded once (`TransformerBlock.__init__`).
         layers = (self.query, self.key, self.value)
         if isinstance(self.query, QuantizedDense) and all(layer.ranges == "row" for layer in layers):
             levels = self.query.input_levels(x)
             return tuple(layer.from_levels(levels) for layer in layers)
-        return tuple(self._dense(layer, x) for layer in layers)
+        return tuple(self._dense(layer, x, fixed_weights=fixed_weights) for layer in layers)
 
     @staticmethod
     def _drop(x, rate: float, dropout: bool):
         # No op at all unless dropping: the inference graph is the one without dropout.
         return tf.nn.dropout(x, rate=rate) if dropout and rate > 0 else x
 
-    def call(self, x, attention_adder, packing=None, *, dropout: bool = False):
+    def call(self, x, attention_adder, packing=None, *, dropout: bool = False, fixed_weights: bool = False):
         """One layer.
 
         Args:
@@ -330,6 +336,8 @@ class TransformerBlock(keras.layers.Layer):
                 tokens only, and just the attention scores are computed in the padded layout.
             dropout: drop out as BERT trains (module docstring), at the config's rates. Not named
                 `training`, which Keras would pass down from an outer `training=True` to frozen blocks too.
+            fixed_weights: the graph is for inference over weights that never change again: the float
+                dense layers keep oneDNN's reordered kernels (`onednn.fixed_weight_dense`). Not with dropout.
 
         Raises:
             ValueError: `dropout` in a block whose variables are not float32 (it cannot train).
@@ -344,35 +352,41 @@ class TransformerBlock(keras.layers.Layer):
                 packing = Packing(tf.ones([batch, seq]), pad_rows=True)
                 tokens = packing.unpad(int8_block.call(self, packing.pad(flat), attention_adder, packing))
             else:
-                tokens = self._call_tokens(flat, attention_adder, Packing.full(batch, seq), dropout)
+                tokens = self._call_tokens(flat, attention_adder, Packing.full(batch, seq), dropout, fixed_weights)
             return tf.reshape(tokens, [batch, seq, self._hidden])
         if self.fused_int8:
             return int8_block.call(self, x, attention_adder, packing)
-        return self._call_tokens(x, attention_adder, packing, dropout)
+        return self._call_tokens(x, attention_adder, packing, dropout, fixed_weights)
 
-    def _call_tokens(self, x, attention_adder, packing, dropout):
+    def _call_tokens(self, x, attention_adder, packing, dropout, fixed_weights=False):
         # x: [tokens, hidden]
+        fixed = fixed_weights and not dropout
         if self.low is not None:
-            return self._call_tokens_mixed(x, attention_adder, packing, dropout)
-        q, k, v = (packing.to_heads(y, self.num_heads) for y in self._query_key_value(x))  # [batch, heads, seq, head_size]
+            return self._call_tokens_mixed(x, attention_adder, packing, dropout, fixed)
+        q, k, v = (packing.to_heads(y, self.num_heads)  # [batch, heads, seq, head_size]
+                   for y in self._query_key_value(x, fixed))
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
         probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
         probs = self._drop(probs, self.attention_dropout, dropout)
         # [tokens, hidden], reshaped to x's own shape: a no-op that lets TensorFlow's graph
         # optimiser prove the residual add's operands alike and fuse it into the matmul.
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x))
+        if fixed:  # no dropout: the residual adds go into the matmuls
+            x = self.attention_layer_norm(self._dense(self.attention_output, context, fixed_weights=True, residual=x))
+            y = self._dense(self.intermediate, x, self.activation, fixed_weights=True)
+            return self.output_layer_norm(self._dense(self.output_dense, y, fixed_weights=True, residual=x))
         attended = self._drop(self._dense(self.attention_output, context), self.hidden_dropout, dropout)
         x = self.attention_layer_norm(x + attended)
         y = self._dense(self.output_dense, self._dense(self.intermediate, x, self.activation))
         return self.output_layer_norm(x + self._drop(y, self.hidden_dropout, dropout))
 
-    def _call_tokens_mixed(self, x, attention_adder, packing, dropout):
+    def _call_tokens_mixed(self, x, attention_adder, packing, dropout, fixed=False):
         # The residual stream x stays float32 and is rounded to the compute dtype only where a
         # matmul reads it; each matmul's output is rounded once (oneDNN accumulates in float32).
         low, f32 = self.low, tf.float32
         x_low = tf.cast(x, low)
-        q, k, v = (packing.to_heads(self._dense(layer, x_low), self.num_heads)  # gathers move half the bytes
-                   for layer in (self.query, self.key, self.value))
+        q, k, v = (packing.to_heads(self._dense(layer, x_low, fixed_weights=fixed), self.num_heads)  # gathers move
+                   for layer in (self.query, self.key, self.value))                                  # half the bytes
         # The scale goes on q (exact for head sizes that are powers of 4) rather than on the scores,
         # so scores are rounded once, by the matmul. oneDNN's softmax reads and writes bfloat16
         # but computes its max, exponentials and sum in float32; the adder is 0 or -10000, and
@@ -382,9 +396,11 @@ class TransformerBlock(keras.layers.Layer):
         probs = tf.nn.softmax(scores + tf.cast(attention_adder, low), axis=-1)
         probs = self._drop(probs, self.attention_dropout, dropout)
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x_low))
-        attended = self._drop(self._dense(self.attention_output, context), self.hidden_dropout, dropout)
+        attended = self._drop(self._dense(self.attention_output, context, fixed_weights=fixed), self.hidden_dropout,
+                              dropout)
         x = self.attention_layer_norm(x + tf.cast(attended, f32))
-        y = self._dense(self.output_dense, self._dense(self.intermediate, tf.cast(x, low), self.activation))
+        y = self._dense(self.output_dense, self._dense(self.intermediate, tf.cast(x, low), self.activation,
+                                                       fixed_weights=fixed), fixed_weights=fixed)
         return self.output_layer_norm(x + tf.cast(self._drop(y, self.hidden_dropout, dropout), f32))
 
 
@@ -470,7 +486,7 @@ class BertEncoder(keras.Model):
             "embedding_output": embedding_output,
         }
 
-    def token_states(self, word_ids, mask, *, dropout_layers: int = 0):
+    def token_states(self, word_ids, mask, *, dropout_layers: int = 0, fixed_weights: bool = False):
         """Every hidden state of the real tokens only, computed without padding in the dense layers.
 
         The same numbers as `call` (up to float rounding) at a cost proportional to the
@@ -480,6 +496,10 @@ class BertEncoder(keras.Model):
             word_ids, mask: int32 `[batch, seq]`; token type ids are taken as 0.
             dropout_layers: the top this many blocks drop out as BERT trains (module docstring):
                 the fine-tuned ones, while training. 0 (default): no dropout op in the graph.
+            fixed_weights: for a traced inference graph whose weights will not change again (the
+                embedder's): the float32 and bfloat16 dense layers then keep oneDNN's reordered kernels
+                between calls (`onednn.fixed_weight_dense`), which a few rows (a query) run about
+                twice as fast; a graph over weights that train or are reloaded must not ask for it.
 
         Returns:
             `(states, pooled)`: `states` is a list of `num_hidden_layers + 1` tensors
@@ -503,7 +523,7 @@ class BertEncoder(keras.Model):
         states = [x]
         x = packing.pad(x)  # [rows, hidden]
         for i, block in enumerate(self.blocks):
-            x = block(x, adder, packing=packing, dropout=i >= first_dropped)
+            x = block(x, adder, packing=packing, dropout=i >= first_dropped, fixed_weights=fixed_weights)
             states.append(packing.unpad(x))
         # [CLS] is each row's first position; a row with no real token there pools to zeros.
         first = tf.gather(packing.slot_tokens, tf.range(packing.batch) * packing.seq)  # [batch]

@@ -64,6 +64,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from bert_tf.model import onednn
 from bert_tf.model.hardware import int8_has_vnni
 from bert_tf.runtime import keras, tf
 
@@ -140,8 +141,8 @@ def check_kernel_levels(levels) -> float:
 
 
 #: What oneDNN's int8 matmul can apply to its output in the same kernel, by the activation
-#: functions of `encoder.ACTIVATIONS` (by name: `_QuantizedMatMul`'s `fused_ops`).
-FUSED_ACTIVATIONS = {"gelu_erf": "GeluExact", "gelu_tanh": "GeluApproximate", "relu": "Relu", "tanh": "Tanh"}
+#: functions of `encoder.ACTIVATIONS` (by name: `_QuantizedMatMul`'s `fused_ops`): those of its float matmul.
+FUSED_ACTIVATIONS = onednn.FUSED_ACTIVATIONS
 
 
 @functools.lru_cache(maxsize=None)
@@ -161,6 +162,10 @@ def onednn_int8_available() -> bool:
             return False
 
 
+#: `_QuantizedMatMul`'s attributes that are lists of dtypes (an empty one says nothing of its kind).
+DTYPE_LISTS = ("Tdevice_inputs", "Thost_inputs", "Tdevice_outputs", "Thost_outputs")
+
+
 def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Optional[str] = None):
     """`activation(dequantize(x_u8) @ dequantize(kernel_i8) + bias)`, float32 out, in one oneDNN kernel.
 
@@ -178,17 +183,13 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
     (`is_weight_const`); eagerly it may not, since one kernel serves every call of a signature. The
     bias changes with every input (the offset term), so it is never cached.
     """
-    def types(*dtypes):
-        return [d.as_datatype_enum for d in dtypes]
-
     fused = ["BiasAdd"] + ([activation] if activation else []) + ["Dequantize"]
     inputs = [tf.bitcast(x_u8, tf.quint8), tf.bitcast(kernel_i8, tf.qint8), bias,
               tf.constant(0.0), x_range, -kernel_ranges, kernel_ranges]
-    attrs = {"Tdevice_inputs": types(tf.quint8, tf.qint8, tf.float32), "Thost_inputs": types(*[tf.float32] * 4),
-             "Tdevice_outputs": types(tf.float32), "Thost_outputs": [],
-             "T1": tf.quint8.as_datatype_enum, "T2": tf.qint8.as_datatype_enum,
-             "Tbias": tf.float32.as_datatype_enum, "Tout": tf.float32.as_datatype_enum,
-             "U": tf.float32.as_datatype_enum, "fused_ops": [f.encode() for f in fused],
+    attrs = {"Tdevice_inputs": [tf.quint8, tf.qint8, tf.float32], "Thost_inputs": [tf.float32] * 4,
+             "Tdevice_outputs": [tf.float32], "Thost_outputs": [],
+             "T1": tf.quint8, "T2": tf.qint8, "Tbias": tf.float32, "Tout": tf.float32,
+             "U": tf.float32, "fused_ops": [f.encode() for f in fused],
              "input_quant_mode": b"SCALED", "is_bias_const": False,
              # Eager ops share one kernel per signature, so a cached kernel would serve the next layer
              # of the same shape: eagerly, nothing is cached.
@@ -198,22 +199,10 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
 
         flat = []
         for key, value in attrs.items():
-            flat += [key, value]
+            flat += [key, [v.as_datatype_enum for v in value] if key in DTYPE_LISTS else
+                     value.as_datatype_enum if isinstance(value, tf.DType) else value]
         return execute.execute(b"_QuantizedMatMul", 1, inputs=inputs, attrs=tuple(flat), ctx=context.context())[0]
-    graph = tf.compat.v1.get_default_graph()
-    values = {}
-    for key, value in attrs.items():
-        if isinstance(value, list) and (not value or isinstance(value[0], int)):
-            values[key] = tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue(type=value))
-        elif isinstance(value, list):
-            values[key] = tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue(s=value))
-        elif isinstance(value, bool):
-            values[key] = tf.compat.v1.AttrValue(b=value)
-        elif isinstance(value, bytes):
-            values[key] = tf.compat.v1.AttrValue(s=value)
-        else:
-            values[key] = tf.compat.v1.AttrValue(type=value)
-    return graph.create_op("_QuantizedMatMul", inputs, [tf.float32], name="QuantizedMatMul", attrs=values).outputs[0]
+    return onednn.node("_QuantizedMatMul", inputs, [tf.float32], attrs, "QuantizedMatMul")[0]
 
 
 class InputLevels(NamedTuple):

@@ -287,3 +287,62 @@ def test_layer_norm_matches_float64_on_bert_like_activations():
     for unsupported in (dict(axis=1), dict(center=False), dict(scale=False)):
         with pytest.raises(ValueError, match="last axis with gamma and beta"):
             LayerNorm(**unsupported)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_fixed_weights_keep_oneDNNs_kernels_and_compute_the_same(make_checkpoint, dtype):
+    """`token_states(..., fixed_weights=True)` (the embedder's graphs) runs every dense layer as oneDNN's fused
+    matmul told that its kernel does not change, so the reordered kernel is kept between calls (a short
+    query about 1.5x faster), with both residual adds still fused; its states are those of the graph without
+    it: to float32 rounding in float32, within one bfloat16 rounding of the output's size in bfloat16."""
+    from bert_tf.model import onednn
+
+    if not onednn.fixed_weights_available(dtype):
+        pytest.skip(f"oneDNN's fused {dtype} matmul is not used here (TF_ENABLE_ONEDNN_OPTS=0, or no AVX-512)")
+    directory, _ = make_checkpoint(num_hidden_layers=3)
+    config, encoder = load_encoder(directory, compute_dtype=dtype)
+    batch = random_batch(config, [9, 1, 30, 4], seed=5)
+    ids = tf.TensorSpec([None, None], tf.int32)
+    plain = tf.function(encoder.token_states, input_signature=[ids, ids])
+    fixed = tf.function(lambda i, m: encoder.token_states(i, m, fixed_weights=True), input_signature=[ids, ids])
+    graph = fixed.get_concrete_function().graph.as_graph_def()
+    kept = [n for n in graph.node if n.op == "_MklNativeFusedMatMul" and n.attr["is_filter_const"].b]
+    assert len(kept) == 6 * config.num_hidden_layers  # query, key, value, attention output, intermediate, output
+    if dtype == "float32":
+        assert sum(n.attr["fused_ops"].list.s == [b"BiasAdd", b"Add"] for n in kept) == 2 * config.num_hidden_layers
+    assert not [n for n in plain.get_concrete_function().graph.as_graph_def().node if n.op == "_MklNativeFusedMatMul"]
+    args = (batch["input_word_ids"], batch["input_mask"])
+    for _ in range(2):  # the second call runs on the kept kernels
+        (ours, pooled), (reference, reference_pooled) = fixed(*args), plain(*args)
+        for a, b in zip(ours, reference):
+            if dtype == "float32":
+                assert_same(config, a.numpy(), b.numpy(), "fixed weights vs plain")
+            else:  # two bfloat16 computations: a rounding of the states' largest component apart
+                assert np.abs(a.numpy() - b.numpy()).max() <= 2 ** -7 * np.abs(b.numpy()).max() * 4
+        assert np.array_equal(pooled.numpy(), reference_pooled.numpy()) or dtype == "bfloat16" or \
+            np.abs(pooled.numpy() - reference_pooled.numpy()).max() < 1e-5
+
+
+def _graph_ops(function, *args) -> set:
+    """Every op type in `function`'s traced graph and in the functions it calls (loops, conditions)."""
+    graph = function.get_concrete_function(*args).graph.as_graph_def()
+    return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+
+
+def test_only_the_embedders_graphs_keep_kernels(make_checkpoint, tmp_path):
+    """The embedder's encoder graph fixes the weights; the Keras layer's (it fine-tunes, and reloads weights)
+    and a SavedModel's (served where oneDNN may be off) compute with plain matmuls."""
+    from bert_tf.embed.graphs import encode_graph
+    from bert_tf.keras import WordVectors
+    from bert_tf.model import onednn
+    from bert_tf.serve.export import export_saved_model
+
+    directory, _ = make_checkpoint(num_hidden_layers=2)
+    config, encoder = load_encoder(directory)
+    encode = encode_graph(encoder, {"words": ((-1,), "sum")})
+    assert ("_MklNativeFusedMatMul" in _graph_ops(encode)) == onednn.fixed_weights_available()
+    layer = WordVectors.from_checkpoint(directory)
+    texts = tf.TensorSpec([None], tf.string)
+    assert "_MklNativeFusedMatMul" not in _graph_ops(tf.function(lambda t: layer(t)), texts)
+    exported = export_saved_model(directory, tmp_path / "bert")
+    assert b"_MklNativeFusedMatMul" not in (exported / "saved_model.pb").read_bytes()
