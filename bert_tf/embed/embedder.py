@@ -13,7 +13,7 @@ How a batch of texts becomes vectors:
    windows, pools pieces into words and makes the sentence vector, for the texts
    the plan says are complete. Each text is reduced as soon as it is complete, so
    memory holds about one batch of token vectors however long the input. A request
-   of one model call (a query) runs the encoder and the head as one graph.
+   of one model call (a query) hands the encoder's output tensors straight to the head.
 5. The outputs land in the columns of one `Embeddings` per chunk of texts, which
    every public method returns or views.
 """
@@ -201,8 +201,8 @@ class BertEmbedder:
 
     @property
     def traces(self) -> int:
-        """How many graphs have been traced: per set of options, the encoder call, the head and (once a
-        request of one call came) the two as one graph, whatever the batch shapes."""
+        """How many graphs have been traced: per set of options, the encoder call and the head, whatever
+        the batch shapes (a request of one call runs the same two)."""
         return sum(g.experimental_get_tracing_count() for g in self._graphs.values())
 
     def options(self, options: EmbeddingOptions | None = None, **changes) -> EmbeddingOptions:
@@ -432,7 +432,7 @@ class BertEmbedder:
             if states is not None:
                 states[ranges(token_splits, texts)] = out["states"].numpy()
 
-        if len(plan["call_padded"]) == 1:  # every text complete after one call: encoder and head as one graph
+        if len(plan["call_padded"]) == 1:  # every text complete after one call: encoder, then head, no numpy between
             for _ in _progress(range(1), progress, n_texts):
                 started = time.perf_counter()
                 ids, mask = self._call_arrays(plan, 0, tokens)
@@ -494,7 +494,7 @@ class BertEmbedder:
 
     def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, one_call: bool = False):
         """The traced encoder call and head for these options: one pair per options, any batch shape; with
-        `one_call`, the two as one graph (`graphs.one_call_graph`), for a request that makes one call."""
+        `one_call`, the two as one call (`graphs.one_call_graph`), for a request that makes one call."""
         options = resolved.options
         features = {}
         if "words" in kinds:
@@ -509,9 +509,7 @@ class BertEmbedder:
                 self._graphs[key] = encode_graph(self.encoder, features)
                 self._graphs[key + ("head",)] = head_graph(self.config, features, kinds, options)
             if one_call:
-                if key + ("one call",) not in self._graphs:
-                    self._graphs[key + ("one call",)] = one_call_graph(self._graphs[key], self._graphs[key + ("head",)])
-                return self._graphs[key + ("one call",)]
+                return one_call_graph(self._graphs[key], self._graphs[key + ("head",)])
             return self._graphs[key], self._graphs[key + ("head",)]
 
 

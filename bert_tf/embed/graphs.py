@@ -59,13 +59,11 @@ def head_graph(config, features: dict[str, tuple[tuple[int, ...], str]], kinds: 
 
 
 def one_call_graph(encode, reduce):
-    """`encode` then `reduce` as one graph, for a request that makes one model call (a query, a serving
-    request): every text is complete after it, so the head takes the whole call. One function call and
-    no round trip of the features through numpy in between: a short sentence's latency (bench/README.md)."""
-    spec = tf.TensorSpec([None, None], tf.int32)
-    vector = tf.TensorSpec([None], tf.int64)
-
-    @tf.function(input_signature=[spec, spec, vector, vector, tf.TensorSpec([], tf.int64)], autograph=False)
+    """`encode` then `reduce`, for a request that makes one model call (a query, a serving request): every
+    text is complete after it, so the head takes the whole call, straight from the encoder's output tensors
+    without their round trip through numpy (a short sentence's latency, bench/README.md). Two calls of the
+    two graphs, not one graph holding both: the encoder graph's kernels keep their reordered weights
+    (`token_states(..., fixed_weights=True)`), and a second graph would keep a second copy of them all."""
     def encode_and_reduce(ids, mask, n, pieces_per_word, span):
         return reduce(encode(ids, mask), n, pieces_per_word, span)
 

@@ -59,9 +59,10 @@ def test_the_fast_path_gives_the_vectors_of_the_planned_path(make_checkpoint, mo
         assert np.array_equal(getattr(fast, name), getattr(planned, name)), name
 
 
-def test_one_call_runs_encoder_and_head_as_one_graph_with_the_vectors_of_the_two(make_checkpoint):
-    """A text alone is one call (`graphs.one_call_graph`); with batch_size=1 among others each text is a call
-    of the same shape through the two graphs apart: the same arithmetic, so the same vectors bit for bit."""
+def test_one_call_runs_encoder_then_head_with_the_vectors_of_the_two(make_checkpoint):
+    """A text alone is one call (`graphs.one_call_graph`: the encoder's output tensors straight into the head,
+    through the same two graphs, so one set of kernels keeps its weights); with batch_size=1 among others each
+    text is a call of the same shape with the features through numpy: the same vectors bit for bit."""
     from bert_tf import BertEmbedder
 
     directory, _ = make_checkpoint("uncased_L-2_H-32_A-4")
@@ -72,7 +73,7 @@ def test_one_call_runs_encoder_and_head_as_one_graph_with_the_vectors_of_the_two
     calls = []
     embedder.on_call = calls.append
     alone = [embedder.embed([t], outputs) for t in texts]
-    assert len(calls) == len(texts) and len(embedder._graphs) == 3  # encoder, head, and the two as one
+    assert len(calls) == len(texts) and embedder.traces == 2  # the encoder call and the head, no third graph
     for t, one in enumerate(alone):
         assert np.array_equal(one.word_vectors, apart.word_vectors[apart.word_splits[t]:apart.word_splits[t + 1]])
         assert np.array_equal(one.sentence_vectors[0], apart.sentence_vectors[t])
