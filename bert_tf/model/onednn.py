@@ -52,7 +52,7 @@ def node(op: str, inputs: list, out_types: list, attrs: dict, name: str) -> list
 
 
 def fixed_weight_dense(x, kernel, bias, activation=None, residual=None):
-    """`activation(x @ kernel + bias) `, or `x @ kernel + bias + residual`, in one oneDNN kernel that keeps
+    """`activation(x @ kernel + bias)`, or `x @ kernel + bias + residual`, in one oneDNN kernel that keeps
     its reordered `kernel` after the first call (module docstring). Graph mode only.
 
     Args:
@@ -60,6 +60,8 @@ def fixed_weight_dense(x, kernel, bias, activation=None, residual=None):
         activation: None, or a function whose name is in `FUSED_ACTIVATIONS`.
         residual: None, or `[rows, out]` added to the output (not with an activation).
     """
+    if activation is not None and residual is not None:
+        raise ValueError("fixed_weight_dense fuses an activation or a residual add, not both")
     fused = [b"BiasAdd"]
     args = [bias]
     if activation is not None:

@@ -346,3 +346,11 @@ def test_only_the_embedders_graphs_keep_kernels(make_checkpoint, tmp_path):
     assert "_MklNativeFusedMatMul" not in _graph_ops(tf.function(lambda t: layer(t)), texts)
     exported = export_saved_model(directory, tmp_path / "bert")
     assert b"_MklNativeFusedMatMul" not in (exported / "saved_model.pb").read_bytes()
+
+
+def test_a_fixed_weight_matmul_fuses_an_activation_or_a_residual_not_both():
+    from bert_tf.model import onednn
+
+    x = tf.zeros([2, 2])
+    with pytest.raises(ValueError, match="an activation or a residual add, not both"):
+        onednn.fixed_weight_dense(x, x, tf.zeros([2]), activation=tf.nn.relu, residual=x)
