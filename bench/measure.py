@@ -56,7 +56,8 @@ class ModelTimer:
 
     def __init__(self, flops: Callable[[int, int, int], int] | None = None):
         self.per_pass: list[float] = []
-        self._spans: list[tuple[float, float]] = []  # this pass's call spans (`ModelCall.span`), while all have one
+        self._spans: list[tuple[float, float]] = []  # this pass's call spans (`ModelCall.span`)
+        self._unspanned = 0.0  # this pass's seconds of calls without one
         self.shapes: list[tuple[int, int, int]] = []  # (rows, padded length, real tokens), first pass only
         self.real_tokens = 0  # first pass only
         self.flops = flops
@@ -67,23 +68,23 @@ class ModelTimer:
         if self.per_pass:
             self._recording = False
         self.per_pass.append(0.0)
-        self._spans = []
+        self._spans, self._unspanned = [], 0.0
 
     def restart(self):
         """Forgets everything so far (a warm-up that was not a whole pass)."""
-        self.per_pass, self.shapes, self.real_tokens, self.executed_flops, self._spans = [], [], 0, 0, []
+        self.per_pass, self.shapes, self.real_tokens, self.executed_flops = [], [], 0, 0
+        self._spans, self._unspanned = [], 0.0
 
     def add(self, seconds: float, rows: int, length: int, real: int, span: tuple[float, float] | None = None):
-        """One call: its `seconds`, or, with its `span` (`ModelCall.span`), the pass's model time becomes the
-        union of the spans so far, so that concurrent calls (several streams) are not counted twice."""
+        """One call: the pass's model time is the union of its calls' `span`s (`ModelCall.span`), so that
+        concurrent calls (several streams) are not counted twice, plus the `seconds` of calls without one."""
         if not self.per_pass:
             self.per_pass.append(0.0)
-        if span is not None and (self._spans or self.per_pass[-1] == 0.0):
-            self._spans.append(span)
-            self.per_pass[-1] = union_seconds(self._spans)
+        if span is None:
+            self._unspanned += seconds
         else:
-            self._spans = []
-            self.per_pass[-1] += seconds
+            self._spans.append(span)
+        self.per_pass[-1] = union_seconds(self._spans) + self._unspanned
         if self._recording:
             self.shapes.append((rows, length, real))
             self.real_tokens += real
@@ -95,7 +96,8 @@ class ModelTimer:
         recorded by `add` with 0 seconds each."""
         if not self.per_pass:
             self.per_pass.append(0.0)
-        self.per_pass[-1] += seconds
+        self._unspanned += seconds
+        self.per_pass[-1] = union_seconds(self._spans) + self._unspanned
 
     def record(self, recorded_passes: slice = slice(1, None)) -> dict:
         """The shapes and model time as an engine reports them; `recorded_passes`: which passes count

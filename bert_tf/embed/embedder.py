@@ -482,7 +482,7 @@ class BertEmbedder:
             out = {name: x.numpy() for name, x in encode(tf.constant(ids), tf.constant(mask)).items()}
             return ids, mask, out, started, time.perf_counter() - started
 
-        count = len(plan["call_padded"])  # more than one: `_run` gives a one-call plan its own graph
+        count = len(plan["call_padded"])  # more than one: `_run` gives a one-call plan its own path
         streams = self.streams
         if streams == 1:
             return map(call, range(count))

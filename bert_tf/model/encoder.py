@@ -371,14 +371,16 @@ class TransformerBlock(keras.layers.Layer):
         # [tokens, hidden], reshaped to x's own shape: a no-op that lets TensorFlow's graph
         # optimiser prove the residual add's operands alike and fuse it into the matmul.
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x))
-        if fixed:  # no dropout: the residual adds go into the matmuls
-            x = self.attention_layer_norm(self._dense(self.attention_output, context, fixed_weights=True, residual=x))
-            y = self._dense(self.intermediate, x, self.activation, fixed_weights=True)
-            return self.output_layer_norm(self._dense(self.output_dense, y, fixed_weights=True, residual=x))
-        attended = self._drop(self._dense(self.attention_output, context), self.hidden_dropout, dropout)
-        x = self.attention_layer_norm(x + attended)
-        y = self._dense(self.output_dense, self._dense(self.intermediate, x, self.activation))
-        return self.output_layer_norm(x + self._drop(y, self.hidden_dropout, dropout))
+        x = self.attention_layer_norm(self._plus_dense(x, self.attention_output, context, dropout, fixed))
+        y = self._dense(self.intermediate, x, self.activation, fixed_weights=fixed)
+        return self.output_layer_norm(self._plus_dense(x, self.output_dense, y, dropout, fixed))
+
+    def _plus_dense(self, x, layer, inputs, dropout, fixed):
+        # x + layer(inputs), dropped out in between while training; otherwise the add runs inside the
+        # matmul's kernel (`_dense`'s `residual`).
+        if dropout:
+            return x + self._drop(self._dense(layer, inputs), self.hidden_dropout, dropout)
+        return self._dense(layer, inputs, fixed_weights=fixed, residual=x)
 
     def _call_tokens_mixed(self, x, attention_adder, packing, dropout, fixed=False):
         # The residual stream x stays float32 and is rounded to the compute dtype only where a

@@ -44,8 +44,18 @@ def _attr(value) -> "tf.compat.v1.AttrValue":
 
 
 def node(op: str, inputs: list, out_types: list, attrs: dict, name: str) -> list:
-    """The outputs of a new `op` node in the current graph (inside a `tf.function`), with `attrs` as
-    `_attr` takes them."""
+    """The outputs of `op` on `inputs`, with `attrs` as `_attr` takes them: a new node in the current
+    graph (inside a `tf.function`), or, eagerly, the op run at once."""
+    if tf.executing_eagerly():
+        from tensorflow.python.eager import context, execute
+
+        def raw(value):  # what the eager executor takes: dtypes as their enums
+            if isinstance(value, list):
+                return [raw(v) for v in value]
+            return value.as_datatype_enum if isinstance(value, tf.DType) else value
+
+        flat = [item for key, value in attrs.items() for item in (key, raw(value))]
+        return execute.execute(op.encode(), len(out_types), inputs=inputs, attrs=tuple(flat), ctx=context.context())
     graph = tf.compat.v1.get_default_graph()
     values = {key: _attr(value) for key, value in attrs.items()}
     return graph.create_op(op, inputs, out_types, name=name, attrs=values).outputs

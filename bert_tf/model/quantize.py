@@ -162,10 +162,6 @@ def onednn_int8_available() -> bool:
             return False
 
 
-#: `_QuantizedMatMul`'s attributes that are lists of dtypes (an empty one says nothing of its kind).
-DTYPE_LISTS = ("Tdevice_inputs", "Thost_inputs", "Tdevice_outputs", "Thost_outputs")
-
-
 def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Optional[str] = None):
     """`activation(dequantize(x_u8) @ dequantize(kernel_i8) + bias)`, float32 out, in one oneDNN kernel.
 
@@ -194,14 +190,6 @@ def onednn_matmul(x_u8, x_range, kernel_i8, kernel_ranges, bias, activation: Opt
              # Eager ops share one kernel per signature, so a cached kernel would serve the next layer
              # of the same shape: eagerly, nothing is cached.
              "is_weight_const": not tf.executing_eagerly()}
-    if tf.executing_eagerly():
-        from tensorflow.python.eager import context, execute
-
-        flat = []
-        for key, value in attrs.items():
-            flat += [key, [v.as_datatype_enum for v in value] if key in DTYPE_LISTS else
-                     value.as_datatype_enum if isinstance(value, tf.DType) else value]
-        return execute.execute(b"_QuantizedMatMul", 1, inputs=inputs, attrs=tuple(flat), ctx=context.context())[0]
     return onednn.node("_QuantizedMatMul", inputs, [tf.float32], attrs, "QuantizedMatMul")[0]
 
 

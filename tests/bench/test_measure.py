@@ -36,3 +36,14 @@ def test_the_split_int8_engine_starts_as_the_cli_starts_an_int8_process():
     assert env["BERT_TF_STREAMS"] == str(chosen)
     assert env["TF_NUM_INTRAOP_THREADS"] == str(streams.threads_per_stream(chosen, THREADS))
     assert engine.precision == "int8" and engine.reference == "bert_tf_words" and not engine.is_peer
+
+
+def test_time_given_for_several_calls_at_once_adds_to_the_pass():
+    """OpenVINO's async pass times its calls together (`add_seconds`) and records each call's shape with 0
+    seconds: the shapes do not take the time away."""
+    timer = ModelTimer()
+    timer.new_pass()
+    timer.add_seconds(4.0)
+    timer.add(0.0, 4, 16, 40)
+    timer.add(0.0, 4, 16, 40)
+    assert timer.per_pass == [4.0]
