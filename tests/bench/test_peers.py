@@ -11,7 +11,7 @@ import numpy as np
 from bench import fidelity, registry, report
 from bench.cpu import cpu_identity, describe_cpu
 from bench.context import ROOT
-from bench.render import peers_section
+from bench.render import peers_section, targets_section
 
 OPENVINO = [f"ov_{variant}_{hint}" for variant in ("f32", "bf16", "int8", "int8w")
             for hint in ("latency", "throughput")]
@@ -131,3 +131,19 @@ def test_openvino_bf16_is_skipped_with_the_reason_on_a_cpu_without_native_bfloat
     from bench.engines_openvino import bf16_unsupported
 
     assert bf16_unsupported() is None
+
+
+def test_the_report_judges_bfloat16_against_the_faithful_peer_at_1_2x_and_int8_at_1x():
+    registry.load()
+    r = _report()
+    r["engines"]["bert_tf_bf16"] = _summary(150.0)  # 1.14x ov_bf16_latency: faster, short of 1.2x
+    r["engines"]["bert_tf_int8_split"] = _summary(230.0)  # 1.04x ov_int8_latency
+    r["targets"] = report.targets(r)
+    text = "\n".join(targets_section(r))
+    faithful = next(line for line in text.splitlines() if line.startswith("| bert_tf bf16 / fastest faithful"))
+    assert faithful.endswith("| 1.14x | 1.20x | **no** |")
+    int8 = next(line for line in text.splitlines() if line.startswith("| bert_tf int8, pools split"))
+    assert int8.endswith("| 1.04x | 1.00x | yes |")
+    # a report written before the 1.2x target: rendered against today's
+    del r["targets"]["thresholds"]["vs_fastest_faithful_peer"]
+    assert faithful in targets_section(r)
