@@ -249,17 +249,18 @@ def test_the_input_ranges_are_one_of_two():
 
 def test_rows_are_padded_to_few_sizes_with_little_padding():
     """`output_levels`' compiled kernel is built once per padded size: few sizes, each at least the
-    rows: powers of two up to 128, then multiples of 128 (under 128 rows of padding) and, past 2048
+    rows: powers of two up to 64, then multiples of 64 (under 64 rows of padding) and, past 2048
     rows, under 1/16 of the rows."""
     counts = list(range(0, 2100)) + [4095, 4096, 4097, 8191, 8193, 33000]
     padded = [int(quantize.padded_rows(n)) for n in counts]
     for n, rows in zip(counts, padded):
         assert rows >= max(n, 1)
-        if n <= 128:
-            assert rows in (8, 16, 32, 64, 128) and (rows == 8 or rows // 2 < n), (n, rows)
+        if n <= 64:
+            assert rows in (8, 16, 32, 64) and (rows == 8 or rows // 2 < n), (n, rows)
         else:
-            assert rows % 128 == 0 and rows - n < (128 if n <= 2048 else rows / 16), (n, rows)
-    assert len({rows for n, rows in zip(counts, padded) if n <= 2048}) == 20
+            assert rows % 64 == 0 and rows - n < (64 if n <= 2048 else rows / 16), (n, rows)
+    assert len({rows for n, rows in zip(counts, padded) if n <= 2048}) == 35
+    assert [int(quantize.padded_rows(n)) for n in (4097, 8193)] == [4096 + 256, 8192 + 512]
 
 
 @pytest.mark.parametrize("onednn", [pytest.param(True, marks=NEEDS_ONEDNN), False], ids=["onednn", "emulated"])
