@@ -133,7 +133,7 @@ def _fidelity(s: dict) -> str:
 
 
 def targets_section(report: dict) -> list[str]:
-    """The bfloat16 ratios, each with its target (`report.TARGETS`), from this run; the peers against the
+    """The ratios of the targets, each beside its target (`report.TARGETS`), from this run; the peers against the
     fidelity bar."""
     t = report.get("targets") or {}
     bf16 = report["engines"].get(BF16)
