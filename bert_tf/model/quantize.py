@@ -404,7 +404,7 @@ def padded_rows(tokens):
     """The row count `tokens` rows are padded to (int32 scalar tensor; module constants above)."""
     tokens = tf.maximum(tf.convert_to_tensor(tokens, tf.int32), 1)
     count = tf.reshape(tokens, [1])
-    powers = [8, 16, 32, ROW_STEP]
+    powers = [8 << i for i in range((ROW_STEP // 8).bit_length())]  # 8, 16, ..., ROW_STEP
     small = tf.constant(powers, tf.int32)
     power_of_two = tf.gather(small, tf.minimum(tf.searchsorted(small, count)[0], len(powers) - 1))
     # How many times the count has doubled past ROW_STEP_GROWS: the step doubles with it.
