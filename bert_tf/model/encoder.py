@@ -47,23 +47,21 @@ a value looked up by the path above (`checkpoint.load_encoder` passes the
 checkpoint's tensors), so a restored model never holds a second, throw-away
 copy of its weights: for BERT-Base that saves about 250 MB of resident memory
 over building with initializers and assigning afterwards.
+
+The layers it is built of are in `layers.py` (activations, dense, LayerNorm, embeddings) and
+`block.py` (the transformer block, in each precision above).
 """
 
 from __future__ import annotations
 
-import functools
-import math
-from typing import Callable, Optional
-
-import numpy as np
+from typing import Optional
 
 from bert_tf.errors import InvalidValue
-from bert_tf.runtime import keras, tf
-from bert_tf.model.config import LAYER_NORM_EPSILON, BertConfig
-from bert_tf.model import int8_block, onednn
-from bert_tf.model.norm import layer_norm
+from bert_tf.model.block import TransformerBlock
+from bert_tf.model.config import BertConfig
+from bert_tf.model.layers import BertEmbeddings, InitialValues, dense_layer
 from bert_tf.model.packing import Packing
-from bert_tf.model.quantize import QuantizedDense, smoothing_scales
+from bert_tf.runtime import keras, tf
 
 #: Added to attention logits at padding positions, as in Google's modeling.py
 #: (`adder = (1.0 - mask) * -10000.0`), rather than -inf: identical softmax
@@ -86,46 +84,6 @@ def attention_adder_for(mask):
     return tf.reshape((1.0 - mask) * ATTENTION_MASK_ADDER, [shape[0], 1, 1, shape[1]])
 
 
-def gelu_erf(x):
-    """Exact GELU, x * Phi(x).
-
-    This is what `hidden_act: "gelu"` means for Google's released checkpoints:
-    the 2018 `modeling.py` they were trained with computed
-    `0.5 * x * (1 + erf(x / sqrt(2)))`, and Hugging Face's `gelu` is the same.
-    Google later switched its code to the tanh approximation; on the real
-    all-MiniLM-L6-v2 weights the erf form reproduces Hugging Face to ~1e-6
-    while the tanh form drifts an order of magnitude past float32 rounding (see tests/model/test_encoder.py), so erf is
-    the default for "gelu".
-    """
-    return tf.nn.gelu(x, approximate=False)  # 0.5 * x * (1 + erf(x / sqrt(2))), as one op
-
-
-def gelu_tanh(x):
-    """The tanh approximation of GELU (Google's current modeling.py, HF `gelu_new`)."""
-    return tf.nn.gelu(x, approximate=True)  # 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))
-
-
-ACTIVATIONS = {
-    "gelu": gelu_erf,
-    "gelu_new": gelu_tanh,
-    "gelu_tanh": gelu_tanh,
-    "relu": tf.nn.relu,
-    "tanh": tf.tanh,
-    "swish": tf.nn.silu,
-}
-
-
-#: Maps a variable path (see the module docstring) to its initial value.
-InitialValues = Callable[[str], np.ndarray]
-
-
-def _initializer(values: Optional[InitialValues], path: str, default: str):
-    """The initializer for the variable at `path`: its value from `values`, or Keras's `default`."""
-    if values is None:
-        return default
-    return lambda shape, dtype=None: values(path)
-
-
 #: The compute dtypes `BertEncoder` accepts (`precision.resolve_precision` maps the option onto them).
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16", "int8")
 
@@ -133,277 +91,6 @@ COMPUTE_DTYPES = ("float32", "bfloat16", "float16", "int8")
 #: mixed policy where the encoder computes in a 16-bit float, float32 where int8 kernels cannot train.
 TRAINED_BLOCK_DTYPES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16",
                         "int8": "float32"}
-
-
-def _dense(units, name, values, scope="", activation=None, smooth_input=False, input_divisors=None, **kwargs):
-    """The dense layer at `scope/name`, with `activation` when called as a layer; an int8 layer
-    applies it itself. (`TransformerBlock._dense` reads a float layer's kernel and
-    bias itself and applies the activation there, where oneDNN fuses it.) `smooth_input`: an int8
-    layer smooths its input, by the divisors `input_divisors()` returns (`quantize.smoothing_scales`),
-    or, without values to compute them from (`input_divisors` None), by divisors loaded with its weights."""
-    path = f"{scope}{name}"
-    if kwargs.get("dtype") == "int8":  # int8 kernels, float32 in and out (quantize.py)
-        return QuantizedDense(units, name=name, activation=activation,
-                              kernel_value=None if values is None else lambda: values(f"{path}/kernel"),
-                              bias_value=None if values is None else lambda: values(f"{path}/bias"),
-                              smooth_input=smooth_input, input_divisors=input_divisors)
-    return keras.layers.Dense(units, name=name, activation=activation, **kwargs,
-                              kernel_initializer=_initializer(values, f"{path}/kernel", "glorot_uniform"),
-                              bias_initializer=_initializer(values, f"{path}/bias", "zeros"))
-
-
-def _smoothing(values: Optional[InitialValues], norm: str, kernels: list[str]):
-    """The divisors (`quantize.smoothing_scales`) for int8 layers reading LayerNorm `norm`'s output,
-    from its gamma and beta (each channel's size at a normalised value of 1) and the `kernels` that
-    read it; computed once, when the first of those layers is built. None without values: the
-    layers' divisors are then loaded with their weights."""
-    if values is None:
-        return None
-
-    @functools.cache
-    def divisors():
-        magnitudes = np.abs(values(f"{norm}/gamma")) + np.abs(values(f"{norm}/beta"))
-        return smoothing_scales(magnitudes, [values(f"{path}/kernel") for path in kernels])
-    return divisors
-
-
-class LayerNorm(keras.layers.LayerNormalization):
-    """LayerNorm over the last axis as Google's and Hugging Face's BERT define it:
-    `(x - mean) / sqrt(variance + epsilon) * gamma + beta`, the variance of `x - mean`.
-
-    Keras computes the same as `x * inv + (beta - mean * inv)` with `inv = gamma / sqrt(...)`
-    broadcast to the activations' full shape: eight passes over `[tokens, hidden]`. Centring
-    first takes seven, and lands a little closer to a float64 LayerNorm
-    (tests/model/test_encoder.py; the speed-up is in bench/README.md).
-
-    The scale is `1 / sqrt(variance + epsilon)`, both correctly rounded, not `rsqrt`: TensorFlow's
-    CPU `rsqrt` rounds differently in its vector and scalar loops, so how many tokens a call holds
-    would change a token's value by a unit of float32 rounding, and under int8 such a unit can move
-    an input across a rounding level (`quantize.py`): a text's vectors would depend on its batch.
-    `divide_no_nan` rather than `/`, which TensorFlow's graph optimiser turns back into `rsqrt`.
-
-    Only as `_layer_norm` builds it: over the last axis, with gamma and beta.
-    """
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        if self.axis not in (-1, [-1]) or not (self.center and self.scale) or self.rms_scaling:
-            raise ValueError("LayerNorm normalises the last axis with gamma and beta only; "
-                             "use keras.layers.LayerNormalization for other settings")
-
-    def call(self, x):
-        return layer_norm(x, self.gamma, self.beta, self.epsilon)
-
-
-def _layer_norm(name, values, scope=""):
-    path = f"{scope}{name}"
-    return LayerNorm(
-        epsilon=LAYER_NORM_EPSILON, name=name, dtype="float32",
-        gamma_initializer=_initializer(values, f"{path}/gamma", "ones"),
-        beta_initializer=_initializer(values, f"{path}/beta", "zeros"))
-
-
-class BertEmbeddings(keras.layers.Layer):
-    """Word + position + token-type embeddings, then LayerNorm."""
-
-    def __init__(self, config: BertConfig, initial_values: Optional[InitialValues] = None, **kwargs):
-        super().__init__(**kwargs)
-        self.config = config
-        self._values = initial_values
-        self.layer_norm = _layer_norm("layer_norm", initial_values, "embeddings/")
-
-    def build(self, input_shape=None):
-        cfg, h = self.config, self.config.hidden_size
-
-        def table(name, rows):
-            init = _initializer(self._values, f"embeddings/{name}", "zeros")
-            return self.add_weight(name=name, shape=(rows, h), initializer=init)
-
-        self.word_embeddings = table("word_embeddings", cfg.vocab_size)
-        self.token_type_embeddings = table("token_type_embeddings", cfg.type_vocab_size)
-        self.position_embeddings = table("position_embeddings", cfg.max_position_embeddings)
-        self.layer_norm.build((None, None, h))
-        self.built = True
-
-    def call(self, word_ids, type_ids, position_ids=None):
-        # word_ids, type_ids: [batch, seq] int32
-        x = tf.gather(self.word_embeddings, word_ids) + tf.gather(self.token_type_embeddings, type_ids)
-        if position_ids is None:
-            seq_len = tf.shape(word_ids)[1]
-            x = x + self.position_embeddings[tf.newaxis, :seq_len, :]
-        else:  # packed sequences restart positions per sentence
-            x = x + tf.gather(self.position_embeddings, position_ids)
-        return self.layer_norm(x)
-
-
-class TransformerBlock(keras.layers.Layer):
-    """One post-LayerNorm transformer layer, as in Google's `transformer_model`."""
-
-    def __init__(self, config: BertConfig, initial_values: Optional[InitialValues] = None, *,
-                 compute_dtype: str = "float32", input_norm: str = "embeddings/layer_norm", **kwargs):
-        """Args:
-            config, initial_values: as for `BertEncoder`.
-            compute_dtype: one of `COMPUTE_DTYPES`, or "mixed_bfloat16"/"mixed_float16" (Keras's
-                policy names): float32 variables, matmuls in the 16-bit dtype (a trained block).
-            input_norm: the path of the LayerNorm that writes the block's input (the embeddings'
-                or the block below's output LayerNorm), by which int8 query, key and value smooth it.
-        """
-        super().__init__(**kwargs)
-        h, values, scope = config.hidden_size, initial_values, f"{self.name}/"
-        self.num_heads = config.num_attention_heads
-        self.head_size = config.head_size
-        self.activation = ACTIVATIONS[config.hidden_act]
-        self.hidden_dropout = config.hidden_dropout_prob
-        self.attention_dropout = config.attention_probs_dropout_prob
-        self.precision = compute_dtype
-        # Whether the variables are float32 (so the block can train, and drop out while it does).
-        self.float32_variables = compute_dtype in ("float32", "mixed_bfloat16", "mixed_float16")
-        # float32 variables read by 16-bit matmuls: cast where the matmul reads them, as Keras's mixed policy does.
-        self.mixed = compute_dtype.startswith("mixed_")
-        # None in float32 and int8: their graphs then have no casts at all (int8 layers take and
-        # return float32, and everything else in them computes in float32).
-        low = compute_dtype.removeprefix("mixed_")
-        self.low = None if low in ("float32", "int8") else tf.as_dtype(low)
-        d = {"dtype": compute_dtype}
-        # int8: query, key and value share one smoothing, so their input is quantized once (`_call_tokens`).
-        qkv = _smoothing(values, input_norm, [f"{scope}{name}" for name in ("query", "key", "value")])
-        self.query = _dense(h, "query", values, scope, smooth_input=True, input_divisors=qkv, **d)
-        self.key = _dense(h, "key", values, scope, smooth_input=True, input_divisors=qkv, **d)
-        self.value = _dense(h, "value", values, scope, smooth_input=True, input_divisors=qkv, **d)
-        self.attention_output = _dense(h, "attention_output", values, scope, **d)
-        self.attention_layer_norm = _layer_norm("attention_layer_norm", values, scope)
-        intermediate = _smoothing(values, f"{scope}attention_layer_norm", [f"{scope}intermediate"])
-        self.intermediate = _dense(config.intermediate_size, "intermediate", values, scope, self.activation,
-                                   smooth_input=True, input_divisors=intermediate, **d)
-        self.output_dense = _dense(h, "output", values, scope, **d)
-        self.output_layer_norm = _layer_norm("output_layer_norm", values, scope)
-        self._hidden = h
-
-    @property
-    def fused_int8(self) -> bool:
-        """int8 with a range per row: the block runs as six int8 matmuls and six compiled kernels
-        (`int8_block.py`), on rows padded as `Packing(mask, pad_rows=True)` pads them."""
-        return int8_block.fused(self)
-
-    def build(self, input_shape=None):
-        h = self._hidden
-        for layer in (self.query, self.key, self.value, self.attention_output, self.intermediate):
-            layer.build((None, None, h))
-        self.output_dense.build((None, None, self.intermediate.units))
-        self.attention_layer_norm.build((None, None, h))
-        self.output_layer_norm.build((None, None, h))
-        self.built = True
-
-    def _dense(self, layer, x, activation=None, fixed_weights=False, residual=None):
-        # [tokens, in] @ [in, out] + bias as MatMul + BiasAdd (+ activation): the pattern
-        # TensorFlow's CPU graph rewriter fuses into one kernel; an int8 layer applies its own
-        # bias and activation. With `fixed_weights` (an inference graph whose weights never change),
-        # oneDNN's fused matmul keeps its reordered kernel (`onednn.fixed_weight_dense`). `residual`:
-        # added to the output (the rewriter fuses that add too).
-        if isinstance(layer, QuantizedDense):
-            return layer(x)
-        kernel, bias = layer.kernel, layer.bias
-        if self.mixed:  # float32 variables, 16-bit arithmetic; the gradient flows back through the cast
-            kernel, bias = tf.cast(kernel, self.low), tf.cast(bias, self.low)
-        elif fixed_weights and onednn.fusable(activation) and not tf.executing_eagerly() \
-                and onednn.fixed_weights_available(x.dtype.name):
-            return onednn.fixed_weight_dense(x, kernel, bias, activation, residual)
-        y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
-        y = y if activation is None else activation(y)
-        return y if residual is None else residual + y
-
-    def _query_key_value(self, x, fixed_weights=False):
-        # int8 with a range per row: the three layers share their input's smoothing, so it is scaled
-        # and rounded once (`TransformerBlock.__init__`).
-        layers = (self.query, self.key, self.value)
-        if isinstance(self.query, QuantizedDense) and all(layer.ranges == "row" for layer in layers):
-            levels = self.query.input_levels(x)
-            return tuple(layer.from_levels(levels) for layer in layers)
-        return tuple(self._dense(layer, x, fixed_weights=fixed_weights) for layer in layers)
-
-    @staticmethod
-    def _drop(x, rate: float, dropout: bool):
-        # No op at all unless dropping: the inference graph is the one without dropout.
-        return tf.nn.dropout(x, rate=rate) if dropout and rate > 0 else x
-
-    def call(self, x, attention_adder, packing=None, *, dropout: bool = False, fixed_weights: bool = False):
-        """One layer.
-
-        Args:
-            x: `[batch, seq, hidden]`; or, with `packing`, only the real tokens, `[tokens, hidden]`.
-            attention_adder: `[batch, 1, 1 or seq, seq]`, 0 where attention is allowed, -10000 elsewhere.
-            packing: None, or a `Packing`: the dense layers (nearly all the FLOPs) then run on real
-                tokens only, and just the attention scores are computed in the padded layout.
-            dropout: drop out as BERT trains (module docstring), at the config's rates. Not named
-                `training`, which Keras would pass down from an outer `training=True` to frozen blocks too.
-            fixed_weights: the graph is for inference over weights that never change again: the float
-                dense layers keep oneDNN's reordered kernels (`onednn.fixed_weight_dense`). Not with dropout.
-
-        Raises:
-            ValueError: `dropout` in a block whose variables are not float32 (it cannot train).
-        """
-        if dropout and not self.float32_variables:
-            raise InvalidValue(f"{self.name} cannot drop out: its weights are {self.precision}, and only "
-                               f"float32 weights train; build the encoder with trained_layers covering it")
-        if packing is None:
-            batch, seq = tf.shape(x)[0], tf.shape(x)[1]
-            flat = tf.reshape(x, [batch * seq, self._hidden])
-            if self.fused_int8:  # every position a token, the rows padded (`int8_block.py`)
-                packing = Packing(tf.ones([batch, seq]), pad_rows=True)
-                tokens = packing.unpad(int8_block.call(self, packing.pad(flat), attention_adder, packing))
-            else:
-                tokens = self._call_tokens(flat, attention_adder, Packing.full(batch, seq), dropout, fixed_weights)
-            return tf.reshape(tokens, [batch, seq, self._hidden])
-        if self.fused_int8:
-            return int8_block.call(self, x, attention_adder, packing)
-        return self._call_tokens(x, attention_adder, packing, dropout, fixed_weights)
-
-    def _call_tokens(self, x, attention_adder, packing, dropout, fixed_weights=False):
-        # x: [tokens, hidden]
-        fixed = fixed_weights and not dropout
-        if self.low is not None:
-            return self._call_tokens_mixed(x, attention_adder, packing, dropout, fixed)
-        q, k, v = (packing.to_heads(y, self.num_heads)  # [batch, heads, seq, head_size]
-                   for y in self._query_key_value(x, fixed))
-        scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
-        probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
-        probs = self._drop(probs, self.attention_dropout, dropout)
-        # [tokens, hidden], reshaped to x's own shape: a no-op that lets TensorFlow's graph
-        # optimiser prove the residual add's operands alike and fuse it into the matmul.
-        context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x))
-        x = self.attention_layer_norm(self._plus_dense(x, self.attention_output, context, dropout, fixed))
-        y = self._dense(self.intermediate, x, self.activation, fixed_weights=fixed)
-        return self.output_layer_norm(self._plus_dense(x, self.output_dense, y, dropout, fixed))
-
-    def _plus_dense(self, x, layer, inputs, dropout, fixed):
-        # x + layer(inputs), dropped out in between while training; otherwise the add runs inside the
-        # matmul's kernel (`_dense`'s `residual`).
-        if dropout:
-            return x + self._drop(self._dense(layer, inputs), self.hidden_dropout, dropout)
-        return self._dense(layer, inputs, fixed_weights=fixed, residual=x)
-
-    def _call_tokens_mixed(self, x, attention_adder, packing, dropout, fixed=False):
-        # The residual stream x stays float32 and is rounded to the compute dtype only where a
-        # matmul reads it; each matmul's output is rounded once (oneDNN accumulates in float32).
-        low, f32 = self.low, tf.float32
-        x_low = tf.cast(x, low)
-        q, k, v = (packing.to_heads(self._dense(layer, x_low, fixed_weights=fixed), self.num_heads)  # gathers move
-                   for layer in (self.query, self.key, self.value))                                  # half the bytes
-        # The scale goes on q (exact for head sizes that are powers of 4) rather than on the scores,
-        # so scores are rounded once, by the matmul. oneDNN's softmax reads and writes bfloat16
-        # but computes its max, exponentials and sum in float32; the adder is 0 or -10000, and
-        # rounding the latter still gives an exact 0 weight.
-        q = q * tf.constant(1.0 / math.sqrt(self.head_size), low)
-        scores = tf.matmul(q, k, transpose_b=True)
-        probs = tf.nn.softmax(scores + tf.cast(attention_adder, low), axis=-1)
-        probs = self._drop(probs, self.attention_dropout, dropout)
-        context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x_low))
-        attended = self._drop(self._dense(self.attention_output, context, fixed_weights=fixed), self.hidden_dropout,
-                              dropout)
-        x = self.attention_layer_norm(x + tf.cast(attended, f32))
-        y = self._dense(self.output_dense, self._dense(self.intermediate, tf.cast(x, low), self.activation,
-                                                       fixed_weights=fixed), fixed_weights=fixed)
-        return self.output_layer_norm(x + tf.cast(self._drop(y, self.hidden_dropout, dropout), f32))
 
 
 class BertEncoder(keras.Model):
@@ -460,7 +147,7 @@ class BertEncoder(keras.Model):
                                                        else TRAINED_BLOCK_DTYPES[compute_dtype]),
                                         input_norm=f"layer_{i - 1}/output_layer_norm" if i else "embeddings/layer_norm")
                        for i in range(layers)]
-        self.pooler = _dense(config.hidden_size, "pooler", initial_values, activation="tanh")
+        self.pooler = dense_layer(config.hidden_size, "pooler", initial_values, activation="tanh")
         self.embeddings.build()
         for block in self.blocks:
             block.build()

@@ -1,4 +1,4 @@
-"""LayerNorm's arithmetic, shared by the `encoder.LayerNorm` layer and the compiled int8 kernels
+"""LayerNorm's arithmetic, shared by the `layers.LayerNorm` layer and the compiled int8 kernels
 (`int8_block.py`)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from bert_tf.runtime import tf
 
 def layer_norm(x, gamma, beta, epsilon, accumulate=None):
     """`(x - mean) / sqrt(variance + epsilon) * gamma + beta` over the last axis, the variance of
-    `x - mean`, as Google's and Hugging Face's BERT define it (`encoder.LayerNorm` says why it is
+    `x - mean`, as Google's and Hugging Face's BERT define it (`layers.LayerNorm` says why it is
     computed this way).
 
     `accumulate=tf.float64` sums the mean and the variance in float64 and rounds them to float32:
@@ -23,5 +23,5 @@ def layer_norm(x, gamma, beta, epsilon, accumulate=None):
 
     centred = x - mean(x)
     variance = mean(tf.square(tf.cast(centred, wide)))
-    scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + epsilon))  # [tokens, 1]: see encoder.LayerNorm
+    scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + epsilon))  # [tokens, 1]: see layers.LayerNorm
     return tf.nn.bias_add(centred * gamma * scale, beta)

@@ -141,7 +141,7 @@ def check_kernel_levels(levels) -> float:
 
 
 #: What oneDNN's int8 matmul can apply to its output in the same kernel, by the activation
-#: functions of `encoder.ACTIVATIONS` (by name: `_QuantizedMatMul`'s `fused_ops`): those of its float matmul.
+#: functions of `layers.ACTIVATIONS` (by name: `_QuantizedMatMul`'s `fused_ops`): those of its float matmul.
 FUSED_ACTIVATIONS = onednn.FUSED_ACTIVATIONS
 
 

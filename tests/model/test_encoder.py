@@ -109,7 +109,7 @@ def test_real_weights_match_hugging_face(minilm_checkpoint, hf_minilm, minilm_hf
 def test_erf_gelu_is_the_right_default_for_real_weights(minilm_checkpoint, hf_minilm):
     """The released configs say "gelu"; only the exact erf form reproduces the reference: it is within
     float32 rounding, the tanh approximation an order of magnitude past it."""
-    from bert_tf.model import encoder as modeling
+    from bert_tf.model.layers import gelu_tanh
 
     config, encoder = load_encoder(minilm_checkpoint)
     batch = random_batch(config, [20, 9], seed=3)
@@ -117,7 +117,7 @@ def test_erf_gelu_is_the_right_default_for_real_weights(minilm_checkpoint, hf_mi
     bound = encoder_bound(config, theirs[:, batch["input_mask"].astype(bool)])
     erf = max_diff_on_real_tokens(hidden_states(encoder(batch)).numpy(), theirs, batch["input_mask"])
     for block in encoder.blocks:
-        block.activation = modeling.gelu_tanh
+        block.activation = gelu_tanh
     tanh = max_diff_on_real_tokens(hidden_states(encoder(batch)).numpy(), theirs, batch["input_mask"])
     assert erf <= bound and tanh > 10 * bound, (erf, tanh, bound)
 
@@ -268,7 +268,7 @@ def test_both_residual_adds_fuse_into_their_matmuls(make_checkpoint):
 def test_layer_norm_matches_float64_on_bert_like_activations():
     """Mean subtracted first, biased variance, epsilon inside the root, gamma and beta per feature:
     checked against float64 on activations with an offset and outlier features, as BERT's have."""
-    from bert_tf.model.encoder import LayerNorm
+    from bert_tf.model.layers import LayerNorm
 
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((64, 768)) * 2 + 30).astype(np.float32)

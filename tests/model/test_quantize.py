@@ -22,7 +22,7 @@ from bert_tf.model import int8_block, quantize
 from bert_tf.model.hardware import Hardware
 from bert_tf.model.quantize import (INPUT_LEVELS, KERNEL_LEVELS, KERNEL_LEVELS_NO_VNNI, QuantizedDense,
                                      onednn_int8_available, quantize_kernel, smoothing_scales)
-from bert_tf.model.encoder import gelu_erf, gelu_tanh
+from bert_tf.model.layers import gelu_erf, gelu_tanh
 from bert_tf.runtime import tf
 
 EPS32 = float(np.finfo(np.float32).eps)
