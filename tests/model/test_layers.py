@@ -11,6 +11,8 @@ from bert_tf.model.layers import gelu_erf, gelu_tanh
 from bert_tf.runtime import tf
 from bert_tf.testing import FLOAT32_EPS
 
+pytestmark = pytest.mark.numerics
+
 # -12..12 finely (past |x| = 6 GELU is x or 0 to float32), and a few far values.
 X = np.concatenate([np.linspace(-12, 12, 240_001), [-1e4, -100, -30, 30, 100, 1e4]]).astype(np.float32)
 
