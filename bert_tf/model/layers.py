@@ -6,6 +6,7 @@ them is `block.py`; the encoder, `encoder.py`, whose docstring gives the variabl
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import numpy as np
@@ -27,14 +28,12 @@ def gelu_erf(x):
     while the tanh form drifts an order of magnitude past float32 rounding (see tests/model/test_encoder.py), so erf is
     the default for "gelu".
     """
-    # That formula (x / sqrt(2) as x times 1 / sqrt(2)), not `tf.nn.gelu(approximate=False)`, which computes
-    # `0.5 * x * erfc(-x / sqrt(2))`:
-    # the same function (the two differ by under one float32 step of x), but erfc needs an exponential
-    # and a branch. The float layers never see the difference (TensorFlow fuses either form into its
-    # matmul, and the kept kernels name oneDNN's GeluExact); inside the int8 block's compiled kernel
-    # (`int8_block.finish_and_round`) the erfc form took 1.8 ms of 512 rows against 1.3 ms, and the
-    # int8 bench pass 1.05x as long (bench/README.md).
-    return 0.5 * x * (1.0 + tf.math.erf(x * 0.7071067811865476))
+    # That formula, not `tf.nn.gelu(approximate=False)`, which computes `0.5 * x * erfc(-x / sqrt(2))`: the
+    # same function (under one float32 step of x apart), but XLA's erfc takes an exponential and a branch.
+    # The float layers never see the difference (TensorFlow fuses either form into its matmul, and the kept
+    # kernels name oneDNN's GeluExact); in the int8 block's compiled GELU kernel (`int8_block.finish_and_round`)
+    # the erfc form took 1.8 ms on 512 rows against 1.3, and the int8 bench pass 1.04x as long (bench/README.md).
+    return 0.5 * x * (1.0 + tf.math.erf(x * math.sqrt(0.5)))  # x / sqrt(2) as x times 1 / sqrt(2)
 
 
 def gelu_tanh(x):
