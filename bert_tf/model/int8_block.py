@@ -9,17 +9,17 @@ XLA-compiled kernel (`tf.function(jit_compile=True)`), which reads its inputs on
 next matmul reads (uint8 levels where that is an int8 matmul):
 
 1. the block's input, scaled by the query/key/value smoothing, to levels;
-2. query, key and value from their three products;
+2. query, key and value from their three products, each written straight into attention's layout;
 3. attention's output (the heads merged) to levels;
 4. the attention output layer's product to its output, the residual add, the attention LayerNorm,
    and the intermediate layer's input levels (smoothed);
 5. the intermediate product, GELU, to the output layer's levels (`finish_and_round`);
 6. the output layer's product to its output, the residual add and the output LayerNorm.
 
-The attention scores, softmax and the gathers between layouts stay TensorFlow ops, as in every
-precision. XLA compiles a kernel per shape, so the block's rows are padded to one of a few counts
-(`quantize.padded_rows`; `Packing(mask, pad_rows=True)`): a kernel is compiled the first time a
-count is seen, about 0.1 s each.
+The attention scores, softmax and the merging of heads stay TensorFlow ops, as in every precision.
+XLA compiles a kernel per shape, so the block's rows are padded to one of a few counts
+(`quantize.padded_rows`; `Packing(mask, pad_rows=True)`), and so is the attention layout's
+`batch * seq` (`Packing.head_rows`): a kernel is compiled the first time a count is seen.
 
 The arithmetic is the same as the layer-by-layer path's (the same functions: `quantize.round_rows`,
 `quantize.finish_rows`, `norm.layer_norm`), to float32 rounding. It is each row's own, whatever the
@@ -51,9 +51,10 @@ def call(block, x, attention_adder, packing):
     _start_xla_quietly()
     norm1, norm2 = block.attention_layer_norm, block.output_layer_norm
     levels, low, steps = _scaled_levels(x, _tensor(block.query.input_scale))
-    q, k, v = _three_outputs(*(layer.product(levels) for layer in (block.query, block.key, block.value)),
-                             low, steps, *_finishing(block.query), *_finishing(block.key), *_finishing(block.value))
-    q, k, v = (packing.to_heads(y, block.num_heads) for y in (q, k, v))  # [batch, heads, seq, head_size]
+    q, k, v = _three_heads(*(layer.product(levels) for layer in (block.query, block.key, block.value)),
+                           low, steps, *_finishing(block.query), *_finishing(block.key), *_finishing(block.value),
+                           packing.head_rows(block.num_heads), block.head_size)
+    q, k, v = (packing.heads_of(y, block.num_heads) for y in (q, k, v))  # [batch, heads, seq, head_size]
     scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(block.head_size))
     probs = tf.nn.softmax(scores + attention_adder, axis=-1)  # [batch, heads, seq, seq]
     context = packing.from_heads(tf.matmul(probs, v), block.num_heads)
@@ -114,9 +115,11 @@ def _levels(x):
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _three_outputs(pq, pk, pv, low, steps, sums_q, bias_q, sums_k, bias_k, sums_v, bias_v):
-    return (finish_rows(pq, low, steps, sums_q, bias_q), finish_rows(pk, low, steps, sums_k, bias_k),
-            finish_rows(pv, low, steps, sums_v, bias_v))
+def _three_heads(pq, pk, pv, low, steps, sums_q, bias_q, sums_k, bias_k, sums_v, bias_v, head_rows, head_size):
+    # Each output written straight into attention's layout (`Packing.head_rows`): the gather in the
+    # kernel costs less than a TensorFlow gather's separate pass over the rows.
+    return tuple(tf.gather(tf.reshape(finish_rows(product, low, steps, sums, bias), [-1, head_size]), head_rows)
+                 for product, sums, bias in ((pq, sums_q, bias_q), (pk, sums_k, bias_k), (pv, sums_v, bias_v)))
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)

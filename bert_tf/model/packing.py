@@ -81,6 +81,24 @@ class Packing:
         rows = tf.reshape(x, [tf.shape(x)[0] * heads, d])  # row t * heads + h: token t's head h
         return tf.gather(self._rows_or_zeros(rows, heads), self._head_indices(heads)[0])
 
+    def head_rows(self, heads: int):
+        """The rows of `[rows * heads, d]` that `to_heads` gathers, flat (`[batch * heads * seq]`, as
+        `[batch, heads, seq]`), with zeros (row 0) appended up to `padded_rows(batch * seq) * heads`: an
+        index whose length takes few values, for a compiled kernel that gathers as it writes its output
+        (`int8_block.py`). `heads_of` takes the kernel's `[that length, d]` output to `to_heads`' layout.
+
+        Only with `pad_rows`, whose rows are never empty: with no token at all, every position reads
+        row 0 (padding), where `to_heads` reads zeros; attention reads neither."""
+        if not self.padded:
+            raise ValueError("Packing.head_rows needs rows padded (Packing(mask, pad_rows=True))")
+        into = tf.reshape(self._head_indices(heads)[0], [-1])
+        return tf.pad(into, [[0, padded_rows(self.batch * self.seq) * heads - tf.size(into)]])
+
+    def heads_of(self, rows, heads: int):
+        """`[batch, heads, seq, d]` from `rows` `[n, d]` gathered by `head_rows` (its first
+        `batch * heads * seq` rows: a slice of leading rows, which TensorFlow does not copy)."""
+        return tf.reshape(rows[:self.batch * heads * self.seq], [self.batch, heads, self.seq, tf.shape(rows)[-1]])
+
     def from_heads(self, x, heads: int):
         """`[batch, heads, seq, d]` -> `[rows, heads * d]`: the heads merged and the real tokens
         picked (packed, as one gather, padding rows copying a real token's; in full, a transpose
