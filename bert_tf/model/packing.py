@@ -42,6 +42,7 @@ class Packing:
         # [batch * seq]: the token at each slot, or num_tokens for padding.
         self.slot_tokens = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32)) - 1, self.num_tokens)
         self._heads = {}  # head count -> `_head_indices`
+        self._head_rows = {}  # head count -> `head_rows`
 
     # The reshapes name every dimension: with an empty batch a -1 cannot be inferred
     # (TensorFlow then guesses from the input's shape and the next MatMul fails).
@@ -88,11 +89,14 @@ class Packing:
         (`int8_block.py`). `heads_of` takes the kernel's `[that length, d]` output to `to_heads`' layout.
 
         Only with `pad_rows`, whose rows are never empty: with no token at all, every position reads
-        row 0 (padding), where `to_heads` reads zeros; attention reads neither."""
+        its head of the first (padding) row, where `to_heads` reads zeros; attention reads neither.
+        Computed once per head count, as `to_heads`' index is, for every block of a call."""
         if not self.padded:
             raise ValueError("Packing.head_rows needs rows padded (Packing(mask, pad_rows=True))")
-        into = tf.reshape(self._head_indices(heads)[0], [-1])
-        return tf.pad(into, [[0, padded_rows(self.batch * self.seq) * heads - tf.size(into)]])
+        if heads not in self._head_rows:
+            into = tf.reshape(self._head_indices(heads)[0], [-1])
+            self._head_rows[heads] = tf.pad(into, [[0, padded_rows(self.batch * self.seq) * heads - tf.size(into)]])
+        return self._head_rows[heads]
 
     def heads_of(self, rows, heads: int):
         """`[batch, heads, seq, d]` from `rows` `[n, d]` gathered by `head_rows` (its first
