@@ -20,18 +20,16 @@ How a batch of texts becomes vectors:
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import os
-import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from bert_tf.embed import calls as model_calls
 from bert_tf.embed.batching import ModelCall, call_arrays, plan
 from bert_tf.embed.graphs import encode_graph, head_graph, one_call_graph
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
@@ -88,7 +86,7 @@ class BertEmbedder:
         self.defaults.resolve(config)  # a bad default fails here, not at the first call
         self.on_call = on_call
         self.streams = streams
-        self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (streams, its threads), made when first needed
+        self._calls = model_calls.CallPool()
         self._graphs: dict[tuple, tf.types.experimental.GenericFunction] = {}
         self._resolved: dict[EmbeddingOptions, ResolvedOptions] = {}
         self._said_default_layers = False
@@ -433,7 +431,7 @@ class BertEmbedder:
                 states[ranges(token_splits, texts)] = out["states"].numpy()
 
         if len(plan["call_padded"]) == 1:  # every text complete after one call: encoder, then head, no numpy between
-            for _ in _progress(range(1), progress, n_texts):
+            for _ in model_calls.progress_bar(range(1), progress, n_texts):
                 started = time.perf_counter()
                 ids, mask = self._call_arrays(plan, 0, tokens)
                 texts = plan["text_order"]
@@ -449,7 +447,7 @@ class BertEmbedder:
         encode, reduce = self._graph(resolved, kinds)
         calls = self._encoded(plan, tokens, encode)
         for c, (ids, mask, encoded, encode_started, seconds) in zip(
-                _progress(range(len(plan["call_padded"])), progress, n_texts), calls):
+                model_calls.progress_bar(range(len(plan["call_padded"])), progress, n_texts), calls):
             started = time.perf_counter()
             pending.append(encoded)
             if ready[c + 1] > ready[c]:
@@ -472,9 +470,7 @@ class BertEmbedder:
         """`(ids, mask, encoder outputs as numpy, start, seconds)` of each call of `plan`, in plan order
         (`start`: `time.perf_counter()` when the call began).
 
-        With `streams` > 1, up to `streams` consecutive calls run at once on this embedder's threads
-        (TensorFlow releases the GIL while it runs), one more waits its turn, and the caller's head
-        works on the earliest while the others run. Each call's arithmetic is the one-stream path's.
+        With `streams` > 1 they run that many at once on this embedder's `CallPool` (`calls.py`).
         """
         def call(c: int):
             started = time.perf_counter()
@@ -482,15 +478,8 @@ class BertEmbedder:
             out = {name: x.numpy() for name, x in encode(tf.constant(ids), tf.constant(mask)).items()}
             return ids, mask, out, started, time.perf_counter() - started
 
-        count = len(plan["call_padded"])  # more than one: `_run` gives a one-call plan its own path
-        streams = self.streams
-        if streams == 1:
-            return map(call, range(count))
-        with self._lock:
-            if self._pool is None or self._pool[0] != streams:  # the old pool's threads exit once no caller holds it
-                self._pool = (streams, ThreadPoolExecutor(streams, thread_name_prefix="bert_tf-stream"))
-            pool = self._pool[1]
-        return _in_order(pool, call, count, streams + 1)
+        # More than one call: `_run` gives a one-call plan its own path.
+        return self._calls.run(call, len(plan["call_padded"]), self.streams)
 
     def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, one_call: bool = False):
         """The traced encoder call and head for these options: one pair per options, any batch shape; with
@@ -528,28 +517,3 @@ def _renamed(deprecated: dict, strategy: str, layer: int) -> tuple[str, int]:
         warnings.warn("sentence_vectors(strategy=, layer=) are now sentence_strategy= and sentence_layer=, "
                       "as everywhere else", DeprecationWarning, stacklevel=3)
     return deprecated.get("strategy", strategy), deprecated.get("layer", layer)
-
-
-def _in_order(pool: ThreadPoolExecutor, fn: Callable[[int], object], count: int, ahead: int) -> Iterator:
-    """`fn(0)`, ..., `fn(count - 1)` computed on `pool` with at most `ahead` submitted at a time, yielded in
-    order; calls not yet started are cancelled if the consumer stops early (an error, a closed generator)."""
-    futures: collections.deque[Future] = collections.deque()
-    try:
-        for c in range(count):
-            futures.append(pool.submit(fn, c))
-            if len(futures) >= ahead:
-                yield futures.popleft().result()
-        while futures:
-            yield futures.popleft().result()
-    finally:
-        for future in futures:
-            future.cancel()
-
-
-def _progress(batches, progress, total_texts):
-    show = progress if progress is not None else (len(batches) > 4 and sys.stderr.isatty())
-    if not show:
-        return batches
-    from tqdm.auto import tqdm
-
-    return tqdm(batches, desc=f"embedding {total_texts} texts", unit="batch", file=sys.stderr, leave=False)

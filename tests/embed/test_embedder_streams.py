@@ -121,7 +121,7 @@ def test_changing_streams_leaves_no_threads_behind(embedder, monkeypatch):
 
 
 def test_the_progress_bar_counts_every_call_with_two_streams(embedder, monkeypatch):
-    from bert_tf.embed import batching, embedder as module
+    from bert_tf.embed import batching, calls
 
     monkeypatch.setattr(batching, "MAX_BATCH_POSITIONS", 64)
     seen = []
@@ -131,7 +131,7 @@ def test_the_progress_bar_counts_every_call_with_two_streams(embedder, monkeypat
             seen.append(c)
             yield c
 
-    monkeypatch.setattr(module, "_progress", progress)
+    monkeypatch.setattr(calls, "progress_bar", progress)
     embedder.streams = 2
     texts = _texts()
     embedder.embed_words(texts, progress=True)
