@@ -21,15 +21,14 @@ from bert_tf.errors import InvalidValue
 from bert_tf.index import fields as text_fields, layout
 from bert_tf.index.meta import IndexMeta
 from bert_tf.index.query import check_k, check_query, marked_span
-from bert_tf.index.results import GroupShares, Hit, Neighbor, Sense, SenseReport
+from bert_tf.index.results import Hit, Neighbor, SenseReport
 from bert_tf.index.scoring import VectorStats, normalize
+from bert_tf.index.sense_report import MAX_SENSE_OCCURRENCES
 from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, search_rows, top_k
 from bert_tf.index.vectors import VectorStore
 
 logger = logging.getLogger("bert_tf")
 
-#: Occurrences clustered at most by `senses` (a random sample of a more frequent word).
-MAX_SENSE_OCCURRENCES = 2000
 #: Occurrences `neighbors` aggregates per word asked for.
 NEIGHBOR_CANDIDATES_PER_RESULT = 50
 
@@ -524,28 +523,12 @@ class OccurrenceIndex:
             >>> {g.group: [round(s, 2) for s in g.shares] for g in report.groups}
             {'nyt': [0.8, 0.2], 'wsj': [0.1, 0.9]}
         """
-        from bert_tf.index.senses import cluster_senses
+        from bert_tf.index.sense_report import sense_report
 
         target = self.model_word(word)
         grouping = self.grouping(by) if by is not None else None  # refused before any work
-        rows = self._rows_of(target, where)
-        total = len(rows)
-        if len(rows) > max_occurrences:
-            rows = np.sort(np.random.default_rng(seed).choice(rows, max_occurrences, replace=False))
-        vectors = self.words.rows(rows)
-        clusters = cluster_senses(vectors, n_senses=n_senses, max_senses=max_senses, seed=seed)
-        labels = np.asarray(clusters.labels)
-        central = clusters.central(examples)
-        senses = []
-        for label, size in enumerate(clusters.sizes):
-            picked = np.asarray(central[label], np.int64)
-            senses.append(Sense(label, size, self.occurrence_hits(rows[picked], clusters.similarity[picked])))
-        senses.sort(key=lambda s: (-s.size, s.label))
-        report = SenseReport(target, senses, clusters.chosen_by, total, rows, labels, vectors, clusters)
-        if grouping is not None:
-            report.by = grouping.name
-            report.groups = self._group_shares(report, grouping, examples)
-        return report
+        return sense_report(self, target, self._rows_of(target, where), grouping=grouping, n_senses=n_senses,
+                            max_senses=max_senses, examples=examples, max_occurrences=max_occurrences, seed=seed)
 
     def shift(self, by: str, *, between: tuple[str, str] | None = None, min_count: int | None = None,
               measure: str | None = None, words=None, top: int = 10, examples: int = 3,
@@ -584,24 +567,6 @@ class OccurrenceIndex:
         return rank_words(self, by, between=between, min_count=min_count, measure=measure, words=words, top=top,
                           examples=examples, words_only=words_only, sample_cap=sample_cap,
                           permutations=permutations, seed=seed)
-
-    def _group_shares(self, report: SenseReport, grouping, examples: int) -> list[GroupShares]:
-        texts = self.text_ids_of(report.clustered)
-        group_of = self.groups_of_texts(grouping, texts)
-        labels = np.asarray(report.labels)
-        similarity = np.asarray(report.clusters.similarity)
-        groups = np.array([group_of.get(int(t)) for t in texts], object)
-        out = []
-        for group in sorted({g for g in groups if g is not None}, key=text_fields.group_order):
-            members = np.flatnonzero(groups == group)
-            counts = np.bincount(labels[members], minlength=report.n_senses).tolist()
-            picked = []
-            for sense in range(report.n_senses):
-                own = members[labels[members] == sense]
-                own = own[np.argsort(-similarity[own], kind="stable")[:examples]]
-                picked.append(self.occurrence_hits(report.clustered[own], similarity[own]))
-            out.append(GroupShares(group, counts, picked))
-        return out
 
 
 def _load_stats(directory: Path, name: str) -> VectorStats | None:
