@@ -31,7 +31,8 @@ import numpy as np
 
 from bert_tf.embed import calls as model_calls
 from bert_tf.embed.batching import ModelCall, call_arrays, plan
-from bert_tf.embed.graphs import encode_graph, head_graph, one_call_graph
+from bert_tf.embed.graphs import (encode_graph, head_graph, lay_out, layouts_by_size, one_call_graph,
+                                  size_class)
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
 from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, ranges
 from bert_tf.embed.space import VectorSpace
@@ -200,7 +201,8 @@ class BertEmbedder:
     @property
     def traces(self) -> int:
         """How many graphs have been traced: per set of options, the encoder call and the head, whatever
-        the batch shapes (a request of one call runs the same two)."""
+        the batch shapes (a request of one call runs the same two), and where `graphs.layouts_by_size` an
+        encoder call for queries too (`graphs.size_class`)."""
         return sum(g.experimental_get_tracing_count() for g in self._graphs.values())
 
     def options(self, options: EmbeddingOptions | None = None, **changes) -> EmbeddingOptions:
@@ -435,8 +437,8 @@ class BertEmbedder:
                 started = time.perf_counter()
                 ids, mask = self._call_arrays(plan, 0, tokens)
                 texts = plan["text_order"]
-                land(self._graph(resolved, kinds, one_call=True)(tf.constant(ids), tf.constant(mask),
-                                                                  *head_inputs(texts), span), texts)
+                graph = self._graph(resolved, kinds, one_call=True, size=size_class(1, int(mask.sum())))
+                land(graph(tf.constant(ids), tf.constant(mask), *head_inputs(texts), span), texts)
                 if self.on_call is not None:
                     finished = time.perf_counter()
                     self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), finished - started,
@@ -481,9 +483,11 @@ class BertEmbedder:
         # More than one call: `_run` gives a one-call plan its own path.
         return self._calls.run(call, len(plan["call_padded"]), self.streams)
 
-    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, one_call: bool = False):
+    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, one_call: bool = False,
+               size: str = "batch"):
         """The traced encoder call and head for these options: one pair per options, any batch shape; with
-        `one_call`, the two as one call (`graphs.one_call_graph`), for a request that makes one call."""
+        `one_call`, the two as one call (`graphs.one_call_graph`), for a request that makes one call. Where
+        `graphs.layouts_by_size`, the encoder call of each `graphs.size_class` (`size`), laid out for it."""
         options = resolved.options
         features = {}
         if "words" in kinds:
@@ -493,13 +497,19 @@ class BertEmbedder:
         if "states" in kinds:
             features["states"] = (tuple(range(self.config.num_hidden_layers + 1)), "stack")
         key = (tuple(features.items()), kinds, options.subword_pooling, options.sentence_strategy, options.dim)
+        by_size = layouts_by_size(self.encoder)
+        encode_key = key + (size,) if by_size else key
         with self._lock:
-            if key not in self._graphs:
-                self._graphs[key] = encode_graph(self.encoder, features)
+            if key + ("head",) not in self._graphs:
                 self._graphs[key + ("head",)] = head_graph(self.config, features, kinds, options)
+            if encode_key not in self._graphs:
+                encode = encode_graph(self.encoder, features)
+                if by_size:
+                    lay_out(encode, size, self.config.max_position_embeddings, self.tokenizer.cls_id)
+                self._graphs[encode_key] = encode
             if one_call:
-                return one_call_graph(self._graphs[key], self._graphs[key + ("head",)])
-            return self._graphs[key], self._graphs[key + ("head",)]
+                return one_call_graph(self._graphs[encode_key], self._graphs[key + ("head",)])
+            return self._graphs[encode_key], self._graphs[key + ("head",)]
 
 
 #: The head's output kinds and the `output_value` names they answer.

@@ -6,7 +6,8 @@ ids, mask -> those features for every real token (`BertEncoder.token_states`: th
 layers never see padding) and "pooled", the pooler output. `head_graph`: those features
 for whole texts -> word vectors, sentence vectors and/or stitched token states (`head`,
 the functions the SavedModel runs too). Both take `[None, ...]` shapes, so one trace
-serves every batch.
+serves every batch. Where the encoder keeps oneDNN's reordered float32 kernels, queries and
+batches run encoder graphs of their own, each laid out for its size (`size_class`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,47 @@ from __future__ import annotations
 from bert_tf.embed import head
 from bert_tf.embed.options import EmbeddingOptions
 from bert_tf.runtime import tf
+
+#: A request of one model call over at most this many tokens is a query (`size_class`).
+QUERY_TOKENS = 64
+#: `(rows, length)` of the call that lays out a size class's kept kernels when its graph is made.
+LAYOUT_CALLS = {"query": (1, 8), "batch": (4, 128)}
+#: The precisions whose kept kernels oneDNN lays out by the rows multiplied, measured (`size_class`).
+LAYOUT_BY_SIZE_PRECISIONS = ("float32",)
+
+
+def layouts_by_size(encoder) -> bool:
+    """Whether queries and batches run encoder graphs of their own (`size_class`): the encoder keeps
+    oneDNN's kernels (`BertEncoder.keeps_kernels`) in a precision of `LAYOUT_BY_SIZE_PRECISIONS`."""
+    return encoder.precision in LAYOUT_BY_SIZE_PRECISIONS and encoder.keeps_kernels
+
+
+def size_class(calls: int, tokens: int) -> str:
+    """Which encoder graph runs a request of `calls` model calls over `tokens` tokens (its first call's):
+    "query" for one call of at most `QUERY_TOKENS` tokens, "batch" for anything else.
+
+    Why two: oneDNN computes a float32 matmul from a blocked layout of its kernel, and which layout
+    depends on the rows it multiplies (on an AMD Zen 4 it changes between 64 and 96 rows); a kept kernel
+    (`onednn.fixed_weight_dense`) is laid out once, as the graph's first call asks, and every call whose
+    rows want the other layout reorders the kernel again, every time. There a float32 query after a few
+    batches took 84-94 ms instead of 21-22 (bench/README.md). So in float32 queries and batches keep a
+    layout each, in graphs of their own (`layouts_by_size`), each laid out by its class's call (`lay_out`)
+    however the first request looks; a process that runs both keeps two copies of the kernels (BERT-Base:
+    0.35 GB more). bfloat16's kept kernels served both sizes alike on that CPU (a query after batches
+    17-20 ms either way), so it keeps one graph. A remainder call of a batch stays in the batch graph: it is
+    a small part of its request."""
+    return "query" if calls == 1 and tokens <= QUERY_TOKENS else "batch"
+
+
+def lay_out(encode, size: str, max_positions: int, fill_id: int) -> None:
+    """Runs `encode` once on `LAYOUT_CALLS[size]` (length at most `max_positions`, every position the
+    token `fill_id`), before its first real call: its kept kernels take that class's layout."""
+    rows, length = LAYOUT_CALLS[size]
+    tokens = rows * length
+    length = min(length, max_positions)
+    rows = -(-tokens // length)
+    ids = tf.fill([rows, length], tf.constant(fill_id, tf.int32))
+    encode(ids, tf.ones_like(ids))
 
 
 def encode_graph(encoder, features: dict[str, tuple[tuple[int, ...], str]]):
@@ -63,7 +105,8 @@ def one_call_graph(encode, reduce):
     text is complete after it, so the head takes the whole call, straight from the encoder's output tensors
     without their round trip through numpy (a short sentence's latency, bench/README.md). Two calls of the
     two graphs, not one graph holding both: the encoder graph's kernels keep their reordered weights
-    (`token_states(..., fixed_weights=True)`), and a second graph would keep a second copy of them all."""
+    (`token_states(..., fixed_weights=True)`), and a graph holding it again would keep another copy of them
+    all, for no other layout (`size_class`)."""
     def encode_and_reduce(ids, mask, n, pieces_per_word, span):
         return reduce(encode(ids, mask), n, pieces_per_word, span)
 

@@ -84,6 +84,15 @@ class TransformerBlock(keras.layers.Layer):
         (`int8_block.py`), on rows padded as `Packing(mask, pad_rows=True)` pads them."""
         return int8_block.fused(self)
 
+    @property
+    def keeps_kernels(self) -> bool:
+        """Whether `call(..., fixed_weights=True)` runs the dense layers as oneDNN matmuls that keep their
+        reordered kernels (`onednn.fixed_weight_dense`): float32 or bfloat16 kernels, not trained, where
+        oneDNN runs them. The layout kept is the one the first call's row count asks for (`embed.graphs`)."""
+        if self.mixed or isinstance(self.query, QuantizedDense):
+            return False
+        return onednn.fixed_weights_available("float32" if self.low is None else self.low.name)
+
     def build(self, input_shape=None):
         h = self._hidden
         for layer in (self.query, self.key, self.value, self.attention_output, self.intermediate):

@@ -154,6 +154,12 @@ class BertEncoder(keras.Model):
         self.pooler.build((None, config.hidden_size))
         self.built = True
 
+    @property
+    def keeps_kernels(self) -> bool:
+        """Whether `token_states(..., fixed_weights=True)` keeps oneDNN's reordered kernels in some block
+        (`TransformerBlock.keeps_kernels`): a graph of it is then laid out by its first call (`embed.graphs`)."""
+        return any(block.keeps_kernels for block in self.blocks)
+
     def call(self, inputs, position_ids=None, attention_adder=None):
         word_ids = tf.cast(inputs["input_word_ids"], tf.int32)
         mask = tf.cast(inputs["input_mask"], tf.float32)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bert_tf.embed import batching
+from bert_tf.embed import batching, graphs
 from bert_tf.runtime import tf
 
 
@@ -61,8 +61,9 @@ def test_the_fast_path_gives_the_vectors_of_the_planned_path(make_checkpoint, mo
 
 def test_one_call_runs_encoder_then_head_with_the_vectors_of_the_two(make_checkpoint):
     """A text alone is one call (`graphs.one_call_graph`: the encoder's output tensors straight into the head,
-    through the same two graphs, so one set of kernels keeps its weights); with batch_size=1 among others each
-    text is a call of the same shape with the features through numpy: the same vectors bit for bit."""
+    through the same head graph and, where `graphs.layouts_by_size`, the queries' encoder graph); with
+    batch_size=1 among others each text is a call of the same shape in the batches' encoder graph, with the
+    features through numpy: the same vectors bit for bit (a kept kernel's layout changes no number)."""
     from bert_tf import BertEmbedder
 
     directory, _ = make_checkpoint("uncased_L-2_H-32_A-4")
@@ -73,7 +74,8 @@ def test_one_call_runs_encoder_then_head_with_the_vectors_of_the_two(make_checkp
     calls = []
     embedder.on_call = calls.append
     alone = [embedder.embed([t], outputs) for t in texts]
-    assert len(calls) == len(texts) and embedder.traces == 2  # the encoder call and the head, no third graph
+    # the batches' encoder call and the head, and the queries' encoder call where layouts go by size; no other
+    assert len(calls) == len(texts) and embedder.traces == (3 if graphs.layouts_by_size(embedder.encoder) else 2)
     for t, one in enumerate(alone):
         assert np.array_equal(one.word_vectors, apart.word_vectors[apart.word_splits[t]:apart.word_splits[t + 1]])
         assert np.array_equal(one.sentence_vectors[0], apart.sentence_vectors[t])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bert_tf import BertEmbedder, get_bert_embeddings
+from bert_tf.embed import graphs
 from bert_tf.testing import assert_float32_close, encoder_bound
 
 torch = pytest.importorskip("torch")
@@ -413,15 +414,21 @@ def test_model_is_loaded_once(minilm_checkpoint, monkeypatch):
 
 
 def test_one_trace_serves_many_batch_shapes(embedder):
-    """One encoder graph and one head per set of options, for requests of one call too: a second graph
-    holding the encoder would keep a second copy of its kept kernels (`onednn.fixed_weight_dense`)."""
+    """One head per set of options and one encoder graph per size class (`graphs.size_class`), whatever the
+    batch shapes: a query's, where `graphs.layouts_by_size` (each graph keeps a copy of the kernels laid out
+    for its class), and the batches', which also runs every request of one call over more tokens than a query's."""
     texts = [" ".join(["word"] * n) for n in (1, 5, 17, 40, 3, 90)]
+    kept = graphs.layouts_by_size(embedder.encoder)
     start = embedder.traces
-    embedder.embed_words(texts[:1], combine="mean", dim=33)  # one call, with options no other test uses
+    embedder.embed_words(texts[:1], combine="mean", dim=33)  # a query, with options no other test uses
     before = embedder.traces
-    assert before - start == 2  # the encoder call and the head, for these options
+    assert before - start == 2  # its encoder call and the head, for these options
     embedder.embed_words(texts, batch_size=2, combine="mean", dim=33)
-    assert embedder.traces == before
+    assert embedder.traces == before + kept  # the batches' encoder call, where queries have their own
+    embedder.embed_words(texts[5:6], combine="mean", dim=33)  # one call over more tokens than a query's
+    embedder.embed_words(texts[4:5], combine="mean", dim=33)  # a query again
+    embedder.embed_words(texts[::-1], batch_size=3, combine="mean", dim=33)
+    assert embedder.traces == before + kept
 
 
 def test_embed_returns_the_outputs_named_as_columns(embedder):
