@@ -113,3 +113,13 @@ def child_env(streams: str | None) -> dict:
     env.update({"TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "3"),
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))})
     return env
+
+
+def save_json(report: dict, given: str | None, default: Path) -> Path:
+    """Writes a tool's `report` as JSON to `given` (`--json`) or `default`; returns where."""
+    import json
+
+    out = Path(given) if given else default
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
+    return out

@@ -27,7 +27,6 @@ import datetime
 import importlib.util
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from bench import workload
-from bench.context import BATCH_SIZE, REQUIREMENTS_HINT, RESULTS, ROOT, THREADS, Context, json_default
+from bench.context import BATCH_SIZE, REQUIREMENTS_HINT, RESULTS, ROOT, THREADS, Context, save_json
 
 #: The two sentences, each timed on its own.
 SENTENCES = {
@@ -259,10 +258,7 @@ def driver(args) -> int:
             report["sentences"][key] = {"text": SENTENCES[key], "engines": engines,
                                         "fastest_peer": min(peers, key=peers.get) if peers else None}
         print(render(report))
-        out = Path(args.json) if args.json else RESULTS_LATENCY
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
-        log(f"bench.latency: results in {out}")
+        log(f"bench.latency: results in {save_json(report, args.json, RESULTS_LATENCY)}")
         return 0
     finally:
         stop_servers(procs.values())

@@ -119,17 +119,23 @@ def union_seconds(spans: list[tuple[float, float]]) -> float:
     return total
 
 
+def timed(run: Callable[[], object], runs: int, before_each: Callable[[], None] | None = None) -> list[float]:
+    """The seconds of each of `runs` calls of `run` (`before_each`, untimed, before each)."""
+    times = []
+    for _ in range(runs):
+        if before_each:
+            before_each()
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def timed_passes(run_pass: Callable[[], object], runs: int, on_pass: Callable[[], None] | None = None) -> dict:
     """`runs` timed passes, RSS sampled throughout."""
     rss_before = rss_now()
-    times = []
     with RssSampler() as sampler:
-        for _ in range(runs):
-            if on_pass:
-                on_pass()
-            t = time.perf_counter()
-            run_pass()
-            times.append(time.perf_counter() - t)
+        times = timed(run_pass, runs, on_pass)
     return {"times": times, "rss_warm": rss_before, "rss_embedding_max": sampler.max}
 
 

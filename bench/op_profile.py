@@ -39,8 +39,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.context import ROOT, in_workdir, json_default, tool_workload
+from bench.context import ROOT, in_workdir, json_default, save_json, tool_workload
 from bench.context import child_env as tool_env
+from bench.measure import timed, union_seconds
 
 PRECISIONS = ("float32", "bfloat16", "int8")
 RESULTS_PROFILE = ROOT / "bench" / "results" / "op_profile.json"
@@ -89,19 +90,6 @@ def kind_of(op_type: str) -> str:
     return "other arithmetic"
 
 
-def _union_ns(spans: list[tuple[int, int]]) -> int:
-    """The total length of the union of `(start, end)` spans."""
-    total, reach = 0, None
-    for start, end in sorted(spans):
-        if reach is None or start > reach:
-            total += end - start
-            reach = end
-        elif end > reach:
-            total += end - reach
-            reach = end
-    return total
-
-
 def attribute(lines: list[list[tuple[str, int, int]]], wall_s: float, repeats: int = 1) -> dict:
     """Op time by kind from the executor threads' trace lines, per repeat (a pass, a call).
 
@@ -148,7 +136,7 @@ def attribute(lines: list[list[tuple[str, int, int]]], wall_s: float, repeats: i
             "op_types": {k: {"ms": v["ms"] / repeats, "count": v["count"] / repeats, "kind": v["kind"]}
                          for k, v in sorted(types.items(), key=lambda kv: -kv[1]["ms"])},
             "op_ms": op_ms / repeats, "executor_ms": max(0.0, executor_ns / 1e6 - op_ms) / repeats,
-            "no_op_ms": max(0.0, wall_ms - _union_ns(spans) / 1e6) / repeats, "wall_ms": wall_ms / repeats}
+            "no_op_ms": max(0.0, wall_ms - union_seconds(spans) / 1e6) / repeats, "wall_ms": wall_ms / repeats}
 
 
 def executor_lines(logdir: str) -> list[list[tuple[str, int, int]]]:
@@ -188,15 +176,6 @@ def _profiled(run, repeats: int, logdir: str) -> dict:
     return attribute(executor_lines(logdir), wall, repeats)
 
 
-def _timed(run, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        out.append(time.perf_counter() - started)
-    return out
-
-
 def child(precision: str, workdir: Path, out: Path, passes: int, calls: int) -> int:
     """One precision: load, warm up, time, profile; the results as JSON in `out`."""
     from bench.latency import SENTENCES
@@ -213,8 +192,8 @@ def child(precision: str, workdir: Path, out: Path, passes: int, calls: int) -> 
     embedder.on_call = None
     for _ in range(5):
         embedder.embed_words(sentence, progress=False)
-    pass_s = _timed(lambda: embedder.embed_words(texts, progress=False), passes)
-    call_s = _timed(lambda: embedder.embed_words(sentence, progress=False), calls)
+    pass_s = timed(lambda: embedder.embed_words(texts, progress=False), passes)  # no RSS sampler thread: it
+    call_s = timed(lambda: embedder.embed_words(sentence, progress=False), calls)  # would wake in a query
     logdir = str(workdir / f"trace_{precision}")
     result = {"precision": embedder.precision, "streams": embedder.streams, "process_streams": STREAMS,
               "tf": tf.__version__, "model_calls_per_pass": calls_per_pass, "pass_s": pass_s, "call_s": call_s,
@@ -255,7 +234,8 @@ def _table(profile: dict, real_ms: float, unit: str) -> list[str]:
 
 def render(report: dict) -> str:
     lines = [f"Where the time goes ({report['machine']}, {report['cores']} cores; {report['date']}; "
-             f"{report['checkpoint']}; {report['sentences']} sentences, {report['tokens']} tokens; the sentence: \"{report['sentence']}\")."]
+             f"{report['checkpoint']}; {report['sentences']} sentences, {report['tokens']} tokens; "
+             f"the sentence: \"{report['sentence']}\")."]
     for precision, r in report["results"].items():
         pools = f"{r['process_streams']} thread pools" if r["process_streams"] > 1 else "TensorFlow's pools"
         lines += ["", f"### {precision}: the workload ({r['model_calls_per_pass']} model calls, {r['streams']} at "
@@ -295,10 +275,7 @@ def _drive(args, workdir: Path, log) -> int:
             return 1
         report["results"][precision] = json.loads(out.read_text())
     print(render(report))
-    target = Path(args.json) if args.json else RESULTS_PROFILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
-    log(f"bench.op_profile: results in {target}")
+    log(f"bench.op_profile: results in {save_json(report, args.json, RESULTS_PROFILE)}")
     return 0
 
 

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from bench import fidelity, real_fidelity, registry, workload  # workload: numpy only
 from bench.context import (BATCH_SIZE, BERT_BASE, MATMUL_SHAPES, PAD_TO, REQUIREMENTS_HINT, RESULTS, ROOT,
-                           THREADS, WEIGHT_SEED, json_default)
+                           THREADS, WEIGHT_SEED, save_json)
 from bench.prepare import STEPS
 from bench.processes import child_main, machine_info, package_versions, run_child
 from bench.render import render
@@ -234,10 +234,7 @@ def driver(args) -> int:
         for entry in report["engines"].values():  # keep the JSON readable
             entry.pop("shapes", None)
         print(render(report))
-        out = Path(args.json) if args.json else RESULTS
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
-        log(f"bench: {report['total_s']:.0f} s in all; results in {out}")
+        log(f"bench: {report['total_s']:.0f} s in all; results in {save_json(report, args.json, RESULTS)}")
         if skipped:
             log(f"bench: skipped {', '.join(skipped)}; {REQUIREMENTS_HINT}")
         return 0

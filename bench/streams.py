@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.context import ROOT, in_workdir, json_default, tool_workload
+from bench.context import ROOT, in_workdir, save_json, tool_workload
 from bench.context import child_env as tool_env
 
 PRECISIONS = ("float32", "bfloat16", "int8")
@@ -169,10 +169,7 @@ def _drive(args, workdir: Path, log) -> int:
         log(f"bench.streams: {e}")
         return 1
     print(render(report))
-    out = Path(args.json) if args.json else RESULTS_STREAMS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
-    log(f"bench.streams: results in {out}")
+    log(f"bench.streams: results in {save_json(report, args.json, RESULTS_STREAMS)}")
     return 0
 
 
