@@ -446,7 +446,7 @@ class BertEmbedder:
             return dataclasses.replace(tokens, word_vectors=words, sentence_vectors=sentence, token_states=states)
         ready, ready_texts, token_ends = plan["ready"], plan["ready_texts"], plan["token_splits"]
         pending: list[dict[str, np.ndarray]] = []  # outputs of rows not yet complete, in call order
-        encode, reduce = self._graph(resolved, kinds)
+        encode, reduce = self._graph(resolved, kinds, size=size_class(len(plan["call_padded"]), int(token_ends[-1])))
         calls = self._encoded(plan, tokens, encode)
         for c, (ids, mask, encoded, encode_started, seconds) in zip(
                 model_calls.progress_bar(range(len(plan["call_padded"])), progress, n_texts), calls):
@@ -483,8 +483,7 @@ class BertEmbedder:
         # More than one call: `_run` gives a one-call plan its own path.
         return self._calls.run(call, len(plan["call_padded"]), self.streams)
 
-    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, one_call: bool = False,
-               size: str = "batch"):
+    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, size: str, one_call: bool = False):
         """The traced encoder call and head for these options: one pair per options, any batch shape; with
         `one_call`, the two as one call (`graphs.one_call_graph`), for a request that makes one call. Where
         `graphs.layouts_by_size`, the encoder call of each `graphs.size_class` (`size`), laid out for it."""

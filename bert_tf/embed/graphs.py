@@ -31,7 +31,7 @@ def layouts_by_size(encoder) -> bool:
 
 
 def size_class(calls: int, tokens: int) -> str:
-    """Which encoder graph runs a request of `calls` model calls over `tokens` tokens (its first call's):
+    """Which encoder graph runs a request of `calls` model calls over `tokens` real tokens in all:
     "query" for one call of at most `QUERY_TOKENS` tokens, "batch" for anything else.
 
     Why two: oneDNN computes a float32 matmul from a blocked layout of its kernel, and which layout
