@@ -69,7 +69,8 @@ def get_bert_embeddings(sentences: Sequence[str], dim: int | None = None, *,
         lower_case: True or False overrides the checkpoint's casing; None (default) reads it
             from the checkpoint. Nothing else is accepted (a string such as "false" is a TypeError).
         precision: "float32" (default), "bfloat16", "float16", "int8" (dynamic quantization of
-            the dense layers: the fastest on a CPU, least faithful) or "auto" (bfloat16 where the
+            the dense layers: the fastest on a CPU, least faithful), "int8-litert" (int8 on LiteRT's
+            XNNPACK kernels: the fastest on short texts) or "auto" (bfloat16 where the
             hardware computes it natively, else float32); see `bert_tf.model.precision`. The
             vectors are float32 whatever the precision.
         progress: progress bar on stderr (None: automatic for long inputs).

@@ -107,8 +107,9 @@ class BertEmbedder:
             lower_case: True or False overrides the casing inferred from the checkpoint (a
                 warning is logged when the override contradicts it); None (default) infers it.
             precision: what the encoder computes in: "float32" (default), "bfloat16",
-                "float16", "int8" (dynamic int8 quantization of the dense layers, CPU only), or
-                "auto" (bfloat16 where the hardware computes it natively, else float32; one log
+                "float16", "int8" (dynamic int8 quantization of the dense layers, CPU only),
+                "int8-litert" (int8 run by LiteRT's XNNPACK kernels: the fastest on short texts;
+                converted once per checkpoint and cached), or "auto" (bfloat16 where the hardware computes it natively, else float32; one log
                 line says which and why). See `bert_tf.model.precision`;
                 the vectors returned are float32 whatever the precision.
             max_seq_length: the longest model input in word pieces, [CLS] and [SEP] included;
@@ -163,13 +164,16 @@ class BertEmbedder:
 
     @property
     def precision(self) -> str:
-        """What the encoder computes in: "float32", "bfloat16", "float16" or "int8" (never "auto")."""
+        """What the encoder computes in: "float32", "bfloat16", "float16", "int8" or "int8-litert" (never
+        "auto")."""
         return self.encoder.precision
 
     @property
     def streams(self) -> int:
-        """Model calls run at once: the `streams` given, "auto" resolved (`bert_tf.streams`)."""
-        return self._streams
+        """Model calls run at once: the `streams` given, "auto" resolved (`bert_tf.streams`), at most what
+        the encoder runs at once (`LiteEncoder.max_streams`: one, its interpreter takes every core)."""
+        most = getattr(self.encoder, "max_streams", None)  # None: TensorFlow's encoders, any number
+        return self._streams if most is None else min(self._streams, most)
 
     @streams.setter
     def streams(self, value: int | str) -> None:

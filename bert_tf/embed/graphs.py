@@ -61,10 +61,13 @@ def lay_out(encode, size: str, max_positions: int, fill_id: int) -> None:
 def encode_graph(encoder, features: dict[str, tuple[tuple[int, ...], str]]):
     """ids, mask -> {name: the combined layers of the real tokens, ..., "pooled": the pooler output}."""
     spec = tf.TensorSpec([None, None], tf.int32)
+    needed = sorted({i for layers, _ in features.values() for i in layers})
 
     @tf.function(input_signature=[spec, spec], autograph=False)
     def encode(ids, mask):
-        states, pooled = encoder.token_states(ids, mask, fixed_weights=True)  # the embedder never changes them
+        # fixed_weights: the embedder never changes them; layers: what an encoder outside TensorFlow's graph
+        # (`litert.LiteEncoder`) hands back, the others None.
+        states, pooled = encoder.token_states(ids, mask, fixed_weights=True, layers=needed)
         out = {name: head.combine_layers(states, layers, combine) for name, (layers, combine) in features.items()}
         out["pooled"] = pooled
         return out

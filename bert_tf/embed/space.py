@@ -48,7 +48,8 @@ class VectorSpace:
         fingerprint: the checkpoint's content hash (`CheckpointDir.fingerprint`); None when unknown,
             and then the checkpoint is compared by `path`.
         lower_case: the tokenizer's casing.
-        precision: what the encoder computed in ("float32", "bfloat16", "float16", "int8"; never "auto").
+        precision: what the encoder computed in ("float32", "bfloat16", "float16", "int8", "int8-litert";
+            never "auto").
         layers, combine, subword_pooling: how word vectors are made, `layers` counted from the last (-1).
         vector_size: the word vectors' width (`dim` resolved).
         sentence_strategy, sentence_layer: how sentence vectors are made (`sentence_layer` from the last).

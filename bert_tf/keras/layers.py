@@ -20,7 +20,7 @@ from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 from bert_tf.errors import InvalidValue
 from bert_tf.model.config import BertConfig
 from bert_tf.model.encoder import BertEncoder
-from bert_tf.model.precision import resolve_precision
+from bert_tf.model.precision import check_in_graph, resolve_precision
 from bert_tf.runtime import keras, tf
 from bert_tf.store.checkpoint_dir import CheckpointDir
 from bert_tf.text.tokenization import BertTokenizer
@@ -108,7 +108,7 @@ class WordVectors(keras.layers.Layer):
 
         Args:
             precision: as for `BertEmbedder.from_checkpoint` ("float32", "bfloat16", "float16", "int8",
-                "auto"): frozen, the layer's encoder is BertEmbedder's at that precision. Fine-tuned, the
+                "auto"; not "int8-litert", which runs outside TensorFlow's graph): frozen, the layer's encoder is BertEmbedder's at that precision. Fine-tuned, the
                 top `fine_tune_layers` blocks hold float32 variables: under bfloat16 they compute as
                 Keras's "mixed_bfloat16" policy does, under int8 in float32; float16 cannot fine-tune
                 (its gradients need loss scaling). The layers below compute in `precision`.
@@ -119,6 +119,7 @@ class WordVectors(keras.layers.Layer):
             ValueError: an unknown `precision`, or one that cannot fine-tune.
         """
         lower_case = check_lower_case(lower_case)
+        check_in_graph(precision, "a Keras layer")
         compute_dtype = resolve_precision(precision)
         checkpoint = checkpoint if isinstance(checkpoint, CheckpointDir) else CheckpointDir.resolve(checkpoint)
         check_fine_tuning(fine_tune_layers, checkpoint.config, compute_dtype)  # before the weights are read
@@ -149,7 +150,9 @@ class WordVectors(keras.layers.Layer):
         tokenizer = BertTokenizer(config.pop("vocabulary"), lower_case=config.pop("lower_case"),
                                   max_chars_per_word=config.pop("max_chars_per_word"))
         options = EmbeddingOptions(**config.pop("options"))
-        compute_dtype = resolve_precision(config.pop("precision", "float32"))
+        precision = config.pop("precision", "float32")
+        check_in_graph(precision, "a Keras layer")
+        compute_dtype = resolve_precision(precision)
         fine_tune_layers = config.get("fine_tune_layers", 0)
         check_fine_tuning(fine_tune_layers, bert_config, compute_dtype)
         encoder = BertEncoder(bert_config, compute_dtype=compute_dtype, trained_layers=fine_tune_layers)

@@ -52,6 +52,7 @@ from bert_tf.embed import batching, head
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions
 from bert_tf.errors import InvalidValue
 from bert_tf.model.encoder import ENCODER_INPUTS
+from bert_tf.model.precision import check_in_graph
 from bert_tf.runtime import tf
 from bert_tf.text.ops import TENSORFLOW_TEXT_VERSION
 from bert_tf.files.atomic import staged_directory
@@ -111,6 +112,7 @@ def export_saved_model(checkpoint: str | os.PathLike | None, out_dir: str | os.P
 
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise InvalidValue(f"version must be a positive integer (TF Serving's version directory); got {version!r}")
+    check_in_graph(precision, "a SavedModel export")
     target = Path(out_dir) / str(version)
     # Before the slow part: an existing version, a folder that is not ours, a file as --out, the checkpoint inside.
     inputs = [("the checkpoint", checkpoint)] if checkpoint is not None else []

@@ -105,8 +105,18 @@ class CheckpointDir:
     def load_encoder(self, *, strict: bool = True, return_report: bool = False, compute_dtype: str = "float32",
                      trained_layers: int = 0):
         """`(config, BertEncoder)` restored strictly from the checkpoint (see `model.checkpoint`),
-        or `(config, encoder, report)` with `return_report`. The path is not resolved again."""
+        or `(config, encoder, report)` with `return_report`. The path is not resolved again.
+        `compute_dtype="int8-litert"` gives a `litert.LiteEncoder` of the float32 encoder (converted
+        once per checkpoint and cached), which does not train."""
+        from bert_tf.errors import InvalidValue
         from bert_tf.model.checkpoint import restore_encoder
+        from bert_tf.model.litert import PRECISION, LiteEncoder
 
+        if compute_dtype == PRECISION:
+            if trained_layers:
+                raise InvalidValue(f"precision={PRECISION!r} cannot be fine-tuned; use 'float32' or 'bfloat16'")
+            out = restore_encoder(self.config, self.prefix, strict=strict, return_report=return_report)
+            lite = LiteEncoder.from_encoder(out[1], name=self.name, fingerprint=self.fingerprint)
+            return (out[0], lite, *out[2:])
         return restore_encoder(self.config, self.prefix, strict=strict, return_report=return_report,
                                compute_dtype=compute_dtype, trained_layers=trained_layers)

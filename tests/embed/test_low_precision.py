@@ -121,14 +121,18 @@ def test_int8_vectors_on_the_real_model_are_the_same_alone_and_in_a_batch(int8_p
     among 250 others (each call padded to another row count, so other compiled kernels) agree to the
     float32 bound. (Measured: identical. With the compiled LayerNorms summing in float32, whose order
     XLA picks by the whole input's shape, 59% of the words moved past the bound, by up to 0.14.)"""
+    _assert_the_same_alone_and_in_a_batch(int8_pair[1])
+
+
+def _assert_the_same_alone_and_in_a_batch(embedder):
+    """The first 40 of the 290 natural sentences, alone and among all of them, to the float32 bound."""
     with open(SENSES, encoding="utf-8") as f:
         texts = [line.rstrip("\n").split("\t")[-1] for line in f][1:]
-    embedder = int8_pair[1]
     batch = embedder.embed_words(texts)
     for text, in_batch in zip(texts[:40], batch):
         alone = np.stack([w.vector for w in embedder.embed_words([text])[0]])
         assert_float32_close(np.stack([w.vector for w in in_batch]), alone, encoder_bound(embedder.config, alone),
-                             f"int8 alone vs in a batch: {text!r}")
+                             f"{embedder.precision} alone vs in a batch: {text!r}")
 
 
 @pytest.mark.parametrize("strategy", ["mean", "cls", "pooled", "max"])
@@ -172,3 +176,40 @@ def test_the_seed_experiment_table_is_within_a_hundredth(embedders, name, senten
         picked = pick_words([{w.text: w.vector for w in reversed(ws)} for ws in results], targets)
         tables[precision] = cosine_matrix([p.vector for p in picked])
     assert np.abs(tables["bfloat16"] - tables["float32"]).max() <= 0.01
+
+
+@pytest.fixture(scope="module")
+def litert_pair(minilm_checkpoint, tmp_path_factory):
+    """float32 and int8-litert, the converted model kept in a folder of this module's."""
+    from bert_tf.model import litert
+
+    if litert.available():
+        pytest.skip(litert.available())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        return tuple(BertEmbedder.from_checkpoint(minilm_checkpoint, precision=p) for p in ("float32", "int8-litert"))
+
+
+def test_int8_litert_holds_the_int8_bar_on_words_and_on_natural_sentences(litert_pair):
+    """int8 run by LiteRT (`bert_tf.model.litert`): every kernel column and every token's input rounded on
+    its own, as in int8, by XNNPACK's kernels and without the LayerNorm smoothing. Measured on this model:
+    TEXTS' words mean 0.99942, min 0.99545; the 290 natural sentences' tokens mean 0.99951, min 0.99826
+    (int8: 0.99960, 0.99864). It holds int8's bar on both; on natural sentences its mean sits at the
+    fidelity bar itself, too close to assert across CPUs."""
+    c = _word_cosines(*litert_pair, "int8-litert")
+    assert c.mean() >= INT8_MEAN_BAR and c.min() >= INT8_MIN_BAR, (c.mean(), c.min())
+    with open(SENSES, encoding="utf-8") as f:
+        texts = [line.rstrip("\n").split("\t")[-1] for line in f][1:]
+    vectors = [np.concatenate([s.states[-4:].sum(axis=0) for start in range(0, len(texts), 32)
+                               for s in embedder.token_states(texts[start:start + 32])]) for embedder in litert_pair]
+    c = _cosines(*vectors)
+    print(f"int8-litert natural sentences: cosine to float32 mean {c.mean():.6f} min {c.min():.6f} over {len(c)}")
+    assert c.mean() >= INT8_MEAN_BAR and c.min() >= INT8_MIN_BAR, (c.mean(), c.min())
+
+
+def test_int8_litert_vectors_on_the_real_model_are_the_same_alone_and_in_a_batch(litert_pair):
+    """40 natural sentences alone and among 250 others agree to the float32 bound, as int8's do: each
+    token's input is rounded over its own range. (Not always bit for bit: a longer padded row changes how
+    attention's float32 sums are grouped, and a last-bit difference can move an input across a rounding
+    level. On tiny models they are identical: tests/model/test_litert.py.)"""
+    _assert_the_same_alone_and_in_a_batch(litert_pair[1])

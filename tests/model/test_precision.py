@@ -127,7 +127,7 @@ def test_on_a_gpu_auto_picks_bfloat16_or_float16_by_compute_capability():
 
 @pytest.mark.parametrize("bad", ["bf16", "BFLOAT16", None, 16])
 def test_an_unknown_precision_names_the_choices(bad):
-    with pytest.raises(ValueError, match="precision must be one of 'float32', 'bfloat16', 'float16', 'int8', 'auto'"):
+    with pytest.raises(ValueError, match="precision must be one of 'float32', 'bfloat16', 'float16', 'int8', 'int8-litert', 'auto'"):
         resolve_precision(bad)
 
 
