@@ -135,6 +135,13 @@ def bert_tf_int8_split(ctx: Context) -> dict:
     return _words(ctx, "bert_tf_int8_split", "int8")
 
 
+@engine("bert_tf_int8_litert", "bert_tf `get_bert_embeddings(..., precision=\"int8-litert\")` (int8 on LiteRT's "
+        "XNNPACK kernels; converted once per checkpoint, cached)", NEEDS, precision="int8-litert",
+        reference="bert_tf_words")
+def bert_tf_int8_litert(ctx: Context) -> dict:
+    return _words(ctx, "bert_tf_int8_litert", "int8-litert")
+
+
 @engine("bert_tf_sentences", "bert_tf `BertEmbedder.sentence_vectors` (mean of layer -2)", NEEDS)
 def bert_tf_sentences(ctx: Context) -> dict:
     import_s = _import_tf()

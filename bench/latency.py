@@ -55,6 +55,8 @@ ENGINES = {
                      ("tensorflow", "tensorflow_text"), ()),
     "bert_tf_int8": ("bert_tf `BertEmbedder.from_checkpoint(precision=\"int8\").embed_words([s])`",
                      ("tensorflow", "tensorflow_text"), ()),
+    "bert_tf_int8_litert": ("bert_tf `BertEmbedder.from_checkpoint(precision=\"int8-litert\").embed_words([s])`",
+                            ("tensorflow", "tensorflow_text"), ()),
     "ov_f32_latency": ("OpenVINO float32, LATENCY hint, HF tokenizer", OPENVINO, ("export-openvino",)),
     "ov_bf16_latency": ("OpenVINO bf16 (`INFERENCE_PRECISION_HINT`), LATENCY hint", OPENVINO, ("export-openvino",)),
     "ov_int8_latency": ("OpenVINO static int8 (`nncf.quantize`), LATENCY hint", OPENVINO, ("export-openvino",)),
@@ -64,9 +66,10 @@ ENGINES = {
             ("onnxruntime", "onnx", "onnxscript", "torch", "transformers"), ("export-onnx",)),
     "torch": ("PyTorch float32, HF BertModel, HF tokenizer", ("torch", "transformers"), ()),
 }
-DEFAULT_ENGINES = ("bert_tf", "bert_tf_bf16", "ov_f32_latency", "ov_bf16_latency", "ov_int8_latency", "ort", "torch")
+DEFAULT_ENGINES = ("bert_tf", "bert_tf_bf16", "bert_tf_int8_litert", "ov_f32_latency", "ov_bf16_latency",
+                   "ov_int8_latency", "ort", "torch")
 #: bert_tf's engines; the others are the peers.
-BERT_TF = ("bert_tf", "bert_tf_bf16", "bert_tf_int8")
+BERT_TF = ("bert_tf", "bert_tf_bf16", "bert_tf_int8", "bert_tf_int8_litert")
 #: Untimed, after each engine's turn: lets spinning thread pools go quiet (as `interleaved.SETTLE_S`).
 SETTLE_S = 0.2
 WARMUP_CALLS = 20
@@ -88,7 +91,8 @@ def _engine_call(name: str, ctx: Context):
         from bert_tf.runtime import tf
 
         tf_threads(tf)
-        precision = {"bert_tf": "float32", "bert_tf_bf16": "bfloat16", "bert_tf_int8": "int8"}[name]
+        precision = {"bert_tf": "float32", "bert_tf_bf16": "bfloat16", "bert_tf_int8": "int8",
+                     "bert_tf_int8_litert": "int8-litert"}[name]
         if precision != "float32" and not precision_api()["from_checkpoint"]:
             return "skipped: this bert_tf has no precision option"
         kwargs = {} if precision == "float32" else {"precision": precision}

@@ -30,6 +30,7 @@ BATCH = 32
 MODES = {
     "bert_tf_bf16": ("bert_tf", "bfloat16"),
     "bert_tf_int8": ("bert_tf", "int8"),
+    "bert_tf_int8_litert": ("bert_tf", "int8-litert"),
     "hf_torch_bf16": ("torch", "bfloat16"),
     "hf_torch_autocast": ("torch", "autocast"),
     "ort_int8": ("ort", "int8"),

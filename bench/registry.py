@@ -29,6 +29,8 @@ INT8 = "bert_tf_int8"
 #: bert_tf in int8 in a process of its own precision: the pools split for two calls, as `bert-tf embed
 #: --precision int8` starts them (`bert_tf.streams.process_streams_for`).
 INT8_SPLIT = "bert_tf_int8_split"
+#: bert_tf int8 run by LiteRT on XNNPACK's kernels (`precision="int8-litert"`, `bert_tf.model.litert`).
+INT8_LITERT = "bert_tf_int8_litert"
 #: The modules of the peers: the engines bert_tf is compared with ("the fastest peer").
 PEER_MODULES = ("bench.engines_peers", "bench.engines_openvino", "bench.engines_ctranslate2")
 #: The engines that run the ONNX export (the driver exports once for all of them).

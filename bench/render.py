@@ -165,6 +165,8 @@ def targets_section(report: dict) -> list[str]:
     row(f"bert_tf int8, pools split as `bert-tf embed --precision int8` runs it / OpenVINO static int8 "
         f"({t.get('fastest_openvino_int8')}, separate processes)", "int8_split_vs_openvino_int8",
         th["int8_vs_peer_int8"], times)
+    row(f"bert_tf int8-litert (LiteRT's XNNPACK kernels) / OpenVINO static int8 ({t.get('fastest_openvino_int8')}, "
+        f"separate processes)", "int8_litert_vs_openvino_int8", th["int8_vs_peer_int8"], times)
     row("bert_tf int8 / ONNX Runtime int8, model time, interleaved", "interleaved_int8_vs_ort_int8",
         th["int8_vs_peer_int8"], times)
     row("bert_tf bf16 / bert_tf float32 (separate processes)", "vs_bert_tf_float32", th["vs_bert_tf_float32"], times)

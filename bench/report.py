@@ -10,7 +10,7 @@ import numpy as np
 from bench.context import BERT_BASE, MATMUL_SHAPES
 from bench.flops import FLOP_MODELS, dense_flops_per_token, executed_tokens, flops_per_sequence, padded_flops
 from bench.interleaved import BF16_PEAK_SHAPE, BF16_VARIANTS, VARIANTS
-from bench.registry import BASELINE, BF16, ENGINES, INT8, INT8_SPLIT
+from bench.registry import BASELINE, BF16, ENGINES, INT8, INT8_LITERT, INT8_SPLIT
 
 # The figures copied from an engine's raw result into its summary when it gives them.
 _PASSED_THROUGH = ("import_s", "load_s", "tokenize_s", "rss_imported", "threads", "attn_implementation",
@@ -186,7 +186,8 @@ def targets(report: dict) -> dict:
     ov_int8 = {name: rates[name] for name in ("ov_int8_latency", "ov_int8_throughput") if name in rates}
     if ov_int8:
         out["fastest_openvino_int8"] = max(ov_int8, key=ov_int8.get)
-        for name, key in ((INT8, "int8_vs_openvino_int8"), (INT8_SPLIT, "int8_split_vs_openvino_int8")):
+        for name, key in ((INT8, "int8_vs_openvino_int8"), (INT8_SPLIT, "int8_split_vs_openvino_int8"),
+                          (INT8_LITERT, "int8_litert_vs_openvino_int8")):
             if name in rates:
                 out[key] = rates[name] / max(ov_int8.values())
     out["real_fidelity"] = real
