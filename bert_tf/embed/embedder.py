@@ -375,14 +375,13 @@ class BertEmbedder:
 
     def _tokenize(self, texts: list[str]) -> Embeddings:
         """The tokenizer's output for `texts`, as the columns of an `Embeddings` without outputs."""
-        out = self.tokenizer.tokenize(tf.constant([t.encode("utf-8") for t in texts], tf.string))
-        pieces = out["pieces"]
-        pieces_per_word = pieces.values.row_lengths().numpy()  # all texts
-        piece_ids = pieces.flat_values.numpy().astype(np.int32)
-        word_splits = pieces.row_splits.numpy().astype(np.int64)
+        out = {name: x.numpy() for name, x in
+               self.tokenizer.tokenize_columns(tf.constant([t.encode("utf-8") for t in texts], tf.string)).items()}
+        pieces_per_word = out["pieces_per_word"]  # all texts
+        piece_ids = out["piece_ids"].astype(np.int32)
+        word_splits = out["word_splits"].astype(np.int64)
         return Embeddings(
-            words=[x.decode("utf-8") for x in out["words"].flat_values.numpy()],
-            starts=out["starts"].flat_values.numpy(), ends=out["ends"].flat_values.numpy(),
+            words=[x.decode("utf-8") for x in out["words"]], starts=out["starts"], ends=out["ends"],
             pieces_per_word=pieces_per_word, word_splits=word_splits, piece_ids=piece_ids,
             piece_splits=np.concatenate([[0], np.cumsum(pieces_per_word)])[word_splits],
             pieces=self._vocab[piece_ids])

@@ -394,6 +394,20 @@ def test_tokenize_traces_once_for_all_batch_sizes():
     assert tok.tokenize.experimental_get_tracing_count() == 1
 
 
+def test_tokenize_columns_are_tokenize_flattened():
+    tok = BertTokenizer(load_vocab(VOCAB_PATH), lower_case=True)
+    for batch in (["Hello, world!", "", "unaffable lexicographers"], [], [""]):
+        sentences = tf.constant(batch, tf.string, shape=[len(batch)])
+        ragged, flat = tok.tokenize(sentences), tok.tokenize_columns(sentences)
+        assert flat["piece_ids"].dtype == tf.int32 and flat["word_splits"].dtype == tf.int64
+        np.testing.assert_array_equal(flat["piece_ids"], ragged["pieces"].flat_values)
+        np.testing.assert_array_equal(flat["pieces_per_word"], ragged["pieces"].values.row_lengths())
+        np.testing.assert_array_equal(flat["word_splits"], ragged["words"].row_splits)
+        for name in ("words", "starts", "ends"):
+            np.testing.assert_array_equal(flat[name], ragged[name].flat_values)
+    assert tok.tokenize_columns.experimental_get_tracing_count() == 1
+
+
 def test_tokenize_inside_a_user_tf_function(uncased):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def run(sentences):
