@@ -207,7 +207,8 @@ class BertEmbedder:
         """How many graphs have been traced: per set of options, the encoder call and the head, whatever
         the batch shapes (a request of one call runs the same two), and where `graphs.layouts_by_size` an
         encoder call for queries too (`graphs.size_class`)."""
-        return sum(g.experimental_get_tracing_count() for g in self._graphs.values())
+        return sum(g.experimental_get_tracing_count() for g in self._graphs.values()
+                   if hasattr(g, "experimental_get_tracing_count"))  # not a LiteRT encoder's call: no graph
 
     def options(self, options: EmbeddingOptions | None = None, **changes) -> EmbeddingOptions:
         """`options` (default: this embedder's defaults) with `changes`; None values keep the defaults'

@@ -181,8 +181,7 @@ class BertEncoder(keras.Model):
             "embedding_output": embedding_output,
         }
 
-    def token_states(self, word_ids, mask, *, dropout_layers: int = 0, fixed_weights: bool = False,
-                     layers=None):
+    def token_states(self, word_ids, mask, *, dropout_layers: int = 0, fixed_weights: bool = False):
         """Every hidden state of the real tokens only, computed without padding in the dense layers.
 
         The same numbers as `call` (up to float rounding) at a cost proportional to the
@@ -196,9 +195,6 @@ class BertEncoder(keras.Model):
                 embedder's): the float32 and bfloat16 dense layers then keep oneDNN's reordered kernels
                 between calls (`onednn.fixed_weight_dense`), which a few rows (a query) run about
                 twice as fast; a graph over weights that train or are reloaded must not ask for it.
-            layers: the hidden states the caller will read (indices into `states`), or None for all. Every
-                state is returned here (the graph prunes what nothing reads); an encoder that runs outside
-                TensorFlow's graph (`litert.LiteEncoder`) returns only these, the others None.
 
         Returns:
             `(states, pooled)`: `states` is a list of `num_hidden_layers + 1` tensors

@@ -30,9 +30,8 @@ the user's cache (`cache_path`): written to a temporary file and renamed into pl
 conversion leaves nothing a later run would read. A checkpoint whose fingerprint is unknown is converted
 in memory, every time.
 
-The model runs outside TensorFlow's graph: inside the embedder's traced graphs it is a `tf.numpy_function`
-(`LiteEncoder.token_states`), so it cannot be saved with them: a SavedModel export or a Keras layer
-refuses this precision.
+The model runs outside TensorFlow's graph (the embedder calls `LiteEncoder.run` directly), so nothing
+saved as a graph can hold it: a SavedModel export or a Keras layer refuses this precision.
 """
 
 from __future__ import annotations
@@ -183,9 +182,9 @@ def groups(extent: np.ndarray) -> list[tuple[np.ndarray, int]]:
 
 
 class LiteEncoder:
-    """A BERT encoder run by LiteRT's interpreter (module docstring): what `BertEmbedder` needs of an
-    encoder (`precision`, `keeps_kernels`, `token_states`), from a converted model and the float32
-    word-embedding table.
+    """A BERT encoder run by LiteRT's interpreter (module docstring), from a converted model and the float32
+    word-embedding table: `run` takes and returns numpy, and the embedder calls it directly
+    (`embed.graphs.encode_graph`), not inside a traced graph.
 
     Example:
         >>> lite = LiteEncoder.from_encoder(float32_encoder, name="uncased_L-12_H-768_A-12", fingerprint=fp)
@@ -294,27 +293,3 @@ class LiteEncoder:
         it.set_tensor(self._inputs["mask"], mask)
         it.invoke()
         return [it.get_tensor(index) for index in self._outputs]
-
-    def token_states(self, word_ids, mask, *, dropout_layers: int = 0, fixed_weights: bool = False,
-                     layers: Sequence[int] | None = None):
-        """`run` as TensorFlow tensors, from tensors: inside a traced graph (the embedder's), one
-        `tf.numpy_function`. Same arguments and results as `BertEncoder.token_states`; nothing trains here,
-        so `dropout_layers` must be 0 (`fixed_weights` changes nothing: the kernels are the model's)."""
-        if dropout_layers:
-            raise InvalidValue(f"precision={PRECISION!r} cannot drop out: its weights are int8 and do not train")
-        count = self.config.num_hidden_layers + 1
-        wanted = list(range(count)) if layers is None else sorted({i % count for i in layers})
-
-        def compute(ids, m):
-            states, pooled = self.run(ids, m, wanted)
-            return [states[i] for i in wanted] + [pooled]
-
-        outs = tf.numpy_function(compute, [tf.cast(word_ids, tf.int32), tf.cast(mask, tf.int32)],
-                                 [tf.float32] * (len(wanted) + 1), stateful=False)
-        h = self.config.hidden_size
-        for t in outs:
-            t.set_shape([None, h])
-        states = [None] * count
-        for i, t in zip(wanted, outs):
-            states[i] = t
-        return states, outs[-1]

@@ -180,9 +180,6 @@ def test_what_cannot_hold_a_graph_refuses_it_with_one_line(make_checkpoint, tmp_
     assert not (tmp_path / "export").exists()
     with pytest.raises(InvalidValue, match="cannot be fine-tuned"):
         CheckpointDir.resolve(directory).load_encoder(compute_dtype="int8-litert", trained_layers=1)
-    config, lite = CheckpointDir.resolve(directory).load_encoder(compute_dtype="int8-litert")
-    with pytest.raises(InvalidValue, match="cannot drop out"):
-        lite.token_states(tf.ones([1, 2], tf.int32), tf.ones([1, 2], tf.int32), dropout_layers=1)
 
 
 def test_rows_run_in_groups_of_like_length_each_cut_to_its_longest_row():
