@@ -81,9 +81,9 @@ def add_precision_argument(parser) -> None:
                              "(GPUs), int8 (dynamic int8 quantization of the dense layers: the fastest on a CPU, "
                              "word vectors at about 0.9996 mean cosine to float32 on a trained model), int8-litert "
                              "(int8 run by LiteRT's XNNPACK kernels: the fastest on short texts such as queries, "
-                             "0.9995 mean word cosine; converted once per checkpoint and cached), or auto "
-                             "(bfloat16 where the hardware computes it natively, else float32); the vectors are "
-                             "float32 whatever the precision")
+                             "0.9994-0.9995 mean word cosine to float32; converted once per checkpoint and "
+                             "cached), or auto (bfloat16 where the hardware computes it natively, else float32); "
+                             "the vectors are float32 whatever the precision")
 
 
 def embedder_from_args(args):

@@ -109,8 +109,8 @@ class BertEmbedder:
             precision: what the encoder computes in: "float32" (default), "bfloat16",
                 "float16", "int8" (dynamic int8 quantization of the dense layers, CPU only),
                 "int8-litert" (int8 run by LiteRT's XNNPACK kernels: the fastest on short texts;
-                converted once per checkpoint and cached), or "auto" (bfloat16 where the hardware computes it natively, else float32; one log
-                line says which and why). See `bert_tf.model.precision`;
+                converted once per checkpoint and cached), or "auto" (bfloat16 where the hardware
+                computes it natively, else float32; one log line says which and why). See `bert_tf.model.precision`;
                 the vectors returned are float32 whatever the precision.
             max_seq_length: the longest model input in word pieces, [CLS] and [SEP] included;
                 longer texts are embedded in overlapping windows. None (default): the
