@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -80,11 +81,13 @@ def local_dask_cluster(log_dir, *, workers: int = 2, threads: int = 1, env: dict
     """
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    # The scheduler picks its own port and writes its address here: a port chosen for it beforehand could be
+    # taken by another process before it binds (a CI run lost both Dask tests to "Address already in use").
+    scheduler_file = log_dir / "scheduler.json"
+    scheduler_file.unlink(missing_ok=True)
     env = dict(os.environ if env is None else env)
     processes: list[subprocess.Popen] = []
-    cluster = LocalDaskCluster(address, processes, log_dir)
+    cluster = LocalDaskCluster("", processes, log_dir)
 
     def start(name, args):
         with open(log_dir / f"{name}.log", "wb") as log:
@@ -93,12 +96,20 @@ def local_dask_cluster(log_dir, *, workers: int = 2, threads: int = 1, env: dict
                                               cwd=log_dir))
 
     try:
-        start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"])
+        start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                            "--scheduler-file", str(scheduler_file)])
+        deadline = time.monotonic() + startup_timeout
+        while True:  # its address, once the scheduler has written the whole file
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                address = cluster.address = json.loads(scheduler_file.read_text())["address"]
+                break
+            if time.monotonic() > deadline or processes[0].poll() is not None:
+                raise TimeoutError(f"the local Dask scheduler did not start:\n{cluster.logs()}")
+            time.sleep(0.1)
         for i in range(workers):
             start(f"worker-{i}", ["worker", address, "--nthreads", str(threads), "--no-nanny", "--no-dashboard",
                                   "--host", "127.0.0.1", "--name", f"worker-{i}", "--death-timeout", "60",
                                   "--local-directory", str(log_dir / f"worker-{i}")])
-        deadline = time.monotonic() + startup_timeout
         from distributed import Client
 
         while True:
