@@ -269,7 +269,7 @@ class LiteEncoder:
                   else np.zeros(len(ids), np.int64))
         with self._lock:
             for rows, length in groups(extent):
-                out = self._invoke(ids[rows, :length], mask[rows, :length])
+                out = self._invoke(ids[rows, :length], mask[rows, :length], [*wanted, count])
                 # The group's tokens, row by row, and where each lands in the packed order.
                 picked = real[rows, :length].reshape(-1)
                 at = np.repeat(first[rows] - np.concatenate([[0], np.cumsum(tokens[rows])[:-1]]), tokens[rows])
@@ -279,8 +279,9 @@ class LiteEncoder:
                 pooled[rows] = np.where(real[rows, :1], out[count], 0.0)
         return states, pooled
 
-    def _invoke(self, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
-        """Every output of the model for one group of rows (the caller holds the lock)."""
+    def _invoke(self, ids: np.ndarray, mask: np.ndarray, outputs: Sequence[int]) -> dict[int, np.ndarray]:
+        """The model's `outputs` (indices: the states, then the pooled vector) for one group of rows, copied
+        out; the others stay in the interpreter (the caller holds the lock)."""
         it = self._interpreter
         batch, seq = ids.shape
         if self._shape != (batch, seq):
@@ -292,4 +293,4 @@ class LiteEncoder:
         it.set_tensor(self._inputs["word_embeddings"], self._table[ids])
         it.set_tensor(self._inputs["mask"], mask)
         it.invoke()
-        return [it.get_tensor(index) for index in self._outputs]
+        return {i: it.get_tensor(self._outputs[i]) for i in outputs}
