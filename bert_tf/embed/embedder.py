@@ -32,7 +32,7 @@ import numpy as np
 from bert_tf.embed import calls as model_calls
 from bert_tf.embed.batching import ModelCall, call_arrays, plan
 from bert_tf.embed.graphs import (encode_graph, head_graph, lay_out, layouts_by_size, one_call_graph,
-                                  size_class)
+                                  size_class, tracing_count)
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
 from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, ranges
 from bert_tf.embed.space import VectorSpace
@@ -206,9 +206,10 @@ class BertEmbedder:
     def traces(self) -> int:
         """How many graphs have been traced: per set of options, the encoder call and the head, whatever
         the batch shapes (a request of one call runs the same two), and where `graphs.layouts_by_size` an
-        encoder call for queries too (`graphs.size_class`)."""
-        return sum(g.experimental_get_tracing_count() for g in self._graphs.values()
-                   if hasattr(g, "experimental_get_tracing_count"))  # not a LiteRT encoder's call: no graph
+        encoder call for queries too (`graphs.size_class`). With an encoder outside TensorFlow's graph the
+        encoder call is its layers' combination, and a request of one call runs a graph of its own
+        (`graphs.one_call_graph`)."""
+        return sum(tracing_count(g) for g in self._graphs.values())
 
     def options(self, options: EmbeddingOptions | None = None, **changes) -> EmbeddingOptions:
         """`options` (default: this embedder's defaults) with `changes`; None values keep the defaults'
@@ -510,9 +511,12 @@ class BertEmbedder:
                 if by_size:
                     lay_out(encode, size, self.config.max_position_embeddings, self.tokenizer.cls_id)
                 self._graphs[encode_key] = encode
-            if one_call:
-                return one_call_graph(self._graphs[encode_key], self._graphs[key + ("head",)])
-            return self._graphs[encode_key], self._graphs[key + ("head",)]
+            if not one_call:
+                return self._graphs[encode_key], self._graphs[key + ("head",)]
+            if encode_key + ("one call",) not in self._graphs:
+                self._graphs[encode_key + ("one call",)] = one_call_graph(self._graphs[encode_key],
+                                                                          self._graphs[key + ("head",)])
+            return self._graphs[encode_key + ("one call",)]
 
 
 #: The head's output kinds and the `output_value` names they answer.

@@ -71,18 +71,10 @@ def encoded(states, pooled, features: dict[str, tuple[tuple[int, ...], str]]) ->
 def encode_graph(encoder, features: dict[str, tuple[tuple[int, ...], str]]):
     """ids, mask -> {name: the combined layers of the real tokens, ..., "pooled": the pooler output}.
 
-    A traced graph, but for an encoder that runs outside TensorFlow's graph (`litert.LiteEncoder`): that one
-    is called directly and its layers combined eagerly, since a graph around it only added a call (on a short
-    text 0.9 ms against 1.5 through a `tf.numpy_function`, all-MiniLM-L6-v2)."""
+    A traced graph; for an encoder that runs outside TensorFlow's graph (`litert.LiteEncoder`), an
+    `OutsideEncode`: the encoder called directly, then a traced graph that combines its layers."""
     if encoder.precision in OUTSIDE_GRAPH_PRECISIONS:
-        needed = sorted({i for layers, _ in features.values() for i in layers})
-
-        def run(ids, mask):
-            states, pooled = encoder.run(np.asarray(ids), np.asarray(mask), needed)
-            out = encoded([None if s is None else tf.constant(s) for s in states], tf.constant(pooled), features)
-            return {name: tf.convert_to_tensor(x) for name, x in out.items()}
-
-        return run
+        return OutsideEncode(encoder, features)
     spec = tf.TensorSpec([None, None], tf.int32)
 
     @tf.function(input_signature=[spec, spec], autograph=False)
@@ -91,6 +83,46 @@ def encode_graph(encoder, features: dict[str, tuple[tuple[int, ...], str]]):
         return encoded(states, pooled, features)
 
     return encode
+
+
+class OutsideEncode:
+    """`encode_graph` for an encoder that runs outside TensorFlow's graph (`litert.LiteEncoder`, numpy in
+    and out): `states` runs it for the layers `features` need, `combine` (traced) makes the features of
+    them, and a call does the two. `one_call_graph` puts `combine` and the head in one graph.
+
+    Why a graph for a few additions: right after the interpreter has streamed the model's weights
+    through the caches, every TensorFlow call is slow (a one-op graph: 0.7 ms, against 0.16 before it),
+    so each call saved is worth about half a millisecond of a query (bench/README.md)."""
+
+    def __init__(self, encoder, features: dict[str, tuple[tuple[int, ...], str]]):
+        self.encoder = encoder
+        self.features = features
+        self.layers = tuple(sorted({i % (encoder.config.num_hidden_layers + 1)
+                                    for layers, _ in features.values() for i in layers}))
+        hidden = encoder.config.hidden_size
+        row = tf.TensorSpec([None, hidden], tf.float32)
+        self.signature = [[row] * len(self.layers), row]
+
+        @tf.function(input_signature=self.signature, autograph=False)
+        def combine(states, pooled):
+            return self.combined(states, pooled)
+
+        self.combine = combine
+
+    def combined(self, states, pooled) -> dict:
+        """`encoded` of `states` (this call's layers, in order) and `pooled`, in the caller's graph."""
+        count = self.encoder.config.num_hidden_layers + 1
+        by_index = dict(zip(self.layers, states))
+        return encoded({i: by_index[i % count] for layers, _ in self.features.values() for i in layers},
+                       pooled, self.features)
+
+    def states(self, ids, mask) -> tuple[list[np.ndarray], np.ndarray]:
+        """The encoder's `(states of this call's layers, pooled)` for `ids`, `mask` (numpy or tensors)."""
+        states, pooled = self.encoder.run(np.asarray(ids), np.asarray(mask), self.layers)
+        return [states[i] for i in self.layers], pooled
+
+    def __call__(self, ids, mask) -> dict:
+        return self.combine(*self.states(ids, mask))
 
 
 def head_graph(config, features: dict[str, tuple[tuple[int, ...], str]], kinds: tuple[str, ...],
@@ -121,13 +153,37 @@ def head_graph(config, features: dict[str, tuple[tuple[int, ...], str]], kinds: 
     return reduce
 
 
+def tracing_count(graph) -> int:
+    """How many times a graph of this module has been traced: `encode_graph`'s, `head_graph`'s or
+    `one_call_graph`'s (an `OutsideEncode`'s: its `combine`; a one-call pair: the graph of its own, if any)."""
+    if isinstance(graph, OutsideEncode):
+        graph = graph.combine
+    graph = getattr(graph, "graph", graph)
+    return graph.experimental_get_tracing_count() if hasattr(graph, "experimental_get_tracing_count") else 0
+
+
 def one_call_graph(encode, reduce):
     """`encode` then `reduce`, for a request that makes one model call (a query, a serving request): every
     text is complete after it, so the head takes the whole call, straight from the encoder's output tensors
     without their round trip through numpy (a short sentence's latency, bench/README.md). Two calls of the
     two graphs, not one graph holding both: the encoder graph's kernels keep their reordered weights
     (`token_states(..., fixed_weights=True)`), and a graph holding it again would keep another copy of them
-    all, for no other layout (`size_class`)."""
+    all, for no other layout (`size_class`). An `OutsideEncode`'s layers go into one graph that combines
+    them and runs the head: a TensorFlow call fewer after the interpreter's."""
+    if isinstance(encode, OutsideEncode):
+        vector = tf.TensorSpec([None], tf.int64)
+
+        @tf.function(input_signature=[*encode.signature, vector, vector, tf.TensorSpec([], tf.int64)],
+                     autograph=False)
+        def combine_and_reduce(states, pooled, n, pieces_per_word, span):
+            return reduce(encode.combined(states, pooled), n, pieces_per_word, span)
+
+        def outside_and_reduce(ids, mask, n, pieces_per_word, span):
+            return combine_and_reduce(*encode.states(ids, mask), n, pieces_per_word, span)
+
+        outside_and_reduce.graph = combine_and_reduce  # a traced graph, for `BertEmbedder.traces`
+        return outside_and_reduce
+
     def encode_and_reduce(ids, mask, n, pieces_per_word, span):
         return reduce(encode(ids, mask), n, pieces_per_word, span)
 

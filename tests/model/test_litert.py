@@ -109,6 +109,37 @@ def test_a_texts_vectors_are_the_same_alone_and_in_any_batch(make_checkpoint):
     assert embedder.token_states(["a b"])[0].states.shape[0] == embedder.config.num_hidden_layers + 1
 
 
+def test_a_request_of_one_call_combines_the_layers_in_the_heads_graph(make_checkpoint, monkeypatch):
+    """After the interpreter every TensorFlow call is slow (its weights have left the caches), so a request
+    of one model call (a query) runs the layers' combination and the head as one graph
+    (`graphs.one_call_graph`), never the batches' combination graph; a batch of calls runs that one. The
+    vectors are the same either way."""
+    from bert_tf.embed import graphs
+
+    directory, _ = make_checkpoint(seed=4)
+    embedder = BertEmbedder.from_checkpoint(directory, precision="int8-litert")
+    texts = ["a b c d", "e f g h a b"]
+    batched = embedder.embed(texts, ["word_vectors", "sentence_vectors"], batch_size=1)
+    interpreter_calls = []
+    states = graphs.OutsideEncode.states
+
+    def counted(self, ids, mask):
+        interpreter_calls.append(len(ids))
+        return states(self, ids, mask)
+
+    def separate_combination(*args):
+        raise AssertionError("a one-call request ran the batches' combination graph")
+
+    monkeypatch.setattr(graphs.OutsideEncode, "states", counted)
+    monkeypatch.setattr(graphs.OutsideEncode, "__call__", separate_combination)
+    for t, text in enumerate(texts):
+        alone = embedder.embed([text], ["word_vectors", "sentence_vectors"])
+        first, end = batched.word_splits[t], batched.word_splits[t + 1]
+        assert np.array_equal(alone.word_vectors, batched.word_vectors[first:end])
+        assert np.array_equal(alone.sentence_vectors[0], batched.sentence_vectors[t])
+    assert interpreter_calls == [1, 1]
+
+
 def test_its_vectors_are_a_space_of_their_own(make_checkpoint):
     directory, _ = make_checkpoint()
     lite = BertEmbedder.from_checkpoint(directory, precision="int8-litert")
