@@ -88,7 +88,8 @@ class BertEmbedder:
         self.on_call = on_call
         self.streams = streams
         self._calls = model_calls.CallPool()
-        self._graphs: dict[tuple, tf.types.experimental.GenericFunction] = {}
+        self._graphs: dict[tuple, object] = {}  # `graphs`' graphs, by options (`_graph`)
+        self._columns = None  # the tokenizer's `tokenize_columns`, as a concrete function (`_tokenize`)
         self._resolved: dict[EmbeddingOptions, ResolvedOptions] = {}
         self._said_default_layers = False
         self._lock = threading.Lock()
@@ -377,8 +378,10 @@ class BertEmbedder:
 
     def _tokenize(self, texts: list[str]) -> Embeddings:
         """The tokenizer's output for `texts`, as the columns of an `Embeddings` without outputs."""
+        if self._columns is None:  # called as a concrete function: as `graphs.traced` says, a query's time
+            self._columns = self.tokenizer.tokenize_columns.get_concrete_function()
         out = {name: x.numpy() for name, x in
-               self.tokenizer.tokenize_columns(tf.constant([t.encode("utf-8") for t in texts], tf.string)).items()}
+               self._columns(tf.constant([t.encode("utf-8") for t in texts], tf.string)).items()}
         pieces_per_word = out["pieces_per_word"]  # all texts
         piece_ids = out["piece_ids"].astype(np.int32)
         word_splits = out["word_splits"].astype(np.int64)
@@ -442,7 +445,8 @@ class BertEmbedder:
                 started = time.perf_counter()
                 ids, mask = self._call_arrays(plan, 0, tokens)
                 texts = plan["text_order"]
-                graph = self._graph(resolved, kinds, one_call=True, size=size_class(1, int(mask.sum())))
+                graph = self._graph(resolved, kinds, one_call=True, size=size_class(1, int(mask.sum())),
+                                    windows=bool(plan["num_windows"].max() > 1))
                 land(graph(tf.constant(ids), tf.constant(mask), *head_inputs(texts), span), texts)
                 if self.on_call is not None:
                     finished = time.perf_counter()
@@ -488,10 +492,12 @@ class BertEmbedder:
         # More than one call: `_run` gives a one-call plan its own path.
         return self._calls.run(call, len(plan["call_padded"]), self.streams)
 
-    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, size: str, one_call: bool = False):
+    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, size: str, one_call: bool = False,
+               windows: bool = True):
         """The traced encoder call and head for these options: one pair per options, any batch shape; with
-        `one_call`, the two as one call (`graphs.one_call_graph`), for a request that makes one call. Where
-        `graphs.layouts_by_size`, the encoder call of each `graphs.size_class` (`size`), laid out for it."""
+        `one_call`, the two as one call (`graphs.one_call_graph`), for a request that makes one call, its
+        head without stitching where no text has `windows`. Where `graphs.layouts_by_size`, the encoder call
+        of each `graphs.size_class` (`size`), laid out for it."""
         options = resolved.options
         features = {}
         if "words" in kinds:
@@ -503,20 +509,20 @@ class BertEmbedder:
         key = (tuple(features.items()), kinds, options.subword_pooling, options.sentence_strategy, options.dim)
         by_size = layouts_by_size(self.encoder)
         encode_key = key + (size,) if by_size else key
+        head_key = key + ("head", windows)
         with self._lock:
-            if key + ("head",) not in self._graphs:
-                self._graphs[key + ("head",)] = head_graph(self.config, features, kinds, options)
+            if head_key not in self._graphs:
+                self._graphs[head_key] = head_graph(self.config, features, kinds, options, windows=windows)
             if encode_key not in self._graphs:
                 encode = encode_graph(self.encoder, features)
                 if by_size:
                     lay_out(encode, size, self.config.max_position_embeddings, self.tokenizer.cls_id)
                 self._graphs[encode_key] = encode
             if not one_call:
-                return self._graphs[encode_key], self._graphs[key + ("head",)]
-            if encode_key + ("one call",) not in self._graphs:
-                self._graphs[encode_key + ("one call",)] = one_call_graph(self._graphs[encode_key],
-                                                                          self._graphs[key + ("head",)])
-            return self._graphs[encode_key + ("one call",)]
+                return self._graphs[encode_key], self._graphs[head_key]
+            if encode_key + head_key not in self._graphs:
+                self._graphs[encode_key + head_key] = one_call_graph(self._graphs[encode_key], self._graphs[head_key])
+            return self._graphs[encode_key + head_key]
 
 
 #: The head's output kinds and the `output_value` names they answer.

@@ -223,7 +223,8 @@ def sentence_vectors(rows, n, pooled, plan: dict, strategy: str):
         rows: [P + 2T, hidden] stitched rows of the sentence layer.
         n: [T] pieces per text.
         pooled: [S, hidden] the pooler output of every segment.
-        plan: the `window_plan` the rows were stitched by.
+        plan: the `window_plan` the rows were stitched by; None where every text is one window (the rows
+            and `pooled` are then the texts' own, in order).
         strategy: "mean" or "max" over the text's rows ([CLS] and [SEP] included), "cls"
             (its [CLS] row) or "pooled" (its first window's pooler output).
 
@@ -232,7 +233,7 @@ def sentence_vectors(rows, n, pooled, plan: dict, strategy: str):
     """
     n = tf.cast(n, tf.int64)
     if strategy == "pooled":
-        return tf.gather(pooled, plan["seg_splits"][:-1])
+        return pooled if plan is None else tf.gather(pooled, plan["seg_splits"][:-1])
     text_rows = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(n + 2)], axis=0)
     if strategy == "cls":
         return tf.gather(rows, text_rows[:-1])

@@ -255,7 +255,7 @@ class LiteEncoder:
         mask = np.asarray(mask, np.int32)
         if ids.ndim != 2 or ids.shape != mask.shape:
             raise InvalidValue(f"ids and mask must be [batch, seq] alike; got {ids.shape} and {mask.shape}")
-        if np.any((ids < 0) | (ids >= len(self._table))):
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self._table)):
             raise InvalidValue(f"token ids must be in 0..{len(self._table) - 1}")
         count, h = self.config.num_hidden_layers + 1, self.config.hidden_size
         wanted = range(count) if layers is None else sorted({i % count for i in layers})
@@ -270,12 +270,18 @@ class LiteEncoder:
         with self._lock:
             for rows, length in groups(extent):
                 out = self._invoke(ids[rows, :length], mask[rows, :length], [*wanted, count])
-                # The group's tokens, row by row, and where each lands in the packed order.
+                # The group's tokens, row by row, and where each lands in the packed order: one block where
+                # its rows have no padding and no row between them has a token (a query; rows of one length).
                 picked = real[rows, :length].reshape(-1)
-                at = np.repeat(first[rows] - np.concatenate([[0], np.cumsum(tokens[rows])[:-1]]), tokens[rows])
-                at += np.arange(len(at))
-                for i in wanted:
-                    states[i][at] = out[i].reshape(-1, h)[picked]
+                start, end = int(first[rows[0]]), int(first[rows[-1] + 1])
+                if end - start == len(picked):
+                    for i in wanted:
+                        states[i][start:end] = out[i].reshape(-1, h)
+                else:
+                    at = np.repeat(first[rows] - np.concatenate([[0], np.cumsum(tokens[rows])[:-1]]), tokens[rows])
+                    at += np.arange(len(at))
+                    for i in wanted:
+                        states[i][at] = out[i].reshape(-1, h)[picked]
                 pooled[rows] = np.where(real[rows, :1], out[count], 0.0)
         return states, pooled
 

@@ -61,7 +61,7 @@ def test_the_fast_path_gives_the_vectors_of_the_planned_path(make_checkpoint, mo
 
 def test_one_call_runs_encoder_then_head_with_the_vectors_of_the_two(make_checkpoint):
     """A text alone is one call (`graphs.one_call_graph`: the encoder's output tensors straight into the head,
-    through the same head graph and, where `graphs.layouts_by_size`, the queries' encoder graph); with
+    through the head for texts of one window and, where `graphs.layouts_by_size`, the queries' encoder graph); with
     batch_size=1 among others each text is a call of the same shape in the batches' encoder graph, with the
     features through numpy: the same vectors bit for bit (a kept kernel's layout changes no number)."""
     from bert_tf import BertEmbedder
@@ -74,8 +74,9 @@ def test_one_call_runs_encoder_then_head_with_the_vectors_of_the_two(make_checkp
     calls = []
     embedder.on_call = calls.append
     alone = [embedder.embed([t], outputs) for t in texts]
-    # the batches' encoder call and the head, and the queries' encoder call where layouts go by size; no other
-    assert len(calls) == len(texts) and embedder.traces == (3 if graphs.layouts_by_size(embedder.encoder) else 2)
+    # the batches' encoder call and head, the queries' head (no windows to stitch) and, where layouts go by
+    # size, the queries' encoder call; no other
+    assert len(calls) == len(texts) and embedder.traces == (4 if graphs.layouts_by_size(embedder.encoder) else 3)
     for t, one in enumerate(alone):
         assert np.array_equal(one.word_vectors, apart.word_vectors[apart.word_splits[t]:apart.word_splits[t + 1]])
         assert np.array_equal(one.sentence_vectors[0], apart.sentence_vectors[t])

@@ -414,9 +414,10 @@ def test_model_is_loaded_once(minilm_checkpoint, monkeypatch):
 
 
 def test_one_trace_serves_many_batch_shapes(embedder):
-    """One head per set of options and one encoder graph per size class (`graphs.size_class`), whatever the
-    batch shapes: a query's, where `graphs.layouts_by_size` (each graph keeps a copy of the kernels laid out
-    for its class), and the batches', which also runs every request of one call over more tokens than a query's."""
+    """Per set of options, two heads (one for requests of one call without windows, which stitches nothing,
+    and one for the rest) and one encoder graph per size class (`graphs.size_class`), whatever the batch
+    shapes: a query's, where `graphs.layouts_by_size` (each graph keeps a copy of the kernels laid out for its
+    class), and the batches', which also runs every request of one call over more tokens than a query's."""
     texts = [" ".join(["word"] * n) for n in (1, 5, 17, 40, 3, 90)]
     kept = graphs.layouts_by_size(embedder.encoder)
     start = embedder.traces
@@ -424,11 +425,11 @@ def test_one_trace_serves_many_batch_shapes(embedder):
     before = embedder.traces
     assert before - start == 2  # its encoder call and the head, for these options
     embedder.embed_words(texts, batch_size=2, combine="mean", dim=33)
-    assert embedder.traces == before + kept  # the batches' encoder call, where queries have their own
+    assert embedder.traces == before + 1 + kept  # the batches' head, and encoder call where queries have their own
     embedder.embed_words(texts[5:6], combine="mean", dim=33)  # one call over more tokens than a query's
     embedder.embed_words(texts[4:5], combine="mean", dim=33)  # a query again
     embedder.embed_words(texts[::-1], batch_size=3, combine="mean", dim=33)
-    assert embedder.traces == before + kept
+    assert embedder.traces == before + 1 + kept
 
 
 def test_embed_returns_the_outputs_named_as_columns(embedder):

@@ -325,7 +325,9 @@ def test_fixed_weights_keep_oneDNNs_kernels_and_compute_the_same(make_checkpoint
 
 def _graph_ops(function, *args) -> set:
     """Every op type in `function`'s traced graph and in the functions it calls (loops, conditions)."""
-    graph = function.get_concrete_function(*args).graph.as_graph_def()
+    concrete = function if isinstance(function, tf.types.experimental.ConcreteFunction) else (
+        function.get_concrete_function(*args))
+    graph = concrete.graph.as_graph_def()
     return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
 
 
