@@ -447,7 +447,7 @@ class BertEmbedder:
                 texts = plan["text_order"]
                 graph = self._graph(resolved, kinds, one_call=True, size=size_class(1, int(mask.sum())),
                                     windows=bool(plan["num_windows"].max() > 1))
-                land(graph(tf.constant(ids), tf.constant(mask), *head_inputs(texts), span), texts)
+                land(graph(ids, mask, *head_inputs(texts), span), texts)  # numpy: an OutsideEncode reads it
                 if self.on_call is not None:
                     finished = time.perf_counter()
                     self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), finished - started,

@@ -106,8 +106,8 @@ class OutsideEncode:
         self.layers = tuple(sorted({i % (encoder.config.num_hidden_layers + 1)
                                     for layers, _ in features.values() for i in layers}))
         hidden = encoder.config.hidden_size
-        row = tf.TensorSpec([None, hidden], tf.float32)
-        self.signature = [[row] * len(self.layers), row]
+        self.signature = [tf.TensorSpec([len(self.layers), None, hidden], tf.float32),
+                          tf.TensorSpec([None, hidden], tf.float32)]
         self._combine = None
 
     @property
@@ -118,16 +118,18 @@ class OutsideEncode:
         return self._combine
 
     def combined(self, states, pooled) -> dict:
-        """`encoded` of `states` (this call's layers, in order) and `pooled`, in the caller's graph."""
+        """`encoded` of `states` (`[layers, tokens, hidden]`: this call's layers, in order) and `pooled`, in
+        the caller's graph."""
         count = self.encoder.config.num_hidden_layers + 1
-        by_index = dict(zip(self.layers, states))
+        by_index = {layer: states[j] for j, layer in enumerate(self.layers)}
         return encoded({i: by_index[i % count] for layers, _ in self.features.values() for i in layers},
                        pooled, self.features)
 
-    def states(self, ids, mask) -> tuple[list[np.ndarray], np.ndarray]:
-        """The encoder's `(states of this call's layers, pooled)` for `ids`, `mask` (numpy or tensors)."""
-        states, pooled = self.encoder.run(np.asarray(ids), np.asarray(mask), self.layers)
-        return [states[i] for i in self.layers], pooled
+    def states(self, ids, mask) -> tuple[np.ndarray, np.ndarray]:
+        """The encoder's `(states of this call's layers as one array, pooled)` for `ids`, `mask` (numpy or
+        tensors): one tensor to pass, not one per layer (each costs a query about 0.05 ms after the
+        interpreter)."""
+        return self.encoder.run_stacked(np.asarray(ids), np.asarray(mask), self.layers)
 
     def __call__(self, ids, mask) -> dict:
         return self.combine(*self.states(ids, mask))

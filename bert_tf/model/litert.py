@@ -251,6 +251,17 @@ class LiteEncoder:
         The model computes every position it is given, padding too, so the rows run in groups of like
         length (`groups`), each cut after its longest row's last token: a row's vectors are the same in
         any group (each token's int8 rounding is its own; attention never reads padding)."""
+        count = self.config.num_hidden_layers + 1
+        wanted = range(count) if layers is None else sorted({i % count for i in layers})
+        block, pooled = self.run_stacked(ids, mask, wanted)
+        states: list[np.ndarray | None] = [None] * count
+        for j, i in enumerate(wanted):
+            states[i] = block[j]
+        return states, pooled
+
+    def run_stacked(self, ids: np.ndarray, mask: np.ndarray, layers: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """`run`'s states of `layers` as one array `[len(layers), tokens, hidden]` (in the order of `layers`,
+        each in `0..num_hidden_layers`), and `pooled`: what the embedder passes to a graph as one tensor."""
         ids = np.asarray(ids, np.int32)
         mask = np.asarray(mask, np.int32)
         if ids.ndim != 2 or ids.shape != mask.shape:
@@ -258,30 +269,30 @@ class LiteEncoder:
         if ids.size and (ids.min() < 0 or ids.max() >= len(self._table)):
             raise InvalidValue(f"token ids must be in 0..{len(self._table) - 1}")
         count, h = self.config.num_hidden_layers + 1, self.config.hidden_size
-        wanted = range(count) if layers is None else sorted({i % count for i in layers})
+        layers = list(layers)
         real = mask != 0
         tokens = real.sum(axis=1)
         first = np.concatenate([[0], np.cumsum(tokens)])  # each row's first token in the packed order
-        states = [np.empty((int(first[-1]), h), np.float32) if i in wanted else None for i in range(count)]
+        states = np.empty((len(layers), int(first[-1]), h), np.float32)
         pooled = np.zeros((len(ids), h), np.float32)
         # A row's extent: past its last real position (a mask need not be a prefix).
         extent = (np.where(real.any(axis=1), real.shape[1] - np.argmax(real[:, ::-1], axis=1), 0) if real.size
                   else np.zeros(len(ids), np.int64))
         with self._lock:
             for rows, length in groups(extent):
-                out = self._invoke(ids[rows, :length], mask[rows, :length], [*wanted, count])
+                out = self._invoke(ids[rows, :length], mask[rows, :length], [*layers, count])
                 # The group's tokens, row by row, and where each lands in the packed order: one block where
                 # its rows have no padding and no row between them has a token (a query; rows of one length).
                 picked = real[rows, :length].reshape(-1)
                 start, end = int(first[rows[0]]), int(first[rows[-1] + 1])
                 if end - start == len(picked):
-                    for i in wanted:
-                        states[i][start:end] = out[i].reshape(-1, h)
+                    for j, i in enumerate(layers):
+                        states[j, start:end] = out[i].reshape(-1, h)
                 else:
                     at = np.repeat(first[rows] - np.concatenate([[0], np.cumsum(tokens[rows])[:-1]]), tokens[rows])
                     at += np.arange(len(at))
-                    for i in wanted:
-                        states[i][at] = out[i].reshape(-1, h)[picked]
+                    for j, i in enumerate(layers):
+                        states[j, at] = out[i].reshape(-1, h)[picked]
                 pooled[rows] = np.where(real[rows, :1], out[count], 0.0)
         return states, pooled
 
