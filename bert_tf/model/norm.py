@@ -3,7 +3,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 from bert_tf.runtime import tf
+
+_DIVIDED = contextvars.ContextVar("layer_norm_divided", default=False)
+
+
+@contextlib.contextmanager
+def divided():
+    """Within it, `layer_norm` divides the centred values by `sqrt(variance + epsilon)`, for graphs
+    converted to LiteRT (`litert.py`): there `divide_no_nan` becomes EQUAL, SELECT and DIV, two ops XNNPACK
+    does not run, so every LayerNorm split the model into another part (BERT-Base: 63 parts, 38 without).
+    The converter makes the division an RSQRT and a multiply, which XNNPACK runs alike on one token or
+    many (tests/model/test_litert.py checks a text alone and in batches)."""
+    token = _DIVIDED.set(True)
+    try:
+        yield
+    finally:
+        _DIVIDED.reset(token)
 
 
 def layer_norm(x, gamma, beta, epsilon, accumulate=None):
@@ -23,5 +42,7 @@ def layer_norm(x, gamma, beta, epsilon, accumulate=None):
 
     centred = x - mean(x)
     variance = mean(tf.square(tf.cast(centred, wide)))
+    if _DIVIDED.get():
+        return tf.nn.bias_add(centred / tf.sqrt(variance + epsilon) * gamma, beta)
     scale = tf.math.divide_no_nan(1.0, tf.sqrt(variance + epsilon))  # [tokens, 1]: see layers.LayerNorm
     return tf.nn.bias_add(centred * gamma * scale, beta)

@@ -79,6 +79,19 @@ def test_a_row_whose_first_position_is_padding_pools_to_zeros_and_an_empty_call_
         lite.run(np.ones((1, 3)), np.ones((1, 2)))
 
 
+def test_its_layer_norms_run_inside_xnnpack(tiny, capfd):
+    """The converted model holds no op of TensorFlow's `divide_no_nan` (EQUAL, SELECT_V2, DIV): XNNPACK does
+    not run them, and each LayerNorm that had them split the model into another part (`norm.divided`)."""
+    _, _, encoder = tiny
+    model = litert.convert(encoder)
+    capfd.readouterr()
+    tf.lite.experimental.Analyzer.analyze(model_content=model)
+    ops = capfd.readouterr().out
+    assert "FULLY_CONNECTED" in ops and "RSQRT" in ops
+    for name in ("SELECT_V2", "EQUAL", "DIV"):
+        assert f" {name}(" not in ops, name
+
+
 def test_only_a_float32_encoder_is_converted(make_checkpoint):
     directory, _ = make_checkpoint()
     _, encoder = CheckpointDir.resolve(directory).load_encoder(compute_dtype="int8")
