@@ -520,9 +520,10 @@ class BertEmbedder:
                 self._graphs[encode_key] = encode
             if not one_call:
                 return self._graphs[encode_key], self._graphs[head_key]
-            if encode_key + head_key not in self._graphs:
-                self._graphs[encode_key + head_key] = one_call_graph(self._graphs[encode_key], self._graphs[head_key])
-            return self._graphs[encode_key + head_key]
+            one_call_key = encode_key + ("one call", windows)
+            if one_call_key not in self._graphs:
+                self._graphs[one_call_key] = one_call_graph(self._graphs[encode_key], self._graphs[head_key])
+            return self._graphs[one_call_key]
 
 
 #: The head's output kinds and the `output_value` names they answer.

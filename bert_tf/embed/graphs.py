@@ -120,10 +120,10 @@ class OutsideEncode:
     def combined(self, states, pooled) -> dict:
         """`encoded` of `states` (`[layers, tokens, hidden]`: this call's layers, in order) and `pooled`, in
         the caller's graph."""
-        count = self.encoder.config.num_hidden_layers + 1
-        by_index = {layer: states[j] for j, layer in enumerate(self.layers)}
-        return encoded({i: by_index[i % count] for layers, _ in self.features.values() for i in layers},
-                       pooled, self.features)
+        full = [None] * (self.encoder.config.num_hidden_layers + 1)  # indexed as `features` index it
+        for j, layer in enumerate(self.layers):
+            full[layer] = states[j]
+        return encoded(full, pooled, self.features)
 
     def states(self, ids, mask) -> tuple[np.ndarray, np.ndarray]:
         """The encoder's `(states of this call's layers as one array, pooled)` for `ids`, `mask` (numpy or

@@ -23,7 +23,7 @@
   in `"int8"` but by other kernels, so its vectors are its own vector space. The fastest mode
   on a CPU, on a short text most of all (a query about 2.5 times `"bfloat16"`'s speed on
   BERT-Base, an AMD Zen 4), a little less faithful than `"int8"` (on the real model's natural
-  sentences 0.99951 mean and 0.99826 worst token cosine to float32: within the bar). The
+  sentences 0.99958 mean and 0.99846 worst token cosine to float32: within the bar). The
   model is converted once per checkpoint (about half a minute for BERT-Base) and cached. It
   runs outside TensorFlow's graphs, so it cannot be exported or used as a Keras layer.
 * `"auto"`: bfloat16 where the hardware computes it natively and faster (a CPU with
