@@ -16,28 +16,26 @@ How a batch of texts becomes vectors:
    of one model call (a query) hands the encoder's output tensors straight to the head.
 5. The outputs land in the columns of one `Embeddings` per chunk of texts, which
    every public method returns or views.
+
+Steps 1 to 5 run in `runner.ChunkRunner`; this module holds the public API, the options and
+the checks of the input.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
-import time
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from bert_tf.embed import calls as model_calls
-from bert_tf.embed.batching import ModelCall, call_arrays, plan
-from bert_tf.embed.graphs import (encode_graph, head_graph, lay_out, layouts_by_size, one_call_graph,
-                                  size_class, tracing_count)
+from bert_tf.embed.batching import ModelCall
 from bert_tf.embed.options import EmbeddingOptions, ResolvedOptions, check_choice
-from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector, ranges
+from bert_tf.embed.results import OUTPUTS, Embeddings, TokenStates, WordVector
+from bert_tf.embed.runner import ChunkRunner
 from bert_tf.embed.space import VectorSpace
 from bert_tf.errors import InvalidValue
-from bert_tf.runtime import tf
 from bert_tf.streams import auto_streams, check_streams
 from bert_tf.text.inputs import checked_texts, is_sized, iter_texts
 
@@ -87,13 +85,10 @@ class BertEmbedder:
         self.defaults.resolve(config)  # a bad default fails here, not at the first call
         self.on_call = on_call
         self.streams = streams
-        self._calls = model_calls.CallPool()
-        self._graphs: dict[tuple, object] = {}  # `graphs`' graphs, by options (`_graph`)
-        self._columns = None  # the tokenizer's `tokenize_columns`, as a concrete function (`_tokenize`)
+        self._runner = ChunkRunner(config, encoder, tokenizer)
         self._resolved: dict[EmbeddingOptions, ResolvedOptions] = {}
         self._said_default_layers = False
         self._lock = threading.Lock()
-        self._vocab = np.array(list(tokenizer.vocab), dtype=object)  # id -> piece, vectorised lookups
 
     @classmethod
     def from_checkpoint(cls, path: "str | os.PathLike | CheckpointDir | None" = None, *, lower_case: bool | None = None,
@@ -210,7 +205,7 @@ class BertEmbedder:
         encoder call for queries too (`graphs.size_class`). With an encoder outside TensorFlow's graph the
         encoder call is its layers' combination, and a request of one call runs a graph of its own
         (`graphs.one_call_graph`)."""
-        return sum(tracing_count(g) for g in self._graphs.values())
+        return self._runner.traces
 
     def options(self, options: EmbeddingOptions | None = None, **changes) -> EmbeddingOptions:
         """`options` (default: this embedder's defaults) with `changes`; None values keep the defaults'
@@ -252,7 +247,7 @@ class BertEmbedder:
         texts = checked_texts(sentences)
         if not texts:
             resolved, kinds = self._request(output_value, options, option_values)
-            return self._run(self._tokenize([]), resolved, kinds, progress)
+            return self._run(self._runner.tokenize([]), resolved, kinds, progress)
         # Planned chunk by chunk, as every other method plans: the same texts give the same calls.
         return Embeddings.concat(list(self.iter_batches(texts, output_value, options, progress=progress,
                                                         **option_values)))
@@ -344,7 +339,7 @@ class BertEmbedder:
                      max_seq_length: int | None = None) -> list[TokenStates]:
         """All hidden states of every token, `[num_hidden_layers + 1, n_tokens, hidden]` per text."""
         cls_id, sep_id = self.tokenizer.cls_id, self.tokenizer.sep_id
-        return [batch.token_states_of(t, cls_id, sep_id, self._vocab)
+        return [batch.token_states_of(t, cls_id, sep_id, self._runner.vocab)
                 for batch in self.iter_batches(checked_texts(sentences), "token_states", progress=False,
                                                batch_size=batch_size, max_seq_length=max_seq_length)
                 for t in range(len(batch))]
@@ -358,8 +353,8 @@ class BertEmbedder:
         resolved = self.resolve(self.options(options))
         calls = []
         for tokens in self._chunks(checked_texts(sentences), CHUNK_SIZE):
-            plan = self._plan(tokens, resolved)
-            calls.extend(self._call_arrays(plan, c, tokens) for c in range(len(plan["call_padded"])))
+            plan = self._runner.plan(tokens, resolved)
+            calls.extend(self._runner.call_arrays(plan, c, tokens) for c in range(len(plan["call_padded"])))
         return calls
 
     # ------------------------------------------------------------------ machinery
@@ -371,25 +366,10 @@ class BertEmbedder:
         for text in texts:
             buffer.append(text)
             if len(buffer) >= chunk_size:
-                yield self._tokenize(buffer)
+                yield self._runner.tokenize(buffer)
                 buffer = []
         if buffer:
-            yield self._tokenize(buffer)
-
-    def _tokenize(self, texts: list[str]) -> Embeddings:
-        """The tokenizer's output for `texts`, as the columns of an `Embeddings` without outputs."""
-        if self._columns is None:  # called as a concrete function: as `graphs.traced` says, a query's time
-            self._columns = self.tokenizer.tokenize_columns.get_concrete_function()
-        out = {name: x.numpy() for name, x in
-               self._columns(tf.constant([t.encode("utf-8") for t in texts], tf.string)).items()}
-        pieces_per_word = out["pieces_per_word"]  # all texts
-        piece_ids = out["piece_ids"].astype(np.int32)
-        word_splits = out["word_splits"].astype(np.int64)
-        return Embeddings(
-            words=[x.decode("utf-8") for x in out["words"]], starts=out["starts"], ends=out["ends"],
-            pieces_per_word=pieces_per_word, word_splits=word_splits, piece_ids=piece_ids,
-            piece_splits=np.concatenate([[0], np.cumsum(pieces_per_word)])[word_splits],
-            pieces=self._vocab[piece_ids])
+            yield self._runner.tokenize(buffer)
 
     def _request(self, output_value, options: EmbeddingOptions | None, option_values: dict):
         """The resolved options and the head's kinds for `output_value`, checked before anything runs."""
@@ -402,128 +382,9 @@ class BertEmbedder:
                                "pooled, max); got None")
         return self.resolve(options), tuple(kind for kind, name in _KINDS if name in outputs)
 
-    def _plan(self, tokens: Embeddings, resolved: ResolvedOptions) -> dict[str, np.ndarray]:
-        return plan(np.diff(tokens.piece_splits), resolved.max_seq_length, resolved.options.batch_size)
-
-    def _call_arrays(self, plan: dict[str, np.ndarray], c: int, tokens: Embeddings):
-        return call_arrays(plan, c, tokens.piece_ids, tokens.piece_splits, self.tokenizer.cls_id,
-                           self.tokenizer.sep_id)
-
     def _run(self, tokens: Embeddings, resolved: ResolvedOptions, kinds: tuple[str, ...],
              progress: bool | None) -> Embeddings:
-        """Runs the model over a chunk's texts; the head reduces each group of texts the plan says is
-        complete after a call (`ready`), so memory holds about one call of token vectors.
-
-        Only the plan's `ready` decides what is complete: the rows of a call past it (the first
-        windows of a text that continues in the next call) are kept, copied so no call stays
-        pinned, and go to the head with the next call's.
-        """
-        plan = self._plan(tokens, resolved)
-        span = tf.constant(resolved.span, tf.int64)
-        n = np.diff(tokens.piece_splits)
-        n_texts = len(n)
-        words = np.empty((len(tokens.words), resolved.vector_size), np.float32) if "words" in kinds else None
-        sentence = np.empty((n_texts, self.hidden_size), np.float32) if "sentence" in kinds else None
-        states = (np.empty((int(n.sum()) + 2 * n_texts, self.config.num_hidden_layers + 1, self.hidden_size),
-                           np.float32) if "states" in kinds else None)
-        token_splits = tokens.token_splits
-
-        def head_inputs(texts):  # the head's n and pieces_per_word for these texts, in this order
-            return (tf.constant(n[texts]),
-                    tf.constant(tokens.pieces_per_word[ranges(tokens.word_splits, texts)].astype(np.int64)))
-
-        def land(out, texts):  # the head's outputs for these texts, into the columns
-            if words is not None:
-                words[ranges(tokens.word_splits, texts)] = out["words"].numpy()
-            if sentence is not None:
-                sentence[texts] = out["sentence"].numpy()
-            if states is not None:
-                states[ranges(token_splits, texts)] = out["states"].numpy()
-
-        if len(plan["call_padded"]) == 1:  # every text complete after one call: encoder, then head, no numpy between
-            for _ in model_calls.progress_bar(range(1), progress, n_texts):
-                started = time.perf_counter()
-                ids, mask = self._call_arrays(plan, 0, tokens)
-                texts = plan["text_order"]
-                graph = self._graph(resolved, kinds, one_call=True, size=size_class(1, int(mask.sum())),
-                                    windows=bool(plan["num_windows"].max() > 1))
-                land(graph(ids, mask, *head_inputs(texts), span), texts)  # numpy: an OutsideEncode reads it
-                if self.on_call is not None:
-                    finished = time.perf_counter()
-                    self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), finished - started,
-                                           (started, finished)))
-            return dataclasses.replace(tokens, word_vectors=words, sentence_vectors=sentence, token_states=states)
-        ready, ready_texts, token_ends = plan["ready"], plan["ready_texts"], plan["token_splits"]
-        pending: list[dict[str, np.ndarray]] = []  # outputs of rows not yet complete, in call order
-        encode, reduce = self._graph(resolved, kinds, size=size_class(len(plan["call_padded"]), int(token_ends[-1])))
-        calls = self._encoded(plan, tokens, encode)
-        for c, (ids, mask, encoded, encode_started, seconds) in zip(
-                model_calls.progress_bar(range(len(plan["call_padded"])), progress, n_texts), calls):
-            started = time.perf_counter()
-            pending.append(encoded)
-            if ready[c + 1] > ready[c]:
-                rows = int(ready[c + 1] - ready[c])
-                cut = int(token_ends[ready[c + 1]] - token_ends[ready[c]])
-                whole = pending[0] if len(pending) == 1 else {
-                    name: np.concatenate([p[name] for p in pending]) for name in pending[0]}
-                done = {name: x[:rows] if name == "pooled" else x[:cut] for name, x in whole.items()}
-                rest = {name: x[rows:] if name == "pooled" else x[cut:] for name, x in whole.items()}
-                pending = [{name: x.copy() for name, x in rest.items()}] if len(rest["pooled"]) else []
-                texts = plan["text_order"][ready_texts[c]:ready_texts[c + 1]]
-                land(reduce({name: tf.constant(x) for name, x in done.items()}, *head_inputs(texts), span), texts)
-            if self.on_call is not None:
-                finished = time.perf_counter()
-                self.on_call(ModelCall(len(ids), ids.shape[1], int(mask.sum()), seconds + finished - started,
-                                       (encode_started, finished)))
-        return dataclasses.replace(tokens, word_vectors=words, sentence_vectors=sentence, token_states=states)
-
-    def _encoded(self, plan: dict[str, np.ndarray], tokens: Embeddings, encode) -> Iterator[tuple]:
-        """`(ids, mask, encoder outputs as numpy, start, seconds)` of each call of `plan`, in plan order
-        (`start`: `time.perf_counter()` when the call began).
-
-        With `streams` > 1 they run that many at once on this embedder's `CallPool` (`calls.py`).
-        """
-        def call(c: int):
-            started = time.perf_counter()
-            ids, mask = self._call_arrays(plan, c, tokens)
-            out = {name: x.numpy() for name, x in encode(ids, mask).items()}  # numpy in: as `_run`'s one call
-            return ids, mask, out, started, time.perf_counter() - started
-
-        # More than one call: `_run` gives a one-call plan its own path.
-        return self._calls.run(call, len(plan["call_padded"]), self.streams)
-
-    def _graph(self, resolved: ResolvedOptions, kinds: tuple[str, ...], *, size: str, one_call: bool = False,
-               windows: bool = True):
-        """The traced encoder call and head for these options: one pair per options, any batch shape; with
-        `one_call`, the two as one call (`graphs.one_call_graph`), for a request that makes one call, its
-        head without stitching where no text has `windows`. Where `graphs.layouts_by_size`, the encoder call
-        of each `graphs.size_class` (`size`), laid out for it."""
-        options = resolved.options
-        features = {}
-        if "words" in kinds:
-            features["words"] = (resolved.hidden_states, options.combine)
-        if "sentence" in kinds and options.sentence_strategy != "pooled":
-            features["sentence"] = ((resolved.sentence_state,), "sum")
-        if "states" in kinds:
-            features["states"] = (tuple(range(self.config.num_hidden_layers + 1)), "stack")
-        key = (tuple(features.items()), kinds, options.subword_pooling, options.sentence_strategy, options.dim)
-        by_size = layouts_by_size(self.encoder)
-        encode_key = key + (size,) if by_size else key
-        head_key = key + ("head", windows)
-        with self._lock:
-            if head_key not in self._graphs:
-                self._graphs[head_key] = head_graph(self.config, features, kinds, options, windows=windows)
-            if encode_key not in self._graphs:
-                encode = encode_graph(self.encoder, features)
-                if by_size:
-                    lay_out(encode, size, self.config.max_position_embeddings, self.tokenizer.cls_id)
-                self._graphs[encode_key] = encode
-            if not one_call:
-                return self._graphs[encode_key], self._graphs[head_key]
-            one_call_key = encode_key + ("one call", windows)
-            if one_call_key not in self._graphs:
-                self._graphs[one_call_key] = one_call_graph(self._graphs[encode_key], self._graphs[head_key])
-            return self._graphs[one_call_key]
+        return self._runner.run(tokens, resolved, kinds, progress, streams=self.streams, on_call=self.on_call)
 
 
 #: The head's output kinds and the `output_value` names they answer.

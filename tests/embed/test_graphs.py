@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bert_tf.embed import embedder as embedder_module
+from bert_tf.embed import runner as runner_module
 from bert_tf.embed import graphs
 from bert_tf.model import onednn
 
@@ -36,7 +36,7 @@ def test_queries_and_batches_run_graphs_laid_out_for_them_where_kernels_are_kept
     directory, _ = make_checkpoint("uncased_L-2_H-32_A-4")
     laid_out = []
     real = graphs.lay_out
-    monkeypatch.setattr(embedder_module, "lay_out", lambda encode, size, *a: (laid_out.append(size),
+    monkeypatch.setattr(runner_module, "lay_out", lambda encode, size, *a: (laid_out.append(size),
                                                                               real(encode, size, *a)))
     query, batch = ["how do i reset my password"], [" ".join(["bank"] * n) for n in (3, 30, 70, 9)]
     first = BertEmbedder.from_checkpoint(directory, precision=precision)
