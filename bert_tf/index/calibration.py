@@ -37,6 +37,14 @@ class WordBaseline:
         upper = np.triu_indices(len(x), 1)
         return cls(word, len(x), np.sort((x @ x.T)[upper]))
 
+    @classmethod
+    def sampled(cls, word: str, rows: np.ndarray, store, *, seed: int = 0) -> "WordBaseline | None":
+        """The baseline of `word` from its occurrence `rows` of `store` (a `VectorStore` of unit vectors),
+        a random sample of `BASELINE_OCCURRENCES` of a more frequent word; None below `MIN_BASELINE_OCCURRENCES`."""
+        if len(rows) > BASELINE_OCCURRENCES:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, BASELINE_OCCURRENCES, replace=False))
+        return cls.from_vectors(word, store.rows(rows)) if len(rows) >= MIN_BASELINE_OCCURRENCES else None
+
     def percentile(self, cosines) -> np.ndarray:
         """The share (0..1) of the word's own pairs less alike than each of `cosines`."""
         cosines = np.asarray(cosines, np.float32)

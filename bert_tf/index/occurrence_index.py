@@ -1,14 +1,13 @@
-"""`OccurrenceIndex`: an index folder opened for queries.
+"""`OccurrenceIndex`: an index folder opened for queries: its vectors, texts and fields, and the queries on them.
 
-Every query sentence is embedded with the model and options the index was built with
-(checked: another checkpoint, casing, precision or options is refused), normalised with
-the index's own corpus statistics, and compared by cosine with the stored unit vectors.
+Every query sentence is embedded with the model and options the index was built with and
+normalised with the index's own corpus statistics (`query_model.QueryModel`: another checkpoint,
+casing, precision or options is refused), then compared by cosine with the stored unit vectors.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -20,14 +19,12 @@ from bert_tf.embed.space import VectorSpace, space_of_identity
 from bert_tf.errors import InvalidValue
 from bert_tf.index import fields as text_fields, layout
 from bert_tf.index.meta import IndexMeta
-from bert_tf.index.query import check_k, check_query, marked_span
+from bert_tf.index.query import check_k, check_query
+from bert_tf.index.query_model import QueryModel, load_stats
 from bert_tf.index.results import Hit, Neighbor, SenseReport
-from bert_tf.index.scoring import VectorStats, normalize
 from bert_tf.index.sense_report import MAX_SENSE_OCCURRENCES
-from bert_tf.index.search import EXACT_LIMIT, ApproximateSearch, ExactSearch, search_rows, top_k
+from bert_tf.index.search import open_search, search_rows, top_k
 from bert_tf.index.vectors import VectorStore
-
-logger = logging.getLogger("bert_tf")
 
 #: Occurrences `neighbors` aggregates per word asked for.
 NEIGHBOR_CANDIDATES_PER_RESULT = 50
@@ -45,9 +42,6 @@ class OccurrenceIndex:
     def __init__(self, directory: Path, manifest: dict, *, embedder=None, checkpoint=None):
         self.directory = directory
         self.manifest = manifest
-        self._embedder = None
-        self._checkpoint = checkpoint
-        self._word_tokenizer = None
         try:
             self.space = space_of_identity(manifest.get("identity"), manifest.get("options")) \
                 if manifest.get("version") == 1 else VectorSpace.from_dict(manifest.get("space"))
@@ -62,12 +56,11 @@ class OccurrenceIndex:
             raise layout.CorruptIndexError(f"{directory} is damaged: its vector files do not hold the "
                                            f"{counts['occurrences']} occurrences and {counts['texts']} texts of "
                                            "its manifest; rebuild it")
-        self.stats = {name: _load_stats(directory, name) for name in (layout.WORDS, layout.SENTENCES)}
+        self.stats = {name: load_stats(directory, name) for name in (layout.WORDS, layout.SENTENCES)}
         self.meta = IndexMeta(directory)
         self._searchers: dict[str, object] = {}
-        if embedder is not None:
-            self.check_embedder(embedder)
-            self._embedder = embedder
+        self.query_model = QueryModel(directory, self.space, self.stats, self.scoring, embedder=embedder,
+                                      checkpoint=checkpoint)
 
     @classmethod
     def open(cls, directory: str | os.PathLike, *, embedder=None, checkpoint: str | os.PathLike | None = None,
@@ -105,7 +98,7 @@ class OccurrenceIndex:
     @property
     def options(self) -> EmbeddingOptions:
         """The embedding options of the index's vectors (queries are embedded with them): `space.options()`."""
-        return self.space.options()
+        return self.query_model.options
 
     @property
     def scoring(self) -> str:
@@ -132,137 +125,49 @@ class OccurrenceIndex:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ the query model
+    # ------------------------------------------------------------------ the query model (`query_model.QueryModel`)
 
     def check_embedder(self, embedder) -> None:
         """Raises `IndexMismatchError` unless `embedder` makes this index's vectors (with the index's options)."""
-        try:
-            space = embedder.space(self.options)
-        except ValueError:  # another model, which cannot serve the index's options (layers, dim): named
-            self.check_space(embedder.space())
-            raise
-        self.check_space(space)
+        self.query_model.check_embedder(embedder)
 
     def check_options(self, options: EmbeddingOptions) -> None:
         """Raises `IndexMismatchError` unless `options` make this index's vectors (with its model)."""
-        self.check_space(self.embedder.space(options))
+        self.query_model.check_options(options)
 
     def check_space(self, space: VectorSpace) -> None:
         """Raises `IndexMismatchError`, naming every difference, unless vectors of `space` compare with the index's."""
-        if not self.space.compatible(space):
-            raise layout.IndexMismatchError(
-                f"the index {self.directory} holds other vectors than the query's: "
-                f"{self.space.describe_differences(space, this='the index', that='the query')}; query it with the "
-                "index's checkpoint, casing, precision and options (leave them out to use the index's)")
+        self.query_model.check_space(space)
 
     @property
     def embedder(self):
-        """The model queries are embedded with: loaded on first use from `checkpoint` or the recorded path,
-        with the recorded casing and precision.
-
-        Raises:
-            CheckpointNotFoundError: the recorded checkpoint is no longer where it was (the message
-                names it and says to pass `--checkpoint`).
-        """
-        if self._embedder is None:
-            from bert_tf.embed.api import get_embedder
-            from bert_tf.store.resolve import CheckpointNotFoundError
-
-            path = self._checkpoint or self.space.path
-            if self._checkpoint is None and path and not os.path.exists(path):
-                raise CheckpointNotFoundError(
-                    f"the index {self.directory} was built with the checkpoint {path}, which is no longer there; "
-                    "pass --checkpoint DIR (checkpoint= in Python) with the folder it is in now")
-            embedder = get_embedder(path, lower_case=self.space.lower_case, precision=self.space.precision)
-            self.check_embedder(embedder)
-            self._embedder = embedder
-        return self._embedder
+        """The model queries are embedded with, loaded on first use (see `QueryModel.embedder`)."""
+        return self.query_model.embedder
 
     def embed(self, sentence: str):
         """`(words, sentence_vector)` of a query sentence, embedded as the index's texts were."""
-        from bert_tf.text.inputs import check_text
-
-        sentence = check_text(0, sentence)
-        ((words, vector),) = list(self.embedder.iter_embed([sentence], self.options, progress=False))
-        return words, vector
+        return self.query_model.embed(sentence)
 
     def model_word(self, word: str) -> str:
-        """`word` as the model sees it (lower-cased, accents stripped by an uncased model).
-
-        Needs no model: splitting words and normalising them depends only on the casing, which the
-        index records (the vocabulary splits words into pieces, not text into words).
-
-        Raises:
-            ValueError: `word` is no word, or several to the model (`New York`, `don't`).
-        """
-        words = self.model_words(word)
-        if len(words) != 1:
-            seen = " ".join(words) or "nothing"
-            raise InvalidValue(f"{word!r} is {len(words)} words to the model ({seen}); give one word")
-        return words[0]
+        """`word` as the model sees it; needs no model (see `QueryModel.model_word`)."""
+        return self.query_model.model_word(word)
 
     def model_words(self, text: str) -> list[str]:
         """The words of `text` as the model sees them (`Big Apple` -> `['big', 'apple']` for an uncased model)."""
-        return [w.text for w in self.word_tokenizer.tokenize_words([text])[0]]
+        return self.query_model.model_words(text)
 
     @property
     def word_tokenizer(self):
-        """A tokenizer that gives the index's words (not its pieces): the query model's when it is loaded,
-        else one with the recorded casing and only BERT's special tokens, so `senses` needs no checkpoint."""
-        if self._embedder is not None:
-            return self._embedder.tokenizer
-        if self._word_tokenizer is None:
-            from bert_tf.text.tokenization import SPECIAL_TOKENS, BertTokenizer
-
-            self._word_tokenizer = BertTokenizer(SPECIAL_TOKENS, lower_case=self.space.lower_case)
-        return self._word_tokenizer
+        """A tokenizer that gives the index's words, not its pieces (see `QueryModel.word_tokenizer`)."""
+        return self.query_model.word_tokenizer
 
     def query_occurrence(self, word: str, sentence: str, occurrence: int | None = None) -> tuple[str, np.ndarray]:
-        """`(word as the model sees it, its unit vector)` at one occurrence of it in `sentence`.
+        """`(word as the model sees it, its unit vector)` at one occurrence of it in `sentence` (`QueryModel`)."""
+        return self.query_model.query_occurrence(word, sentence, occurrence)
 
-        Which occurrence: the one marked `[[like this]]` in `sentence` (the brackets are not
-        embedded), else the `occurrence`-th (1-based), else the first (when the word occurs more
-        than once, one warning says which was used and how to choose another).
-
-        Raises:
-            ValueError: an empty word or sentence; the word is not in the sentence (the message lists
-                the sentence's words); `occurrence` out of range; a marked span that is not the word.
-        """
-        check_query(word=word, sentence=sentence)
-        target = self.model_word(word)
-        sentence, marked = marked_span(sentence)
-        words, _ = self.embed(sentence)
-        matches = [w for w in words if w.text == target]
-        if not matches:
-            raise InvalidValue(f"the word {target!r} is not in the query sentence {sentence!r} (its words as the "
-                             f"model sees them: {' '.join(w.text for w in words) or 'none'})")
-        if marked is not None:
-            if occurrence is not None:
-                raise InvalidValue("choose the occurrence once: mark it [[like this]] or give occurrence "
-                                 "(--occurrence), not both")
-            chosen = [w for w in matches if marked[0] <= w.start and w.end <= marked[1]]
-            if not chosen:
-                raise InvalidValue(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of "
-                                 f"{target!r}")
-            return target, self._unit(layout.WORDS, chosen[0].vector)
-        if occurrence is not None:
-            if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) \
-                    or not 1 <= occurrence <= len(matches):
-                raise InvalidValue(f"occurrence must be from 1 to {len(matches)} ({target!r} occurs {len(matches)} "
-                                 f"time{'s' if len(matches) > 1 else ''} in the query); got {occurrence!r}")
-            return target, self._unit(layout.WORDS, matches[occurrence - 1].vector)
-        if len(matches) > 1:
-            first = matches[0]
-            logger.warning("using %r at characters %d-%d, occurrence 1 of %d in the query; choose another with "
-                           "--occurrence N (occurrence=N) or mark it [[%s]]", target, first.start, first.end,
-                           len(matches), sentence[first.start:first.end])
-        return target, self._unit(layout.WORDS, matches[0].vector)
-
-    def _unit(self, name: str, vector: np.ndarray) -> np.ndarray:
-        if self.stats[name] is None:
-            what = "word occurrences" if name == layout.WORDS else "texts"
-            raise InvalidValue(f"the index {self.directory} holds no {what}: there is nothing to search")
-        return normalize(np.asarray(vector, np.float32)[None, :], self.stats[name], self.scoring)[0]
+    def span_vector(self, sentence: str, start: int, end: int) -> np.ndarray:
+        """The model's vector of the words at `sentence[start:end]`, pooled as one word's are (`QueryModel`)."""
+        return self.query_model.span_vector(sentence, start, end)
 
     # ------------------------------------------------------------------ lookups
 
@@ -270,14 +175,8 @@ class OccurrenceIndex:
         """The nearest-neighbour search over word (`"words"`) or sentence (`"sentences"`) vectors."""
         if name not in self._searchers:
             store = self.words if name == layout.WORDS else self.sentences
-            approximate = (self.manifest.get("approximate") or {}).get(name)
-            if approximate:
-                self._searchers[name] = ApproximateSearch(self.directory / layout.approximate_file(name), store,
-                                                          nprobe=approximate["nprobe"])
-            else:
-                if len(store) > EXACT_LIMIT:
-                    logger.info("exact search over %d vectors of %s", len(store), self.directory)
-                self._searchers[name] = ExactSearch(store.all())
+            self._searchers[name] = open_search(self.directory / layout.approximate_file(name), store,
+                                                (self.manifest.get("approximate") or {}).get(name))
         return self._searchers[name]
 
     # ------------------------------------------------------------------ fields, groups, rows (`meta.IndexMeta`)
@@ -342,8 +241,7 @@ class OccurrenceIndex:
             why = f" (its {self.n_texts} texts are all empty)" if self.n_texts else ""
             raise InvalidValue(f"the index {self.directory} has no texts to search{why}")
         selected = self._selected_texts(where)  # before the query: a bad --where needs no model run
-        _, vector = self.embed(sentence)
-        query = self._unit(layout.SENTENCES, vector)
+        query = self.query_model.query_sentence(sentence)
         if selected is None:
             scores, rows = self.searcher(layout.SENTENCES).search(query, k)
         else:
@@ -384,27 +282,9 @@ class OccurrenceIndex:
             return hits
         return [dataclasses.replace(h, percentile=float(p)) for h, p in zip(hits, baseline.percentile(scores))]
 
-    def span_vector(self, sentence: str, start: int, end: int) -> np.ndarray:
-        """The vector of the words at `sentence[start:end]`, pooled from their pieces as one word's are
-        (with the index's options; not normalised: the model's own vector, as `embed` gives words).
-
-        Raises:
-            ValueError: the span covers no word or cuts through one.
-
-        Example:
-            >>> index.span_vector("She moved to the Big Apple last year.", 17, 26)  # "Big Apple"
-        """
-        from bert_tf.index.spans import pool_span, words_in_span
-
-        words, _ = self.embed(sentence)
-        first, stop = words_in_span(words, start, end)
-        chosen = words[first:stop]
-        return pool_span(np.stack([w.vector for w in chosen]), [len(w.pieces) for w in chosen],
-                         self.options.subword_pooling)
-
     def _search_phrase(self, targets: list[str], sentence: str, k: int, *, occurrence, where) -> list[Hit]:
         """`search_word` for a multi-word expression (see `bert_tf.index.spans`)."""
-        from bert_tf.index.spans import find_phrase, pool_span, unit
+        from bert_tf.index.spans import pool_span, unit
 
         phrase = " ".join(targets)
         rows = self.phrase_rows(targets, where)
@@ -412,28 +292,10 @@ class OccurrenceIndex:
             among = f" in the texts --where {where!r} selects" if where is not None else ""
             raise InvalidValue(f"the index {self.directory} has no occurrence of {phrase!r} (its words in a row, as the "
                              f"model sees them){among}")
-        sentence, marked = marked_span(sentence)
-        words, _ = self.embed(sentence)
-        starts = find_phrase(words, targets)
-        if not starts:
-            raise InvalidValue(f"{phrase!r} is not in the query sentence {sentence!r} (its words as the model sees "
-                             f"them: {' '.join(w.text for w in words) or 'none'})")
-        if marked is not None:
-            starts = [i for i in starts if marked[0] <= words[i].start and words[i + len(targets) - 1].end <= marked[1]]
-            if not starts:
-                raise InvalidValue(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of {phrase!r}")
-        elif occurrence is not None:
-            if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) \
-                    or not 1 <= occurrence <= len(starts):
-                raise InvalidValue(f"occurrence must be from 1 to {len(starts)}; got {occurrence!r}")
-            starts = starts[occurrence - 1:]
-        chosen = words[starts[0]:starts[0] + len(targets)]
-        counts = [len(w.pieces) for w in chosen]  # a word's pieces do not depend on its context
-        pooling = self.options.subword_pooling
-        query = unit(pool_span(np.stack([self._unit(layout.WORDS, w.vector) for w in chosen]), counts, pooling))
+        counts, query = self.query_model.query_phrase(targets, sentence, occurrence)
         offsets = np.arange(len(targets))
         stored = self.words.rows((rows[:, None] + offsets).ravel()).reshape(len(rows), len(targets), -1)
-        scores, best = top_k(unit(pool_span(stored, counts, pooling)) @ query, rows, k)
+        scores, best = top_k(unit(pool_span(stored, counts, self.options.subword_pooling)) @ query, rows, k)
         firsts = self.occurrence_hits(best, scores)
         lasts = self.occurrence_hits(best + len(targets) - 1, scores)
         return [dataclasses.replace(f, word=phrase, end=last.end) for f, last in zip(firsts, lasts)]
@@ -445,16 +307,12 @@ class OccurrenceIndex:
         Example:
             >>> index.word_baseline("bank").percentile([0.6])  # more alike than this share of bank's pairs
         """
-        from bert_tf.index.calibration import BASELINE_OCCURRENCES, MIN_BASELINE_OCCURRENCES, WordBaseline
+        from bert_tf.index.calibration import WordBaseline
 
         target = self.model_word(word)
         cache = self.__dict__.setdefault("_baselines", {})
         if (target, seed) not in cache:
-            rows = self.occurrences_of(target)
-            if len(rows) > BASELINE_OCCURRENCES:
-                rows = np.sort(np.random.default_rng(seed).choice(rows, BASELINE_OCCURRENCES, replace=False))
-            cache[(target, seed)] = WordBaseline.from_vectors(target, self.words.rows(rows)) \
-                if len(rows) >= MIN_BASELINE_OCCURRENCES else None
+            cache[(target, seed)] = WordBaseline.sampled(target, self.occurrences_of(target), self.words, seed=seed)
         return cache[(target, seed)]
 
     def _rows_of(self, word: str, where: str | None = None) -> np.ndarray:
@@ -567,15 +425,3 @@ class OccurrenceIndex:
         return rank_words(self, by, between=between, min_count=min_count, measure=measure, words=words, top=top,
                           examples=examples, words_only=words_only, sample_cap=sample_cap,
                           permutations=permutations, seed=seed)
-
-
-def _load_stats(directory: Path, name: str) -> VectorStats | None:
-    path = directory / f"{name}_stats.npz"
-    if not path.is_file():
-        return None  # the index has no vectors of this kind
-    try:
-        with np.load(path) as arrays:
-            return VectorStats.from_arrays(arrays)
-    except (OSError, ValueError) as e:
-        raise layout.CorruptIndexError(f"{directory} is damaged: {path.name} cannot be read ({e}); rebuild it") \
-            from None

@@ -11,12 +11,16 @@ and why faiss rather than ScaNN (docs/index.md).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 
 from bert_tf.index.vectors import VectorStore
+
+logger = logging.getLogger("bert_tf")
 
 #: Up to this many rows, search is exact: one matrix product of [n, 384] float32 stays a few ms (bench/index.py).
 EXACT_LIMIT = 20_000
@@ -131,3 +135,13 @@ class ApproximateSearch:
         candidates = candidates[0][candidates[0] >= 0].astype(np.int64)
         scores = self.store.rows(candidates) @ np.asarray(query, np.float32)
         return top_k(scores, candidates, k)
+
+
+def open_search(path: Path, store: VectorStore, approximate: dict | None):
+    """The search over `store`: the faiss index at `path` where the build made one (`approximate`: its
+    settings in the manifest), else exact."""
+    if approximate:
+        return ApproximateSearch(path, store, nprobe=approximate["nprobe"])
+    if len(store) > EXACT_LIMIT:
+        logger.info("exact search over %d vectors of %s", len(store), path.parent)
+    return ExactSearch(store.all())
