@@ -178,15 +178,22 @@ def tracing_count(graph) -> int:
     return int(isinstance(graph, tf.types.experimental.ConcreteFunction) or hasattr(graph, "graph"))
 
 
-def one_call_graph(encode, reduce):
+def one_call_graph(encode, reduce, *, windows: bool = True):
     """`encode` then `reduce`, for a request that makes one model call (a query, a serving request): every
     text is complete after it, so the head takes the whole call, straight from the encoder's output tensors
     without their round trip through numpy (a short sentence's latency, bench/README.md). Two calls of the
     two graphs, not one graph holding both: the encoder graph's kernels keep their reordered weights
     (`token_states(..., fixed_weights=True)`), and a graph holding it again would keep another copy of them
-    all, for no other layout (`size_class`). An `OutsideEncode`'s layers go into one graph that combines
-    them and runs the head: a TensorFlow call fewer after the interpreter's."""
+    all, for no other layout (`size_class`).
+
+    An `OutsideEncode`'s layers go into one graph that combines them and runs the head, and where no text
+    has `windows` (`reduce` made with the same `windows`), that graph runs converted to LiteRT
+    (`litert.LiteFunction`), as the encoder does: after the encoder's interpreter a TensorFlow call costs a
+    query about a millisecond, the graph's ops on LiteRT a quarter of one. Stitching windows needs int64
+    integer division, which LiteRT does not run, so a text of several windows keeps TensorFlow's graph."""
     if isinstance(encode, OutsideEncode):
+        from bert_tf.model.litert import LiteFunction
+
         vector = tf.TensorSpec([None], tf.int64)
 
         def combine_and_reduce(states, pooled, n, pieces_per_word, span):
@@ -194,9 +201,10 @@ def one_call_graph(encode, reduce):
 
         combine_and_reduce = traced(combine_and_reduce, [*encode.signature, vector, vector,
                                                          tf.TensorSpec([], tf.int64)])
+        head = combine_and_reduce if windows else LiteFunction(combine_and_reduce)
 
         def outside_and_reduce(ids, mask, n, pieces_per_word, span):
-            return combine_and_reduce(*encode.states(ids, mask), n, pieces_per_word, span)
+            return head(*encode.states(ids, mask), n, pieces_per_word, span)
 
         outside_and_reduce.graph = combine_and_reduce  # a traced graph, for `BertEmbedder.traces`
         return outside_and_reduce

@@ -213,7 +213,7 @@ def pool_words(rows, n, pieces_per_word, how: str):
     if how == "last":
         return tf.gather(rows, tf.gather(piece_rows, word_splits[1:] - 1))
     word_of_piece = tf.ragged.row_splits_to_segment_ids(word_splits, out_type=tf.int64)
-    return tf.math.segment_mean(tf.gather(rows, piece_rows), word_of_piece)
+    return segment_mean(tf.gather(rows, piece_rows), word_of_piece, counts)
 
 
 def sentence_vectors(rows, n, pooled, plan: dict, strategy: str):
@@ -238,6 +238,14 @@ def sentence_vectors(rows, n, pooled, plan: dict, strategy: str):
     if strategy == "cls":
         return tf.gather(rows, text_rows[:-1])
     text_of_row = tf.ragged.row_splits_to_segment_ids(text_rows, out_type=tf.int64)
-    if strategy == "max":
-        return tf.math.segment_max(rows, text_of_row)
-    return tf.math.segment_mean(rows, text_of_row)
+    if strategy == "max":  # every text has rows ([CLS], [SEP]): no empty segment, whose maximum would differ
+        return tf.math.unsorted_segment_max(rows, text_of_row, tf.size(n, out_type=tf.int64))
+    return segment_mean(rows, text_of_row, n + 2)
+
+
+def segment_mean(rows, segment_ids, counts):
+    """`tf.math.segment_mean(rows, segment_ids)` as the sum of each segment over its count (`counts`: rows
+    per segment), in ops that LiteRT runs too (`litert.LiteFunction`; it has no SegmentMean). The same to
+    float32 rounding: `segment_mean` may add a long segment's rows in another order."""
+    shape = tf.concat([[-1], tf.ones([tf.rank(rows) - 1], tf.int32)], axis=0)  # [-1, 1, ...]: over each row
+    return tf.math.segment_sum(rows, segment_ids) / tf.reshape(tf.cast(counts, rows.dtype), shape)

@@ -77,7 +77,7 @@ class ChunkRunner:
         pinned, and go to the head with the next call's.
         """
         plan = self.plan(tokens, resolved)
-        span = tf.constant(resolved.span, tf.int64)
+        span = np.int64(resolved.span)
         n = np.diff(tokens.piece_splits)
         n_texts = len(n)
         words = np.empty((len(tokens.words), resolved.vector_size), np.float32) if "words" in kinds else None
@@ -86,17 +86,16 @@ class ChunkRunner:
                             self.config.hidden_size), np.float32) if "states" in kinds else None)
         token_splits = tokens.token_splits
 
-        def head_inputs(texts):  # the head's n and pieces_per_word for these texts, in this order
-            return (tf.constant(n[texts]),
-                    tf.constant(tokens.pieces_per_word[ranges(tokens.word_splits, texts)].astype(np.int64)))
+        def head_inputs(texts):  # the head's n and pieces_per_word for these texts, in this order (numpy: as `ids`)
+            return n[texts].astype(np.int64), tokens.pieces_per_word[ranges(tokens.word_splits, texts)].astype(np.int64)
 
-        def land(out, texts):  # the head's outputs for these texts, into the columns
+        def land(out, texts):  # the head's outputs (tensors, or numpy from LiteRT) for these texts, into the columns
             if words is not None:
-                words[ranges(tokens.word_splits, texts)] = out["words"].numpy()
+                words[ranges(tokens.word_splits, texts)] = out["words"]
             if sentence is not None:
-                sentence[texts] = out["sentence"].numpy()
+                sentence[texts] = out["sentence"]
             if states is not None:
-                states[ranges(token_splits, texts)] = out["states"].numpy()
+                states[ranges(token_splits, texts)] = out["states"]
 
         if len(plan["call_padded"]) == 1:  # every text complete after one call: encoder, then head, no numpy between
             for _ in model_calls.progress_bar(range(1), progress, n_texts):
@@ -180,6 +179,7 @@ class ChunkRunner:
                 return self._graphs[encode_key], self._graphs[head_key]
             one_call_key = encode_key + ("one call", windows)
             if one_call_key not in self._graphs:
-                self._graphs[one_call_key] = one_call_graph(self._graphs[encode_key], self._graphs[head_key])
+                self._graphs[one_call_key] = one_call_graph(self._graphs[encode_key], self._graphs[head_key],
+                                                            windows=windows)
             return self._graphs[one_call_key]
 

@@ -243,9 +243,7 @@ class LiteEncoder:
             return cls(encoder.config, model, table, threads=threads)
 
     def _new_interpreter(self):
-        with warnings.catch_warnings(), quiet_stderr():  # its deprecation notice; "Created ... XNNPACK delegate"
-            warnings.simplefilter("ignore")
-            return tf.lite.Interpreter(model_content=self._model, num_threads=self.threads)
+        return interpreter(self._model, self.threads)
 
     def run(self, ids: np.ndarray, mask: np.ndarray, layers: Sequence[int] | None = None
             ) -> tuple[list[np.ndarray | None], np.ndarray]:
@@ -318,3 +316,46 @@ class LiteEncoder:
         it.set_tensor(self._inputs["mask"], mask)
         it.invoke()
         return {i: it.get_tensor(self._outputs[i]) for i in outputs}
+
+
+def interpreter(model: bytes, threads: int):
+    """LiteRT's interpreter of `model` on `threads` threads, XNNPACK applied, without what it prints."""
+    with warnings.catch_warnings(), quiet_stderr():  # its deprecation notice; "Created ... XNNPACK delegate"
+        warnings.simplefilter("ignore")
+        return tf.lite.Interpreter(model_content=model, num_threads=threads)
+
+
+class LiteFunction:
+    """A traced TensorFlow function without variables (`embed.graphs`' head), converted to a LiteRT model
+    of builtin float32 ops and run by its own interpreter: numpy in, `{output name: numpy}` out.
+
+    Why: it is what a query on int8-litert runs after the encoder's interpreter. Right after that (or after
+    any pause) a TensorFlow call costs about a millisecond whatever it computes; this interpreter runs the
+    head in a quarter of that (bench/README.md, "After the interpreter, every TensorFlow call is slow"). It
+    is converted from the function itself, so it computes what the function does, no second implementation,
+    to float32 rounding (its kernels may add a long sum in another order). A head converts in a fraction of
+    a second to a model of tens of KB, so it is made in memory when first needed. A new input shape resizes
+    it."""
+
+    def __init__(self, fn, *, threads: int = 1):
+        """Args:
+            fn: a concrete function of tensors, its ops LiteRT builtins.
+            threads: the interpreter's threads (one: a head's few ops gain nothing from more).
+
+        Raises:
+            ValueError: an op of `fn` that LiteRT does not run (the converter's message).
+        """
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], tf.Module())
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        try:
+            with quiet_stderr():  # the converter's MLIR passes log to fd 2
+                model = converter.convert()
+        except Exception as e:  # the converter raises its own ConverterError
+            raise InvalidValue(f"{fn.name} does not convert to LiteRT builtin ops: {e}") from None
+        self._runner = interpreter(model, threads).get_signature_runner()
+        self._names = [spec.name for spec in tf.nest.flatten(fn.structured_input_signature)]
+        self._lock = threading.Lock()  # one interpreter, one call at a time
+
+    def __call__(self, *args) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._runner(**dict(zip(self._names, args)))

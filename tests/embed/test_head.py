@@ -94,3 +94,17 @@ def test_every_piece_is_placed_in_its_max_context_window(span):
         assert (rows[:, 0] - seg_splits[t]).tolist() == best, (span, count)
         # position inside the window: [CLS] first, so piece i of window w sits at 1 + i - start_w
         assert (rows[:, 1] == 1 + np.arange(count) - np.array(starts)[best]).all()
+
+
+@pytest.mark.parametrize("trailing", [(24,), (3, 8)])
+def test_segment_mean_is_tensorflows_to_float32_rounding(trailing):
+    """The head's means (a word's pieces, a text's rows) are a sum over a count, so that LiteRT runs them too
+    (`litert.LiteFunction`): `tf.math.segment_mean` but for the order of the sum, on rows of any rank."""
+    rng = np.random.default_rng(len(trailing))
+    counts = rng.integers(1, 60, 40)
+    ids = np.repeat(np.arange(len(counts)), counts)
+    rows = rng.standard_normal((len(ids), *trailing)).astype(np.float32)
+    want = tf.math.segment_mean(rows, ids).numpy()
+    got = head.segment_mean(rows, ids, counts).numpy()
+    # One rounding stage, a sum of up to 59 rows; scaled by the rows' magnitude, which a mean can fall below.
+    assert_float32_close(got, want, float32_bound(rows, depth=1, width=int(counts.max())), "segment mean")

@@ -15,7 +15,7 @@ from bert_tf.errors import InvalidValue
 from bert_tf.model import litert
 from bert_tf.runtime import tf
 from bert_tf.store.checkpoint_dir import CheckpointDir
-from bert_tf.testing import assert_float32_close, encoder_bound
+from bert_tf.testing import assert_float32_close, encoder_bound, float32_bound
 from tests.conftest import random_batch
 
 pytestmark = pytest.mark.skipif(litert.available() is not None, reason=str(litert.available()))
@@ -122,35 +122,65 @@ def test_a_texts_vectors_are_the_same_alone_and_in_any_batch(make_checkpoint):
     assert embedder.token_states(["a b"])[0].states.shape[0] == embedder.config.num_hidden_layers + 1
 
 
-def test_a_request_of_one_call_combines_the_layers_in_the_heads_graph(make_checkpoint, monkeypatch):
+def test_a_request_of_one_call_combines_the_layers_and_runs_the_head_on_litert(make_checkpoint, monkeypatch):
     """After the interpreter every TensorFlow call is slow (its weights have left the caches), so a request
     of one model call (a query) runs the layers' combination and the head as one graph
-    (`graphs.one_call_graph`), never the batches' combination graph; a batch of calls runs that one. The
-    vectors are the same either way."""
+    (`graphs.one_call_graph`), never the batches' combination graph, and where no text has windows that
+    graph runs converted to LiteRT (`litert.LiteFunction`); a batch of calls runs TensorFlow's graphs, and so
+    does a query of several windows. The vectors are the same either way, to the rounding of the head's one
+    sum (a mean over a text's rows may add them in another order)."""
     from bert_tf.embed import graphs
 
     directory, _ = make_checkpoint(seed=4)
     embedder = BertEmbedder.from_checkpoint(directory, precision="int8-litert")
-    texts = ["a b c d", "e f g h a b"]
-    batched = embedder.embed(texts, ["word_vectors", "sentence_vectors"], batch_size=1)
-    interpreter_calls = []
-    states = graphs.OutsideEncode.states
+    texts = ["a b c d", "e f g h a b", "a b c d e f g h a b c d e f"]
+    batched = embedder.embed(texts, ["word_vectors", "sentence_vectors"], batch_size=1, max_seq_length=10)
+    interpreter_calls, lite_heads = [], []
+    states, lite_call = graphs.OutsideEncode.states, litert.LiteFunction.__call__
 
     def counted(self, ids, mask):
         interpreter_calls.append(len(ids))
         return states(self, ids, mask)
 
+    def counted_head(self, *args):
+        lite_heads.append(len(args[2]))  # n: the texts
+        return lite_call(self, *args)
+
     def separate_combination(*args):
         raise AssertionError("a one-call request ran the batches' combination graph")
 
     monkeypatch.setattr(graphs.OutsideEncode, "states", counted)
+    monkeypatch.setattr(litert.LiteFunction, "__call__", counted_head)
     monkeypatch.setattr(graphs.OutsideEncode, "__call__", separate_combination)
     for t, text in enumerate(texts):
-        alone = embedder.embed([text], ["word_vectors", "sentence_vectors"])
+        alone = embedder.embed([text], ["word_vectors", "sentence_vectors"], max_seq_length=10)
         first, end = batched.word_splits[t], batched.word_splits[t + 1]
-        assert np.array_equal(alone.word_vectors, batched.word_vectors[first:end])
-        assert np.array_equal(alone.sentence_vectors[0], batched.sentence_vectors[t])
-    assert interpreter_calls == [1, 1]
+        rows = len(alone.pieces) + 2  # the longest sum of the head: a sentence's mean over its rows
+        for got, want in ((alone.word_vectors, batched.word_vectors[first:end]),
+                          (alone.sentence_vectors[0], batched.sentence_vectors[t])):
+            assert_float32_close(got, want, float32_bound(want, depth=1, width=rows), "a query vs a batch")
+    assert interpreter_calls == [1, 1, 3]  # the third text: three windows, in one call
+    assert lite_heads == [1, 1]  # the windows were stitched by TensorFlow's head
+
+
+def test_a_function_runs_on_litert_as_it_computes_and_one_it_cannot_run_is_refused():
+    spec = tf.TensorSpec([None, None], tf.float32)
+    fn = tf.function(lambda x, y: {"sum": tf.reduce_sum(x * 2.0 + y, axis=1), "first": x[:, 0]},
+                     input_signature=[spec, spec]).get_concrete_function()
+    lite = litert.LiteFunction(fn)
+    for shape in ((2, 3), (5, 7), (2, 3)):  # a new shape resizes it; the old one still runs
+        rng = np.random.default_rng(shape[1])
+        x, y = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+        want = fn(x, y)
+        out = lite(x, y)
+        assert set(out) == {"sum", "first"}
+        for name in out:
+            assert_float32_close(out[name], want[name].numpy(), float32_bound(want[name].numpy(), depth=2,
+                                                                              width=shape[1]), name)
+    strings = tf.function(lambda s: tf.strings.length(tf.strings.upper(s)),
+                          input_signature=[tf.TensorSpec([None], tf.string)]).get_concrete_function()
+    with pytest.raises(InvalidValue, match="does not convert to LiteRT builtin ops"):
+        litert.LiteFunction(strings)
 
 
 def test_its_vectors_are_a_space_of_their_own(make_checkpoint):
