@@ -215,11 +215,10 @@ class LiteEncoder:
         from bert_tf.streams import cores
 
         self.config = config
-        self._model = model
         self._table = np.ascontiguousarray(word_embeddings, dtype=np.float32)
         self.threads = cores() if threads is None else int(threads)
         self._lock = threading.Lock()  # one interpreter, one call at a time
-        self._interpreter = self._new_interpreter()
+        self._interpreter = interpreter(model, self.threads)
         self._shape: tuple[int, int] | None = None
         # The model's one signature names the traced function's arguments, and its outputs in order
         # (output_0, output_1, ...: `_traced`); the tensors are those of the interpreter's graph.
@@ -241,9 +240,6 @@ class LiteEncoder:
             logger.warning("the converted model kept for %s does not load (%s); converting it again", name, e)
             model, _ = load_or_convert(encoder, name=name, fingerprint=fingerprint, refresh=True)
             return cls(encoder.config, model, table, threads=threads)
-
-    def _new_interpreter(self):
-        return interpreter(self._model, self.threads)
 
     def run(self, ids: np.ndarray, mask: np.ndarray, layers: Sequence[int] | None = None
             ) -> tuple[list[np.ndarray | None], np.ndarray]:
