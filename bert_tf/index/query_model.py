@@ -161,8 +161,7 @@ class QueryModel:
         words, _ = self.embed(sentence)
         matches = [w for w in words if w.text == target]
         if not matches:
-            raise InvalidValue(f"the word {target!r} is not in the query sentence {sentence!r} (its words as the "
-                             f"model sees them: {' '.join(w.text for w in words) or 'none'})")
+            raise _not_in_query(f"the word {target!r}", sentence, words)
         if marked is not None:
             if occurrence is not None:
                 raise InvalidValue("choose the occurrence once: mark it [[like this]] or give occurrence "
@@ -173,10 +172,7 @@ class QueryModel:
                                  f"{target!r}")
             return target, self.normalized(layout.WORDS, chosen[0].vector)
         if occurrence is not None:
-            if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) \
-                    or not 1 <= occurrence <= len(matches):
-                raise InvalidValue(f"occurrence must be from 1 to {len(matches)} ({target!r} occurs {len(matches)} "
-                                 f"time{'s' if len(matches) > 1 else ''} in the query); got {occurrence!r}")
+            _check_occurrence(occurrence, len(matches), repr(target))
             return target, self.normalized(layout.WORDS, matches[occurrence - 1].vector)
         if len(matches) > 1:
             first = matches[0]
@@ -202,16 +198,14 @@ class QueryModel:
         words, _ = self.embed(sentence)
         starts = find_phrase(words, targets)
         if not starts:
-            raise InvalidValue(f"{phrase!r} is not in the query sentence {sentence!r} (its words as the model sees "
-                             f"them: {' '.join(w.text for w in words) or 'none'})")
+            raise _not_in_query(repr(phrase), sentence, words)
         if marked is not None:
             starts = [i for i in starts if marked[0] <= words[i].start and words[i + len(targets) - 1].end <= marked[1]]
             if not starts:
-                raise InvalidValue(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of {phrase!r}")
+                raise InvalidValue(f"the marked span {sentence[marked[0]:marked[1]]!r} is not an occurrence of "
+                                   f"{phrase!r}")
         elif occurrence is not None:
-            if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) \
-                    or not 1 <= occurrence <= len(starts):
-                raise InvalidValue(f"occurrence must be from 1 to {len(starts)}; got {occurrence!r}")
+            _check_occurrence(occurrence, len(starts), repr(phrase))
             starts = starts[occurrence - 1:]
         chosen = words[starts[0]:starts[0] + len(targets)]
         counts = [len(w.pieces) for w in chosen]  # a word's pieces do not depend on its context
@@ -244,6 +238,19 @@ class QueryModel:
         chosen = words[first:stop]
         return pool_span(np.stack([w.vector for w in chosen]), [len(w.pieces) for w in chosen],
                          self.options.subword_pooling)
+
+
+def _not_in_query(what: str, sentence: str, words) -> InvalidValue:
+    """The error for a query sentence without `what` (a word or phrase), naming the words the model sees."""
+    return InvalidValue(f"{what} is not in the query sentence {sentence!r} (its words as the model sees them: "
+                        f"{' '.join(w.text for w in words) or 'none'})")
+
+
+def _check_occurrence(occurrence, count: int, shown: str) -> None:
+    """Raises unless `occurrence` picks one (1-based) of the `count` occurrences of `shown` in the query."""
+    if isinstance(occurrence, bool) or not isinstance(occurrence, (int, np.integer)) or not 1 <= occurrence <= count:
+        raise InvalidValue(f"occurrence must be from 1 to {count} ({shown} occurs {count} "
+                           f"time{'s' if count > 1 else ''} in the query); got {occurrence!r}")
 
 
 def load_stats(directory: Path, name: str) -> VectorStats | None:
