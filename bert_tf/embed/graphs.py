@@ -84,11 +84,46 @@ def encode_graph(encoder, features: dict[str, tuple[tuple[int, ...], str]]):
     return traced(encode, [spec, spec])
 
 
-def traced(fn, signature: list):
-    """`fn` traced for `signature`, as the concrete function every graph here is: traced once, when made,
-    so it serves every batch shape and cannot be traced again. Called directly it skips `tf.function`'s
-    dispatch, which right after a LiteRT call cost 0.25-0.4 ms a call (`OutsideEncode`)."""
-    return tf.function(fn, input_signature=signature, autograph=False).get_concrete_function()
+def traced(fn, signature: list) -> "FunctionCall":
+    """`fn` traced for `signature`, as every graph here is: traced once, when made, so it serves every batch
+    shape and cannot be traced again; called as the op it is (`FunctionCall`)."""
+    return FunctionCall(tf.function(fn, input_signature=signature, autograph=False).get_concrete_function())
+
+
+class FunctionCall:
+    """A concrete function called as the one op TensorFlow registers it as, through the eager executor:
+    what calling the function does, without `tf.function`'s Python around it (binding the arguments to its
+    signature, checking them, the call options). Arguments (a dict as the signature's: its keys in order) are
+    converted to the signature's dtypes; the output has the function's structure. Eagerly and outside a
+    gradient tape only; elsewhere the concrete function is called.
+
+    Why: right after LiteRT's interpreter (and after any pause) every TensorFlow call is slow, its Python
+    too. On the tokenizer after an int8-litert query's interpreter (AMD Zen 4) the concrete function's call
+    took 1.31 ms and this 1.03, warm 0.49 and 0.37 (bench/README.md, "Where a query's time goes").
+    Where this TensorFlow has no such call (`Context.call_function`), the concrete function is called."""
+
+    def __init__(self, concrete):
+        from tensorflow.python.eager import context, record  # the executor's call; no public API runs it
+
+        self.concrete = concrete  # holds the function, so it stays registered with the executor
+        self._name = concrete.name
+        self._captured = list(concrete.captured_inputs)  # the variables and constants it reads, last
+        self._dtypes = [spec.dtype for spec in tf.nest.flatten(concrete.structured_input_signature[0])]
+        structure = concrete.structured_outputs
+        # A dict of tensors (every graph here) is rebuilt from its keys in order, as `tf.nest` orders them.
+        self._keys = sorted(structure) if isinstance(structure, dict) and all(
+            isinstance(v, tf.Tensor) for v in structure.values()) else None
+        self._outputs = len(tf.nest.flatten(structure, expand_composites=True))
+        self._context = context.context()
+        self._recording = record.could_possibly_record  # a gradient tape: the concrete function records the call
+        self._direct = hasattr(self._context, "call_function") and self._keys is not None
+
+    def __call__(self, *args):
+        if not self._direct or not self._context.executing_eagerly() or self._recording():
+            return self.concrete(*args)
+        flat = [x for a in args for x in ([a[k] for k in sorted(a)] if isinstance(a, dict) else (a,))]
+        inputs = [tf.convert_to_tensor(a, d) for a, d in zip(flat, self._dtypes, strict=True)]
+        return dict(zip(self._keys, self._context.call_function(self._name, inputs + self._captured, self._outputs)))
 
 
 class OutsideEncode:
@@ -175,7 +210,7 @@ def tracing_count(graph) -> int:
     an `OutsideEncode`'s once its `combine` has been made, and a `one_call_graph` with a graph of its own."""
     if isinstance(graph, OutsideEncode):
         return int(graph._combine is not None)
-    return int(isinstance(graph, tf.types.experimental.ConcreteFunction) or hasattr(graph, "graph"))
+    return int(isinstance(graph, FunctionCall) or hasattr(graph, "graph"))
 
 
 def one_call_graph(encode, reduce, *, windows: bool = True):
@@ -201,7 +236,7 @@ def one_call_graph(encode, reduce, *, windows: bool = True):
 
         combine_and_reduce = traced(combine_and_reduce, [*encode.signature, vector, vector,
                                                          tf.TensorSpec([], tf.int64)])
-        head = combine_and_reduce if windows else LiteFunction(combine_and_reduce)
+        head = combine_and_reduce if windows else LiteFunction(combine_and_reduce.concrete)
 
         def outside_and_reduce(ids, mask, n, pieces_per_word, span):
             return head(*encode.states(ids, mask), n, pieces_per_word, span)

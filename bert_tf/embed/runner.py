@@ -20,7 +20,7 @@ import numpy as np
 
 from bert_tf.embed import calls as model_calls
 from bert_tf.embed.batching import ModelCall, call_arrays, plan
-from bert_tf.embed.graphs import (encode_graph, head_graph, lay_out, layouts_by_size, one_call_graph,
+from bert_tf.embed.graphs import (FunctionCall, encode_graph, head_graph, lay_out, layouts_by_size, one_call_graph,
                                   size_class, tracing_count)
 from bert_tf.embed.options import ResolvedOptions
 from bert_tf.embed.results import Embeddings, ranges
@@ -36,7 +36,7 @@ class ChunkRunner:
         self.tokenizer = tokenizer
         self._calls = model_calls.CallPool()
         self._graphs: dict[tuple, object] = {}  # `graphs`' graphs, by options (`graph`)
-        self._columns = None  # the tokenizer's `tokenize_columns`, as a concrete function (`tokenize`)
+        self._columns = None  # the tokenizer's `tokenize_columns`, as a `graphs.FunctionCall` (`tokenize`)
         self._lock = threading.Lock()
         self.vocab = np.array(list(tokenizer.vocab), dtype=object)  # id -> piece, vectorised lookups
 
@@ -47,10 +47,10 @@ class ChunkRunner:
 
     def tokenize(self, texts: list[str]) -> Embeddings:
         """The tokenizer's output for `texts`, as the columns of an `Embeddings` without outputs."""
-        if self._columns is None:  # called as a concrete function: as `graphs.traced` says, a query's time
-            self._columns = self.tokenizer.tokenize_columns.get_concrete_function()
-        out = {name: x.numpy() for name, x in
-               self._columns(tf.constant([t.encode("utf-8") for t in texts], tf.string)).items()}
+        if self._columns is None:  # called as the op it is: a query's time (`graphs.FunctionCall`)
+            self._columns = FunctionCall(self.tokenizer.tokenize_columns.get_concrete_function())
+        texts = tf.constant([t.encode("utf-8") for t in texts], tf.string)
+        out = {name: x.numpy() for name, x in self._columns(texts).items()}
         pieces_per_word = out["pieces_per_word"]  # all texts
         piece_ids = out["piece_ids"].astype(np.int32)
         word_splits = out["word_splits"].astype(np.int64)

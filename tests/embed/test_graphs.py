@@ -53,3 +53,39 @@ def test_queries_and_batches_run_graphs_laid_out_for_them_where_kernels_are_kept
     assert other.embed(batch, "word_vectors", batch_size=2).word_vectors.tobytes() == b.tobytes()
     assert other.embed(query, "word_vectors").word_vectors.tobytes() == a.tobytes()
     assert laid_out == (["batch", "query"] if kept else [])
+
+
+def test_a_function_call_runs_the_function_as_one_op_and_falls_back_where_it_must(monkeypatch):
+    """`graphs.FunctionCall` gives what the concrete function gives (a dict argument, numpy and lists
+    converted to the signature's dtypes, a captured variable read), without the concrete function's Python
+    when eager; in a gradient tape or inside another graph it calls the concrete function, which records
+    the gradient and builds the call."""
+    from bert_tf.runtime import tf
+
+    weight = tf.Variable(2.0)
+
+    def fn(features, n):
+        return {"sum": features["b"] * weight + tf.cast(n, tf.float32), "count": tf.size(features["a"])}
+
+    call = graphs.traced(fn, [{"a": tf.TensorSpec([None], tf.string), "b": tf.TensorSpec([None], tf.float32)},
+                              tf.TensorSpec([], tf.int64)])
+    expected = call.concrete({"a": tf.constant(["x", "y"]), "b": tf.constant([1.0, 3.0])}, tf.constant(5, tf.int64))
+    concrete_call = type(call.concrete).__call__
+    calls = []
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return concrete_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(call.concrete), "__call__", counted)
+    got = call({"b": np.array([1.0, 3.0]), "a": [b"x", b"y"]}, np.int64(5))
+    assert sorted(got) == ["count", "sum"] and not calls
+    assert got["sum"].numpy().tolist() == expected["sum"].numpy().tolist() == [7.0, 11.0]
+    assert got["count"].numpy() == expected["count"].numpy() == 2
+
+    with tf.GradientTape() as tape:
+        out = call({"a": tf.constant(["x"]), "b": tf.constant([1.0])}, tf.constant(0, tf.int64))
+    assert calls == [1] and tape.gradient(out["sum"], weight).numpy() == 1.0
+
+    inside = tf.function(lambda b: call({"a": tf.constant(["x"]), "b": b}, tf.constant(1, tf.int64))["sum"])
+    assert inside(tf.constant([4.0])).numpy().tolist() == [9.0] and len(calls) == 2
