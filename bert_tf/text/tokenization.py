@@ -59,6 +59,12 @@ class Word(NamedTuple):
     ids: tuple[int, ...]
 
 
+def _masked(mask, *tensors):
+    """`tf.boolean_mask(t, mask)` of each of `tensors` (1-D, as long as `mask`): one `Where`, a gather each."""
+    kept = tf.where(mask)[:, 0]
+    return [tf.gather(t, kept) for t in tensors]
+
+
 class BertTokenizer(tf.Module):
     """Google's BERT tokenizer as TensorFlow ops, with word offsets.
 
@@ -163,6 +169,30 @@ class BertTokenizer(tf.Module):
             "starts", "ends": int64 [batch, (words)], code-point offsets of each
             word in the original sentence (end exclusive).
         """
+        out = self._columns(sentences)
+
+        def per_sentence(values):
+            return tf.RaggedTensor.from_row_splits(values, out["word_splits"], validate=False)
+
+        pieces = tf.RaggedTensor.from_row_splits(out["piece_ids"], out["piece_splits"], validate=False)
+        return {"pieces": per_sentence(pieces), "words": per_sentence(out["words"]),
+                "starts": per_sentence(out["starts"]), "ends": per_sentence(out["ends"])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
+    def tokenize_columns(self, sentences):
+        """`tokenize` as flat tensors, what the embedder reads (a ragged output costs a short text's call
+        about 0.7 ms more in Python, `bench/README.md`): "piece_ids" int32 [pieces], "pieces_per_word" int64
+        [words], "word_splits" int64 [batch + 1] (each sentence's first word), "words" string [words],
+        "starts" and "ends" int64 [words]."""
+        out = self._columns(sentences)
+        piece_splits = out.pop("piece_splits")
+        out["pieces_per_word"] = piece_splits[1:] - piece_splits[:-1]
+        return out
+
+    def _columns(self, sentences):
+        """`tokenize`'s ops, its outputs as flat tensors: "piece_ids" [pieces] and "piece_splits" [words + 1]
+        (each word's first piece), "words", "starts", "ends" [words], "word_splits" [batch + 1]. A mask of
+        several tensors is one `Where` and a gather each (`_masked`): a query's tokenizer runs few ops."""
         chars = tf.strings.unicode_decode(sentences, "UTF-8", errors="replace")
         cps = chars.flat_values  # [chars] int32, all sentences end to end
         rows = chars.value_rowids()  # [chars] sentence of each char
@@ -171,11 +201,7 @@ class BertTokenizer(tf.Module):
         texts = self._chars.texts(cps, rows, sigma)
 
         # Dropped chars vanish before anything else, so they never split a word.
-        keep = tf.not_equal(classes, DROP)
-        classes = tf.boolean_mask(classes, keep)
-        rows = tf.boolean_mask(rows, keep)
-        positions = tf.boolean_mask(positions, keep)
-        texts = tf.boolean_mask(texts, keep)
+        classes, rows, positions, texts = _masked(tf.not_equal(classes, DROP), classes, rows, positions, texts)
 
         # A word starts at every CJK or punctuation char, and at an ordinary
         # char not preceded (in the same sentence) by an ordinary char.
@@ -184,43 +210,20 @@ class BertTokenizer(tf.Module):
         after_other = tf.concat([[False], other[:-1]], axis=0) & same_row
         starts_word = tf.equal(classes, CJK) | tf.equal(classes, PUNCT) | (other & ~after_other)
         word_ids = tf.cumsum(tf.cast(starts_word, tf.int64)) - 1
-        in_word = tf.not_equal(classes, SPACE)
-        word_ids = tf.boolean_mask(word_ids, in_word)
         num_words = tf.reduce_sum(tf.cast(starts_word, tf.int64))
-        positions = tf.boolean_mask(positions, in_word)
-        words = tf.strings.unsorted_segment_join(tf.boolean_mask(texts, in_word), word_ids, num_words)
+        word_ids, positions, texts, rows = _masked(tf.not_equal(classes, SPACE), word_ids, positions, texts, rows)
+        words = tf.strings.unsorted_segment_join(texts, word_ids, num_words)
         starts = tf.math.unsorted_segment_min(positions, word_ids, num_words)
         ends = tf.math.unsorted_segment_max(positions, word_ids, num_words) + 1
-        word_rows = tf.math.unsorted_segment_min(tf.boolean_mask(rows, in_word), word_ids, num_words)
+        word_rows = tf.math.unsorted_segment_min(rows, word_ids, num_words)
 
         # Words made only of stripped accents disappear, as in the reference.
-        nonempty = tf.strings.length(words) > 0
-        words, starts, ends, word_rows = (
-            tf.boolean_mask(t, nonempty) for t in (words, starts, ends, word_rows)
-        )
+        words, starts, ends, word_rows = _masked(tf.strings.length(words) > 0, words, starts, ends, word_rows)
         nrows = tf.shape(sentences, out_type=tf.int64)[0]
-
-        def per_sentence(values):
-            return tf.RaggedTensor.from_value_rowids(values, word_rows, nrows=nrows, validate=False)
-
-        return {
-            "pieces": per_sentence(self._word_pieces(words)),
-            "words": per_sentence(words),
-            "starts": per_sentence(starts),
-            "ends": per_sentence(ends),
-        }
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
-    def tokenize_columns(self, sentences):
-        """`tokenize` as flat tensors, what the embedder reads (a ragged output costs a short text's call
-        about 0.7 ms more in Python, `bench/README.md`): "piece_ids" int32 [pieces], "pieces_per_word" int64
-        [words], "word_splits" int64 [batch + 1] (each sentence's first word), "words" string [words],
-        "starts" and "ends" int64 [words]."""
-        out = self.tokenize(sentences)
-        pieces = out["pieces"]
-        return {"piece_ids": pieces.flat_values, "pieces_per_word": pieces.values.row_lengths(),
-                "word_splits": pieces.row_splits, "words": out["words"].flat_values,
-                "starts": out["starts"].flat_values, "ends": out["ends"].flat_values}
+        pieces = self._word_pieces(words)
+        word_splits = tf.RaggedTensor.from_value_rowids(words, word_rows, nrows=nrows, validate=False).row_splits
+        return {"piece_ids": pieces.flat_values, "piece_splits": pieces.row_splits, "word_splits": word_splits,
+                "words": words, "starts": starts, "ends": ends}
 
     def _word_pieces(self, words):
         """WordPiece ids of each word; over-long words are one [UNK]. [words] -> [words, (pieces)]."""
