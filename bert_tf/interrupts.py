@@ -2,8 +2,9 @@
 
 The CLI makes SIGTERM and SIGHUP unwind like Ctrl-C (`install_handlers`), so every writer removes its
 temporaries on the way out, and records every such signal and Ctrl-C as it arrives: an interruption that
-lands where Python cannot raise it (a finaliser or callback, whose exceptions Python reports and drops)
-is still known, and `check()` raises it at the next batch and before anything is published.
+lands where Python cannot raise it (a callback, whose exceptions Python reports and drops) is still known,
+and `check()` raises it at the next batch and before anything is published. One that lands in an object's
+`__del__` is raised again as soon as the finaliser has returned.
 
 Code that catches `Exception` to carry on past a failure (the Beam model handler retries a failed batch
 one text at a time) asks `interrupt_behind(error)` first: an interruption that reached it wrapped in an
@@ -13,7 +14,9 @@ be retried as a bad batch.
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 
 #: Signals that end a run the way Ctrl-C does (temporaries removed), with the shell's exit status 128 + N.
 TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -28,7 +31,28 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+def _in_finalizer(frame) -> bool:
+    """Whether `frame` runs inside an object's `__del__` (a garbage collection), where Python would report
+    an exception with its traceback and drop it."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver_again(signum: int) -> None:
+    """Sends `signum` to this process again in a few milliseconds, from another thread (raised from its
+    own handler, a signal's handler runs again at once, still inside the finaliser)."""
+    timer = threading.Timer(0.005, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+
+
 def _on_terminating_signal(signum, frame):
+    if _in_finalizer(frame):  # raised there it is dropped, with a traceback: raise it again once out
+        _deliver_again(signum)
+        return
     _received.append(signum)
     # A second signal must not interrupt the clean-up the first one started.
     signal.signal(signum, signal.SIG_IGN)
@@ -36,6 +60,9 @@ def _on_terminating_signal(signum, frame):
 
 
 def _on_ctrl_c(signum, frame):
+    if _in_finalizer(frame):
+        _deliver_again(signum)
+        return
     _received.append(signum)
     raise KeyboardInterrupt
 

@@ -23,6 +23,7 @@ import stat
 import tempfile
 from typing import IO, Iterable
 
+from bert_tf import interrupts
 from bert_tf.errors import InvalidValue, UserError
 
 logger = logging.getLogger(__name__)
@@ -243,7 +244,9 @@ def _final_mode(final: str) -> int:
 
 
 def commit(temp: str, final: str) -> None:
-    """Gives `temp` the permissions `final` would have and renames it over `final`."""
+    """Gives `temp` the permissions `final` would have and renames it over `final`; first raises an
+    interruption Python dropped where it landed (`interrupts.check`): an interrupted run publishes nothing."""
+    interrupts.check()
     os.chmod(temp, _final_mode(final))
     os.replace(temp, final)
 
