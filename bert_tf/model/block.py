@@ -19,9 +19,6 @@ from bert_tf.model.packing import Packing
 from bert_tf.model.quantize import QuantizedDense, smoothing_scales
 from bert_tf.runtime import keras, tf
 
-#: From how many token rows an inference graph's LayerNorm runs as oneDNN's one kernel (`onednn.layer_norm`),
-#: measured (bench/README.md): below, TensorFlow's ten small ops over the rows take less time than the kernel.
-ONEDNN_NORM_ROWS = 128
 
 def _smoothing(values: Optional[InitialValues], norm: str, kernels: list[str]):
     """The divisors (`quantize.smoothing_scales`) for int8 layers reading LayerNorm `norm`'s output,
@@ -182,18 +179,9 @@ class TransformerBlock(keras.layers.Layer):
         # [tokens, hidden], reshaped to x's own shape: a no-op that lets TensorFlow's graph
         # optimiser prove the residual add's operands alike and fuse it into the matmul.
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x))
-        x = self._norm(self.attention_layer_norm, self._plus_dense(x, self.attention_output, context, dropout, fixed),
-                       fixed)
+        x = self.attention_layer_norm(self._plus_dense(x, self.attention_output, context, dropout, fixed))
         y = self._dense(self.intermediate, x, self.activation, fixed_weights=fixed)
-        return self._norm(self.output_layer_norm, self._plus_dense(x, self.output_dense, y, dropout, fixed), fixed)
-
-    def _norm(self, layer, x, fixed):
-        # `layer(x)`; in an inference graph (`fixed`), oneDNN's one LayerNorm kernel for a call of many rows,
-        # which it normalises faster than `norm.layer_norm`'s ops do (fewer rows: slower; `ONEDNN_NORM_ROWS`).
-        if fixed and not tf.executing_eagerly() and onednn.layer_norm_available():
-            return tf.cond(tf.shape(x)[0] >= ONEDNN_NORM_ROWS,
-                           lambda: onednn.layer_norm(x, layer.gamma, layer.beta, layer.epsilon), lambda: layer(x))
-        return layer(x)
+        return self.output_layer_norm(self._plus_dense(x, self.output_dense, y, dropout, fixed))
 
     def _plus_dense(self, x, layer, inputs, dropout, fixed):
         # x + layer(inputs), dropped out in between while training; otherwise the add runs inside the
@@ -220,7 +208,7 @@ class TransformerBlock(keras.layers.Layer):
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x_low))
         attended = self._drop(self._dense(self.attention_output, context, fixed_weights=fixed), self.hidden_dropout,
                               dropout)
-        x = self._norm(self.attention_layer_norm, x + tf.cast(attended, f32), fixed)
+        x = self.attention_layer_norm(x + tf.cast(attended, f32))
         y = self._dense(self.output_dense, self._dense(self.intermediate, tf.cast(x, low), self.activation,
                                                        fixed_weights=fixed), fixed_weights=fixed)
-        return self._norm(self.output_layer_norm, x + tf.cast(self._drop(y, self.hidden_dropout, dropout), f32), fixed)
+        return self.output_layer_norm(x + tf.cast(self._drop(y, self.hidden_dropout, dropout), f32))

@@ -9,8 +9,6 @@ what an inference graph over weights that do not change wants (`BertEncoder.toke
 fixed_weights=True)`, the embedder's graphs), and never a graph that trains or reloads its weights: the
 copy would go stale. The cost is the copy, one more of each kernel's bytes for the life of the graph.
 
-`layer_norm`: LayerNorm as oneDNN's one kernel, for the same inference graphs.
-
 `node`: any such op, from its name, inputs and attributes (`quantize.onednn_matmul` builds oneDNN's
 int8 matmul the same way).
 """
@@ -28,7 +26,7 @@ FUSED_ACTIVATIONS = {"gelu_erf": "GeluExact", "gelu_tanh": "GeluApproximate", "r
 
 
 def _attr(value) -> "tf.compat.v1.AttrValue":
-    """An attribute value: a dtype, a bool, bytes, an int, a float, or a list of dtypes or of bytes."""
+    """An attribute value: a dtype, a bool, bytes, an int, or a list of dtypes or of bytes."""
     A = tf.compat.v1.AttrValue
     if isinstance(value, tf.DType):
         return A(type=value.as_datatype_enum)
@@ -42,8 +40,6 @@ def _attr(value) -> "tf.compat.v1.AttrValue":
         return A(s=value)
     if isinstance(value, int):
         return A(i=value)
-    if isinstance(value, float):
-        return A(f=value)
     raise TypeError(f"no attribute value for {value!r}")
 
 
@@ -87,38 +83,6 @@ def fixed_weight_dense(x, kernel, bias, activation=None, residual=None):
              "transpose_a": False, "transpose_b": False, "_kernel": b"MklNameChangeOp"}
     inputs = [tf.convert_to_tensor(t) for t in (x, kernel, *args)]  # a variable is read here
     return node("_MklNativeFusedMatMul", inputs, [x.dtype], attrs, "FixedWeightMatMul")[0]
-
-
-def layer_norm(x, gamma, beta, epsilon: float):
-    """LayerNorm over the last axis of float32 `x` `[rows, d]` with `gamma` and `beta` `[d]`, as oneDNN's one
-    kernel (`_MklLayerNorm`, the op TensorFlow's graph rewriter fuses Keras's LayerNorm into): one pass over
-    the rows where `norm.layer_norm`'s ten ops make ten. It computes the same definition (the variance of the
-    centred values), its sums in another order, so to float32 rounding (tests/model/test_onednn.py). No
-    gradient: inference graphs only. Graph mode only."""
-    attrs = {"T": x.dtype, "epsilon": float(epsilon)}
-    inputs = [tf.convert_to_tensor(t) for t in (x, gamma, beta)]  # a variable is read here
-    return node("_MklLayerNorm", inputs, [x.dtype], attrs, "LayerNorm")[0]
-
-
-@functools.lru_cache(maxsize=None)
-def layer_norm_available() -> bool:
-    """True when `layer_norm` runs here: on the CPU with TensorFlow's oneDNN kernels on, where this build
-    has the kernel, asked of TensorFlow itself on one row."""
-    from bert_tf.model.hardware import onednn_settings
-
-    if not onednn_settings()[0] or tf.config.list_physical_devices("GPU"):
-        return False
-
-    @tf.function(autograph=False)
-    def probe(x, gamma, beta):
-        return layer_norm(x, gamma, beta, 0.0)
-
-    with tf.init_scope():
-        try:
-            out = probe(tf.constant([[1.0, 3.0]]), tf.constant([2.0, 1.0]), tf.constant([0.5, 0.0])).numpy()
-            return bool(np.array_equal(out, [[-1.5, 1.0]]))
-        except (tf.errors.OpError, TypeError, ValueError):
-            return False
 
 
 def fusable(activation) -> bool:

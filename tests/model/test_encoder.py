@@ -284,11 +284,6 @@ def test_layer_norm_matches_float64_on_bert_like_activations():
     bound = float32_bound(expected, depth=1, width=768)  # one stage: the mean and variance sums
     assert_float32_close(norm(x).numpy(), expected, bound, "LayerNorm vs float64")
     assert_float32_close(norm(x[None]).numpy()[0], expected, bound, "LayerNorm, any leading shape")
-    from bert_tf.model import onednn
-
-    if onednn.layer_norm_available():  # the inference graphs' kernel computes the same definition
-        fused = tf.function(lambda v: onednn.layer_norm(v, norm.gamma, norm.beta, norm.epsilon))
-        assert_float32_close(fused(x).numpy(), expected, bound, "oneDNN's LayerNorm vs float64")
     for unsupported in (dict(axis=1), dict(center=False), dict(scale=False)):
         with pytest.raises(ValueError, match="last axis with gamma and beta"):
             LayerNorm(**unsupported)
@@ -298,17 +293,15 @@ def test_layer_norm_matches_float64_on_bert_like_activations():
 def test_fixed_weights_keep_oneDNNs_kernels_and_compute_the_same(make_checkpoint, dtype):
     """`token_states(..., fixed_weights=True)` (the embedder's graphs) runs every dense layer as oneDNN's fused
     matmul told that its kernel does not change, so the reordered kernel is kept between calls (a short
-    query about 1.5x faster), with both residual adds still fused, and a call of `ONEDNN_NORM_ROWS` rows or more
-    normalises with oneDNN's one LayerNorm kernel; its states are those of the graph without either: to float32
-    rounding in float32, within one bfloat16 rounding of the output's size in bfloat16."""
+    query about 1.5x faster), with both residual adds still fused; its states are those of the graph without
+    it: to float32 rounding in float32, within one bfloat16 rounding of the output's size in bfloat16."""
     from bert_tf.model import onednn
 
     if not onednn.fixed_weights_available(dtype):
         pytest.skip(f"oneDNN's fused {dtype} matmul is not used here (TF_ENABLE_ONEDNN_OPTS=0, or no AVX-512)")
-    from bert_tf.model.block import ONEDNN_NORM_ROWS
-
     directory, _ = make_checkpoint(num_hidden_layers=3)
     config, encoder = load_encoder(directory, compute_dtype=dtype)
+    batch = random_batch(config, [9, 1, 30, 4], seed=5)
     ids = tf.TensorSpec([None, None], tf.int32)
     plain = tf.function(encoder.token_states, input_signature=[ids, ids])
     fixed = tf.function(lambda i, m: encoder.token_states(i, m, fixed_weights=True), input_signature=[ids, ids])
@@ -317,16 +310,7 @@ def test_fixed_weights_keep_oneDNNs_kernels_and_compute_the_same(make_checkpoint
     assert len(kept) == 6 * config.num_hidden_layers  # query, key, value, attention output, intermediate, output
     if dtype == "float32":
         assert sum(n.attr["fused_ops"].list.s == [b"BiasAdd", b"Add"] for n in kept) == 2 * config.num_hidden_layers
-    # A call of many rows normalises with oneDNN's LayerNorm kernel; a few rows with TensorFlow's ops.
-    fused_norms = [n for f in graph.library.function for n in f.node_def if n.op == "_MklLayerNorm"]
-    assert len(fused_norms) == 2 * config.num_hidden_layers * onednn.layer_norm_available()
     assert not [n for n in plain.get_concrete_function().graph.as_graph_def().node if n.op == "_MklNativeFusedMatMul"]
-    for lengths in ([9, 1, 30, 4], [60, 50, 40, 2]):  # rows under and over ONEDNN_NORM_ROWS
-        assert (sum(lengths) >= ONEDNN_NORM_ROWS) == (lengths[0] == 60)
-        _same_states_fixed_or_not(config, fixed, plain, random_batch(config, lengths, seed=5), dtype)
-
-
-def _same_states_fixed_or_not(config, fixed, plain, batch, dtype):
     args = (batch["input_word_ids"], batch["input_mask"])
     for _ in range(2):  # the second call runs on the kept kernels
         (ours, pooled), (reference, reference_pooled) = fixed(*args), plain(*args)
@@ -341,16 +325,15 @@ def _same_states_fixed_or_not(config, fixed, plain, batch, dtype):
 
 def _graph_ops(function, *args) -> set:
     """Every op type in `function`'s traced graph and in the functions it calls (loops, conditions)."""
-    concrete = getattr(function, "concrete", function)  # a `graphs.FunctionCall`'s concrete function
-    if not isinstance(concrete, tf.types.experimental.ConcreteFunction):
-        concrete = function.get_concrete_function(*args)
+    concrete = function if isinstance(function, tf.types.experimental.ConcreteFunction) else (
+        function.get_concrete_function(*args))
     graph = concrete.graph.as_graph_def()
     return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
 
 
 def test_only_the_embedders_graphs_keep_kernels(make_checkpoint, tmp_path):
     """The embedder's encoder graph fixes the weights; the Keras layer's (it fine-tunes, and reloads weights)
-    and a SavedModel's (served where oneDNN may be off) compute with plain matmuls and LayerNorm's ops."""
+    and a SavedModel's (served where oneDNN may be off) compute with plain matmuls."""
     from bert_tf.embed.graphs import encode_graph
     from bert_tf.keras import WordVectors
     from bert_tf.model import onednn
@@ -360,12 +343,11 @@ def test_only_the_embedders_graphs_keep_kernels(make_checkpoint, tmp_path):
     config, encoder = load_encoder(directory)
     encode = encode_graph(encoder, {"words": ((-1,), "sum")})
     assert ("_MklNativeFusedMatMul" in _graph_ops(encode)) == onednn.fixed_weights_available()
-    assert ("_MklLayerNorm" in _graph_ops(encode)) == onednn.layer_norm_available()
     layer = WordVectors.from_checkpoint(directory)
     texts = tf.TensorSpec([None], tf.string)
-    assert not {"_MklNativeFusedMatMul", "_MklLayerNorm"} & _graph_ops(tf.function(lambda t: layer(t)), texts)
-    exported = (export_saved_model(directory, tmp_path / "bert") / "saved_model.pb").read_bytes()
-    assert b"_MklNativeFusedMatMul" not in exported and b"_MklLayerNorm" not in exported
+    assert "_MklNativeFusedMatMul" not in _graph_ops(tf.function(lambda t: layer(t)), texts)
+    exported = export_saved_model(directory, tmp_path / "bert")
+    assert b"_MklNativeFusedMatMul" not in (exported / "saved_model.pb").read_bytes()
 
 
 def test_a_fixed_weight_matmul_fuses_an_activation_or_a_residual_not_both():
