@@ -325,8 +325,9 @@ def test_fixed_weights_keep_oneDNNs_kernels_and_compute_the_same(make_checkpoint
 
 def _graph_ops(function, *args) -> set:
     """Every op type in `function`'s traced graph and in the functions it calls (loops, conditions)."""
-    concrete = function if isinstance(function, tf.types.experimental.ConcreteFunction) else (
-        function.get_concrete_function(*args))
+    concrete = getattr(function, "concrete", function)  # a `graphs.FunctionCall`'s concrete function
+    if not isinstance(concrete, tf.types.experimental.ConcreteFunction):
+        concrete = function.get_concrete_function(*args)
     graph = concrete.graph.as_graph_def()
     return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
 
