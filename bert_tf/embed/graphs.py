@@ -99,7 +99,7 @@ class FunctionCall:
 
     Why: right after LiteRT's interpreter (and after any pause) every TensorFlow call is slow, its Python
     too. On the tokenizer after an int8-litert query's interpreter (AMD Zen 4) the concrete function's call
-    took 1.31 ms and this 1.03, warm 0.49 and 0.37 (bench/README.md, "Where a query's time goes").
+    took 1.24-1.31 ms and this 1.04, warm 0.45-0.52 and 0.37 (bench/README.md, "The graphs called as ops").
     Where this TensorFlow has no such call (`Context.call_function`), the concrete function is called."""
 
     def __init__(self, concrete):
