@@ -13,11 +13,14 @@ from bert_tf.files.output import AtomicFile
 
 @pytest.fixture
 def handlers():
-    previous = interrupts.install_handlers()
-    assert signal.SIGTERM in previous, "the test runner handles SIGTERM itself"
+    """The CLI's handlers, installed over Python's defaults (whatever an earlier test or library left)."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert set(interrupts.install_handlers()) >= {signal.SIGTERM, signal.SIGINT}
     interrupts.forget()
     yield
-    for signum, handler in previous.items():
+    for signum, handler in saved.items():
         signal.signal(signum, handler)
     interrupts.forget()
 
