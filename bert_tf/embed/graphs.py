@@ -113,7 +113,6 @@ class FunctionCall:
         # A dict of tensors (every graph here) is rebuilt from its keys in order, as `tf.nest` orders them.
         self._keys = sorted(structure) if isinstance(structure, dict) and all(
             isinstance(v, tf.Tensor) for v in structure.values()) else None
-        self._outputs = len(tf.nest.flatten(structure, expand_composites=True))
         self._context = context.context()
         self._recording = record.could_possibly_record  # a gradient tape: the concrete function records the call
         self._direct = hasattr(self._context, "call_function") and self._keys is not None
@@ -123,7 +122,8 @@ class FunctionCall:
             return self.concrete(*args)
         flat = [x for a in args for x in ([a[k] for k in sorted(a)] if isinstance(a, dict) else (a,))]
         inputs = [tf.convert_to_tensor(a, d) for a, d in zip(flat, self._dtypes, strict=True)]
-        return dict(zip(self._keys, self._context.call_function(self._name, inputs + self._captured, self._outputs)))
+        outputs = self._context.call_function(self._name, inputs + self._captured, len(self._keys))
+        return dict(zip(self._keys, outputs))
 
 
 class OutsideEncode:
