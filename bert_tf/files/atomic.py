@@ -34,6 +34,7 @@ import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from bert_tf import interrupts
 from bert_tf.files.targets import check_target
 
 try:
@@ -220,8 +221,10 @@ def remove_leftovers(target: str | os.PathLike) -> list[Path]:
 def replace_dir(new: Path, target: Path) -> None:
     """Renames `new` to `target`; an existing `target` is moved aside first and removed after.
 
-    If the final rename fails, the old `target` is put back.
+    If the final rename fails, the old `target` is put back. First raises an interruption Python dropped
+    where it landed (`interrupts.check`), as `output.commit` does for a file: an interrupted run publishes nothing.
     """
+    interrupts.check()
     if not target.exists() and not target.is_symlink():
         os.rename(new, target)
         return

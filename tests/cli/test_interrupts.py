@@ -8,6 +8,7 @@ import time
 import pytest
 
 from bert_tf import interrupts
+from bert_tf.files.atomic import staged_directory
 from bert_tf.files.output import AtomicFile
 
 
@@ -53,18 +54,28 @@ def test_a_signal_that_lands_in_a_finalizer_is_raised_once_the_finalizer_has_ret
     assert "Exception ignored" not in capfd.readouterr().err
 
 
-def test_an_interrupted_run_publishes_nothing(handlers, tmp_path):
-    """An interruption that Python dropped where it landed (`interrupts.check`) still stops the file from
-    replacing its target: the old file stays, the temporary goes."""
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_an_interrupted_run_publishes_nothing(handlers, tmp_path, kind):
+    """An interruption that Python dropped where it landed (`interrupts.check`) still stops a file or a folder
+    (an index, a checkpoint) from replacing its target: the old one stays, the temporaries go."""
     target = tmp_path / "vectors.jsonl"
     target.write_text("an earlier run\n")
     with pytest.raises(interrupts.Terminated):
-        with AtomicFile(target, "w", encoding="utf-8") as f:
-            f.write("{}\n")
-            try:
-                os.kill(os.getpid(), signal.SIGTERM)
-                _busy()
-            except interrupts.Terminated:
-                pass  # caught and dropped, as a callback's exception is
+        if kind == "file":
+            with AtomicFile(target, "w", encoding="utf-8") as f:
+                f.write("{}\n")
+                _dropped_sigterm()
+        else:
+            with staged_directory(tmp_path / "index") as staging:
+                (staging / "words.npy").write_bytes(b"")
+                _dropped_sigterm()
     assert target.read_text() == "an earlier run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.jsonl"]
+
+
+def _dropped_sigterm():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        _busy()
+    except interrupts.Terminated:
+        pass  # caught and dropped, as a callback's exception is
