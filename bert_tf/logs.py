@@ -8,6 +8,7 @@ chose, say), and carry `extra={ANNOUNCE: True}` so the CLI's handler lets them t
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 #: The `LogRecord` attribute that marks an info line the CLI shows without `--verbose`.
@@ -42,6 +43,28 @@ class quiet_root_logging:  # noqa: N801 - used as a context manager, reads like 
         if self._handler is not None:
             root.removeHandler(self._handler)
         return False
+
+
+#: The environment variable that lets TensorFlow's and gRPC's own C++ logging through (the CLI's `--verbose`).
+VERBOSE_ENV = "BERT_TF_VERBOSE_TF"
+
+
+def quiet_native_logs(environ=None) -> None:
+    """Keeps the C++ libraries' own log lines off the terminal, unless `BERT_TF_VERBOSE_TF=1`.
+
+    Call it before TensorFlow or gRPC loads: each reads its level once, then.
+    * TensorFlow (`TF_CPP_MIN_LOG_LEVEL=3`): its errors too; a failing op raises in Python with the same
+      message, and the rest is advice for TensorFlow's developers (see `bert_tf.runtime`).
+    * gRPC (`GRPC_VERBOSITY=NONE`), which Beam's runners load: its event engine logs
+      "E... ev_epoll1_linux.cc ... epoll_wait error: Bad file descriptor" when a Ctrl-C stops a
+      pipeline while its poller still runs, under the CLI's one line "bert-tf: interrupted".
+    Both are `setdefault`: a user's own setting wins.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(VERBOSE_ENV) == "1":
+        return
+    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 
 _said: set[str] = set()

@@ -30,10 +30,16 @@ EMBED = ("import sys\nfrom bert_tf import BertEmbedder\n"
          "    assert embedder.sentence_vectors(['a b c', 'd']).shape[0] == 2\n")
 
 
+#: gRPC, which Beam's runners load, logging an error of its own: a port it cannot bind ("E... add_port.cc").
+GRPC_PROBE = ("import concurrent.futures\nimport bert_tf.beam\nimport grpc\n"
+              "server = grpc.server(concurrent.futures.ThreadPoolExecutor(1))\n"
+              "try:\n    server.add_insecure_port('256.1.1.1:99999')\nexcept RuntimeError:\n    pass\n")
+
+
 def user_environment(**extra) -> dict:
     """The environment of a user who set nothing (the test session sets TensorFlow's log level itself)."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("TF_CPP_MIN_LOG_LEVEL", "BERT_TF_VERBOSE_TF", "ONEDNN_MAX_CPU_ISA")}
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "GRPC_VERBOSITY", "BERT_TF_VERBOSE_TF", "ONEDNN_MAX_CPU_ISA")}
     return {**env, **extra}
 
 
@@ -53,6 +59,14 @@ def test_tensorflow_errors_and_warnings_after_the_import_stay_off_stderr():
 def test_verbose_shows_what_tensorflow_logs():
     proc = run(PROBE, BERT_TF_VERBOSE_TF="1")
     assert re.search(r"^E\d{4} .*DT_HALF only on platforms with AVX-512 \(probe\)", proc.stderr, re.MULTILINE)
+
+
+def test_grpcs_errors_stay_off_stderr_unless_verbose():
+    """A Ctrl-C that stops a Beam pipeline while gRPC's poller runs made it log "epoll_wait error: Bad file
+    descriptor" under the CLI's one line; the probe is another of its error lines, made on purpose."""
+    pytest.importorskip("apache_beam")
+    assert not TF_LOG_LINE.search(run(GRPC_PROBE).stderr)
+    assert re.search(r"^E\d{4} .*add_port", run(GRPC_PROBE, BERT_TF_VERBOSE_TF="1").stderr, re.MULTILINE)
 
 
 def test_float16_prints_no_tensorflow_line_and_bert_tfs_own_warning_at_most_once(make_checkpoint):

@@ -39,8 +39,9 @@ def require_beam() -> None:
                           f"install them with: {INSTALL_HINT}") from None
 
 
-from bert_tf.logs import quiet_root_logging  # noqa: E402
+from bert_tf.logs import quiet_native_logs, quiet_root_logging  # noqa: E402
 
+quiet_native_logs()  # before Beam loads gRPC, which reads its log level then
 with quiet_root_logging():  # Beam logs "apitools not found" on the root logger when it is imported
     require_beam()
 

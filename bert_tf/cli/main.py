@@ -25,6 +25,7 @@ import sys
 from bert_tf.cli import beam, commands, download, index  # none imports TensorFlow, Beam or faiss
 from bert_tf import interrupts
 from bert_tf.errors import UserError
+from bert_tf.logs import VERBOSE_ENV
 from bert_tf.streams import ENV as STREAMS_ENV, process_streams_for
 
 #: The modules that define the sub-commands, in `--help` order. Each has `add_commands(add)`, which
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     if args.verbose:
-        os.environ.setdefault("BERT_TF_VERBOSE_TF", "1")
+        os.environ.setdefault(VERBOSE_ENV, "1")
     size_thread_pools(args)
     _configure_logging(args.verbose)
     from bert_tf.files.targets import command_line_spelling
