@@ -197,12 +197,13 @@ class TransformerBlock(keras.layers.Layer):
         x_low = tf.cast(x, low)
         q, k, v = (packing.to_heads(self._dense(layer, x_low, fixed_weights=fixed), self.num_heads)  # gathers move
                    for layer in (self.query, self.key, self.value))                                  # half the bytes
-        # The scale goes on q (exact for head sizes that are powers of 4) rather than on the scores,
-        # so scores are rounded once, by the matmul. oneDNN's softmax reads and writes bfloat16
-        # but computes its max, exponentials and sum in float32; the adder is 0 or -10000, and
+        # As in float32, oneDNN's rewriter fuses the scale and the adder into the score matmul
+        # (`_MklFusedBatchMatMulV2`, in bfloat16 too): they apply to its float32 accumulator, and the
+        # scores are rounded once. Unfused (oneDNN off) the scale is exact for head sizes that are powers
+        # of 4, and an allowed position's adder is 0: the same scores. oneDNN's softmax reads and writes
+        # bfloat16 but computes its max, exponentials and sum in float32; the adder is 0 or -10000, and
         # rounding the latter still gives an exact 0 weight.
-        q = q * tf.constant(1.0 / math.sqrt(self.head_size), low)
-        scores = tf.matmul(q, k, transpose_b=True)
+        scores = tf.matmul(q, k, transpose_b=True) * tf.constant(1.0 / math.sqrt(self.head_size), low)
         probs = tf.nn.softmax(scores + tf.cast(attention_adder, low), axis=-1)
         probs = self._drop(probs, self.attention_dropout, dropout)
         context = tf.reshape(packing.from_heads(tf.matmul(probs, v), self.num_heads), tf.shape(x_low))

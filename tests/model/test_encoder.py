@@ -231,10 +231,10 @@ def _onednn_enabled() -> bool:
     return _pywrap_util_port.IsMklEnabled()
 
 
-def _optimized_op_counts_of_both_forwards(make_checkpoint, layers: int):
+def _optimized_op_counts_of_both_forwards(make_checkpoint, layers: int, compute_dtype: str = "float32"):
     """`(config, [op counts of the unpadded forward, of the padded forward])` on a small batch."""
     directory, _ = make_checkpoint(num_hidden_layers=layers)
-    config, encoder = load_encoder(directory)
+    config, encoder = load_encoder(directory, compute_dtype=compute_dtype)
     batch = random_batch(config, [7, 3], seed=6)
     ids = tf.TensorSpec([None, None], tf.int32)
     unpadded = tf.function(encoder.token_states, input_signature=[ids, ids])
@@ -245,13 +245,19 @@ def _optimized_op_counts_of_both_forwards(make_checkpoint, layers: int):
 
 
 @pytest.mark.skipif(not _onednn_enabled(), reason="the fusion is oneDNN's (TF_ENABLE_ONEDNN_OPTS=0 here)")
-def test_attention_scale_and_mask_fuse_into_the_score_matmul(make_checkpoint):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_attention_scale_and_mask_fuse_into_the_score_matmul(make_checkpoint, dtype):
     """scores * scale + mask must reach oneDNN as one fused batch matmul per layer, in the padded
-    and in the unpadded forward; it only fuses when the mask's [batch, 1, 1, seq] shape is
-    statically known (see `attention_adder_for`), and otherwise costs two extra passes over the scores."""
-    config, forwards = _optimized_op_counts_of_both_forwards(make_checkpoint, layers=2)
+    and in the unpadded forward, in float32 and bfloat16; it only fuses when the mask's [batch, 1, 1, seq]
+    shape is statically known (see `attention_adder_for`), and otherwise costs two extra passes over the
+    scores (in bfloat16, TensorFlow's slow elementwise kernels: 1.1x the score step's time)."""
+    from bert_tf.model.onednn import fixed_weights_available
+
+    if not fixed_weights_available(dtype):
+        pytest.skip(f"oneDNN does not run {dtype} matmuls on this CPU")
+    config, forwards = _optimized_op_counts_of_both_forwards(make_checkpoint, layers=2, compute_dtype=dtype)
     for ops in forwards:
-        assert ops["_MklFusedBatchMatMulV2"] == config.num_hidden_layers, dict(ops)
+        assert ops["_MklFusedBatchMatMulV2+Mul+Add"] == config.num_hidden_layers, dict(ops)
 
 
 @pytest.mark.skipif(not _onednn_enabled(), reason="the fusion is oneDNN's (TF_ENABLE_ONEDNN_OPTS=0 here)")
