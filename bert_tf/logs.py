@@ -49,22 +49,28 @@ class quiet_root_logging:  # noqa: N801 - used as a context manager, reads like 
 VERBOSE_ENV = "BERT_TF_VERBOSE_TF"
 
 
-def quiet_native_logs(environ=None) -> None:
-    """Keeps the C++ libraries' own log lines off the terminal, unless `BERT_TF_VERBOSE_TF=1`.
+#: The environment variable and level that keep each C++ library's own log lines off the terminal; each
+#: library reads it once, when it loads.
+NATIVE_QUIET = {
+    # Its errors too: a failing op raises in Python with the same message, and the rest is advice for
+    # TensorFlow's developers (see `bert_tf.runtime`).
+    "tensorflow": ("TF_CPP_MIN_LOG_LEVEL", "3"),
+    # Beam's runners load gRPC; its event engine logs "E... ev_epoll1_linux.cc ... epoll_wait error: Bad file
+    # descriptor" when a Ctrl-C stops a pipeline while its poller still runs, under the CLI's one line.
+    "grpc": ("GRPC_VERBOSITY", "NONE"),
+}
 
-    Call it before TensorFlow or gRPC loads: each reads its level once, then.
-    * TensorFlow (`TF_CPP_MIN_LOG_LEVEL=3`): its errors too; a failing op raises in Python with the same
-      message, and the rest is advice for TensorFlow's developers (see `bert_tf.runtime`).
-    * gRPC (`GRPC_VERBOSITY=NONE`), which Beam's runners load: its event engine logs
-      "E... ev_epoll1_linux.cc ... epoll_wait error: Bad file descriptor" when a Ctrl-C stops a
-      pipeline while its poller still runs, under the CLI's one line "bert-tf: interrupted".
-    Both are `setdefault`: a user's own setting wins.
-    """
-    environ = os.environ if environ is None else environ
-    if environ.get(VERBOSE_ENV) == "1":
+
+def quiet_native_logs(*libraries: str) -> None:
+    """Keeps `libraries`' (keys of `NATIVE_QUIET`) own C++ log lines off the terminal, unless
+    `BERT_TF_VERBOSE_TF=1`. Call it before the library loads. `setdefault`: a user's own setting wins.
+    Only the libraries bert_tf itself starts: gRPC is quieted where Beam runs (`bert_tf.beam`), so a
+    program that imports bert_tf to embed keeps its own gRPC services' logging."""
+    if os.environ.get(VERBOSE_ENV) == "1":
         return
-    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    environ.setdefault("GRPC_VERBOSITY", "NONE")
+    for library in libraries:
+        name, level = NATIVE_QUIET[library]
+        os.environ.setdefault(name, level)
 
 
 _said: set[str] = set()

@@ -33,7 +33,7 @@ from bert_tf.streams import configure_thread_pools
 # TF_CPP_MIN_LOG_LEVEL=3 keeps TensorFlow's C++ ERROR lines off the terminal too (e.g. oneDNN's "E0000 ...
 # supports DT_HALF only on platforms with AVX-512" for float16, which is a notice, not a failure: real failures
 # raise in Python); with --verbose (BERT_TF_VERBOSE_TF=1) TensorFlow logs as it would on its own.
-quiet_native_logs()
+quiet_native_logs("tensorflow")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 #: The streams this process's intra-op and inter-op pools are sized for (`BERT_TF_STREAMS`; 1: TensorFlow's own).
 STREAMS = configure_thread_pools()

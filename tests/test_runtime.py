@@ -67,6 +67,9 @@ def test_grpcs_errors_stay_off_stderr_unless_verbose():
     pytest.importorskip("apache_beam")
     assert not TF_LOG_LINE.search(run(GRPC_PROBE).stderr)
     assert re.search(r"^E\d{4} .*add_port", run(GRPC_PROBE, BERT_TF_VERBOSE_TF="1").stderr, re.MULTILINE)
+    # A program that imports bert_tf to embed, not Beam, keeps its own gRPC services' errors.
+    library_only = GRPC_PROBE.replace("import bert_tf.beam", "import bert_tf.runtime")
+    assert re.search(r"^E\d{4} .*add_port", run(library_only).stderr, re.MULTILINE)
 
 
 def test_float16_prints_no_tensorflow_line_and_bert_tfs_own_warning_at_most_once(make_checkpoint):

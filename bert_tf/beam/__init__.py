@@ -41,7 +41,7 @@ def require_beam() -> None:
 
 from bert_tf.logs import quiet_native_logs, quiet_root_logging  # noqa: E402
 
-quiet_native_logs()  # before Beam loads gRPC, which reads its log level then
+quiet_native_logs("grpc")  # before Beam loads gRPC, which reads its log level then
 with quiet_root_logging():  # Beam logs "apitools not found" on the root logger when it is imported
     require_beam()
 
