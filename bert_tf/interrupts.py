@@ -9,7 +9,8 @@ and `check()` raises it at the next batch and before anything is published. One 
 Code that catches `Exception` to carry on past a failure (the Beam model handler retries a failed batch
 one text at a time) asks `interrupt_behind(error)` first: an interruption that reached it wrapped in an
 ordinary exception (by TensorFlow or Beam, which at times keep only its message) must end the run, not
-be retried as a bad batch.
+be retried as a bad batch. Nor is a batch whose calls Python's exit stopped (`Exiting`): a Beam worker process
+gets the terminal's Ctrl-C too, its main thread ends, and the batch its worker thread runs fails for that alone.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def _on_ctrl_c(signum, frame):
         return
     _received.append(signum)
     raise KeyboardInterrupt
+
+
+class Exiting(KeyboardInterrupt):
+    """Python is exiting, so its thread pools take no more work (a Beam worker process whose main thread a
+    Ctrl-C ended, while a worker thread still runs a batch): unwinds like Ctrl-C, not as that batch's error."""
 
 
 def install_handlers() -> dict:

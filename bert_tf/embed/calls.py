@@ -15,6 +15,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator, TypeVar
 
+from bert_tf.interrupts import Exiting
+
 T = TypeVar("T")
 
 
@@ -44,7 +46,10 @@ def in_order(pool: ThreadPoolExecutor, fn: Callable[[int], T], count: int, ahead
     futures: collections.deque[Future] = collections.deque()
     try:
         for c in range(count):
-            futures.append(pool.submit(fn, c))
+            try:
+                futures.append(pool.submit(fn, c))
+            except RuntimeError as error:  # a pool refuses work once Python is exiting (CallPool shuts none down)
+                raise Exiting(f"the model calls stopped: {error}") from error
             if len(futures) >= ahead:
                 yield futures.popleft().result()
         while futures:

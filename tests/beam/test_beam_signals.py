@@ -42,3 +42,37 @@ def test_a_signal_during_the_pipeline_is_one_line_and_leaves_nothing(tmp_path, b
     assert process.returncode == code, err.decode()[-2000:]
     assert err.decode().strip().splitlines() == [line]
     assert sorted(os.listdir(tmp_path)) == ["big.txt"]  # no final name, no staging folder
+
+
+#: A Beam worker process after the terminal's Ctrl-C: its main thread has ended and Python's exit has shut the
+#: thread pools down, while a worker thread still runs a batch (the embedder runs its calls on a pool).
+DYING_WORKER = """
+import sys, threading, time
+from bert_tf.beam.handler import BertModelHandler, EmbedSpec
+handler = BertModelHandler(EmbedSpec(sys.argv[1]))
+model = handler.load_model()
+model.streams = 2  # its calls on a thread pool, as on any machine of two cores or more
+batch = [(str(i), "the bank of the river was muddy after the rain " * (1 + i % 9)) for i in range(120)]
+assert len(list(handler.run_inference(batch, model))) == len(batch)  # while the process runs
+def late():
+    threading.main_thread().join()
+    time.sleep(0.5)  # Python's exit has now shut the thread pools down
+    try:
+        out = list(handler.run_inference(batch, model))
+        print("RESULT returned", len(out), flush=True)
+    except BaseException as e:
+        print("RESULT raised", type(e).__name__, flush=True)
+threading.Thread(target=late).start()
+"""
+
+
+@pytest.mark.slow
+def test_a_batch_in_an_ending_worker_process_fails_the_bundle_and_is_not_retried_text_by_text(beam_checkpoint):
+    """A Ctrl-C during `beam-embed --direct_running_mode multi_processing` reaches the worker processes too.
+    Before, a worker's batch failed there ("cannot schedule new futures after shutdown"), was logged as a bad
+    batch above "bert-tf: interrupted" and its texts retried one at a time in a process that was going away;
+    now the calls' pool raises `interrupts.Exiting`, which unwinds like Ctrl-C."""
+    proc = subprocess.run([sys.executable, "-c", DYING_WORKER, str(beam_checkpoint)], capture_output=True,
+                          text=True, timeout=300)
+    assert "RESULT raised Exiting" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert "one at a time" not in proc.stderr, proc.stderr[-3000:]
