@@ -42,17 +42,20 @@ def _in_finalizer(frame) -> bool:
     return False
 
 
-def _deliver_again(signum: int) -> None:
-    """Sends `signum` to this process again in a few milliseconds, from another thread (raised from its
-    own handler, a signal's handler runs again at once, still inside the finaliser)."""
+def _postponed(signum: int, frame) -> bool:
+    """True when the signal landed in a finaliser (`_in_finalizer`), where raising it would drop it: it is
+    then sent to this process again in a few milliseconds, from another thread (sent from its own handler,
+    it would run again at once, still inside the finaliser), and raised once the finaliser has returned."""
+    if not _in_finalizer(frame):
+        return False
     timer = threading.Timer(0.005, os.kill, (os.getpid(), signum))
     timer.daemon = True
     timer.start()
+    return True
 
 
 def _on_terminating_signal(signum, frame):
-    if _in_finalizer(frame):  # raised there it is dropped, with a traceback: raise it again once out
-        _deliver_again(signum)
+    if _postponed(signum, frame):
         return
     _received.append(signum)
     # A second signal must not interrupt the clean-up the first one started.
@@ -61,8 +64,7 @@ def _on_terminating_signal(signum, frame):
 
 
 def _on_ctrl_c(signum, frame):
-    if _in_finalizer(frame):
-        _deliver_again(signum)
+    if _postponed(signum, frame):
         return
     _received.append(signum)
     raise KeyboardInterrupt
